@@ -1,0 +1,1 @@
+"""Faust agents, one module per stage of the flow; thin adapters over the pure logic."""

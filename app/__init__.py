@@ -1,0 +1,1 @@
+"""Vigil: real-time DevSecOps telemetry processing on Faust and Apache Kafka."""

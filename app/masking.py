@@ -1,0 +1,92 @@
+"""Mask secrets and personal data in everything Vigil emits.
+
+Applied to every canonical event before it leaves the adapter layer, so nothing downstream
+(topics, tables, logs, the web view) ever holds the clear value. Masks keep a short, non-
+reversible hint of what was there (`[email]`, `AKIA****[aws-key]`) so analysts can still tell
+alerts apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+_AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
+_AWS_SECRET_ASSIGN = re.compile(
+    r"(?i)(aws_secret_access_key|secretaccesskey|aws_secret|secret_key)"
+    r"(\s*[:=]\s*|\"\s*:\s*\"|\s+)([A-Za-z0-9/+=]{40})\b"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|token)\s+([A-Za-z0-9\-._~+/]{8,}=*)")
+_AUTH_BASIC = re.compile(r"(?i)\b(basic)\s+([A-Za-z0-9+/]{8,}=*)")
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
+)
+#: `--password=x`, `-p x` style flags and `password=x` / `token: x` assignments.
+_SECRET_FLAG = re.compile(
+    r"(?i)(--?(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key|auth)"
+    r"(?:[=\s]+))(\"[^\"]*\"|'[^']*'|\S+)"
+)
+_SECRET_ASSIGN = re.compile(
+    r"(?i)\b((?:[A-Za-z_]*_)?(?:password|passwd|pwd|secret|token|api[-_]?key|access[-_]?key)"
+    r"\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;\"']+)"
+)
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@")
+_GITHUB_TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b")
+_SLACK_TOKEN = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")
+_IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
+
+#: Keys whose whole value is a secret, whatever it looks like.
+SECRET_KEYS = re.compile(
+    r"(?i)^(password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|"
+    r"api_?key|private_?key|secret_?access_?key|authorization|cookie|set-cookie|"
+    r"x-api-key|session_?token|credentials?)$"
+)
+
+MASK = "****"
+
+
+@dataclass(frozen=True, slots=True)
+class MaskingPolicy:
+    """What to mask. `enabled`: master switch; `mask_ips`: also mask IPv4 addresses."""
+
+    enabled: bool = True
+    mask_ips: bool = False
+
+
+def mask_text(text: str, policy: MaskingPolicy) -> str:
+    """Mask every secret and piece of personal data found in one string."""
+    if not policy.enabled or not text:
+        return text
+    out = _PRIVATE_KEY.sub("[private-key]", text)
+    out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}:{MASK}@", out)
+    out = _AWS_SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}[aws-secret]", out)
+    out = _AWS_ACCESS_KEY.sub(lambda m: f"{m.group(1)}{MASK}[aws-key]", out)
+    out = _GITHUB_TOKEN.sub(f"{MASK}[github-token]", out)
+    out = _SLACK_TOKEN.sub(f"{MASK}[slack-token]", out)
+    out = _JWT.sub(f"{MASK}[jwt]", out)
+    out = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", out)
+    out = _AUTH_BASIC.sub(lambda m: f"{m.group(1)} {MASK}", out)
+    out = _SECRET_FLAG.sub(lambda m: f"{m.group(1)}{MASK}", out)
+    out = _SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{MASK}", out)
+    out = _EMAIL.sub("[email]", out)
+    if policy.mask_ips:
+        out = _IPV4.sub("[ip]", out)
+    return out
+
+
+def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any:
+    """Mask strings anywhere inside a JSON-like value; values under secret-named keys go whole."""
+    if not policy.enabled:
+        return value
+    if key is not None and SECRET_KEYS.match(key) and isinstance(value, str | int | float):
+        return MASK if value not in ("", None) else value
+    if isinstance(value, str):
+        return mask_text(value, policy)
+    if isinstance(value, dict):
+        return {k: mask_value(v, policy, k if isinstance(k, str) else None) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v, policy) for v in value]
+    return value

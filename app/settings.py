@@ -1,0 +1,110 @@
+"""Every Vigil setting in one place, read from the environment, each with its default.
+
+Faust's own variables (`BROKER_URL`, `WEB_HOST`, `WEB_PORT`, `APP_DATADIR`,
+`PROCESSING_GUARANTEE`, `TABLE_STANDBY_REPLICAS`, ...) keep working: Faust reads them itself
+and an environment value beats the default passed in code. Vigil's own knobs use `VIGIL_`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Vigil's settings. Build with `Settings.from_env()`; fields are documented inline."""
+
+    #: Faust app id, also the consumer group id. Env `VIGIL_APP_ID`. Default `vigil`.
+    app_id: str = "vigil"
+    #: Kafka bootstrap servers. Env `BROKER_URL` (Faust's own). Default `kafka://127.0.0.1:9092`.
+    broker_url: str = "kafka://127.0.0.1:9092"
+    #: Table store. Env `VIGIL_STORE`. Default `rocksdb://` (rocksdict when installed).
+    store: str = "rocksdb://"
+    #: Faust data dir (RocksDB state). Env `APP_DATADIR` (Faust's own). Default `<repo>/var/data`.
+    datadir: str = str(REPO_ROOT / "var" / "data")
+    #: Web view bind address. Env `WEB_BIND` (Faust's own). Default `127.0.0.1`.
+    web_bind: str = "127.0.0.1"
+    #: Host name other workers use to reach this one. Env `WEB_HOST`. Default `127.0.0.1`.
+    web_host: str = "127.0.0.1"
+    #: Web view port. Env `WEB_PORT` (Faust's own). Default `6066`.
+    web_port: int = 6066
+    #: Partitions of every Vigil topic (raw and downstream). Env `VIGIL_PARTITIONS`. Default 4.
+    partitions: int = 4
+    #: Replication factor of created topics. Env `VIGIL_REPLICAS`. Default 1 (single broker).
+    replicas: int = 1
+    #: `at_least_once` or `exactly_once`. Env `PROCESSING_GUARANTEE`. Default `at_least_once`.
+    processing_guarantee: str = "at_least_once"
+    #: Prefix for every topic name (isolates tests/tenants). Env `VIGIL_TOPIC_PREFIX`. Default "".
+    topic_prefix: str = ""
+    #: Largest raw record accepted (bytes). Env `VIGIL_MAX_RECORD_BYTES`. Default 1 MiB.
+    max_record_bytes: int = 1_048_576
+    #: Deepest JSON nesting accepted. Env `VIGIL_MAX_DEPTH`. Default 64.
+    max_depth: int = 64
+    #: Mask secrets and personal data in outputs. Env `VIGIL_MASKING`. Default true.
+    masking: bool = True
+    #: Also mask IPv4 addresses. Env `VIGIL_MASK_IPS`. Default false.
+    mask_ips: bool = False
+    #: Where the shared fixtures and NAB data live. Env `VIGIL_SHARED_DIR`. Default `../shared`.
+    shared_dir: str = str(REPO_ROOT.parent / "shared")
+    #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every setting from the environment, falling back to the documented default."""
+        d = cls()
+        return cls(
+            app_id=_env("VIGIL_APP_ID", d.app_id),
+            broker_url=_env("BROKER_URL", d.broker_url),
+            store=_env("VIGIL_STORE", d.store),
+            datadir=_env("APP_DATADIR", d.datadir),
+            web_bind=_env("WEB_BIND", d.web_bind),
+            web_host=_env("WEB_HOST", d.web_host),
+            web_port=_env_int("WEB_PORT", d.web_port),
+            partitions=_env_int("VIGIL_PARTITIONS", d.partitions),
+            replicas=_env_int("VIGIL_REPLICAS", d.replicas),
+            processing_guarantee=_env("PROCESSING_GUARANTEE", d.processing_guarantee),
+            topic_prefix=_env("VIGIL_TOPIC_PREFIX", d.topic_prefix),
+            max_record_bytes=_env_int("VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
+            max_depth=_env_int("VIGIL_MAX_DEPTH", d.max_depth),
+            masking=_env_bool("VIGIL_MASKING", d.masking),
+            mask_ips=_env_bool("VIGIL_MASK_IPS", d.mask_ips),
+            shared_dir=_env("VIGIL_SHARED_DIR", d.shared_dir),
+            log_level=_env("VIGIL_LOG_LEVEL", d.log_level),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """`broker_url` without the `kafka://` scheme, as aiokafka wants it."""
+        return ",".join(
+            url.strip().removeprefix("kafka://") for url in self.broker_url.split(";")
+        ).replace(";", ",")

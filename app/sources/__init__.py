@@ -1,0 +1,1 @@
+"""Source adapters: raw telemetry records in, canonical events out (Faust-free)."""

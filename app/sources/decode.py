@@ -1,0 +1,73 @@
+"""Raw bytes to a decoded document, with the limits that keep a worker safe from hostile input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.sources.errors import ErrorCode, NormalizeError
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Input limits. `max_bytes`: largest record accepted; `max_depth`: deepest nesting."""
+
+    max_bytes: int = 1_048_576
+    max_depth: int = 64
+
+
+def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) -> Any:
+    """Decode one raw record: size check, UTF-8, JSON, nesting depth.
+
+    With `allow_text`, a record that is valid UTF-8 but not JSON is returned as a `str` (for
+    text formats such as the Prometheus exposition format) instead of failing.
+    """
+    if len(raw) > limits.max_bytes:
+        raise NormalizeError(
+            ErrorCode.TOO_LARGE, f"record is {len(raw)} bytes, over the {limits.max_bytes} limit"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NormalizeError(
+            ErrorCode.INVALID_UTF8, f"record is not UTF-8 (byte {exc.start})"
+        ) from None
+    if not text.strip():
+        raise NormalizeError(ErrorCode.EMPTY, "record is empty")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise NormalizeError(
+                ErrorCode.TOO_DEEP, f"nesting deeper than {limits.max_depth} levels"
+            ) from None
+        if allow_text:
+            return text
+        raise NormalizeError(ErrorCode.MALFORMED_JSON, f"invalid JSON: {exc}") from None
+    if nesting_depth(doc, limits.max_depth) > limits.max_depth:
+        raise NormalizeError(ErrorCode.TOO_DEEP, f"nesting deeper than {limits.max_depth} levels")
+    return doc
+
+
+def nesting_depth(doc: Any, stop_after: int) -> int:
+    """Depth of nested arrays/objects in `doc`; stops counting once past `stop_after`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop_after:
+                return deepest
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return deepest

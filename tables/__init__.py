@@ -1,0 +1,1 @@
+"""State: Faust table definitions and the Faust-free logic that updates them."""
