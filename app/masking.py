@@ -86,7 +86,9 @@ def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any
     if isinstance(value, str):
         return mask_text(value, policy)
     if isinstance(value, dict):
-        return {k: mask_value(v, policy, k if isinstance(k, str) else None) for k, v in value.items()}
+        return {
+            k: mask_value(v, policy, k if isinstance(k, str) else None) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [mask_value(v, policy) for v in value]
     return value

@@ -78,8 +78,10 @@ def test_secrets_in_cmdline_are_masked():
         (b'{"rule": 1, "priority": "Warning", "output": "x"}', ErrorCode.WRONG_TYPE),
         (b'{"rule": "r", "priority": "Warning", "output": "x"}', ErrorCode.MISSING_FIELD),
         (b'{"rule": "r", "priority": "Loud", "output": "x", "time": 1}', ErrorCode.INVALID_VALUE),
-        (b'{"rule": "r", "priority": "Warning", "output": "x", "time": "x"}',
-         ErrorCode.INVALID_VALUE),
+        (
+            b'{"rule": "r", "priority": "Warning", "output": "x", "time": "x"}',
+            ErrorCode.INVALID_VALUE,
+        ),
         (b'{"hello": "world"}', ErrorCode.UNKNOWN_FORMAT),
         (b"[" * 100 + b"]" * 100, ErrorCode.TOO_DEEP),
     ],
