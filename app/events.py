@@ -17,6 +17,9 @@ import orjson
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
+#: The last millisecond of year 9999: later times cannot be written as RFC 3339.
+MAX_TS_MS = 253_402_300_799_999
+
 
 @dataclass(slots=True)
 class Event:
@@ -54,7 +57,9 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        """Rebuild an event from its wire form."""
+        """Rebuild an event from its wire form; ValueError when it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError("a canonical event must be a JSON object")
         ts_ms = data.get("ts_ms")
         if not isinstance(ts_ms, int):
             ts_ms = parse_time(data["time"])
@@ -80,8 +85,15 @@ def parse_time(value: Any) -> int:
 
     Accepts RFC 3339 / ISO 8601 strings (any fraction length, `Z` or an offset), and numbers
     in seconds, milliseconds, microseconds or nanoseconds since the epoch (told apart by size).
-    Raises ValueError for anything else.
+    Raises ValueError for anything else, including times before 1970 or after year 9999.
     """
+    ts_ms = _parse_time(value)
+    if not 0 <= ts_ms <= MAX_TS_MS:
+        raise ValueError(f"timestamp out of range: {value!r}")
+    return ts_ms
+
+
+def _parse_time(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
     if isinstance(value, int | float):
@@ -93,6 +105,8 @@ def parse_time(value: Any) -> int:
         return _epoch_number_to_ms(float(text))
     except ValueError:
         pass
+    if text.endswith(" UTC"):  # GitLab: "2016-08-12 15:23:28 UTC"
+        text = text[:-4] + "Z"
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     # Python accepts at most 6 fraction digits; Falco and Kubernetes write 9.
@@ -114,7 +128,7 @@ def parse_time(value: Any) -> int:
 
 
 def _epoch_number_to_ms(number: float) -> int:
-    if number != number or number < 0:  # NaN or negative
+    if number != number or number < 0 or number > 1e21:  # NaN, negative or absurd
         raise ValueError(f"not a timestamp: {number!r}")
     if number >= 1e17:  # nanoseconds
         return int(number // 1_000_000)

@@ -12,7 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+#: The domain's first label must hold a letter and its TLD be alphabetic, so package ids such as
+#: `musl@1.1.20-r4` or `pkg:npm/lodash@4.17.4` are not mistaken for e-mail addresses.
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[\w.+-]{1,64}@(?=[A-Za-z0-9-]*[A-Za-z])(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b"
+)
 _AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
 _AWS_SECRET_ASSIGN = re.compile(
     r"(?i)(aws_secret_access_key|secretaccesskey|aws_secret|secret_key)"

@@ -8,18 +8,19 @@ and an environment value beats the default passed in code. Vigil's own knobs use
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _env(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, default)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -28,8 +29,8 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     if raw.lower() in ("1", "true", "yes", "on"):
@@ -79,27 +80,28 @@ class Settings:
     log_level: str = "info"
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read every setting from the environment, falling back to the documented default."""
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from `env` (default: the process environment), else its default."""
+        env = os.environ if env is None else env
         d = cls()
         return cls(
-            app_id=_env("VIGIL_APP_ID", d.app_id),
-            broker_url=_env("BROKER_URL", d.broker_url),
-            store=_env("VIGIL_STORE", d.store),
-            datadir=_env("APP_DATADIR", d.datadir),
-            web_bind=_env("WEB_BIND", d.web_bind),
-            web_host=_env("WEB_HOST", d.web_host),
-            web_port=_env_int("WEB_PORT", d.web_port),
-            partitions=_env_int("VIGIL_PARTITIONS", d.partitions),
-            replicas=_env_int("VIGIL_REPLICAS", d.replicas),
-            processing_guarantee=_env("PROCESSING_GUARANTEE", d.processing_guarantee),
-            topic_prefix=_env("VIGIL_TOPIC_PREFIX", d.topic_prefix),
-            max_record_bytes=_env_int("VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
-            max_depth=_env_int("VIGIL_MAX_DEPTH", d.max_depth),
-            masking=_env_bool("VIGIL_MASKING", d.masking),
-            mask_ips=_env_bool("VIGIL_MASK_IPS", d.mask_ips),
-            shared_dir=_env("VIGIL_SHARED_DIR", d.shared_dir),
-            log_level=_env("VIGIL_LOG_LEVEL", d.log_level),
+            app_id=_env(env, "VIGIL_APP_ID", d.app_id),
+            broker_url=_env(env, "BROKER_URL", d.broker_url),
+            store=_env(env, "VIGIL_STORE", d.store),
+            datadir=_env(env, "APP_DATADIR", d.datadir),
+            web_bind=_env(env, "WEB_BIND", d.web_bind),
+            web_host=_env(env, "WEB_HOST", d.web_host),
+            web_port=_env_int(env, "WEB_PORT", d.web_port),
+            partitions=_env_int(env, "VIGIL_PARTITIONS", d.partitions),
+            replicas=_env_int(env, "VIGIL_REPLICAS", d.replicas),
+            processing_guarantee=_env(env, "PROCESSING_GUARANTEE", d.processing_guarantee),
+            topic_prefix=_env(env, "VIGIL_TOPIC_PREFIX", d.topic_prefix),
+            max_record_bytes=_env_int(env, "VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
+            max_depth=_env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
+            masking=_env_bool(env, "VIGIL_MASKING", d.masking),
+            mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
+            shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
+            log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
 
     @property

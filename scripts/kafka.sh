@@ -4,6 +4,7 @@
 #   scripts/kafka.sh up       resolve jars if needed, format storage once, start, wait until ready
 #   scripts/kafka.sh down     stop the broker and wait until no process is left
 #   scripts/kafka.sh status   exit 0 when a broker answers on the listener
+#   scripts/kafka.sh jars     only resolve the jars (part of `make install`)
 #
 # Environment (defaults in brackets):
 #   KAFKA_HOST [127.0.0.1]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]
@@ -168,6 +169,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  jars) resolve_jars ;;
   status) if broker_answers; then echo "up"; else echo "down"; exit 1; fi ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

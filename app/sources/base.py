@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.events import Event, parse_time
+from app.events import MAX_TS_MS, Event, parse_time
 from app.sources.errors import ErrorCode, NormalizeError
 
 
@@ -99,3 +99,47 @@ def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
 def _describe(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def finding_key(*parts: str) -> str:
+    """A short stable finding identity: the first 16 hex digits of SHA-256 over `parts`.
+
+    Parts are joined with the unit separator, so ("a", "bc") and ("ab", "c") differ. Pass only
+    what identifies the finding (tool, artifact, location, rule or package, id): never severity,
+    scores, fixed versions or line numbers (REFERENCE.md, "Stable finding keys").
+    """
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def compact_value(value: Any, limit: int = 2048) -> Any:
+    """`value` with every blob over `limit` bytes of JSON replaced by a short marker.
+
+    Objects and lists over the limit are descended into, so their small members survive and
+    only the big leaves (policy documents, user data, certificates, long lists' big items) go;
+    a string over the limit becomes `"[<n> bytes dropped]"`. Keeps event attributes compact.
+    """
+    import orjson
+
+    if isinstance(value, str):
+        size = len(value.encode())
+        return value if size <= limit else f"[{size} bytes dropped]"
+    if not isinstance(value, dict | list):
+        return value
+    if len(orjson.dumps(value, default=str)) <= limit:
+        return value
+    if isinstance(value, dict):
+        return {key: compact_value(item, limit) for key, item in value.items()}
+    return [compact_value(item, limit) for item in value]
+
+
+def check_time_range(ts_ms: int, path: str) -> int:
+    """`ts_ms` if it lies between the epoch and year 9999, else INVALID_VALUE.
+
+    `parse_time` accepts any size of number (e.g. `1e300`), which would later break
+    `format_time` and `event_id`.
+    """
+    if not 0 <= ts_ms <= MAX_TS_MS:
+        raise NormalizeError(ErrorCode.INVALID_VALUE, f"'{path}' is out of range: {ts_ms}")
+    return ts_ms

@@ -80,3 +80,21 @@ def _safe_matches(adapter: SourceAdapter, doc: object) -> bool:
         return bool(adapter.matches(doc))
     except Exception:
         return False
+
+
+def detect_family(raw: bytes, limits: DecodeLimits | None = None) -> str | None:
+    """The raw topic family whose adapters recognise this record, or None."""
+    from app.sources.registry import FAMILIES
+
+    limits = limits or DecodeLimits()
+    for allow_text in (False, True):
+        try:
+            doc = decode_record(raw, limits, allow_text=allow_text)
+        except NormalizeError:
+            continue
+        for family, adapters in FAMILIES.items():
+            if allow_text and not any(getattr(a, "accepts_text", False) for a in adapters):
+                continue
+            if any(_safe_matches(adapter, doc) for adapter in adapters):
+                return family
+    return None

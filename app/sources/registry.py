@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from app.sources.alertmanager import AlertmanagerAdapter
 from app.sources.base import SourceAdapter
+from app.sources.cloudtrail import CloudTrailAdapter
 from app.sources.falco import FalcoAdapter
+from app.sources.fluentbit import FluentBitAdapter
+from app.sources.github import GitHubAdapter
+from app.sources.gitlab import GitLabAdapter
+from app.sources.k8s_audit import K8sAuditAdapter
+from app.sources.metrics import MetricsAdapter
+from app.sources.sarif import SarifAdapter
+from app.sources.terraform import TerraformAdapter
+from app.sources.trivy import TrivyAdapter
 
 #: Raw topic family -> adapters tried in order (the first whose `matches` is true wins).
 #: Each family is read from the raw topic `telemetry.<family>` (see app/topics.py).
 FAMILIES: dict[str, tuple[SourceAdapter, ...]] = {
     "falco": (FalcoAdapter(),),
+    "k8s-audit": (K8sAuditAdapter(),),
+    "cloudtrail": (CloudTrailAdapter(),),
+    "terraform": (TerraformAdapter(),),
+    "alertmanager": (AlertmanagerAdapter(),),
+    "logs": (FluentBitAdapter(),),
+    "metrics": (MetricsAdapter(),),
+    "ci": (GitLabAdapter(), GitHubAdapter()),
+    "scans": (TrivyAdapter(), SarifAdapter()),
 }
 
 #: Families whose records may be plain text rather than JSON (e.g. Prometheus exposition).

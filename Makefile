@@ -1,0 +1,54 @@
+# Vigil — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Vigil with its dev extras
+	@scripts/kafka.sh jars
+
+kafka-up: ## start the local Kafka broker (KRaft) and wait until it answers; reuses a running one
+	@scripts/kafka.sh up
+
+kafka-down: ## stop the local Kafka broker, leaving no process behind
+	@scripts/kafka.sh down
+
+worker: install kafka-up ## run one Vigil worker in the foreground
+	$(BIN)/vigil worker
+
+demo: install ## broker + worker + generator + web view; Ctrl-C stops all it started
+	@scripts/demo.sh
+
+test: install kafka-up ## run every test (unit and through the real broker)
+	$(BIN)/pytest -q
+
+test-unit: install ## run the tests that need no broker
+	$(BIN)/pytest -q tests/unit
+
+bench: install kafka-up ## benchmarks (prints a table; BENCH_OUT=file.json writes JSON)
+	@echo "no benchmarks yet"
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean-state: ## delete local worker state (RocksDB) and logs under var/
+	rm -rf var/

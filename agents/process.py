@@ -1,0 +1,35 @@
+"""Process stage: canonical events -> stateful logic on entity-keyed tables -> downstream topics.
+
+Consumes `vigil.events` (keyed by entity) so every table it touches is co-partitioned with its
+input: one hop from normalized event to every derived output.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from agents.sending import send_outputs
+from app.events import Event
+from app.faust_app import app, declare_output_topics, events_in_topic, settings
+from app.outputs import Origin, dead_letter
+from app.pipeline import Pipeline, PipelineState
+from app.sources.errors import ErrorCode, NormalizeError
+from tables.definitions import entity_stats
+
+pipeline = Pipeline(settings, PipelineState(entities=entity_stats))
+
+
+@app.agent(events_in_topic, concurrency=1)
+async def process(stream):
+    """Apply the stateful logic to each canonical event."""
+    await declare_output_topics()
+    async for event in stream.events():
+        message = event.message
+        try:
+            canonical = Event.from_dict(orjson.loads(event.value))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            error = NormalizeError(ErrorCode.WRONG_TYPE, f"not a canonical event: {exc!r}"[:300])
+            await send_outputs([dead_letter(origin, error, event.value or b"")])
+            continue
+        await send_outputs(pipeline.process(canonical))

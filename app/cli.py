@@ -1,0 +1,295 @@
+"""The `vigil` command line: worker, produce, consume, replay, normalize, generate.
+
+Every subcommand prints JSON lines on stdout and reports errors as one line on stderr with a
+non-zero exit status; no traceback escapes for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from app.settings import Settings
+from app.sources.errors import NormalizeError
+from app.sources.files import file_records
+from app.topics import RAW_FAMILIES, TopicCatalog
+
+
+def _out(record: object) -> None:
+    sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
+
+
+def _err(record: dict) -> None:
+    sys.stderr.buffer.write(orjson.dumps(record) + b"\n")
+    sys.stderr.flush()
+
+
+def _resolve_topic(catalog: TopicCatalog, name: str) -> str:
+    """Accept `telemetry.falco` / `vigil.events` (prefixed when a prefix is set) or a raw name."""
+    prefix = catalog.settings.topic_prefix
+    for spec in catalog.specs():
+        unprefixed = spec.name.removeprefix(prefix) if prefix else spec.name
+        if name in (spec.name, unprefixed, spec.logical):
+            return spec.name
+    return name
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Faust worker with every agent, table and web view."""
+    from app.main import app
+
+    sys.argv = ["vigil", "worker", "--loglevel", args.loglevel]
+    app.main()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce each record of the files to one topic (creating it with Vigil's partitions)."""
+    from app import kafka_io
+
+    catalog = TopicCatalog(settings)
+    topic = _resolve_topic(catalog, args.topic)
+
+    def records() -> Iterator[tuple[str, bytes | None, bytes]]:
+        for path in args.files:
+            for _, raw in file_records(path):
+                yield topic, None, raw
+
+    async def run() -> int:
+        await kafka_io.ensure_topics(
+            settings.bootstrap_servers, [topic], settings.partitions, settings.replicas
+        )
+        return await kafka_io.produce(settings.bootstrap_servers, records())
+
+    count = asyncio.run(run())
+    _err({"produced": count, "topic": topic})
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the records of a topic as JSON lines."""
+    from app import kafka_io
+
+    catalog = TopicCatalog(settings)
+    topic = _resolve_topic(catalog, args.topic)
+
+    async def run() -> None:
+        async for record in kafka_io.consume(
+            settings.bootstrap_servers, topic, args.from_beginning, args.max, args.timeout
+        ):
+            _out(record)
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(run())
+    except TimeoutError as exc:
+        _err({"error": str(exc)})
+        return 1
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Offline: print every record Vigil would emit. Online: produce files to their raw topics."""
+    from app.replay import file_family, offline_replay
+
+    missing = [p for p in args.files if not Path(p).is_file()]
+    if missing:
+        _err({"error": "no such file", "files": missing})
+        return 2
+    if args.offline:
+        for record in offline_replay(args.files, settings, family=args.family):
+            _out(record)
+        return 0
+
+    from app import kafka_io
+
+    catalog = TopicCatalog(settings)
+    plan: list[tuple[str, str]] = []
+    for path in args.files:
+        family = args.family or file_family(path)
+        if family is None:
+            _err({"error": "unknown format; pass --family", "file": path})
+            return 2
+        plan.append((path, catalog.raw(family)))
+
+    def records() -> Iterator[tuple[str, bytes | None, bytes]]:
+        for path, topic in plan:
+            for _, raw in file_records(path):
+                yield topic, None, raw
+
+    async def run() -> int:
+        await kafka_io.ensure_topics(
+            settings.bootstrap_servers,
+            [t for _, t in plan],
+            settings.partitions,
+            settings.replicas,
+        )
+        return await kafka_io.produce(settings.bootstrap_servers, records())
+
+    count = asyncio.run(run())
+    _err({"produced": count, "files": len(plan)})
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
+    """Normalize files offline; events on stdout, one JSON error line per bad record on stderr."""
+    from app.pipeline import build_normalizer
+
+    normalizer = build_normalizer(settings)
+    failures = 0
+    for path in args.files:
+        try:
+            records = list(file_records(path))
+        except OSError as exc:
+            _err({"file": path, "error_code": "unreadable", "message": exc.strerror or str(exc)})
+            failures += 1
+            continue
+        for index, raw in records:
+            try:
+                events = normalizer.normalize(raw, source=args.source)
+            except NormalizeError as exc:
+                failures += 1
+                _err(
+                    {
+                        "file": path,
+                        "record": index,
+                        "error_code": exc.code.value,
+                        "message": exc.message,
+                    }
+                )
+                continue
+            for event in events:
+                _out(event.to_dict())
+    return 1 if failures else 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """Emit synthetic telemetry: to the raw topics (default) or as JSON lines on stdout."""
+    from app.generate import TelemetryGenerator
+
+    generator = TelemetryGenerator(seed=args.seed, bad_ratio=args.bad_ratio)
+    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
+    if args.stdout:
+        count = args.count if args.count is not None else int(args.rate * (args.duration or 10))
+        for record in generator.records(start_ms, args.rate, count):
+            _out({"family": record.family, "raw": record.value.decode("utf-8", "replace")})
+        return 0
+
+    from app import kafka_io
+
+    catalog = TopicCatalog(settings)
+
+    async def run() -> int:
+        await kafka_io.ensure_topics(
+            settings.bootstrap_servers, catalog.raw_topics(), settings.partitions, settings.replicas
+        )
+        return await _generate_live(generator, catalog, settings, args)
+
+    try:
+        sent = asyncio.run(run())
+    except KeyboardInterrupt:
+        return 130
+    _err({"generated": sent})
+    return 0
+
+
+async def _generate_live(generator, catalog, settings, args) -> int:
+    """Produce at `args.rate` records/s with event time = now, until count or duration."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        while args.count is None or sent < args.count:
+            elapsed = time.monotonic() - started
+            if args.duration is not None and elapsed >= args.duration:
+                break
+            due = int(elapsed * args.rate) + 1 - sent
+            now_ms = int(time.time() * 1000)
+            for _ in range(max(0, min(due, (args.count or sys.maxsize) - sent))):
+                record = generator.record_at(now_ms)
+                await producer.send(catalog.raw(record.family), value=record.value)
+                sent += 1
+            if sent and sent % max(1, int(args.rate * 10)) < max(due, 1):
+                _err({"generated": sent, "elapsed_s": round(elapsed, 1)})
+            await asyncio.sleep(0.05)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="vigil", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run a Faust worker (agents, tables, web view)")
+    p.add_argument("--loglevel", "-l", default=Settings.from_env().log_level)
+
+    p = sub.add_parser("produce", help="produce file records to a topic")
+    p.add_argument("--topic", "-t", required=True)
+    p.add_argument("files", nargs="+")
+
+    p = sub.add_parser("consume", help="print a topic's records as JSON lines")
+    p.add_argument("--topic", "-t", required=True)
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, default=None, help="stop after N records")
+    p.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
+
+    p = sub.add_parser("replay", help="replay telemetry files (offline, or to the raw topics)")
+    p.add_argument("--offline", action="store_true", help="run the pipeline in-process")
+    p.add_argument("--family", choices=RAW_FAMILIES, help="raw family (default: detected)")
+    p.add_argument("files", nargs="+")
+
+    p = sub.add_parser("normalize", help="normalize files to canonical events (offline)")
+    p.add_argument("--source", help="force one adapter (falco, trivy, sarif, ...)")
+    p.add_argument("files", nargs="+")
+
+    p = sub.add_parser("generate", help="synthetic telemetry for the demo and benchmarks")
+    p.add_argument("--rate", type=float, default=50.0, help="records per second")
+    p.add_argument("--count", type=int, default=None, help="stop after N records")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--bad-ratio", type=float, default=0.005, help="share of malformed records")
+    p.add_argument("--start-ms", type=int, default=None, help="first event time (--stdout)")
+    p.add_argument("--stdout", action="store_true", help="print records instead of producing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vigil` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        _err({"error": "invalid setting", "message": str(exc)})
+        return 2
+    if args.command == "worker":
+        return cmd_worker(args)
+    handlers = {
+        "produce": cmd_produce,
+        "consume": cmd_consume,
+        "replay": cmd_replay,
+        "normalize": cmd_normalize,
+        "generate": cmd_generate,
+    }
+    try:
+        return handlers[args.command](args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        _err({"error": type(exc).__name__, "message": str(exc)})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

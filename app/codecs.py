@@ -1,0 +1,34 @@
+"""Faust codecs: orjson for every Vigil record and plain UTF-8 strings for keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from faust.serializers import codecs
+
+
+class OrjsonCodec(codecs.Codec):
+    """JSON via orjson (several times faster than the stdlib codec Faust uses by default)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return orjson.loads(s)
+
+
+class Utf8Codec(codecs.Codec):
+    """Keys as str on the Python side, UTF-8 bytes on the wire (entities, fingerprints)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return obj.encode() if isinstance(obj, str) else bytes(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode()
+
+
+def register_codecs() -> None:
+    """Make `orjson` and `utf8` usable as serializer names (idempotent)."""
+    codecs.register("orjson", OrjsonCodec())
+    codecs.register("utf8", Utf8Codec())

@@ -1,0 +1,86 @@
+"""The Faust app: one instance per worker process, configured entirely from app/settings.py.
+
+Only modules under agents/ and tables/definitions.py (and the web views) import this; the
+processing logic never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from app.codecs import register_codecs
+from app.settings import Settings
+from app.topics import OUTPUT_STREAMS, TopicCatalog
+
+settings = Settings.from_env()
+catalog = TopicCatalog(settings)
+register_codecs()
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url,
+    store=settings.store,
+    datadir=settings.datadir,
+    web_bind=settings.web_bind,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replicas,
+    processing_guarantee=settings.processing_guarantee,
+    key_serializer="utf8",
+    value_serializer="orjson",
+    # Faust's /table/ endpoints serve table contents to anyone: off. Vigil's own API is authed.
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    autodiscover=False,
+)
+
+#: Every raw telemetry topic, consumed as bytes by the ingest agent (it decodes them itself, so
+#: that undecodable records reach the dead-letter topic instead of Faust's error log).
+raw_topic = app.topic(
+    *catalog.raw_topics(),
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+    internal=True,
+)
+
+#: Downstream topics by logical name (`events`, `deadletter`, ...).
+output_topics: dict[str, faust.TopicT] = {
+    stream: app.topic(
+        catalog.name(stream),
+        key_serializer="utf8",
+        value_serializer="orjson",
+        partitions=settings.partitions,
+        internal=True,
+    )
+    for stream in OUTPUT_STREAMS
+}
+
+#: `vigil.events` as consumed by the process agent: bytes, decoded in the agent for the same reason.
+events_in_topic = app.topic(
+    catalog.name("events"),
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+    internal=True,
+)
+
+_declared = asyncio.Event()
+_declare_lock = asyncio.Lock()
+
+
+async def declare_output_topics() -> None:
+    """Create every downstream topic with Vigil's partition count before anything is sent.
+
+    Without this the broker would auto-create a topic on first send, with one partition.
+    """
+    if _declared.is_set():
+        return
+    async with _declare_lock:
+        if not _declared.is_set():
+            for topic in output_topics.values():
+                await topic.maybe_declare()
+            _declared.set()

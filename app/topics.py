@@ -1,0 +1,93 @@
+"""Every topic Vigil reads or writes, declared once: logical name, Kafka name, partitions.
+
+Raw telemetry arrives on `telemetry.<family>` (one topic per source family); Vigil writes
+`vigil.<stream>`. Names take an optional prefix (`VIGIL_TOPIC_PREFIX`) and each can be renamed
+with `VIGIL_TOPIC_<LOGICAL>` (e.g. `VIGIL_TOPIC_EVENTS=prod.vigil.events`,
+`VIGIL_TOPIC_RAW_K8S_AUDIT=audit.k8s`). All topics share `VIGIL_PARTITIONS` partitions, so that
+everything keyed by entity is co-partitioned with the tables that hold its state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.settings import Settings
+
+#: Raw topic families, each read by the adapters registered for it (app/sources/registry.py).
+RAW_FAMILIES: tuple[str, ...] = (
+    "falco",
+    "scans",
+    "ci",
+    "k8s-audit",
+    "cloudtrail",
+    "terraform",
+    "alertmanager",
+    "logs",
+    "metrics",
+)
+
+#: Downstream streams: logical name -> what they carry (see docs/topics.md for schemas).
+OUTPUT_STREAMS: dict[str, str] = {
+    "events": "normalized canonical events, keyed by entity",
+    "anomalies": "anomalies on metric series and event rates",
+    "drift": "configuration drift: drifted / resolved",
+    "alerts": "deduplicated, scored alert notifications",
+    "risk": "per-service risk scores with contributions",
+    "scorecards": "deployment risk scorecards (allow / warn / block)",
+    "deadletter": "records that could not be processed, with the reason and original bytes",
+    "late": "events later than the window grace period",
+    "audit": "hash-chained audit trail of silences, gate decisions and reloads",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: its logical name (`events`, `raw:falco`), Kafka name and partition count."""
+
+    logical: str
+    name: str
+    partitions: int
+    raw_family: str | None = None
+
+
+class TopicCatalog:
+    """The resolved topic names for one set of settings."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._env = os.environ if env is None else env
+        self._specs: dict[str, TopicSpec] = {}
+        for family in RAW_FAMILIES:
+            logical = f"raw:{family}"
+            name = self._resolve(f"RAW_{family}", f"telemetry.{family}")
+            self._specs[logical] = TopicSpec(logical, name, settings.partitions, family)
+        for stream in OUTPUT_STREAMS:
+            name = self._resolve(stream, f"vigil.{stream}")
+            self._specs[stream] = TopicSpec(stream, name, settings.partitions)
+        self._family_by_name = {s.name: s.raw_family for s in self._specs.values() if s.raw_family}
+
+    def _resolve(self, logical: str, default: str) -> str:
+        env_name = "VIGIL_TOPIC_" + logical.upper().replace("-", "_")
+        return self._env.get(env_name) or f"{self.settings.topic_prefix}{default}"
+
+    def name(self, logical: str) -> str:
+        """Kafka name of a logical topic (`events`, `deadletter`, `raw:falco`, ...)."""
+        return self._specs[logical].name
+
+    def raw(self, family: str) -> str:
+        """Kafka name of a raw family's topic."""
+        return self._specs[f"raw:{family}"].name
+
+    def family_of(self, topic_name: str) -> str | None:
+        """The raw family a Kafka topic carries, or None when it is not a raw topic."""
+        return self._family_by_name.get(topic_name)
+
+    def raw_topics(self) -> list[str]:
+        """Kafka names of every raw topic."""
+        return [self.raw(family) for family in RAW_FAMILIES]
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic Vigil declares."""
+        return list(self._specs.values())

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make demo`: the live pipeline on a local broker with sample telemetry and the web view.
+# Starts what is not running yet (broker, one worker, the generator); Ctrl-C stops what it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=.venv/bin
+WEB_PORT="${WEB_PORT:-6066}"
+RATE="${DEMO_RATE:-50}"
+mkdir -p var/logs
+
+started_broker=0
+if ! scripts/kafka.sh status >/dev/null 2>&1; then
+  scripts/kafka.sh up
+  started_broker=1
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $started_broker == 1 ]]; then scripts/kafka.sh down; fi
+  echo "demo: stopped"
+}
+trap cleanup INT TERM EXIT
+
+WEB_PORT=$WEB_PORT $BIN/vigil worker >var/logs/worker.log 2>&1 &
+pids+=($!)
+echo "demo: worker starting (log: var/logs/worker.log)"
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$WEB_PORT/health/live" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+
+$BIN/vigil generate --rate "$RATE" 2>var/logs/generate.log &
+pids+=($!)
+cat <<MSG
+
+  Vigil is running.
+    web view:   http://127.0.0.1:$WEB_PORT/
+    events:     $BIN/vigil consume --topic vigil.events --max 10
+    dead letters: $BIN/vigil consume --topic vigil.deadletter --from-beginning --max 5
+    logs:       var/logs/worker.log, var/logs/generate.log
+
+  Press Ctrl-C to stop everything this demo started.
+MSG
+wait "${pids[0]}"

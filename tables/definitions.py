@@ -1,0 +1,20 @@
+"""The Faust tables that hold Vigil's state, all keyed by entity and co-partitioned with
+`vigil.events`, so the process agent reads and writes only its own partitions' keys."""
+
+from __future__ import annotations
+
+import faust
+
+from app.faust_app import app, settings
+
+#: Keys are entity strings (UTF-8), values JSON via orjson.
+ENTITY_SCHEMA = faust.Schema(key_serializer="utf8", value_serializer="orjson")
+
+#: entity -> activity summary (tables/entity_stats.py).
+entity_stats = app.Table(
+    "entity-stats",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Per-entity event counts by type, source and severity, with first and last event time.",
+)

@@ -1,0 +1,51 @@
+"""Integration fixtures: the real local Kafka broker and Vigil workers as subprocesses.
+
+The broker must be running (`make test` starts it). These tests skip only when told so
+explicitly with `VIGIL_SKIP_INTEGRATION=1`; in CI (`CI=true`) a missing broker is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+from app.settings import Settings
+from tests.integration.harness import WorkerFactory
+
+
+def _broker_reachable(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    """Bootstrap servers of the real broker; fails (or skips, if told to) when it is down."""
+    servers = Settings.from_env().bootstrap_servers
+    if not _broker_reachable(servers):
+        if os.environ.get("VIGIL_SKIP_INTEGRATION") == "1" and os.environ.get("CI") != "true":
+            pytest.skip("VIGIL_SKIP_INTEGRATION=1 and no broker running")
+        pytest.fail(f"no Kafka broker at {servers}: run `make kafka-up` (make test does)")
+    return servers
+
+
+@pytest.fixture
+def isolation() -> dict[str, str]:
+    """Environment giving one test its own app id and topic names."""
+    tag = uuid.uuid4().hex[:8]
+    return {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
+
+
+@pytest.fixture
+def workers(bootstrap, isolation, tmp_path):
+    """Start Vigil workers (subprocesses) for this test; all are stopped afterwards."""
+    factory = WorkerFactory(bootstrap, isolation, tmp_path)
+    yield factory
+    factory.stop_all()

@@ -1,0 +1,137 @@
+"""Run Vigil workers as real subprocesses and talk to the real broker from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from app import kafka_io
+from app.settings import REPO_ROOT, Settings
+from app.topics import TopicCatalog
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Worker:
+    """One `vigil worker` subprocess with its own web port and data dir."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.web_port = int(env["WEB_PORT"])
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--loglevel", "info"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM and wait; SIGKILL if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the worker's log, for assertion messages."""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+class WorkerFactory:
+    """Starts workers sharing one test's app id and topic prefix."""
+
+    def __init__(self, bootstrap: str, isolation: dict[str, str], tmp_path: Path) -> None:
+        self.bootstrap = bootstrap
+        self.isolation = isolation
+        self.tmp_path = tmp_path
+        self.started: list[Worker] = []
+        self.settings_env = {**os.environ, **isolation}
+        self.settings = Settings.from_env(self.settings_env)
+        self.catalog = TopicCatalog(self.settings, self.settings_env)
+
+    def start(self, name: str = "w1", **extra_env: str) -> Worker:
+        """Start one more worker; its data dir and log live under the test's tmp_path."""
+        env = dict(self.settings_env)
+        env.update(
+            {
+                "WEB_PORT": str(free_port()),
+                "APP_DATADIR": str(self.tmp_path / f"data-{name}"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra_env)
+        worker = Worker(env, self.tmp_path / f"{name}.log")
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        """Stop every worker this factory started."""
+        for worker in self.started:
+            worker.stop()
+
+    def topic(self, logical: str) -> str:
+        """This test's Kafka name of a logical topic (`events`, `raw:falco`, ...)."""
+        return self.catalog.name(logical)
+
+    def produce(self, topic: str, values: Iterable[bytes]) -> int:
+        """Create the topic with Vigil's partitions and produce the values (no key)."""
+
+        async def run() -> int:
+            await kafka_io.ensure_topics(
+                self.bootstrap, [topic], self.settings.partitions, self.settings.replicas
+            )
+            return await kafka_io.produce(self.bootstrap, ((topic, None, v) for v in values))
+
+        return asyncio.run(run())
+
+    def collect(
+        self, topic: str, count: int, timeout_s: float = 90, worker: Worker | None = None
+    ) -> list[dict[str, Any]]:
+        """Read `topic` from the beginning until `count` records arrived or the deadline passed.
+
+        Returns what arrived; raises if a worker died meanwhile.
+        """
+
+        async def run() -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout_s
+            async for record in kafka_io.consume(
+                self.bootstrap, topic, from_beginning=True, max_records=count, timeout_s=timeout_s
+            ):
+                records.append(record)
+                if time.monotonic() > deadline:
+                    break
+            return records
+
+        records = asyncio.run(run())
+        for w in [worker] if worker else self.started:
+            if w.process.poll() is not None and len(records) < count:
+                raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
+        return records
