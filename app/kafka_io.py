@@ -72,10 +72,12 @@ async def consume(
     from_beginning: bool = False,
     max_records: int | None = None,
     timeout_s: float | None = None,
+    decode: bool = True,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield records of every partition of `topic` as dicts; no consumer group, no commits.
 
-    Stops after `max_records`, or once `timeout_s` seconds have passed.
+    Stops after `max_records`, or once `timeout_s` seconds have passed. With `decode=False`
+    values stay bytes.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -97,7 +99,7 @@ async def consume(
             batches = await consumer.getmany(timeout_ms=wait_ms)
             for tp in sorted(batches, key=lambda t: t.partition):
                 for message in batches[tp]:
-                    yield record_as_dict(message)
+                    yield record_as_dict(message, decode)
                     seen += 1
                     if max_records is not None and seen >= max_records:
                         return
@@ -118,10 +120,10 @@ async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str, deadline:
         await asyncio.sleep(0.5)
 
 
-def record_as_dict(message: Any) -> dict[str, Any]:
+def record_as_dict(message: Any, decode: bool = True) -> dict[str, Any]:
     """A consumed message as `{topic, partition, offset, key, value}`; JSON values decoded."""
-    value: Any = None
-    if message.value is not None:
+    value: Any = message.value
+    if decode and message.value is not None:
         try:
             value = orjson.loads(message.value)
         except orjson.JSONDecodeError:

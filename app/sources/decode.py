@@ -39,7 +39,8 @@ def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) ->
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        message = str(exc).lower()
+        if "depth limit" in message or "recursion" in message:  # orjson stops at 1024 levels
             raise NormalizeError(
                 ErrorCode.TOO_DEEP, f"nesting deeper than {limits.max_depth} levels"
             ) from None

@@ -131,7 +131,24 @@ class WorkerFactory:
             return records
 
         records = asyncio.run(run())
-        for w in [worker] if worker else self.started:
-            if w.process.poll() is not None and len(records) < count:
-                raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
+        self._check_alive(worker, len(records) < count)
         return records
+
+    def collect_raw(self, topic: str, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """Like `collect`, but values stay bytes (for raw topics)."""
+
+        async def run() -> list[dict[str, Any]]:
+            return [
+                r
+                async for r in kafka_io.consume(
+                    self.bootstrap, topic, True, count, timeout_s, decode=False
+                )
+            ]
+
+        return asyncio.run(run())
+
+    def _check_alive(self, worker: Worker | None, short: bool) -> None:
+        """Fail with the worker log when a worker died and output is short."""
+        for w in [worker] if worker else self.started:
+            if w.process.poll() is not None and short:
+                raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")

@@ -1,0 +1,87 @@
+"""The `vigil` CLI offline: normalize and replay every real fixture, and report errors cleanly."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.cli import main
+from app.replay import offline_replay
+from app.settings import Settings
+from tests.fixture_counts import FIXTURE_EVENT_COUNTS
+
+
+def _lines(data: bytes) -> list[dict]:
+    return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def test_every_fixture_file_is_pinned(fixtures_dir):
+    on_disk = {
+        str(p.relative_to(fixtures_dir))
+        for p in fixtures_dir.rglob("*")
+        if p.is_file() and p.name != "SOURCES.md"
+    }
+    assert on_disk == set(FIXTURE_EVENT_COUNTS)
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(FIXTURE_EVENT_COUNTS.items()))
+def test_normalize_every_fixture_without_errors(fixtures_dir, capfdbinary, name, expected):
+    status = main(["normalize", str(fixtures_dir / name)])
+    out, err = capfdbinary.readouterr()
+    assert err == b"", err.decode()
+    assert status == 0
+    events = _lines(out)
+    assert len(events) == expected
+    for event in events:
+        assert {"id", "source", "type", "time", "entity", "severity", "attributes"} <= set(event)
+
+
+def test_normalize_reports_each_bad_record_as_one_json_line(tmp_path, capfdbinary):
+    path = tmp_path / "mixed.jsonl"
+    good = (
+        b'{"rule": "r", "priority": "Warning", "output": "o", "time": "2024-01-01T00:00:00Z",'
+        b' "hostname": "h"}'
+    )
+    path.write_bytes(b"\n".join([good, b"{broken", b'{"unknown": "format"}', good]))
+    status = main(["normalize", str(path)])
+    out, err = capfdbinary.readouterr()
+    assert status == 1
+    assert len(_lines(out)) == 2
+    errors = _lines(err)
+    assert [(e["record"], e["error_code"]) for e in errors] == [
+        (1, "malformed_json"),
+        (2, "unknown_format"),
+    ]
+    assert b"Traceback" not in err
+
+
+def test_normalize_unreadable_file_is_an_error_not_a_traceback(tmp_path, capfdbinary):
+    status = main(["normalize", str(tmp_path / "missing.json")])
+    _, err = capfdbinary.readouterr()
+    assert status == 1
+    assert _lines(err)[0]["error_code"] == "unreadable"
+
+
+def test_forced_source_that_does_not_fit_is_reported(fixtures_dir, capfdbinary):
+    status = main(["normalize", "--source", "falco", str(fixtures_dir / "trivy" / "pom.json")])
+    _, err = capfdbinary.readouterr()
+    assert status == 1
+    assert _lines(err)[0]["error_code"] == "unknown_format"
+
+
+def test_offline_replay_accepts_every_fixture(fixtures_dir):
+    paths = [fixtures_dir / name for name in sorted(FIXTURE_EVENT_COUNTS)]
+    records = list(offline_replay(paths, Settings()))
+    topics = [r["topic"] for r in records]
+    assert "vigil.deadletter" not in topics
+    assert topics.count("vigil.events") == sum(FIXTURE_EVENT_COUNTS.values())
+    times = [r["value"]["ts_ms"] for r in records if r["topic"] == "vigil.events"]
+    assert times == sorted(times), "offline replay processes events in event-time order"
+
+
+def test_offline_replay_of_the_falco_host_capture_prints_215_events(fixtures_dir, capfdbinary):
+    path = fixtures_dir / "falco" / "falco-0.31.1-host-alerts.jsonl"
+    assert main(["replay", "--offline", str(path)]) == 0
+    records = _lines(capfdbinary.readouterr().out)
+    assert sum(r["topic"] == "vigil.events" for r in records) == 215
+    assert all(r["key"] == r["value"]["entity"] for r in records if r["topic"] == "vigil.events")
