@@ -1,22 +1,29 @@
 """Process stage: canonical events -> stateful logic on entity-keyed tables -> downstream topics.
 
 Consumes `vigil.events` (keyed by entity) so every table it touches is co-partitioned with its
-input: one hop from normalized event to every derived output.
+input: one hop from normalized event to every derived output. For each event the outputs are
+sent and acknowledged before the state writes are applied (see app/pipeline.py).
 """
 
 from __future__ import annotations
 
 import orjson
 
-from agents.sending import send_outputs
+from agents.sending import send_and_confirm, send_outputs
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, dead_letter
 from app.pipeline import Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.definitions import entity_stats
+from tables.definitions import entity_stats, series_state
 
-pipeline = Pipeline(settings, PipelineState(entities=entity_stats))
+pipeline = Pipeline(settings, PipelineState(entities=entity_stats, series=series_state))
+
+
+@app.on_partitions_revoked.connect
+async def _forget_schedules(sender, revoked, **kwargs) -> None:
+    """Partitions may move: window schedules are rebuilt from the tables on next use."""
+    pipeline.forget_schedules()
 
 
 @app.agent(events_in_topic, concurrency=1)
@@ -32,4 +39,6 @@ async def process(stream):
             error = NormalizeError(ErrorCode.WRONG_TYPE, f"not a canonical event: {exc!r}"[:300])
             await send_outputs([dead_letter(origin, error, event.value or b"")])
             continue
-        await send_outputs(pipeline.process(canonical))
+        step = pipeline.process(canonical, message.partition, message.offset)
+        await send_and_confirm(step.outputs)
+        step.commit()

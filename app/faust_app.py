@@ -7,6 +7,7 @@ processing logic never does.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import faust
 
@@ -17,6 +18,7 @@ from app.topics import OUTPUT_STREAMS, TopicCatalog
 settings = Settings.from_env()
 catalog = TopicCatalog(settings)
 register_codecs()
+Path(settings.datadir).mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
 
 app = faust.App(
     settings.app_id,

@@ -1,30 +1,32 @@
 """A realistic synthetic telemetry stream for the demo and the benchmarks: `vigil generate`.
 
 Deterministic for a seed: the same seed, start time and rate give the same records. Each record
-is in the raw format of its source (Falco JSON alerts, metric samples, ...), so it travels the
-same path as real telemetry. A small share is deliberately malformed, to show dead-lettering.
+is in the raw format of its source, so it travels the same path as real telemetry; its event
+time is the `ts_ms` it was generated for (never the wall clock). Every raw family appears
+(see MIX): metrics and logs most often, then Falco, Kubernetes audit and CloudTrail, with CI
+webhooks, Alertmanager notifications, scans and Terraform plans rare. Falco bursts, metric spikes
+(each with a burst of 5xx logs and a HighErrorRate alert) and 403 bursts in the audit log feed
+anomaly detection. A small share (`bad_ratio`) is deliberately malformed, to show dead-lettering.
+
+The Falco alerts and JSON metric samples are built here; the other families in
+app/generate_sources.py.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
 
-from app.events import format_time
+from app.generate_sources import HOSTS, IMAGES, SERVICES, Sources
 
-HOSTS = ("node-a", "node-b", "node-c", "node-d")
-SERVICES = ("payments", "checkout", "search", "auth")
-IMAGES = {
-    "payments": "registry.example.com/payments",
-    "checkout": "registry.example.com/checkout",
-    "search": "registry.example.com/search",
-    "auth": "registry.example.com/auth",
-}
+__all__ = ["HOSTS", "IMAGES", "MIX", "SERVICES", "RawRecord", "TelemetryGenerator"]
 
 #: (rule, priority, output template, tags) of common Falco rules.
 FALCO_RULES = (
@@ -68,15 +70,34 @@ METRICS = {
     "http_request_latency_p99_ms": (180.0, 30.0, 12.0),
     "http_error_ratio": (0.01, 0.004, 0.002),
 }
+_METRIC_NAMES = tuple(METRICS)
+
+#: (kind, raw family, share of the stream before bursts and malformed records).
+MIX: tuple[tuple[str, str, float], ...] = (
+    ("metric", "metrics", 0.330),
+    ("log", "logs", 0.300),
+    ("falco", "falco", 0.100),
+    ("k8s_audit", "k8s-audit", 0.090),
+    ("cloudtrail", "cloudtrail", 0.070),
+    ("exposition", "metrics", 0.050),
+    ("ci", "ci", 0.030),
+    ("alertmanager", "alertmanager", 0.015),
+    ("scan", "scans", 0.010),
+    ("terraform", "terraform", 0.005),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One generated raw record: its family (raw topic), event time and bytes."""
+    """One generated raw record: its family (raw topic), event time and bytes.
+
+    `malformed` marks the records made unreadable on purpose (they must be dead-lettered).
+    """
 
     family: str
     ts_ms: int
     value: bytes
+    malformed: bool = False
 
 
 class TelemetryGenerator:
@@ -89,6 +110,27 @@ class TelemetryGenerator:
         self._burst_host = HOSTS[0]
         self._spike_left = 0
         self._spike_service = SERVICES[0]
+        self.sources = Sources(self.random)
+        builders: dict[str, Callable[[int], bytes]] = {
+            "metric": self._metric,
+            "falco": self._falco,
+            "log": self.sources.log,
+            "k8s_audit": self.sources.k8s_audit,
+            "cloudtrail": self.sources.cloudtrail,
+            "exposition": self.sources.exposition,
+            "ci": self.sources.ci,
+            "alertmanager": self.sources.alertmanager,
+            "scan": self.sources.scan,
+            "terraform": self.sources.terraform,
+        }
+        total = sum(share for _, _, share in MIX)
+        self._thresholds: list[float] = []
+        running = 0.0
+        for _, _, share in MIX:
+            running += share / total
+            self._thresholds.append(running)
+        self._thresholds[-1] = 1.0
+        self._choices = [(family, builders[kind]) for kind, family, _ in MIX]
 
     def records(self, start_ms: int, rate: float, count: int | None = None) -> Iterator[RawRecord]:
         """`count` records (endless when None) with event times spaced `1000 / rate` ms apart."""
@@ -100,28 +142,28 @@ class TelemetryGenerator:
 
     def record_at(self, ts_ms: int) -> RawRecord:
         """One record with event time `ts_ms`, its kind drawn from the stream's mix."""
-        r = self.random.random()
-        if r < self.bad_ratio:
+        rnd = self.random
+        if rnd.random() < self.bad_ratio:
             return self._malformed(ts_ms)
-        if self._burst_left > 0 or self.random.random() < 0.0005:
-            return self._falco_burst(ts_ms)
-        if r < 0.25:
-            return self._falco(ts_ms)
-        return self._metric(ts_ms)
+        if self._burst_left > 0 or rnd.random() < 0.0005:
+            return RawRecord("falco", ts_ms, self._falco_burst(ts_ms))
+        if self.sources.forbidden_left > 0 and rnd.random() < 0.3:
+            return RawRecord("k8s-audit", ts_ms, self.sources.k8s_forbidden(ts_ms))
+        family, build = self._choices[bisect.bisect_right(self._thresholds, rnd.random())]
+        return RawRecord(family, ts_ms, build(ts_ms))
 
-    def _falco(
-        self, ts_ms: int, host: str | None = None, rule_index: int | None = None
-    ) -> RawRecord:
+    def _falco(self, ts_ms: int, host: str | None = None, rule_index: int | None = None) -> bytes:
         rnd = self.random
         host = host or rnd.choice(HOSTS)
         service = rnd.choice(SERVICES)
         rule, priority, template, tags = FALCO_RULES[
             rule_index if rule_index is not None else rnd.choices(range(5), (30, 8, 5, 6, 1))[0]
         ]
-        container_id = hashlib.blake2b(f"{host}/{service}".encode(), digest_size=6).hexdigest()
-        container = f"container_id={container_id} image={IMAGES[service]}:1.4.2 k8s.ns=prod"
+        container_id = _container_id(host, service)
+        tag = self.sources.version(service)
+        container = f"container_id={container_id} image={IMAGES[service]}:{tag} k8s.ns=prod"
         user = rnd.choice(("root", "app", "nobody"))
-        time = format_time(ts_ms)
+        time = self.sources.clock.millis(ts_ms)
         alert = {
             "hostname": host,
             "output": f"{time}: {priority} " + template.format(user=user, container=container),
@@ -133,7 +175,7 @@ class TelemetryGenerator:
             "output_fields": {
                 "container.id": container_id,
                 "container.image.repository": IMAGES[service],
-                "container.image.tag": "1.4.2",
+                "container.image.tag": tag,
                 "k8s.ns.name": "prod",
                 "k8s.pod.name": f"{service}-{container_id[:5]}",
                 "user.name": user,
@@ -141,24 +183,25 @@ class TelemetryGenerator:
                 "proc.cmdline": "bash",
             },
         }
-        return RawRecord("falco", ts_ms, orjson.dumps(alert))
+        return orjson.dumps(alert)
 
-    def _falco_burst(self, ts_ms: int) -> RawRecord:
+    def _falco_burst(self, ts_ms: int) -> bytes:
         if self._burst_left == 0:
             self._burst_left = self.random.randint(40, 120)
             self._burst_host = self.random.choice(HOSTS)
         self._burst_left -= 1
         return self._falco(ts_ms, host=self._burst_host, rule_index=0)
 
-    def _metric(self, ts_ms: int) -> RawRecord:
+    def _metric(self, ts_ms: int) -> bytes:
         rnd = self.random
         service = rnd.choice(SERVICES)
-        name = rnd.choice(tuple(METRICS))
+        name = rnd.choice(_METRIC_NAMES)
         base, amplitude, noise = METRICS[name]
         day = (ts_ms / 86_400_000.0) * 2 * math.pi
         value = base + amplitude * math.sin(day) + rnd.gauss(0, noise)
         if self._spike_left == 0 and rnd.random() < 0.0004:
             self._spike_left, self._spike_service = rnd.randint(5, 20), service
+            self.sources.incident(service)
         if self._spike_left > 0 and service == self._spike_service:
             self._spike_left -= 1
             value *= 4.0
@@ -168,16 +211,42 @@ class TelemetryGenerator:
             "value": round(max(value, 0.0), 6),
             "timestamp": ts_ms,
         }
-        return RawRecord("metrics", ts_ms, orjson.dumps(sample))
+        return orjson.dumps(sample)
 
     def _malformed(self, ts_ms: int) -> RawRecord:
-        kind = self.random.choice(("truncated", "wrong_type", "not_json"))
-        if kind == "truncated":
-            return RawRecord("falco", ts_ms, b'{"rule": "Write below etc", "priority": "Err')
-        if kind == "wrong_type":
-            return RawRecord(
-                "falco",
-                ts_ms,
-                orjson.dumps({"rule": 42, "priority": "Error", "output": "x", "time": ts_ms}),
-            )
-        return RawRecord("metrics", ts_ms, b"\xff\xfe not utf-8")
+        """A record no adapter can read: broken JSON or bytes, a wrong type, a missing time."""
+        family, value = self.random.choice(_MALFORMED)
+        return RawRecord(family, ts_ms, value, malformed=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _container_id(host: str, service: str) -> str:
+    return hashlib.blake2b(f"{host}/{service}".encode(), digest_size=6).hexdigest()
+
+
+#: (family, bytes) of the deliberately broken records, one per way of breaking.
+_MALFORMED: tuple[tuple[str, bytes], ...] = (
+    ("falco", b'{"rule": "Write below etc", "priority": "Err'),
+    (
+        "falco",
+        orjson.dumps({"rule": 42, "priority": "Error", "output": "x", "time": 1_700_000_000_000}),
+    ),
+    ("metrics", b"\xff\xfe not utf-8"),
+    ("metrics", b'http_requests_total{job="payments",code="200"} many 1700000000000\n'),
+    ("scans", b'{"SchemaVersion": 2, "ArtifactName": "registry.example.com/payments:1.4.2", "Re'),
+    (
+        "k8s-audit",
+        b'{"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "5f1c2a9e", '
+        b'"stage": "ResponseComplete", "verb": "get", "objectRef": {"resource": "pods"}}',
+    ),
+    (
+        "cloudtrail",
+        b'{"eventVersion": "1.09", "eventTime": "yesterday", "eventSource": "ec2.amazonaws.com",'
+        b' "eventName": "DescribeInstances", "recipientAccountId": "493817265094"}',
+    ),
+    (
+        "logs",
+        b'{"log": "GET /healthz\\n", "stream": "stdout", "kubernetes": '
+        b'{"namespace_name": "prod", "pod_name": "search-0", "container_name": "search"}}',
+    ),
+)

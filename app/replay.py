@@ -30,12 +30,17 @@ def file_family(path: str | Path) -> str | None:
 
 
 def offline_replay(
-    paths: Iterable[str | Path], settings: Settings, family: str | None = None
+    paths: Iterable[str | Path],
+    settings: Settings,
+    family: str | None = None,
+    flush: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield every output record for the given files, as the live pipeline would emit them.
 
     Dead letters come first (in file order), then each canonical event in event-time order,
-    each followed by what the stateful logic derives from it.
+    each followed by what the stateful logic derives from it. With `flush` (the default), the
+    end of input closes every window still open, as if the watermark had moved past them all;
+    the live pipeline keeps such windows open until later events arrive.
     """
     catalog = TopicCatalog(settings)
     pipeline = Pipeline(settings)
@@ -53,7 +58,14 @@ def offline_replay(
     events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
     for out in events:
         yield as_record(catalog, out)
-        for derived in pipeline.process(Event.from_dict(out.value)):
+        step = pipeline.process(Event.from_dict(out.value))
+        step.commit()
+        for derived in step.outputs:
+            yield as_record(catalog, derived)
+    if flush:
+        step = pipeline.flush()
+        step.commit()
+        for derived in step.outputs:
             yield as_record(catalog, derived)
 
 

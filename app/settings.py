@@ -29,6 +29,16 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -50,8 +60,9 @@ class Settings:
     broker_url: str = "kafka://127.0.0.1:9092"
     #: Table store. Env `VIGIL_STORE`. Default `rocksdb://` (rocksdict when installed).
     store: str = "rocksdb://"
-    #: Faust data dir (RocksDB state). Env `APP_DATADIR` (Faust's own). Default `<repo>/var/data`.
-    datadir: str = str(REPO_ROOT / "var" / "data")
+    #: Faust data dir (RocksDB state). Env `APP_DATADIR` (Faust's own).
+    #: Default `<repo>/var/data/<app_id>`: one per app id, since table files are named per table.
+    datadir: str = ""
     #: Web view bind address. Env `WEB_BIND` (Faust's own). Default `127.0.0.1`.
     web_bind: str = "127.0.0.1"
     #: Host name other workers use to reach this one. Env `WEB_HOST`. Default `127.0.0.1`.
@@ -74,6 +85,15 @@ class Settings:
     masking: bool = True
     #: Also mask IPv4 addresses. Env `VIGIL_MASK_IPS`. Default false.
     mask_ips: bool = False
+    #: Event-time window size for every series (ms). Env `VIGIL_WINDOW_MS`. Default 60000.
+    window_ms: int = 60_000
+    #: How late an event may be and still count (ms). Env `VIGIL_WINDOW_GRACE_MS`. Default 30000.
+    window_grace_ms: int = 30_000
+    #: Anomaly score (0..1) at which a closed window is reported. Env `VIGIL_ANOMALY_THRESHOLD`.
+    #: Default 0.9.
+    anomaly_threshold: float = 0.9
+    #: Emit every closed window on `vigil.windows`. Env `VIGIL_EMIT_WINDOWS`. Default true.
+    emit_windows: bool = True
     #: Where the shared fixtures and NAB data live. Env `VIGIL_SHARED_DIR`. Default `../shared`.
     shared_dir: str = str(REPO_ROOT.parent / "shared")
     #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
@@ -88,7 +108,7 @@ class Settings:
             app_id=_env(env, "VIGIL_APP_ID", d.app_id),
             broker_url=_env(env, "BROKER_URL", d.broker_url),
             store=_env(env, "VIGIL_STORE", d.store),
-            datadir=_env(env, "APP_DATADIR", d.datadir),
+            datadir=_env(env, "APP_DATADIR", ""),
             web_bind=_env(env, "WEB_BIND", d.web_bind),
             web_host=_env(env, "WEB_HOST", d.web_host),
             web_port=_env_int(env, "WEB_PORT", d.web_port),
@@ -100,9 +120,17 @@ class Settings:
             max_depth=_env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
             masking=_env_bool(env, "VIGIL_MASKING", d.masking),
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
+            window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
+            window_grace_ms=_env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
+            anomaly_threshold=_env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
+            emit_windows=_env_bool(env, "VIGIL_EMIT_WINDOWS", d.emit_windows),
             shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
+
+    def __post_init__(self) -> None:
+        if not self.datadir:
+            object.__setattr__(self, "datadir", str(REPO_ROOT / "var" / "data" / self.app_id))
 
     @property
     def bootstrap_servers(self) -> str:

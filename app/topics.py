@@ -31,6 +31,7 @@ RAW_FAMILIES: tuple[str, ...] = (
 #: Downstream streams: logical name -> what they carry (see docs/topics.md for schemas).
 OUTPUT_STREAMS: dict[str, str] = {
     "events": "normalized canonical events, keyed by entity",
+    "windows": "final value of every closed event-time window, once per window",
     "anomalies": "anomalies on metric series and event rates",
     "drift": "configuration drift: drifted / resolved",
     "alerts": "deduplicated, scored alert notifications",

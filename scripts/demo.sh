@@ -15,8 +15,10 @@ if ! scripts/kafka.sh status >/dev/null 2>&1; then
 fi
 
 pids=()
+stopping=0
 cleanup() {
   trap - INT TERM EXIT
+  stopping=1
   echo
   echo "demo: stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -29,8 +31,12 @@ trap cleanup INT TERM EXIT
 WEB_PORT=$WEB_PORT $BIN/vigil worker >var/logs/worker.log 2>&1 &
 pids+=($!)
 echo "demo: worker starting (log: var/logs/worker.log)"
-for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$WEB_PORT/health/live" >/dev/null 2>&1; then break; fi
+until curl -fsS "http://127.0.0.1:$WEB_PORT/health/live" >/dev/null 2>&1; do
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    echo "demo: the worker exited during startup; last lines of var/logs/worker.log:"
+    tail -n 20 var/logs/worker.log
+    exit 1
+  fi
   sleep 0.5
 done
 
@@ -46,4 +52,5 @@ cat <<MSG
 
   Press Ctrl-C to stop everything this demo started.
 MSG
-wait "${pids[0]}"
+wait "${pids[0]}" || true
+[[ $stopping == 1 ]] || echo "demo: the worker stopped; see var/logs/worker.log (stale state after a broker reset? make clean-state)"

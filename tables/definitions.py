@@ -18,3 +18,13 @@ entity_stats = app.Table(
     schema=ENTITY_SCHEMA,
     help="Per-entity event counts by type, source and severity, with first and last event time.",
 )
+
+#: series key (`<entity>|m|<metric series>` or `<entity>|r|<rate>`) -> open windows and the
+#: anomaly detector's state; `~wm` holds each partition's watermark (tables/series_windows.py).
+series_state = app.Table(
+    "series",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Event-time windows and anomaly detector state per series, and partition watermarks.",
+)

@@ -1,0 +1,256 @@
+"""Windowed series per entity, closed by the partition watermark, scored by the anomaly detector.
+
+Each metric sample and each event feeds tumbling event-time windows of its series (see
+tables/series.py for which series). When the partition's watermark passes a window's end plus
+the grace period the window closes: its final value (mean for metrics, count for rates) is
+emitted once on `vigil.windows` and fed, in event-time order, to the series' online anomaly
+detector; a score at or above the threshold is emitted on `vigil.anomalies`.
+
+State per series (one table value): `{"p", "_o", "kind", "name", "entity", "open", "det",
+"last_end", "late"}`. `_o` is the offset of the last event folded in: an event replayed after a
+crash is recognised and not counted twice. The watermark of each partition is kept under the
+key `~wm` (Faust stores a key in the partition of the event that wrote it).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from app.events import Event, event_id, format_time
+from app.outputs import Output
+from tables import anomaly_detector
+from tables.series import SeriesPoint, series_points
+from tables.staged import StagedState
+from tables.windows import WindowSpec, add_event, advance_watermark, close_due
+
+WATERMARK_KEY = "~wm"
+
+#: Longest run of empty windows fed to a rate series' detector as zeros after a gap.
+MAX_ZERO_FILL = 60
+
+
+class WindowSchedule:
+    """In-memory min-heap of (close time, series key) for one partition.
+
+    Rebuilt from the table after a restart or rebalance (`rebuild`), so it never needs a
+    changelog of its own.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+
+    def push(self, closes_at: int, key: str) -> None:
+        """Remember that `key` has a window closing at `closes_at`."""
+        heapq.heappush(self._heap, (closes_at, key))
+
+    def pop_due(self, watermark: int) -> list[str]:
+        """Keys with a window closed at `watermark`, each once, in (close time, key) order."""
+        due: list[str] = []
+        seen: set[str] = set()
+        while self._heap and self._heap[0][0] <= watermark:
+            _, key = heapq.heappop(self._heap)
+            if key not in seen:
+                seen.add(key)
+                due.append(key)
+        return due
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    @classmethod
+    def rebuild(cls, items: Any, partition: int, spec: WindowSpec) -> WindowSchedule:
+        """A schedule for every open window of `partition` in a table's `(key, value)` items."""
+        schedule = cls()
+        for key, value in items:
+            if isinstance(value, dict) and value.get("p") == partition and value.get("open"):
+                for start in value["open"]:
+                    schedule.push(spec.closes_at(int(start)), key)
+        return schedule
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesConfig:
+    """Windowing and detection settings for every series."""
+
+    spec: WindowSpec
+    threshold: float
+    emit_windows: bool
+    detector: anomaly_detector.DetectorConfig
+
+
+class SeriesWindows:
+    """Applies one event to its series windows and closes what the watermark makes due."""
+
+    def __init__(self, config: SeriesConfig) -> None:
+        self.config = config
+
+    def apply(
+        self,
+        event: Event,
+        partition: int,
+        offset: int | None,
+        series: StagedState,
+        schedule: WindowSchedule,
+    ) -> list[Output]:
+        """Fold the event into its series, advance the watermark, close due windows."""
+        spec = self.config.spec
+        outputs: list[Output] = []
+        mark = series.get(WATERMARK_KEY) or {"wm": None, "_o": -1}
+        watermark = mark["wm"]
+        for point in series_points(event):
+            state = series.get(point.key) or self._new_state(point, event, partition)
+            if offset is not None and state["_o"] >= offset:
+                continue  # already applied before a crash or rebalance
+            assignment = add_event(
+                state.get("open"),
+                event.ts_ms,
+                point.value,
+                spec,
+                watermark if watermark is not None else -(2**62),
+            )
+            state = {
+                **state,
+                "open": assignment.windows,
+                "_o": offset if offset is not None else -1,
+            }
+            if assignment.late:
+                state["late"] = state.get("late", 0) + 1
+                outputs.append(self._late(event, point, watermark))
+            series[point.key] = state
+            for start in assignment.opened:
+                schedule.push(spec.closes_at(start), point.key)
+        advanced = advance_watermark(watermark, event.ts_ms)
+        if advanced != watermark and (offset is None or mark["_o"] < offset):
+            series[WATERMARK_KEY] = {"wm": advanced, "_o": offset if offset is not None else -1}
+            watermark = advanced
+        if watermark is not None:
+            for key in schedule.pop_due(watermark):
+                outputs.extend(self.close(key, watermark, series))
+        return outputs
+
+    def close(self, key: str, watermark: int, series: StagedState) -> list[Output]:
+        """Close every window of `key` due at `watermark`: finals, detector, anomalies."""
+        state = series.get(key)
+        if not state or not state.get("open"):
+            return []
+        remaining, closed = close_due(state["open"], self.config.spec, watermark)
+        if not closed:
+            return []
+        state = {**state, "open": remaining}
+        outputs: list[Output] = []
+        for start, aggregate in closed:
+            outputs.extend(self._final(key, state, start, aggregate))
+        series[key] = state
+        return outputs
+
+    def _final(
+        self, key: str, state: dict[str, Any], start: int, aggregate: dict[str, Any]
+    ) -> list[Output]:
+        """Emit a closed window and score it (mutates `state`'s detector fields)."""
+        size = self.config.spec.size_ms
+        end = start + size
+        is_rate = state["kind"] == "rate"
+        value = float(aggregate["count"]) if is_rate else aggregate["sum"] / aggregate["count"]
+        outputs: list[Output] = []
+        if self.config.emit_windows:
+            outputs.append(
+                Output(
+                    "windows",
+                    key,
+                    {
+                        "id": event_id("window", key, start),
+                        "series": key,
+                        "entity": state["entity"],
+                        "kind": state["kind"],
+                        "name": state["name"],
+                        "start": format_time(start),
+                        "end": format_time(end),
+                        "start_ms": start,
+                        "value": value,
+                        **aggregate,
+                    },
+                )
+            )
+        detector = state.get("det") or anomaly_detector.new_state(self.config.detector)
+        last_end = state.get("last_end")
+        if is_rate and last_end is not None and self.config.spec.hop_ms == size:
+            gap = (start - last_end) // size
+            for index in range(max(0, gap - MAX_ZERO_FILL), gap):
+                detector, _ = anomaly_detector.update(
+                    detector, last_end + (index + 1) * size, 0.0, self.config.detector
+                )
+        detector, score = anomaly_detector.update(detector, end, value, self.config.detector)
+        state["det"] = detector
+        state["last_end"] = end
+        if score.score >= self.config.threshold:
+            outputs.append(self._anomaly(key, state, start, end, value, score))
+        return outputs
+
+    def _anomaly(
+        self,
+        key: str,
+        state: dict[str, Any],
+        start: int,
+        end: int,
+        value: float,
+        score: anomaly_detector.Score,
+    ) -> Output:
+        what = "events per window" if state["kind"] == "rate" else "window mean"
+        return Output(
+            "anomalies",
+            key,
+            {
+                "id": event_id("anomaly", key, start),
+                "series": key,
+                "entity": state["entity"],
+                "kind": state["kind"],
+                "name": state["name"],
+                "time": format_time(end),
+                "window_start": format_time(start),
+                "window_end": format_time(end),
+                "value": value,
+                "expected": list(score.expected) if score.expected is not None else None,
+                "score": round(score.score, 4),
+                "explanation": f"{state['name']} on {state['entity']}: {what} {value:g}; "
+                + score.explanation,
+            },
+        )
+
+    @staticmethod
+    def _late(event: Event, point: SeriesPoint, watermark: int | None) -> Output:
+        return Output(
+            "late",
+            event.entity,
+            {
+                "id": event_id("late", event.id, point.key),
+                "event_id": event.id,
+                "series": point.key,
+                "entity": event.entity,
+                "time": event.time,
+                "watermark": format_time(watermark) if watermark is not None else None,
+                "lateness_ms": (watermark - event.ts_ms) if watermark is not None else 0,
+            },
+        )
+
+    @staticmethod
+    def _new_state(point: SeriesPoint, event: Event, partition: int) -> dict[str, Any]:
+        return {
+            "p": partition,
+            "_o": -1,
+            "kind": point.kind,
+            "name": point.name,
+            "entity": event.entity,
+            "open": {},
+            "det": None,
+            "last_end": None,
+            "late": 0,
+        }
+
+    def flush(self, series: StagedState, keys: list[str]) -> list[Output]:
+        """Close every open window of `keys` (end of input in offline replay)."""
+        outputs: list[Output] = []
+        for key in sorted(keys):
+            outputs.extend(self.close(key, 2**62, series))
+        return outputs
