@@ -40,6 +40,11 @@ def _resolve_topic(catalog: TopicCatalog, name: str) -> str:
     return name
 
 
+def _file_key(path: str) -> bytes:
+    """Records of one file share a key, so they stay in one partition and in file order."""
+    return Path(path).name.encode()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Faust worker with every agent, table and web view."""
     from app.main import app
@@ -58,8 +63,9 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
     def records() -> Iterator[tuple[str, bytes | None, bytes]]:
         for path in args.files:
+            key = _file_key(path)
             for _, raw in file_records(path):
-                yield topic, None, raw
+                yield topic, key, raw
 
     async def run() -> int:
         await kafka_io.ensure_topics(
@@ -120,8 +126,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     def records() -> Iterator[tuple[str, bytes | None, bytes]]:
         for path, topic in plan:
+            key = _file_key(path)
             for _, raw in file_records(path):
-                yield topic, None, raw
+                yield topic, key, raw
 
     async def run() -> int:
         await kafka_io.ensure_topics(

@@ -113,112 +113,30 @@ Cve = tuple[str, str, str, str, str, float, str, str, str, str, float, str, str]
 _NET_HIGH = "AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"
 _NET_CRIT = "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 OS_CVES: tuple[Cve, ...] = (
-    (
-        "CVE-2023-5363",
-        "libcrypto3",
-        "3.1.2-r0",
-        "3.1.4-r0",
-        "HIGH",
-        7.5,
-        "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
-        "openssl: Incorrect cipher key and IV length processing",
-        "",
-        "2023-10-25T18:17:43Z",
-        0.0021,
-        "",
-        "",
-    ),
-    (
-        "CVE-2023-38545",
-        "curl",
-        "8.3.0-r0",
-        "8.4.0-r0",
-        "CRITICAL",
-        9.8,
-        _NET_CRIT,
-        "curl: heap based buffer overflow in the SOCKS5 proxy handshake",
-        "CWE-787",
-        "2023-10-18T04:15:11Z",
-        0.2431,
-        "",
-        "",
-    ),
-    (
-        "CVE-2023-38546",
-        "libcurl",
-        "8.3.0-r0",
-        "8.4.0-r0",
-        "LOW",
-        3.7,
-        "AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:L/A:N",
-        "curl: cookie injection with none file",
-        "CWE-73",
-        "2023-10-18T04:15:11Z",
-        0.0013,
-        "",
-        "",
-    ),
-    (
-        "CVE-2023-45853",
-        "zlib",
-        "1.2.13-r1",
-        "",
-        "CRITICAL",
-        9.8,
-        _NET_CRIT,
-        "zlib: integer overflow and resultant heap-based buffer overflow in zipOpenNewFileInZip4_6",
-        "CWE-190",
-        "2023-10-14T02:15:09Z",
-        0.0069,
-        "",
-        "",
-    ),
-    (
-        "CVE-2024-6119",
-        "libssl3",
-        "3.1.2-r0",
-        "3.1.7-r0",
-        "HIGH",
-        7.5,
-        _NET_HIGH,
-        "openssl: Possible denial of service in X.509 name checks",
-        "CWE-843",
-        "2024-09-03T16:15:07Z",
-        0.0045,
-        "",
-        "",
-    ),
-    (
-        "CVE-2024-2511",
-        "libssl3",
-        "3.1.2-r0",
-        "3.1.4-r6",
-        "MEDIUM",
-        5.9,
-        "AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:N/A:H",
-        "openssl: Unbounded memory growth with session handling in TLSv1.3",
-        "CWE-1325",
-        "2024-04-08T14:15:07Z",
-        0.0033,
-        "",
-        "",
-    ),
-    (
-        "CVE-2023-42363",
-        "busybox",
-        "1.36.1-r2",
-        "1.36.1-r4",
-        "MEDIUM",
-        5.5,
-        "AV:L/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H",
-        "busybox: use-after-free in awk",
-        "CWE-416",
-        "2023-11-27T23:15:07Z",
-        0.0004,
-        "",
-        "",
-    ),
-)
+    ("CVE-2023-5363", "libcrypto3", "3.1.2-r0", "3.1.4-r0", "HIGH", 7.5,
+     "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+     "openssl: Incorrect cipher key and IV length processing", "", "2023-10-25T18:17:43Z",
+     0.0021, "", ""),
+    ("CVE-2023-38545", "curl", "8.3.0-r0", "8.4.0-r0", "CRITICAL", 9.8, _NET_CRIT,
+     "curl: heap based buffer overflow in the SOCKS5 proxy handshake", "CWE-787",
+     "2023-10-18T04:15:11Z", 0.2431, "", ""),
+    ("CVE-2023-38546", "libcurl", "8.3.0-r0", "8.4.0-r0", "LOW", 3.7,
+     "AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:L/A:N", "curl: cookie injection with none file", "CWE-73",
+     "2023-10-18T04:15:11Z", 0.0013, "", ""),
+    ("CVE-2023-45853", "zlib", "1.2.13-r1", "", "CRITICAL", 9.8, _NET_CRIT,
+     "zlib: integer overflow and resultant heap-based buffer overflow in zipOpenNewFileInZip4_6",
+     "CWE-190", "2023-10-14T02:15:09Z", 0.0069, "", ""),
+    ("CVE-2024-6119", "libssl3", "3.1.2-r0", "3.1.7-r0", "HIGH", 7.5, _NET_HIGH,
+     "openssl: Possible denial of service in X.509 name checks", "CWE-843",
+     "2024-09-03T16:15:07Z", 0.0045, "", ""),
+    ("CVE-2024-2511", "libssl3", "3.1.2-r0", "3.1.4-r6", "MEDIUM", 5.9,
+     "AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:N/A:H",
+     "openssl: Unbounded memory growth with session handling in TLSv1.3", "CWE-1325",
+     "2024-04-08T14:15:07Z", 0.0033, "", ""),
+    ("CVE-2023-42363", "busybox", "1.36.1-r2", "1.36.1-r4", "MEDIUM", 5.5,
+     "AV:L/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H", "busybox: use-after-free in awk", "CWE-416",
+     "2023-11-27T23:15:07Z", 0.0004, "", ""),
+)  # fmt: skip
 LANG_CVES: dict[str, tuple[Cve, ...]] = {
     "python": (
         ("CVE-2024-35195", "requests", "2.31.0", "2.32.0", "MEDIUM", 5.6,
@@ -559,7 +477,7 @@ class Sources:
         self._patch = {service: 2 for service in SERVICES}
         self.versions = {service: "1.4.2" for service in SERVICES}
         self._open_cves: dict[str, list[Cve]] = {}
-        self._firing: list[tuple[int, dict[str, Any]]] = []
+        self._firing: list[dict[str, Any]] = []  # webhook payloads, oldest first
         self._alert_hint: str | None = None
         self._serial = rnd.randrange(10**8, 9 * 10**8)
         self._requests: dict[str, int] = {}
@@ -1284,7 +1202,7 @@ class Sources:
         """A webhook: 1-3 new firing alerts, or the resolution of an earlier firing group."""
         rnd = self.rnd
         if self._firing and (len(self._firing) >= 8 or rnd.random() < 0.45):
-            _, payload = self._firing.pop(0)
+            payload = self._firing.pop(0)
             payload["status"] = "resolved"
             for alert in payload["alerts"]:
                 alert["status"] = "resolved"
@@ -1334,7 +1252,7 @@ class Sources:
             "externalURL": "http://alertmanager.monitoring:9093",
             "alerts": alerts,
         }  # fmt: skip
-        self._firing.append((ts_ms, payload))
+        self._firing.append(payload)
         return orjson.dumps(payload)
 
     # -- logs and Prometheus text --------------------------------------------------------
@@ -1366,7 +1284,7 @@ class Sources:
                 line += f'status={status} path="{path}"\n'
             else:
                 client = _CLIENTS[bits >> 3 & 63]
-                size = 120 + (bits >> 9 & 4095) if status < 300 else 64
+                size = 120 + (bits >> 9 & 4095) if status < 204 else 0 if status < 400 else 64
                 agent = _AGENTS[bits >> 29 & 3]
                 line = f'{client} - - [{clock.apache(ts_ms)}] "{method} {path} HTTP/1.1" '
                 line += f'{status} {size} "-" "{agent}"\n'

@@ -38,7 +38,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from tables.anomaly_detector import DetectorConfig, new_state, update
 
@@ -129,7 +128,8 @@ def run_nab(data_dir: str, out_dir: str, config: DetectorConfig | None = None) -
         with open(os.path.join(target_dir, f"{DETECTOR_NAME}_{name}"), "w", newline="") as fh:
             fh.write("timestamp,value,anomaly_score\n")
             fh.writelines(
-                f"{ts},{val!r},{sc!r}\n" for ts, val, sc in zip(timestamps, values, scores)
+                f"{ts},{val!r},{sc!r}\n"
+                for ts, val, sc in zip(timestamps, values, scores, strict=True)
             )
         written[rel] = len(timestamps)
     return written
@@ -225,7 +225,7 @@ def sweep_file(
     cur_right = cur_width = 0.0
     prev_right: float | None = None
     prev_width = 0.0
-    for i, (t, score) in enumerate(zip(parsed, anomaly_scores)):
+    for i, (t, score) in enumerate(zip(parsed, anomaly_scores, strict=True)):
         if limits and t == limits[0][0]:
             cur = limits.pop(0)
             cur_name = f"{name}|{cur[0]}"
@@ -235,10 +235,8 @@ def sweep_file(
             position = -(cur_right - i + 1) / cur_width
             weighted = scaled_sigmoid(position) * tp_w / max_tp
         else:
-            if prev_right is None:
-                position = 3.0
-            else:
-                position = abs(prev_right - i) / float(prev_width - 1)
+            # no preceding window: as if infinitely far from one (scores -A_FP)
+            position = 3.0 if prev_right is None else abs(prev_right - i) / (prev_width - 1)
             weighted = scaled_sigmoid(position) * fp_w
         window_name = cur_name if i >= probation else PROBATIONARY
         points.append(SweepPoint(float(score), weighted, window_name))
@@ -407,7 +405,7 @@ def score_results(
     """
     series = read_results(results_dir)
     if data_dir is not None:
-        for path, (timestamps, scores) in list(series.items()):
+        for path, (_, scores) in list(series.items()):
             data_ts, _ = read_series(os.path.join(data_dir, path))
             if len(data_ts) != len(scores):
                 raise ValueError(f"{path}: {len(scores)} scores for {len(data_ts)} data rows")
@@ -481,7 +479,3 @@ def score_main(results_dir: str, windows_file: str, data_dir: str | None = None)
     for f in std.files:
         print(f"{f.path:<60} {f.score:7.3f} {f.windows:8d} {f.detected:6d} {f.fp:8d}")
     return 0
-
-
-def _summary(results: dict[str, ProfileResult]) -> dict[str, Any]:
-    return {name: round(r.normalized, 2) for name, r in results.items()}

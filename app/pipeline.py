@@ -74,7 +74,7 @@ class Pipeline:
         self.state = state if state is not None else PipelineState()
         self.normalizer = build_normalizer(settings)
         self.series = SeriesWindows(series_config(settings))
-        self._schedules: dict[int, WindowSchedule] = {}
+        self._schedules: dict[tuple[int, str], WindowSchedule] = {}
 
     def ingest(self, raw: bytes, family: str | None, origin: Origin) -> list[Output]:
         """Normalize one raw record into `events` outputs, or one `deadletter` output."""
@@ -104,17 +104,18 @@ class Pipeline:
                 **update_entity_stats(stats, event),
                 "_o": offset if offset is not None else -1,
             }
-        outputs = self.series.apply(event, partition, offset, series, self.schedule(partition))
+        schedule = self.schedule(partition, event.source)
+        outputs = self.series.apply(event, partition, offset, series, schedule)
         return Step(outputs, [entities, series])
 
-    def schedule(self, partition: int) -> WindowSchedule:
-        """The window-close schedule of a partition, rebuilt from state when first needed."""
-        schedule = self._schedules.get(partition)
+    def schedule(self, partition: int, source: str) -> WindowSchedule:
+        """The window-close schedule of a partition's source, rebuilt from state when needed."""
+        schedule = self._schedules.get((partition, source))
         if schedule is None:
             schedule = WindowSchedule.rebuild(
-                self.state.series.items(), partition, self.series.config.spec
+                self.state.series.items(), partition, source, self.series.config.spec
             )
-            self._schedules[partition] = schedule
+            self._schedules[(partition, source)] = schedule
         return schedule
 
     def forget_schedules(self) -> None:

@@ -6,10 +6,17 @@ the grace period the window closes: its final value (mean for metrics, count for
 emitted once on `vigil.windows` and fed, in event-time order, to the series' online anomaly
 detector; a score at or above the threshold is emitted on `vigil.anomalies`.
 
-State per series (one table value): `{"p", "_o", "kind", "name", "entity", "open", "det",
+State per series (one table value): `{"p", "src", "_o", "kind", "name", "entity", "open",
 "last_end", "late"}`. `_o` is the offset of the last event folded in: an event replayed after a
-crash is recognised and not counted twice. The watermark of each partition is kept under the
-key `~wm` (Faust stores a key in the partition of the event that wrote it).
+crash is recognised and not counted twice. The detector's state (up to 64 KiB) sits under its
+own key, `<series>#det`, so that it is read and written once per closed window rather than on
+every event.
+
+Watermarks are kept per partition *and source* under `~wm|<source>` (Faust stores a key in the
+partition of the event that wrote it). Every series is fed by one source, and one source's
+records arrive in order when its producer keeps them in order (one raw partition per producer,
+or keyed records, as `vigil replay` does), while different raw topics are consumed at different
+paces: a per-source watermark keeps a lagging topic from making another's events late.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from tables.series import SeriesPoint, series_points
 from tables.staged import StagedState
 from tables.windows import WindowSpec, add_event, advance_watermark, close_due
 
-WATERMARK_KEY = "~wm"
+WATERMARK_PREFIX = "~wm|"
+DETECTOR_SUFFIX = "#det"
+
+
+def watermark_key(source: str) -> str:
+    """The state key of a source's watermark on the current partition."""
+    return WATERMARK_PREFIX + source
 
 #: Longest run of empty windows fed to a rate series' detector as zeros after a gap.
 MAX_ZERO_FILL = 60
@@ -60,11 +73,16 @@ class WindowSchedule:
         return len(self._heap)
 
     @classmethod
-    def rebuild(cls, items: Any, partition: int, spec: WindowSpec) -> WindowSchedule:
-        """A schedule for every open window of `partition` in a table's `(key, value)` items."""
+    def rebuild(cls, items: Any, partition: int, source: str, spec: WindowSpec) -> WindowSchedule:
+        """A schedule for every open window of one partition's source in `(key, value)` items."""
         schedule = cls()
         for key, value in items:
-            if isinstance(value, dict) and value.get("p") == partition and value.get("open"):
+            if (
+                isinstance(value, dict)
+                and value.get("p") == partition
+                and value.get("src") == source
+                and value.get("open")
+            ):
                 for start in value["open"]:
                     schedule.push(spec.closes_at(int(start)), key)
         return schedule
@@ -97,7 +115,8 @@ class SeriesWindows:
         """Fold the event into its series, advance the watermark, close due windows."""
         spec = self.config.spec
         outputs: list[Output] = []
-        mark = series.get(WATERMARK_KEY) or {"wm": None, "_o": -1}
+        mark_key = watermark_key(event.source)
+        mark = series.get(mark_key) or {"wm": None, "_o": -1}
         watermark = mark["wm"]
         for point in series_points(event):
             state = series.get(point.key) or self._new_state(point, event, partition)
@@ -123,7 +142,7 @@ class SeriesWindows:
                 schedule.push(spec.closes_at(start), point.key)
         advanced = advance_watermark(watermark, event.ts_ms)
         if advanced != watermark and (offset is None or mark["_o"] < offset):
-            series[WATERMARK_KEY] = {"wm": advanced, "_o": offset if offset is not None else -1}
+            series[mark_key] = {"wm": advanced, "_o": offset if offset is not None else -1}
             watermark = advanced
         if watermark is not None:
             for key in schedule.pop_due(watermark):
@@ -139,16 +158,25 @@ class SeriesWindows:
         if not closed:
             return []
         state = {**state, "open": remaining}
+        detector_key = key + DETECTOR_SUFFIX
+        detector = series.get(detector_key) or anomaly_detector.new_state(self.config.detector)
         outputs: list[Output] = []
         for start, aggregate in closed:
-            outputs.extend(self._final(key, state, start, aggregate))
+            detector, finals = self._final(key, state, detector, start, aggregate)
+            outputs.extend(finals)
         series[key] = state
+        series[detector_key] = detector
         return outputs
 
     def _final(
-        self, key: str, state: dict[str, Any], start: int, aggregate: dict[str, Any]
-    ) -> list[Output]:
-        """Emit a closed window and score it (mutates `state`'s detector fields)."""
+        self,
+        key: str,
+        state: dict[str, Any],
+        detector: dict[str, Any],
+        start: int,
+        aggregate: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[Output]]:
+        """Emit a closed window and score it (updates `state["last_end"]`)."""
         size = self.config.spec.size_ms
         end = start + size
         is_rate = state["kind"] == "rate"
@@ -173,7 +201,6 @@ class SeriesWindows:
                     },
                 )
             )
-        detector = state.get("det") or anomaly_detector.new_state(self.config.detector)
         last_end = state.get("last_end")
         if is_rate and last_end is not None and self.config.spec.hop_ms == size:
             gap = (start - last_end) // size
@@ -182,11 +209,10 @@ class SeriesWindows:
                     detector, last_end + (index + 1) * size, 0.0, self.config.detector
                 )
         detector, score = anomaly_detector.update(detector, end, value, self.config.detector)
-        state["det"] = detector
         state["last_end"] = end
         if score.score >= self.config.threshold:
             outputs.append(self._anomaly(key, state, start, end, value, score))
-        return outputs
+        return detector, outputs
 
     def _anomaly(
         self,
@@ -238,12 +264,12 @@ class SeriesWindows:
     def _new_state(point: SeriesPoint, event: Event, partition: int) -> dict[str, Any]:
         return {
             "p": partition,
+            "src": event.source,
             "_o": -1,
             "kind": point.kind,
             "name": point.name,
             "entity": event.entity,
             "open": {},
-            "det": None,
             "last_end": None,
             "late": 0,
         }

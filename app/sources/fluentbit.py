@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, event_id, parse_time
+from app.events import MAX_TS_MS, Event, event_id, parse_time
 from app.sources.base import check_time_range, optional, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 
@@ -149,7 +149,7 @@ def _unwrap(doc: Any) -> tuple[Any, Any]:
         header = header[0]
     if isinstance(header, bool) or not isinstance(header, int | float):
         raise NormalizeError(ErrorCode.WRONG_TYPE, "event TIMESTAMP must be a number of seconds")
-    if header < 0 or header != header:
+    if not 0 <= header <= MAX_TS_MS / 1000:  # also NaN; 1e308 * 1000 would overflow int()
         raise NormalizeError(ErrorCode.INVALID_VALUE, f"event TIMESTAMP {header!r} is invalid")
     return header, record
 
@@ -247,7 +247,7 @@ def _http_status(
     if access is not None:
         return int(access["status"])
     value = _first((parsed, record), STATUS_FIELDS)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
         return value

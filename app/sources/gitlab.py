@@ -203,6 +203,8 @@ def _build(body: dict[str, Any]) -> Parsed:
     stage = optional(body, "build_stage", str)
     allow_failure = optional(body, "build_allow_failure", bool)
     retries = optional(body, "retries_count", int)
+    if retries is not None and not 0 <= retries < 2**63 - 1:  # run_attempt must fit in int64
+        raise NormalizeError(ErrorCode.INVALID_VALUE, f"'retries_count' is out of range: {retries}")
     homepage = optional(body, "repository.homepage", str)
     severity = ci_severity(ci_status, name, stage)
     if ci_status == "failure" and allow_failure:

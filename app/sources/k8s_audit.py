@@ -264,7 +264,11 @@ def _spec_summary(resource: str | None, obj: Any) -> dict[str, Any] | None:
     contexts = [sc if isinstance(sc, dict) else {} for sc in contexts]
     pod_context = spec.get("securityContext")
     pod_context = pod_context if isinstance(pod_context, dict) else {}
-    users = {sc.get("runAsUser") for sc in [pod_context, *contexts]}
+    users = {
+        sc.get("runAsUser")
+        for sc in [pod_context, *contexts]
+        if isinstance(sc.get("runAsUser"), int) and not isinstance(sc.get("runAsUser"), bool)
+    }
     added: set[str] = set()
     for sc in contexts:
         caps = _dig(sc, "capabilities", "add")
@@ -273,6 +277,7 @@ def _spec_summary(resource: str | None, obj: Any) -> dict[str, Any] | None:
     host_paths = {
         _dig(volume, "hostPath", "path")
         for volume in (spec.get("volumes") if isinstance(spec.get("volumes"), list) else [])
+        if isinstance(_dig(volume, "hostPath", "path"), str)  # a list or object is unhashable
     }
     main = [c for c in spec["containers"] if isinstance(c, dict)]
     return {

@@ -74,8 +74,9 @@ SARIF_FALLBACK_MS = parse_time(SARIF_FALLBACK_TIME)
 
 MESSAGE_CHARS = 500
 DESCRIPTION_CHARS = 200
-_CWE = re.compile(r"(?i)\bcwe[-_/ ]?(\d+)\b")
-_ARGUMENT = re.compile(r"\{(\d+)\}")
+#: Digit counts are bounded: int() refuses strings of over 4300 digits.
+_CWE = re.compile(r"(?i)\bcwe[-_/ ]?(\d{1,9})\b")
+_ARGUMENT = re.compile(r"\{(\d{1,9})\}")
 
 
 class SarifAdapter:
@@ -407,8 +408,9 @@ def _message(result: dict[str, Any], rule: dict[str, Any], where: str) -> str:
         where, optional, message, "markdown", str
     )
     strings = optional(rule, "messageStrings", dict, {})
-    if text is None and isinstance(strings.get(message.get("id")), dict):
-        text = optional(strings[message["id"]], "text", str)
+    message_id = message.get("id")
+    if text is None and isinstance(message_id, str) and isinstance(strings.get(message_id), dict):
+        text = optional(strings[message_id], "text", str)
     if text is None:
         raise NormalizeError(ErrorCode.MISSING_FIELD, f"{where}: result message has no text")
     arguments = optional(message, "arguments", list, [])

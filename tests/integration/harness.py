@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,9 @@ class WorkerFactory:
                 "WEB_PORT": str(free_port()),
                 "APP_DATADIR": str(self.tmp_path / f"data-{name}"),
                 "PYTHONUNBUFFERED": "1",
+                # A killed worker leaves the group after this, not Faust's default 60 s.
+                "BROKER_SESSION_TIMEOUT": "10",
+                "BROKER_HEARTBEAT_INTERVAL": "1",
             }
         )
         env.update(extra_env)
@@ -100,34 +103,55 @@ class WorkerFactory:
         """This test's Kafka name of a logical topic (`events`, `raw:falco`, ...)."""
         return self.catalog.name(logical)
 
-    def produce(self, topic: str, values: Iterable[bytes]) -> int:
-        """Create the topic with Vigil's partitions and produce the values (no key)."""
+    def produce(self, topic: str, values: Iterable[bytes], key: bytes | None = None) -> int:
+        """Create the topic with Vigil's partitions and produce the values (with `key`)."""
 
         async def run() -> int:
             await kafka_io.ensure_topics(
                 self.bootstrap, [topic], self.settings.partitions, self.settings.replicas
             )
-            return await kafka_io.produce(self.bootstrap, ((topic, None, v) for v in values))
+            return await kafka_io.produce(self.bootstrap, ((topic, key, v) for v in values))
 
         return asyncio.run(run())
 
     def collect(
-        self, topic: str, count: int, timeout_s: float = 90, worker: Worker | None = None
+        self,
+        topic: str,
+        count: int,
+        timeout_s: float = 90,
+        worker: Worker | None = None,
+        stop_when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> list[dict[str, Any]]:
-        """Read `topic` from the beginning until `count` records arrived or the deadline passed.
+        """Read `topic` from the beginning until `count` records arrived, `stop_when(record)`
+        returns true for the latest record, or the deadline passed.
 
         Returns what arrived; raises if a worker died meanwhile.
         """
 
+        watched = [worker] if worker else list(self.started)
+
         async def run() -> list[dict[str, Any]]:
             records: list[dict[str, Any]] = []
-            deadline = time.monotonic() + timeout_s
-            async for record in kafka_io.consume(
-                self.bootstrap, topic, from_beginning=True, max_records=count, timeout_s=timeout_s
-            ):
-                records.append(record)
-                if time.monotonic() > deadline:
+
+            async def read() -> None:
+                try:
+                    async for record in kafka_io.consume(
+                        self.bootstrap, topic, True, max_records=count, timeout_s=timeout_s
+                    ):
+                        records.append(record)
+                        if stop_when is not None and stop_when(record):
+                            return
+                except TimeoutError:  # the topic never appeared: reported by the caller
+                    return
+
+            reader = asyncio.ensure_future(read())
+            while not reader.done():
+                if any(w.process.poll() is not None for w in watched):
+                    reader.cancel()
                     break
+                await asyncio.wait([reader], timeout=0.5)
+            if reader.done() and not reader.cancelled():
+                reader.result()
             return records
 
         records = asyncio.run(run())

@@ -11,7 +11,7 @@ import pytest
 from app.events import Event, event_id
 from app.pipeline import Pipeline, PipelineState
 from app.settings import Settings
-from tables.series_windows import WATERMARK_KEY
+from tables.series_windows import watermark_key
 from tables.windows import WindowSpec, add_event, close_due
 
 MINUTE = 60_000
@@ -92,7 +92,7 @@ def test_event_beyond_grace_goes_to_the_late_side_output():
     assert late["lateness_ms"] == 80_000
     (first,) = [w for w in finals(outputs) if w["start_ms"] == 0]
     assert first["count"] == 1, "a late event never changes an emitted window"
-    series = [v for k, v in pipeline.state.series.items() if "|m|" in k]
+    series = [v for k, v in pipeline.state.series.items() if "|m|" in k and "late" in v]
     assert series[0]["late"] == 1
 
 
@@ -109,9 +109,10 @@ def test_state_stays_bounded_after_ten_thousand_closed_windows():
     events = [metric(t * 30_000, 1.0) for t in range(20_002)]
     pipeline, outputs = run(events)
     assert len(finals(outputs)) >= 10_000
-    (state,) = [v for k, v in pipeline.state.series.items() if "|m|" in k]
+    (state,) = [v for k, v in pipeline.state.series.items() if "|m|" in k and "open" in v]
     assert len(state["open"]) <= SETTINGS_SPEC.max_open()
-    assert len(pipeline.schedule(0)) <= SETTINGS_SPEC.max_open() * 2
+    assert len(pipeline.state.series) == 3, "the series, its detector, the watermark: no growth"
+    assert len(pipeline.schedule(0, "metrics")) <= SETTINGS_SPEC.max_open() * 2
 
 
 def test_any_interleaving_within_grace_gives_the_same_windows():
@@ -163,7 +164,7 @@ def test_restart_rebuilds_the_close_schedule_from_state():
         step.commit()
         outputs.extend(step.outputs)
     assert finals(outputs) == finals(uninterrupted)
-    assert state.series[WATERMARK_KEY]["wm"] == events[-1].ts_ms
+    assert state.series[watermark_key("metrics")]["wm"] == events[-1].ts_ms
 
 
 def test_outputs_are_not_applied_to_state_until_commit():
@@ -171,4 +172,4 @@ def test_outputs_are_not_applied_to_state_until_commit():
     step = pipeline.process(metric(10_000, 1.0), 0, 0)
     assert pipeline.state.series == {}
     step.commit()
-    assert WATERMARK_KEY in pipeline.state.series
+    assert watermark_key("metrics") in pipeline.state.series

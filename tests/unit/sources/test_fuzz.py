@@ -248,6 +248,27 @@ NASTY_STRINGS = [
     "[]",
     "{}",
     "é🙂\u202e\ufeff",
+    "²",  # str.isdigit() but not int()
+    "١٢٣",  # Arabic-Indic digits: int() reads them
+    "½",
+    "Ⅻ",
+    "arn:aws:iam::123456789012:user/",
+    "arn:",
+    "a:b:c:d:e:f:g",
+    "https://user:pass@host:99999/a/b?c=d#e",
+    "registry:5000/a/b:tag@sha256:",
+    "pkg:npm/@scope/",
+    "@",
+    "::",
+    "$0",
+    "{0} {1} {2}",
+    "{{}}",
+    "%s %d",
+    "\\",
+    "\n\n",
+    "9" * 5000,  # int() refuses over 4300 digits
+    "{" + "1" * 5000 + "}",
+    "CWE-" + "7" * 5000,
     "x" * 70_000,
     "--password=hunter2 AKIAABCDEFGHIJKLMNOP",
 ]
@@ -319,6 +340,29 @@ def paths_of(raw: bytes) -> tuple[tuple[Any, ...], ...]:
     return tuple(out)
 
 
+@cache
+def levels_of(raw: bytes) -> tuple[tuple[tuple[Any, ...], ...], ...]:
+    """The seed's paths grouped by depth, so shallow fields (the ones adapters read) get picked
+    as often as the thousands of leaves of a big report."""
+    levels: dict[int, list[tuple[Any, ...]]] = {}
+    for path in paths_of(raw):
+        levels.setdefault(len(path), []).append(path)
+    return tuple(tuple(level) for _, level in sorted(levels.items()))
+
+
+@cache
+def keys_of(family: str) -> tuple[str, ...]:
+    """Every object key in the family's seeds: names for keys the fuzzer adds."""
+    keys = {
+        path[-1]
+        for raw in SEEDS[family]
+        if raw[:1] in b"{["
+        for path in paths_of(raw)
+        if path and isinstance(path[-1], str)
+    }
+    return tuple(sorted(keys))
+
+
 def get_at(doc: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         doc = doc[part]
@@ -350,20 +394,24 @@ def _existing_path(doc: Any, path: tuple[Any, ...]) -> bool:
 
 @st.composite
 def json_mutants(draw: st.DrawFn, seeds: list[tuple[str, bytes]]) -> tuple[str, bytes]:
-    """A seed with 1-4 random mutations at any depth: deletions and type-swapped values."""
+    """A seed with 1-4 random mutations at any depth: deleted keys, added keys (named like the
+    family's real keys) and values swapped for values of other types."""
     family, raw = draw(st.sampled_from(seeds))
     doc = parsed(raw)
-    paths = paths_of(raw)
+    levels = levels_of(raw)
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(paths))
+        path = draw(st.sampled_from(draw(st.sampled_from(levels))))
         if not _existing_path(doc, path):  # removed by an earlier mutation
             continue
         old = get_at(doc, path)
-        kind = draw(st.sampled_from(["delete", "replace", "retype", "wrap"]))
+        kind = draw(st.sampled_from(["delete", "replace", "retype", "wrap", "add"]))
         if kind == "delete" and path:
             doc = with_change(doc, path, None, delete=True)
             continue
-        if kind == "retype" and isinstance(old, str):
+        if kind == "add" and isinstance(old, dict):
+            path = (*path, draw(st.sampled_from(keys_of(family))))
+            new = draw(replacements)
+        elif kind == "retype" and isinstance(old, str):
             new = draw(st.sampled_from([len(old), old.upper(), old + "\x00", old[: len(old) // 2]]))
         elif kind == "retype" and isinstance(old, int | float) and not isinstance(old, bool):
             new = draw(st.sampled_from([str(old), -old, old * 10**12, float(old), [old]]))
