@@ -176,6 +176,20 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+def cmd_nab(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the pipeline's metric detector over every NAB series (NAB's results layout)."""
+    from app.nab import nab_main
+
+    return nab_main(args.data, args.out)
+
+
+def cmd_nab_score(args: argparse.Namespace, settings: Settings) -> int:
+    """Score a NAB results folder: three profiles, threshold sweep, normalized scores."""
+    from app.nab import score_main
+
+    return score_main(args.results, args.windows, args.data)
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Emit synthetic telemetry: to the raw topics (default) or as JSON lines on stdout."""
     from app.generate import TelemetryGenerator
@@ -261,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="force one adapter (falco, trivy, sarif, ...)")
     p.add_argument("files", nargs="+")
 
+    p = sub.add_parser("nab", help="run the metric anomaly detector over a NAB data folder")
+    p.add_argument("--data", required=True, help="NAB data dir: <category>/<file>.csv")
+    p.add_argument("--out", required=True, help="results dir (writes vigil/<category>/...)")
+
+    p = sub.add_parser("nab-score", help="score NAB results with NAB's scoring rules")
+    p.add_argument("--results", required=True, help="results dir of one detector")
+    p.add_argument("--windows", required=True, help="combined_windows.json")
+    p.add_argument("--data", default=None, help="data dir, to check row counts")
+
     p = sub.add_parser("generate", help="synthetic telemetry for the demo and benchmarks")
     p.add_argument("--rate", type=float, default=50.0, help="records per second")
     p.add_argument("--count", type=int, default=None, help="stop after N records")
@@ -283,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return cmd_worker(args)
     handlers = {
+        "nab": cmd_nab,
+        "nab-score": cmd_nab_score,
         "produce": cmd_produce,
         "consume": cmd_consume,
         "replay": cmd_replay,

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tables.anomaly_detector import DetectorConfig, new_state, update
+from tables.anomaly_detector import METRIC_DETECTOR, DetectorConfig, new_state, update
 
 DETECTOR_NAME = "vigil"
 
@@ -442,7 +442,7 @@ def nab_main(data_dir: str, out_dir: str) -> int:
         print(f"no such data directory: {data_dir}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    written = run_nab(data_dir, out_dir)
+    written = run_nab(data_dir, out_dir, METRIC_DETECTOR)
     elapsed = time.perf_counter() - started
     rows = sum(written.values())
     print(f"{'series':<60} {'rows':>7}")

@@ -20,7 +20,8 @@ from app.settings import Settings
 from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
-from tables.anomaly_detector import DetectorConfig
+from tables.anomaly_detector import METRIC_DETECTOR
+from tables.rate_detector import RateDetectorConfig
 from tables.entity_stats import update_entity_stats
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule
 from tables.staged import StagedState
@@ -62,7 +63,8 @@ def series_config(settings: Settings) -> SeriesConfig:
         spec=WindowSpec.tumbling(settings.window_ms, settings.window_grace_ms),
         threshold=settings.anomaly_threshold,
         emit_windows=settings.emit_windows,
-        detector=DetectorConfig(),
+        detector=METRIC_DETECTOR,
+        rate_detector=RateDetectorConfig(),
     )
 
 

@@ -33,7 +33,7 @@ name embeds the tag, which changes with every release); SARIF scopes are
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -101,7 +101,23 @@ class AlertInput:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (kept in state while the input waits for the watermark)."""
-        return asdict(self)
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "entity": self.entity,
+            "kind": self.kind,
+            "source": self.source,
+            "type": self.type,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "status": self.status,
+            "ts_ms": self.ts_ms,
+            "starts_ms": self.starts_ms,
+            "ends_ms": self.ends_ms,
+            "severity": self.severity,
+            "scoring": dict(self.scoring),
+            "scope": self.scope,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlertInput:
@@ -247,10 +263,8 @@ def _prom(event: Event) -> AlertInput:
     labels = {k: v for k, v in (a.get("labels") or {}).items() if isinstance(v, str)}
     status = a.get("status") if a.get("status") in STATUSES else "firing"
     starts_ms = _time_or_none(a.get("starts_at"))
-    annotations = _annotations(
-        **{k: v for k, v in (a.get("annotations") or {}).items() if isinstance(k, str)},
-        generator_url=a.get("generator_url"),
-    )
+    sent = {k: v for k, v in (a.get("annotations") or {}).items() if isinstance(k, str)}
+    annotations = _annotations(**{"generator_url": a.get("generator_url"), **sent})
     return _alert(
         event,
         "prom",

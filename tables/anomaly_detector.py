@@ -435,3 +435,10 @@ def _learn_tod(
         cell[1] = (1.0 - a) * (v + a * d * d)
         cell[2] = c + 1 if c < 1_000_000 else c
     return band
+
+
+#: The metric detector as the pipeline runs it and `vigil nab` measures it: the NAB-tuned
+#: defaults, except that a new extreme must exceed the known range by about a tenth of it to
+#: count (ext_scale 0.1, not 0.005), since one-minute window means set hair-thin new records
+#: all the time. Measured cost on the local NAB subset: 72.7 -> 69.1 (docs/anomaly.md).
+METRIC_DETECTOR = DetectorConfig(ext_scale=0.1)

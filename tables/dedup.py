@@ -58,7 +58,6 @@ the alert's `acc` field; `flush` sends a last repeat for alerts that have some.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import heapq
 import math
@@ -177,7 +176,7 @@ def dedup_key(group: str) -> str:
 def _load(table: StagedState, key: str) -> dict[str, Any] | None:
     """A private copy of a stored value (StagedState hands out the stored object itself)."""
     value = table.get(key)
-    return copy.deepcopy(value) if isinstance(value, dict) else None
+    return orjson.loads(orjson.dumps(value)) if isinstance(value, dict) else None
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@ Each metric sample and each event feeds tumbling event-time windows of its serie
 tables/series.py for which series). When the partition's watermark passes a window's end plus
 the grace period the window closes: its final value (mean for metrics, count for rates) is
 emitted once on `vigil.windows` and fed, in event-time order, to the series' online anomaly
-detector; a score at or above the threshold is emitted on `vigil.anomalies`.
+detector (tables/anomaly_detector.py for metric means, tables/rate_detector.py for event
+counts); a score at or above the threshold is emitted on `vigil.anomalies`.
 
 State per series (one table value): `{"p", "src", "_o", "kind", "name", "entity", "open",
 "last_end", "late"}`. `_o` is the offset of the last event folded in: an event replayed after a
@@ -28,6 +29,7 @@ from typing import Any
 from app.events import Event, event_id, format_time
 from app.outputs import Output
 from tables import anomaly_detector
+from tables.rate_detector import RateDetectorConfig, new_rate_state, update_rate
 from tables.series import SeriesPoint, series_points
 from tables.staged import StagedState
 from tables.windows import WindowSpec, add_event, advance_watermark, close_due
@@ -39,6 +41,7 @@ DETECTOR_SUFFIX = "#det"
 def watermark_key(source: str) -> str:
     """The state key of a source's watermark on the current partition."""
     return WATERMARK_PREFIX + source
+
 
 #: Longest run of empty windows fed to a rate series' detector as zeros after a gap.
 MAX_ZERO_FILL = 60
@@ -96,6 +99,7 @@ class SeriesConfig:
     threshold: float
     emit_windows: bool
     detector: anomaly_detector.DetectorConfig
+    rate_detector: RateDetectorConfig
 
 
 class SeriesWindows:
@@ -159,7 +163,11 @@ class SeriesWindows:
             return []
         state = {**state, "open": remaining}
         detector_key = key + DETECTOR_SUFFIX
-        detector = series.get(detector_key) or anomaly_detector.new_state(self.config.detector)
+        detector = series.get(detector_key) or (
+            new_rate_state()
+            if state["kind"] == "rate"
+            else anomaly_detector.new_state(self.config.detector)
+        )
         outputs: list[Output] = []
         for start, aggregate in closed:
             detector, finals = self._final(key, state, detector, start, aggregate)
@@ -202,13 +210,14 @@ class SeriesWindows:
                 )
             )
         last_end = state.get("last_end")
-        if is_rate and last_end is not None and self.config.spec.hop_ms == size:
-            gap = (start - last_end) // size
-            for index in range(max(0, gap - MAX_ZERO_FILL), gap):
-                detector, _ = anomaly_detector.update(
-                    detector, last_end + (index + 1) * size, 0.0, self.config.detector
-                )
-        detector, score = anomaly_detector.update(detector, end, value, self.config.detector)
+        if is_rate:
+            if last_end is not None and self.config.spec.hop_ms == size:
+                gap = (start - last_end) // size
+                for _ in range(min(gap, MAX_ZERO_FILL)):
+                    detector, _ = update_rate(detector, 0.0, self.config.rate_detector)
+            detector, score = update_rate(detector, value, self.config.rate_detector)
+        else:
+            detector, score = anomaly_detector.update(detector, end, value, self.config.detector)
         state["last_end"] = end
         if score.score >= self.config.threshold:
             outputs.append(self._anomaly(key, state, start, end, value, score))

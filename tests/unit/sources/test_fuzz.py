@@ -404,9 +404,14 @@ def json_mutants(draw: st.DrawFn, seeds: list[tuple[str, bytes]]) -> tuple[str, 
         if not _existing_path(doc, path):  # removed by an earlier mutation
             continue
         old = get_at(doc, path)
-        kind = draw(st.sampled_from(["delete", "replace", "retype", "wrap", "add"]))
+        kind = draw(st.sampled_from(["delete", "replace", "retype", "wrap", "add", "splice"]))
         if kind == "delete" and path:
             doc = with_change(doc, path, None, delete=True)
+            continue
+        if kind == "splice":  # another node of the same record, e.g. an object for a list
+            other = draw(st.sampled_from(paths_of(raw)))
+            if _existing_path(doc, other):
+                doc = with_change(doc, path, get_at(doc, other))
             continue
         if kind == "add" and isinstance(old, dict):
             path = (*path, draw(st.sampled_from(keys_of(family))))
@@ -444,6 +449,59 @@ def byte_flips(draw: st.DrawFn, seeds: list[tuple[str, bytes]]) -> tuple[str, by
             )
         )
     return family, bytes(data)
+
+
+@st.composite
+def token(draw: st.DrawFn, valid: list[str], broken: list[str], may_break: bool) -> str:
+    """A valid token, or (when the line `may_break`) one time in three a broken one."""
+    return draw(st.sampled_from(broken if may_break and draw(st.integers(0, 2)) == 0 else valid))
+
+
+@st.composite
+def exposition_lines(draw: st.DrawFn) -> str:
+    """A Prometheus exposition line: valid, or (one line in three) with broken tokens."""
+    may_break = draw(st.integers(0, 2)) == 0
+    parts = [draw(
+        token(["up", "a_b:c", "_x", "http_requests_total"], ["9bad", "", "é", "x.y"], may_break)
+    )]
+    if draw(st.booleans()):
+        pairs = []
+        for _ in range(draw(st.integers(0, 3))):
+            key = draw(token(["job", "instance", "service", "host", "app", "__name__"],
+                             ["9", "", '"q.n"', "é"], may_break))
+            equals = draw(token(["=", " = "], ["", "=="], may_break))
+            value = draw(
+                token(
+                    ['"x"', '""', '"a\\"b"', '"a\\\\"', '"a\\n"', '"10.0.0.1:9090"',
+                     '"[::1]:80"', '"host:"'],
+                    ['"bad\\q"', '"open', "bare"],
+                    may_break,
+                )
+            )
+            pairs.append(key + equals + value)
+        parts.append("{" + draw(token([",", ", "], [",,", " "], may_break)).join(pairs))
+        parts.append(draw(token(["}", ",}"], ["", "}}"], may_break)))
+    for valid, broken in (
+        (["1", "-1", "1.5e3", "NaN", "+Inf", "-inf", "Infinity", "-0"],
+         ["1_000", "0x10", "1e999", "", "x"]),
+        (["", "1395066363000", "1520879607.789", "253402300799999", "0"],
+         ["-1", "1.5", "1e3", "1e400", "nan", "9" * 30, "9" * 5000, "1_000", "253402300800000",
+          "٣"]),
+    ):
+        parts.append(draw(token([" ", "\t", "  "], [""], may_break)) + draw(
+            token(valid, broken, may_break)
+        ))
+    if may_break and draw(st.integers(0, 3)) == 0:
+        parts.append(" # {trace_id=\"1\"} 1")  # an exemplar
+    return "".join(parts)
+
+
+exposition_texts = st.lists(
+    st.tuples(st.sampled_from(["", "", "", "# HELP x y\n", "# TYPE x counter\n", "\n"]),
+              exposition_lines()).map("".join),
+    min_size=1,
+    max_size=5,
+).map("\n".join)
 
 
 def not_json(data: bytes) -> bool:
@@ -498,6 +556,21 @@ def test_truncated_json_always_fails(
 @given(case=truncations([(f, raw) for f, raw in ALL_SEEDS if f == "metrics"]))
 def test_truncated_metrics_never_crash(case: tuple[str, bytes]) -> None:
     check(case[1], "metrics")
+
+
+@budget(300)
+@given(
+    text=exposition_texts,
+    envelope=st.sampled_from([None, 1395066363000, "2024-01-02T03:04:05Z", "bad", -5]),
+    family=st.sampled_from(["metrics", None]),
+)
+def test_exposition_text(text: str, envelope: Any, family: str | None) -> None:
+    """Prometheus text, bare or in a `{"exposition", "timestamp"}` envelope."""
+    if envelope is None:
+        raw = text.encode()
+    else:
+        raw = orjson.dumps({"exposition": text, "timestamp": envelope})
+    check(raw, family)
 
 
 @budget(600)
