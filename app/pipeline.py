@@ -21,8 +21,8 @@ from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
 from tables.anomaly_detector import METRIC_DETECTOR
-from tables.rate_detector import RateDetectorConfig
 from tables.entity_stats import update_entity_stats
+from tables.rate_detector import RateDetectorConfig
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule
 from tables.staged import StagedState
 from tables.windows import WindowSpec

@@ -461,19 +461,34 @@ def token(draw: st.DrawFn, valid: list[str], broken: list[str], may_break: bool)
 def exposition_lines(draw: st.DrawFn) -> str:
     """A Prometheus exposition line: valid, or (one line in three) with broken tokens."""
     may_break = draw(st.integers(0, 2)) == 0
-    parts = [draw(
-        token(["up", "a_b:c", "_x", "http_requests_total"], ["9bad", "", "é", "x.y"], may_break)
-    )]
+    parts = [
+        draw(
+            token(["up", "a_b:c", "_x", "http_requests_total"], ["9bad", "", "é", "x.y"], may_break)
+        )
+    ]
     if draw(st.booleans()):
         pairs = []
         for _ in range(draw(st.integers(0, 3))):
-            key = draw(token(["job", "instance", "service", "host", "app", "__name__"],
-                             ["9", "", '"q.n"', "é"], may_break))
+            key = draw(
+                token(
+                    ["job", "instance", "service", "host", "app", "__name__"],
+                    ["9", "", '"q.n"', "é"],
+                    may_break,
+                )
+            )
             equals = draw(token(["=", " = "], ["", "=="], may_break))
             value = draw(
                 token(
-                    ['"x"', '""', '"a\\"b"', '"a\\\\"', '"a\\n"', '"10.0.0.1:9090"',
-                     '"[::1]:80"', '"host:"'],
+                    [
+                        '"x"',
+                        '""',
+                        '"a\\"b"',
+                        '"a\\\\"',
+                        '"a\\n"',
+                        '"10.0.0.1:9090"',
+                        '"[::1]:80"',
+                        '"host:"',
+                    ],
                     ['"bad\\q"', '"open', "bare"],
                     may_break,
                 )
@@ -482,23 +497,39 @@ def exposition_lines(draw: st.DrawFn) -> str:
         parts.append("{" + draw(token([",", ", "], [",,", " "], may_break)).join(pairs))
         parts.append(draw(token(["}", ",}"], ["", "}}"], may_break)))
     for valid, broken in (
-        (["1", "-1", "1.5e3", "NaN", "+Inf", "-inf", "Infinity", "-0"],
-         ["1_000", "0x10", "1e999", "", "x"]),
-        (["", "1395066363000", "1520879607.789", "253402300799999", "0"],
-         ["-1", "1.5", "1e3", "1e400", "nan", "9" * 30, "9" * 5000, "1_000", "253402300800000",
-          "٣"]),
+        (
+            ["1", "-1", "1.5e3", "NaN", "+Inf", "-inf", "Infinity", "-0"],
+            ["1_000", "0x10", "1e999", "", "x"],
+        ),
+        (
+            ["", "1395066363000", "1520879607.789", "253402300799999", "0"],
+            [
+                "-1",
+                "1.5",
+                "1e3",
+                "1e400",
+                "nan",
+                "9" * 30,
+                "9" * 5000,
+                "1_000",
+                "253402300800000",
+                "٣",
+            ],
+        ),
     ):
-        parts.append(draw(token([" ", "\t", "  "], [""], may_break)) + draw(
-            token(valid, broken, may_break)
-        ))
+        parts.append(
+            draw(token([" ", "\t", "  "], [""], may_break)) + draw(token(valid, broken, may_break))
+        )
     if may_break and draw(st.integers(0, 3)) == 0:
-        parts.append(" # {trace_id=\"1\"} 1")  # an exemplar
+        parts.append(' # {trace_id="1"} 1')  # an exemplar
     return "".join(parts)
 
 
 exposition_texts = st.lists(
-    st.tuples(st.sampled_from(["", "", "", "# HELP x y\n", "# TYPE x counter\n", "\n"]),
-              exposition_lines()).map("".join),
+    st.tuples(
+        st.sampled_from(["", "", "", "# HELP x y\n", "# TYPE x counter\n", "\n"]),
+        exposition_lines(),
+    ).map("".join),
     min_size=1,
     max_size=5,
 ).map("\n".join)
