@@ -15,9 +15,26 @@ from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, dead_letter
 from app.pipeline import Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.definitions import entity_stats, series_state
+from tables.definitions import (
+    alert_state,
+    entity_stats,
+    group_state,
+    inhibitors,
+    series_state,
+    silences,
+)
 
-pipeline = Pipeline(settings, PipelineState(entities=entity_stats, series=series_state))
+pipeline = Pipeline(
+    settings,
+    PipelineState(
+        entities=entity_stats,
+        series=series_state,
+        alerts=alert_state,
+        groups=group_state,
+        silences=silences,
+        inhibitors=inhibitors,
+    ),
+)
 
 
 @app.on_partitions_revoked.connect

@@ -5,9 +5,10 @@ Run with `vigil worker` (or `faust -A app.main worker`).
 
 from __future__ import annotations
 
+from agents import control as _control
 from agents import ingest as _ingest
 from agents import process as _process
 from app.faust_app import app
 from app.web import views as _views
 
-__all__ = ["_ingest", "_process", "_views", "app"]
+__all__ = ["_control", "_ingest", "_process", "_views", "app"]

@@ -27,7 +27,8 @@ _AUTH_BASIC = re.compile(r"(?i)\b(basic)\s+([A-Za-z0-9+/]{8,}=*)")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
 )
-#: `--password=x`, `-p x` style flags and `password=x` / `token: x` assignments.
+#: `--password=x`, `--token x`, `-password x` style flags and `password=x` / `token: x`
+#: assignments. A bare `-p` is not a secret flag (ssh, nc, docker use it for a port).
 _SECRET_FLAG = re.compile(
     r"(?i)(--?(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key|auth)"
     r"(?:[=\s]+))(\"[^\"]*\"|'[^']*'|\S+)"
@@ -35,6 +36,12 @@ _SECRET_FLAG = re.compile(
 _SECRET_ASSIGN = re.compile(
     r"(?i)\b((?:[A-Za-z_]*_)?(?:password|passwd|pwd|secret|token|api[-_]?key|access[-_]?key)"
     r"\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;\"']+)"
+)
+#: MySQL/MariaDB clients read `-pSECRET` (attached) as the password; `-p secret` (apart) is a
+#: prompt for the password followed by a database name, so only the attached form is masked.
+_MYSQL_PASSWORD = re.compile(
+    r"(\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mariadb|mariadb-dump)\b[^\n]{0,500}?"
+    r"\s-p)(?=[^\s-])(\"[^\"]*\"|'[^']*'|\S+)"
 )
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@")
 _GITHUB_TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b")
@@ -74,6 +81,7 @@ def mask_text(text: str, policy: MaskingPolicy) -> str:
     out = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", out)
     out = _AUTH_BASIC.sub(lambda m: f"{m.group(1)} {MASK}", out)
     out = _SECRET_FLAG.sub(lambda m: f"{m.group(1)}{MASK}", out)
+    out = _MYSQL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}", out)
     out = _SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{MASK}", out)
     out = _EMAIL.sub("[email]", out)
     if policy.mask_ips:
@@ -82,11 +90,20 @@ def mask_text(text: str, policy: MaskingPolicy) -> str:
 
 
 def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any:
-    """Mask strings anywhere inside a JSON-like value; values under secret-named keys go whole."""
+    """Mask strings anywhere inside a JSON-like value; values under secret-named keys go whole.
+
+    Under a secret-named key, every string or number inside a list or object goes too
+    (`"password": ["x"]`, `"credentials": {"user": "u", "pass": "p"}`); the structure stays.
+    """
     if not policy.enabled:
         return value
-    if key is not None and SECRET_KEYS.match(key) and isinstance(value, str | int | float):
-        return MASK if value not in ("", None) else value
+    if key is not None and SECRET_KEYS.match(key):
+        if isinstance(value, dict):
+            return {k: mask_value(v, policy, key) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask_value(v, policy, key) for v in value]
+        if isinstance(value, str | int | float):
+            return MASK if value != "" else value
     if isinstance(value, str):
         return mask_text(value, policy)
     if isinstance(value, dict):

@@ -9,10 +9,14 @@ on the same state shapes, so what one emits the other emits too.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
+from app.catalogue import Catalogue
 from app.events import Event
 from app.masking import MaskingPolicy
 from app.outputs import Origin, Output, dead_letter
@@ -20,20 +24,32 @@ from app.settings import Settings
 from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
+from tables.alert_labels import alert_from_anomaly
+from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
+from tables.dedup import AlertStage, DedupConfig, TimerSchedule
 from tables.entity_stats import update_entity_stats
 from tables.rate_detector import RateDetectorConfig
-from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule
+from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
+from tables.silences import parse_inhibit_rule
 from tables.staged import StagedState
 from tables.windows import WindowSpec
 
 
 @dataclass(slots=True)
 class PipelineState:
-    """The state `process` reads and writes: one mapping per table (dicts offline)."""
+    """The state `process` reads and writes: one mapping per table (dicts offline).
+
+    `silences` and `inhibitors` are global (every worker holds all of them); the others are
+    keyed by entity and co-partitioned with `vigil.events`.
+    """
 
     entities: MutableMapping[str, Any] = field(default_factory=dict)
     series: MutableMapping[str, Any] = field(default_factory=dict)
+    alerts: MutableMapping[str, Any] = field(default_factory=dict)
+    groups: MutableMapping[str, Any] = field(default_factory=dict)
+    silences: MutableMapping[str, Any] = field(default_factory=dict)
+    inhibitors: MutableMapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -57,6 +73,27 @@ def build_normalizer(settings: Settings) -> Normalizer:
     )
 
 
+def dedup_config(settings: Settings) -> DedupConfig:
+    """Alert grouping and timing from settings (Alertmanager's defaults)."""
+    rules: tuple = ()
+    if settings.inhibit_rules:
+        with open(settings.inhibit_rules, encoding="utf-8") as handle:
+            rules = tuple(parse_inhibit_rule(rule) for rule in yaml.safe_load(handle) or [])
+    return DedupConfig(
+        group_by=tuple(name.strip() for name in settings.group_by.split(",") if name.strip()),
+        group_wait_ms=settings.group_wait_ms,
+        group_interval_ms=settings.group_interval_ms,
+        repeat_interval_ms=settings.repeat_interval_ms,
+        resolve_timeout_ms=settings.resolve_timeout_ms,
+        inhibit_rules=rules,
+    )
+
+
+def build_scorer(settings: Settings) -> Scorer:
+    """The alert scorer, with the service catalogue when one is configured."""
+    return Scorer(catalogue=Catalogue.load(settings.catalogue) if settings.catalogue else None)
+
+
 def series_config(settings: Settings) -> SeriesConfig:
     """Windowing and detection settings for every series."""
     return SeriesConfig(
@@ -68,6 +105,10 @@ def series_config(settings: Settings) -> SeriesConfig:
     )
 
 
+#: The state key of a partition's watermark over all sources.
+PARTITION_WATERMARK = watermark_key("*")
+
+
 class Pipeline:
     """Raw record -> canonical events -> stateful logic -> outputs for downstream topics."""
 
@@ -76,7 +117,14 @@ class Pipeline:
         self.state = state if state is not None else PipelineState()
         self.normalizer = build_normalizer(settings)
         self.series = SeriesWindows(series_config(settings))
+        self.alerts = AlertStage(
+            dedup_config(settings),
+            build_scorer(settings),
+            silences=self.state.silences,
+            inhibitors=self.state.inhibitors,
+        )
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
+        self._timers: dict[int, TimerSchedule] = {}
 
     def ingest(self, raw: bytes, family: str | None, origin: Origin) -> list[Output]:
         """Normalize one raw record into `events` outputs, or one `deadletter` output."""
@@ -100,6 +148,9 @@ class Pipeline:
         """
         entities = StagedState(self.state.entities)
         series = StagedState(self.state.series)
+        alerts = StagedState(self.state.alerts)
+        groups = StagedState(self.state.groups)
+        inhibitors = StagedState(self.state.inhibitors)
         stats = entities.get(event.entity)
         if offset is None or stats is None or stats.get("_o", -1) < offset:
             entities[event.entity] = {
@@ -108,7 +159,57 @@ class Pipeline:
             }
         schedule = self.schedule(partition, event.source)
         outputs = self.series.apply(event, partition, offset, series, schedule)
-        return Step(outputs, [entities, series])
+        watermark = self._partition_watermark(series, event, offset)
+        timers = self.timers(partition)
+        derived = self.alerts.on_event(event, partition, offset, watermark, alerts, groups, timers)
+        for out in outputs:
+            if out.topic == "anomalies":
+                derived += self.alerts.on_alert(
+                    alert_from_anomaly(out.value),
+                    partition,
+                    offset,
+                    watermark,
+                    alerts,
+                    groups,
+                    timers,
+                )
+        outputs += self._route_inhibitors(derived, inhibitors)
+        return Step(outputs, [entities, series, alerts, groups, inhibitors])
+
+    @staticmethod
+    def _partition_watermark(series: StagedState, event: Event, offset: int | None) -> int:
+        """The partition's watermark over all sources (alert timers run on it)."""
+        mark = series.get(PARTITION_WATERMARK) or {"wm": None, "_o": -1}
+        if mark["wm"] is None or event.ts_ms > mark["wm"]:
+            if offset is None or mark["_o"] < offset:
+                series[PARTITION_WATERMARK] = {
+                    "wm": event.ts_ms,
+                    "_o": offset if offset is not None else -1,
+                }
+            return event.ts_ms
+        return mark["wm"]
+
+    @staticmethod
+    def _route_inhibitors(outputs: list[Output], inhibitors: StagedState) -> list[Output]:
+        """Apply `inhibitors` records to the global table; pass every other output on."""
+        passed: list[Output] = []
+        for out in outputs:
+            if out.topic != "inhibitors":
+                passed.append(out)
+            elif out.value.get("status") == "firing":
+                inhibitors[out.key] = dict(out.value)
+            else:
+                inhibitors.delete(out.key)
+        return passed
+
+    def timers(self, partition: int) -> TimerSchedule:
+        """The alert timer schedule of a partition, rebuilt from state when first needed."""
+        timers = self._timers.get(partition)
+        if timers is None:
+            items = itertools.chain(self.state.alerts.items(), self.state.groups.items())
+            timers = TimerSchedule.rebuild(items, partition)
+            self._timers[partition] = timers
+        return timers
 
     def schedule(self, partition: int, source: str) -> WindowSchedule:
         """The window-close schedule of a partition's source, rebuilt from state when needed."""
@@ -123,9 +224,24 @@ class Pipeline:
     def forget_schedules(self) -> None:
         """Drop the in-memory schedules (after a rebalance); they are rebuilt on demand."""
         self._schedules.clear()
+        self._timers.clear()
 
-    def flush(self) -> Step:
-        """End of input (offline only): close every open window."""
+    def flush(self, partition: int = 0) -> Step:
+        """End of input (offline only): close every window, then fire every alert timer."""
         series = StagedState(self.state.series)
+        alerts = StagedState(self.state.alerts)
+        groups = StagedState(self.state.groups)
+        inhibitors = StagedState(self.state.inhibitors)
         keys = [k for k, v in self.state.series.items() if isinstance(v, dict) and v.get("open")]
-        return Step(self.series.flush(series, keys), [series])
+        outputs = self.series.flush(series, keys)
+        timers = self.timers(partition)
+        derived: list[Output] = []
+        for out in outputs:
+            if out.topic == "anomalies":
+                alert = alert_from_anomaly(out.value)
+                derived += self.alerts.on_alert(
+                    alert, partition, None, None, alerts, groups, timers
+                )
+        derived += self.alerts.flush(alerts, groups, timers)
+        outputs += self._route_inhibitors(derived, inhibitors)
+        return Step(outputs, [series, alerts, groups, inhibitors])

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from aiokafka.partitioner import murmur2
+
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import Pipeline
+from app.pipeline import Pipeline, PipelineState
 from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
@@ -38,12 +40,20 @@ def offline_replay(
     """Yield every output record for the given files, as the live pipeline would emit them.
 
     Dead letters come first (in file order), then each canonical event in event-time order,
-    each followed by what the stateful logic derives from it. With `flush` (the default), the
+    each followed by what the stateful logic derives from it. Each event is processed in the
+    partition its entity has on `vigil.events`, with that partition's own state and watermarks,
+    exactly as a worker would. With `flush` (the default), the
     end of input closes every window still open, as if the watermark had moved past them all;
     the live pipeline keeps such windows open until later events arrive.
     """
     catalog = TopicCatalog(settings)
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(settings)  # stateless ingest
+    silences: dict[str, Any] = {}
+    inhibitors: dict[str, Any] = {}
+    partitions = {
+        p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
+        for p in range(settings.partitions)
+    }
     events: list[Output] = []
     for path in paths:
         path_family = family or file_family(path)
@@ -58,15 +68,22 @@ def offline_replay(
     events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
     for out in events:
         yield as_record(catalog, out)
-        step = pipeline.process(Event.from_dict(out.value))
+        partition = entity_partition(out.key or "", settings.partitions)
+        step = partitions[partition].process(Event.from_dict(out.value), partition)
         step.commit()
         for derived in step.outputs:
             yield as_record(catalog, derived)
     if flush:
-        step = pipeline.flush()
-        step.commit()
-        for derived in step.outputs:
-            yield as_record(catalog, derived)
+        for partition, partition_pipeline in partitions.items():
+            step = partition_pipeline.flush(partition)
+            step.commit()
+            for derived in step.outputs:
+                yield as_record(catalog, derived)
+
+
+def entity_partition(entity: str, partitions: int) -> int:
+    """The `vigil.events` partition of an entity: Kafka's default partitioner (murmur2)."""
+    return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions
 
 
 def as_record(catalog: TopicCatalog, out: Output) -> dict[str, Any]:

@@ -94,6 +94,21 @@ class Settings:
     anomaly_threshold: float = 0.9
     #: Emit every closed window on `vigil.windows`. Env `VIGIL_EMIT_WINDOWS`. Default true.
     emit_windows: bool = True
+    #: Alert grouping labels (comma list; `...` = all). Env `VIGIL_GROUP_BY`. Default `alertname`.
+    group_by: str = "alertname"
+    #: Alertmanager's group_wait (ms). Env `VIGIL_GROUP_WAIT_MS`. Default 30000.
+    group_wait_ms: int = 30_000
+    #: Alertmanager's group_interval (ms). Env `VIGIL_GROUP_INTERVAL_MS`. Default 300000.
+    group_interval_ms: int = 300_000
+    #: Alertmanager's repeat_interval (ms). Env `VIGIL_REPEAT_INTERVAL_MS`. Default 4 h.
+    repeat_interval_ms: int = 4 * 3_600_000
+    #: Alertmanager's resolve_timeout (ms). Env `VIGIL_RESOLVE_TIMEOUT_MS`. Default 300000.
+    resolve_timeout_ms: int = 300_000
+    #: Service catalogue YAML (criticality, exposure). Env `VIGIL_CATALOGUE`. Default none.
+    catalogue: str = ""
+    #: Inhibition rules YAML (a list of Alertmanager-style rules). Env `VIGIL_INHIBIT_RULES`.
+    #: Default none.
+    inhibit_rules: str = ""
     #: Where the shared fixtures and NAB data live. Env `VIGIL_SHARED_DIR`. Default `../shared`.
     shared_dir: str = str(REPO_ROOT.parent / "shared")
     #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
@@ -124,6 +139,13 @@ class Settings:
             window_grace_ms=_env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
             anomaly_threshold=_env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
             emit_windows=_env_bool(env, "VIGIL_EMIT_WINDOWS", d.emit_windows),
+            group_by=_env(env, "VIGIL_GROUP_BY", d.group_by),
+            group_wait_ms=_env_int(env, "VIGIL_GROUP_WAIT_MS", d.group_wait_ms),
+            group_interval_ms=_env_int(env, "VIGIL_GROUP_INTERVAL_MS", d.group_interval_ms),
+            repeat_interval_ms=_env_int(env, "VIGIL_REPEAT_INTERVAL_MS", d.repeat_interval_ms),
+            resolve_timeout_ms=_env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
+            catalogue=_env(env, "VIGIL_CATALOGUE", d.catalogue),
+            inhibit_rules=_env(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),
             shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )

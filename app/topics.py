@@ -40,6 +40,7 @@ OUTPUT_STREAMS: dict[str, str] = {
     "deadletter": "records that could not be processed, with the reason and original bytes",
     "late": "events later than the window grace period",
     "audit": "hash-chained audit trail of silences, gate decisions and reloads",
+    "control": "commands to Vigil: create and expire silences",
 }
 
 

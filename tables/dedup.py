@@ -188,6 +188,7 @@ class _Ctx:
     schedule: TimerSchedule
     flush: bool
     outputs: list[Output] = field(default_factory=list)
+    clock: int = 0
 
 
 class AlertStage:
@@ -263,7 +264,7 @@ class AlertStage:
         """Fire every timer due at `watermark - slack_ms`; calling it again does nothing."""
         flush = watermark >= FOREVER
         clock = FOREVER if flush else int(watermark) - self.config.slack_ms
-        ctx = _Ctx(alerts, groups, schedule, flush=flush)
+        ctx = _Ctx(alerts, groups, schedule, flush=flush, clock=clock)
         while (item := schedule.pop_due(clock)) is not None:
             due, rank, key = item
             if rank == _GROUP_RANK:
@@ -613,6 +614,10 @@ class AlertStage:
             group["next"] = tick if group["next"] is None else min(group["next"], tick)
         self._save_group(group_id, group, ctx)
 
+    def _tick_at_or_before(self, group: dict[str, Any], at: int) -> int:
+        gi, base = self.config.group_interval_ms, group["base"]
+        return base + max(0, (at - base) // gi) * gi
+
     def _tick_at_or_after(self, group: dict[str, Any], at: int) -> int:
         gi, base = self.config.group_interval_ms, group["base"]
         steps = max(1, -(-(at - base) // gi))
@@ -635,7 +640,13 @@ class AlertStage:
         if group is None or group.get("due") is None or group["due"] > due:
             return  # stale timer
         if group["alive"]:
-            self._flush_group(key, group, due, ctx)
+            now = due
+            late = ctx.clock - due > self.config.repeat_interval_ms
+            if late and not ctx.flush and group.get("base") is not None:
+                # Event time jumped (a replay across a gap): flush once at the last tick
+                # before the clock instead of replaying every repeat in between.
+                now = max(due, self._tick_at_or_before(group, ctx.clock))
+            self._flush_group(key, group, now, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
 

@@ -28,3 +28,40 @@ series_state = app.Table(
     schema=ENTITY_SCHEMA,
     help="Event-time windows and anomaly detector state per series, and partition watermarks.",
 )
+
+#: `<entity>|<fingerprint>` -> one alert instance; `<entity>|~scope|<scope>` -> open findings
+#: of one scan scope (tables/dedup.py).
+alert_state = app.Table(
+    "alerts",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Deduplicated alert instances per fingerprint, and open findings per scan scope.",
+)
+
+#: `<entity>:{<group labels>}` -> one aggregation group and its notification log.
+group_state = app.Table(
+    "alert-groups",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Alert groups with Alertmanager's notification log.",
+)
+
+#: silence id -> silence (tables/silences.py); every worker holds all of them.
+silences = app.GlobalTable(
+    "silences",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Active, pending and expired silences.",
+)
+
+#: fingerprint -> firing alert that can inhibit others; every worker holds all of them.
+inhibitors = app.GlobalTable(
+    "inhibitors",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Firing alerts that match an inhibition rule's source side.",
+)
