@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
+.PHONY: help install system-deps alertmanager-up alertmanager-down kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -33,7 +33,16 @@ worker: install kafka-up ## run one Vigil worker in the foreground
 demo: install ## broker + worker + generator + web view; Ctrl-C stops all it started
 	@scripts/demo.sh
 
-test: install kafka-up ## run every test (unit and through the real broker)
+system-deps: ## Debian packages the tests drive (chromium, prometheus, alertmanager)
+	@scripts/system-deps.sh
+
+alertmanager-up: ## start a local Alertmanager on 127.0.0.1:19093 (installs Debian's package if missing)
+	@scripts/alertmanager.sh up
+
+alertmanager-down: ## stop the local Alertmanager
+	@scripts/alertmanager.sh down
+
+test: install system-deps kafka-up ## run every test (unit and through the real broker)
 	$(BIN)/pytest -q
 
 test-unit: install ## run the tests that need no broker

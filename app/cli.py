@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from app.events import format_time, parse_time
 from app.settings import Settings
 from app.sources.errors import NormalizeError
 from app.sources.files import file_records
@@ -176,6 +177,50 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
+    """Create or expire a silence by sending a command to the control topic."""
+    from app import kafka_io
+    from tables.silences import parse_silence
+
+    now_ms = int(time.time() * 1000)
+    if args.action == "add":
+        starts = args.start or format_time(now_ms)
+        try:
+            silence = parse_silence(
+                {
+                    "matchers": args.matcher,
+                    "startsAt": starts,
+                    "endsAt": format_time(parse_time(starts) + int(args.hours * 3_600_000)),
+                    "createdBy": args.by,
+                    "comment": args.comment,
+                }
+            )
+        except ValueError as exc:
+            _err({"error": "invalid silence", "message": str(exc)})
+            return 2
+        command = {"command": "silence.create", "silence": silence}
+    else:
+        command = {
+            "command": "silence.expire",
+            "id": args.id,
+            "at": format_time(now_ms),
+            "by": args.by,
+        }
+    topic = TopicCatalog(settings).name("control")
+
+    async def run() -> int:
+        await kafka_io.ensure_topics(
+            settings.bootstrap_servers, [topic], settings.partitions, settings.replicas
+        )
+        return await kafka_io.produce(
+            settings.bootstrap_servers, [(topic, None, orjson.dumps(command))]
+        )
+
+    asyncio.run(run())
+    _out(command)
+    return 0
+
+
 def cmd_nab(args: argparse.Namespace, settings: Settings) -> int:
     """Run the pipeline's metric detector over every NAB series (NAB's results layout)."""
     from app.nab import nab_main
@@ -275,6 +320,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="force one adapter (falco, trivy, sarif, ...)")
     p.add_argument("files", nargs="+")
 
+    p = sub.add_parser("silence", help="create or expire a silence (via the control topic)")
+    silence_sub = p.add_subparsers(dest="action", required=True)
+    q = silence_sub.add_parser("add", help="mute alerts matching every matcher")
+    q.add_argument(
+        "--matcher",
+        "-m",
+        action="append",
+        required=True,
+        help='label matcher, e.g. alertname="Write below root" (repeatable)',
+    )
+    q.add_argument("--hours", type=float, default=2.0, help="duration (default 2)")
+    q.add_argument("--start", default=None, help="start time (default now)")
+    q.add_argument("--by", required=True, help="who creates it")
+    q.add_argument("--comment", required=True, help="why")
+    q = silence_sub.add_parser("expire", help="end a silence now")
+    q.add_argument("id")
+    q.add_argument("--by", required=True, help="who expires it")
+
     p = sub.add_parser("nab", help="run the metric anomaly detector over a NAB data folder")
     p.add_argument("--data", required=True, help="NAB data dir: <category>/<file>.csv")
     p.add_argument("--out", required=True, help="results dir (writes vigil/<category>/...)")
@@ -306,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return cmd_worker(args)
     handlers = {
+        "silence": cmd_silence,
         "nab": cmd_nab,
         "nab-score": cmd_nab_score,
         "produce": cmd_produce,

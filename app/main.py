@@ -8,7 +8,8 @@ from __future__ import annotations
 from agents import control as _control
 from agents import ingest as _ingest
 from agents import process as _process
+from agents import sinks as _sinks
 from app.faust_app import app
 from app.web import views as _views
 
-__all__ = ["_control", "_ingest", "_process", "_views", "app"]
+__all__ = ["_control", "_ingest", "_process", "_sinks", "_views", "app"]

@@ -11,15 +11,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from app.events import Event
 from app.outputs import Origin, Output
 from app.pipeline import Pipeline, PipelineState
 from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
-from app.topics import TopicCatalog
+from app.topics import TopicCatalog, entity_partition
 
 
 def file_family(path: str | Path) -> str | None:
@@ -79,11 +77,6 @@ def offline_replay(
             step.commit()
             for derived in step.outputs:
                 yield as_record(catalog, derived)
-
-
-def entity_partition(entity: str, partitions: int) -> int:
-    """The `vigil.events` partition of an entity: Kafka's default partitioner (murmur2)."""
-    return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions
 
 
 def as_record(catalog: TopicCatalog, out: Output) -> dict[str, Any]:

@@ -109,6 +109,11 @@ class Settings:
     #: Inhibition rules YAML (a list of Alertmanager-style rules). Env `VIGIL_INHIBIT_RULES`.
     #: Default none.
     inhibit_rules: str = ""
+    #: Bearer tokens allowed to read the API and dashboard (comma list). Env `VIGIL_READ_TOKENS`.
+    #: Default none: without tokens every API request is refused.
+    read_tokens: str = ""
+    #: Bearer tokens with admin rights (silences; implies read). Env `VIGIL_ADMIN_TOKENS`.
+    admin_tokens: str = ""
     #: Where the shared fixtures and NAB data live. Env `VIGIL_SHARED_DIR`. Default `../shared`.
     shared_dir: str = str(REPO_ROOT.parent / "shared")
     #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
@@ -146,9 +151,14 @@ class Settings:
             resolve_timeout_ms=_env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
             catalogue=_env(env, "VIGIL_CATALOGUE", d.catalogue),
             inhibit_rules=_env(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),
+            read_tokens=_env(env, "VIGIL_READ_TOKENS", d.read_tokens),
+            admin_tokens=_env(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),
             shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
+
+    def __repr__(self) -> str:  # tokens never reach logs
+        return f"Settings(app_id={self.app_id!r}, broker_url={self.broker_url!r}, ...)"
 
     def __post_init__(self) -> None:
         if not self.datadir:

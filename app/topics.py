@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 from app.settings import Settings
 
 #: Raw topic families, each read by the adapters registered for it (app/sources/registry.py).
@@ -41,6 +43,7 @@ OUTPUT_STREAMS: dict[str, str] = {
     "late": "events later than the window grace period",
     "audit": "hash-chained audit trail of silences, gate decisions and reloads",
     "control": "commands to Vigil: create and expire silences",
+    "alerts-retry": "alert deliveries waiting for another attempt, with sink, attempts and last error",
 }
 
 
@@ -93,3 +96,9 @@ class TopicCatalog:
     def specs(self) -> list[TopicSpec]:
         """Every topic Vigil declares."""
         return list(self._specs.values())
+
+
+def entity_partition(entity: str, partitions: int) -> int:
+    """The `vigil.events` partition of an entity: Kafka's default partitioner (murmur2 of the
+    UTF-8 key), as the producer applies it."""
+    return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions

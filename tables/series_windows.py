@@ -43,6 +43,9 @@ def watermark_key(source: str) -> str:
     return WATERMARK_PREFIX + source
 
 
+#: Closed-window values kept per series for the dashboard's sparklines.
+RECENT_WINDOWS = 30
+
 #: Longest run of empty windows fed to a rate series' detector as zeros after a gap.
 MAX_ZERO_FILL = 60
 
@@ -219,8 +222,13 @@ class SeriesWindows:
         else:
             detector, score = anomaly_detector.update(detector, end, value, self.config.detector)
         state["last_end"] = end
+        state["recent"] = [*(state.get("recent") or [])[-(RECENT_WINDOWS - 1) :], round(value, 6)]
         if score.score >= self.config.threshold:
-            outputs.append(self._anomaly(key, state, start, end, value, score))
+            anomaly = self._anomaly(key, state, start, end, value, score)
+            state["last_anomaly"] = {
+                k: anomaly.value[k] for k in ("time", "value", "score", "explanation")
+            }
+            outputs.append(anomaly)
         return detector, outputs
 
     def _anomaly(

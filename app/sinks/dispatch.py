@@ -313,6 +313,7 @@ class Dispatcher:
             count(sink.name, "deferred", len(items))
             due = self._open_until[sink.name]
             error = self._open_error[sink.name]
+            log.debug("%s unavailable: %d alert(s) deferred", sink.label, len(items))
             return [
                 retry_value(sink, it, 0, self.settings.max_attempts, due, error, now)
                 for it in items
@@ -370,9 +371,7 @@ class Dispatcher:
                 (_, single), *_ = sink.requests([item.record], now)
                 outputs.extend(await self._send(session, sink, [item], single))
             return outputs
-        return [
-            self._give_up(sink.name, sink.label, it, result.attempts, error, now) for it in items
-        ]
+        return self._give_up(sink.name, sink.label, items, result.attempts, error, now)
 
     # ---- retry agent -----------------------------------------------------------------
 
@@ -402,7 +401,7 @@ class Dispatcher:
         if sink is None:
             error = DeliveryError("sink no longer configured", retryable=False)
             label = str(value.get("sink_host") or sink_name)
-            return [self._give_up(sink_name, label, item, attempts, error, now)]
+            return self._give_up(sink_name, label, [item], attempts, error, now)
         if self._superseded(sink.name, record):
             count(sink.name, "superseded")
             log.info(
@@ -433,7 +432,12 @@ class Dispatcher:
             count(sink.name, "retried")
             self._mark_delivered(sink.name, [item])
             self._open_until.pop(sink.name, None)
-            log.info("%s: delivered alert %s on attempt %d", sink.label, record.get("id"), attempts)
+            log.info(
+                "%s: delivered alert %s from the retry topic (attempt %d)",
+                sink.label,
+                record.get("id"),
+                attempts,
+            )
             return []
         count(sink.name, "attempt_failed")
         error = result.error or DeliveryError("unknown failure", retryable=True)
@@ -454,22 +458,31 @@ class Dispatcher:
                     value.get("first_failed_at"),
                 )
             ]
-        return [self._give_up(sink.name, sink.label, item, attempts, error, now)]
+        return self._give_up(sink.name, sink.label, [item], attempts, error, now)
 
     # ---- state -----------------------------------------------------------------------
 
     def _give_up(
-        self, name: str, label: str, item: AlertItem, attempts: int, error: DeliveryError, now: int
-    ) -> Output:
-        count(name, "dead_lettered")
+        self,
+        name: str,
+        label: str,
+        items: list[AlertItem],
+        attempts: int,
+        error: DeliveryError,
+        now: int,
+    ) -> list[Output]:
+        """Dead letters for `items`, logged once (one line per batch, not per alert)."""
+        count(name, "dead_lettered", len(items))
+        ids = [str(item.record.get("id")) for item in items]
         log.error(
-            "%s: alert %s dead-lettered (sink_failed) after %d attempt(s): %s",
+            "%s: %d alert(s) dead-lettered (sink_failed) after %d attempt(s): %s; ids %s",
             label,
-            item.record.get("id"),
+            len(items),
             attempts,
             redact(error.message, self._urls),
+            ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else ""),
         )
-        return sink_dead_letter(name, label, item, attempts, error, now)
+        return [sink_dead_letter(name, label, it, attempts, error, now) for it in items]
 
     def _is_open(self, name: str, now: int) -> bool:
         return self._open_until.get(name, 0) > now

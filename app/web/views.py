@@ -1,14 +1,84 @@
-"""HTTP views: the live dashboard page, a JSON API over table state, and health probes."""
+"""HTTP views: dashboard, authenticated JSON API over table state, health probes.
+
+- `GET /health/live`, `GET /health/ready`: no auth (Kubernetes probes).
+- `GET /`: the dashboard page (static; it calls the API with the token the user enters).
+- `GET /api/tables`: the tables the API serves.
+- `GET /api/tables/{name}?key=K` (or `entity=E`): one value, routed to the worker that owns the
+  entity's partition, so any worker answers for any key.
+- `GET /api/tables/{name}?limit=&offset=&prefix=`: a page of the table, aggregated across every
+  worker (`local=1` asks one worker for its own part only).
+- `GET /api/silences`, `POST /api/silences` (admin), `POST /api/silences/{id}/expire` (admin).
+- `GET /api/pipeline`: this worker's partitions, rebalancing and recovery state.
+
+Faust's own `/table/` endpoints are disabled (app/faust_app.py); CORS stays off.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from importlib import resources
 from typing import Any
 
-from faust.web import Request, Response, View
+import orjson
+from aiohttp.web import Response
+from faust.web import Request, View
 
-from app.faust_app import app
-from tables.definitions import entity_stats
+from app.events import format_time
+from app.faust_app import app, catalog, settings
+from app.topics import entity_partition
+from app.web.auth import TokenAuth
+from tables.control import apply_command
+from tables.definitions import (
+    alert_state,
+    entity_stats,
+    group_state,
+    inhibitors,
+    series_state,
+    silences,
+)
+
+AUTH = TokenAuth.from_settings(settings)
+
+#: API name -> (table, whether it is keyed by entity (partitioned) or global).
+TABLES: dict[str, tuple[Any, bool]] = {
+    "entities": (entity_stats, True),
+    "series": (series_state, True),
+    "alerts": (alert_state, True),
+    "groups": (group_state, True),
+    "silences": (silences, False),
+    "inhibitors": (inhibitors, False),
+}
+MAX_PAGE = 500
+
+
+def _visible(key: str) -> bool:
+    """Internal bookkeeping keys (watermarks, detector state, scan scopes) are not listed."""
+    return not key.startswith("~") and not key.endswith("#det") and "|~" not in key
+
+
+def entity_of(key: str) -> str:
+    """The entity a table key belongs to (`<entity>|...` or `<entity>:{...}`)."""
+    cut = [i for i in (key.find("|"), key.find(":{")) if i > 0]
+    return key[: min(cut)] if cut else key
+
+
+class AuthedView(View):
+    """A view that needs a bearer token (`read` role unless a method asks for `admin`)."""
+
+    def denied(self, request: Request, needed: str = "read") -> Response | None:
+        """A 401/403 response when the request may not proceed, else None."""
+        header = request.headers.get("Authorization")
+        role = AUTH.role_of(header)
+        if role is None:
+            return self.json(
+                {"error": "unauthorized: send Authorization: Bearer <token>"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="vigil"'},
+            )
+        if not AUTH.allows(header, needed):
+            return self.json({"error": f"forbidden: needs the {needed} role"}, status=403)
+        return None
 
 
 def _page(name: str) -> str:
@@ -17,24 +87,10 @@ def _page(name: str) -> str:
 
 @app.page("/")
 class DashboardView(View):
-    """The dashboard page; it polls the JSON API and updates in place."""
+    """The dashboard page; data comes from the API with the token entered on the page."""
 
     async def get(self, request: Request) -> Response:
         return self.html(_page("dashboard.html"))
-
-
-@app.page("/api/entities")
-class EntitiesView(View):
-    """Entity activity held by this worker: `?limit=` (default 100), newest first."""
-
-    async def get(self, request: Request) -> Response:
-        try:
-            limit = max(1, min(1000, int(request.query.get("limit", "100"))))
-        except ValueError:
-            return self.json({"error": "limit must be an integer"}, status=400)
-        rows: list[dict[str, Any]] = [value for _, value in entity_stats.items() if value]
-        rows.sort(key=lambda row: row["last_ts_ms"], reverse=True)
-        return self.json({"total": len(rows), "items": rows[:limit]})
 
 
 @app.page("/health/live")
@@ -42,4 +98,218 @@ class LiveView(View):
     """Liveness: the process serves HTTP."""
 
     async def get(self, request: Request) -> Response:
-        return self.json({"status": "ok"})
+        return self.json({"status": "live"})
+
+
+@app.page("/health/ready")
+class ReadyView(View):
+    """Readiness: not while rebalancing or recovering tables."""
+
+    async def get(self, request: Request) -> Response:
+        recovering = bool(getattr(app.tables.recovery, "in_recovery", False))
+        rebalancing = bool(getattr(app, "rebalancing", False))
+        ready = not (recovering or rebalancing)
+        body = {"ready": ready, "rebalancing": rebalancing, "recovering": recovering}
+        return self.json(body, status=200 if ready else 503)
+
+
+@app.page("/api/tables")
+class TablesView(AuthedView):
+    """The tables the API serves."""
+
+    async def get(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        return self.json(
+            {
+                name: {"table": table.name, "partitioned": partitioned, "help": table.help}
+                for name, (table, partitioned) in TABLES.items()
+            }
+        )
+
+
+@app.page("/api/tables/{name}")
+class TableView(AuthedView):
+    """One key (routed to its owner) or a page of a table (aggregated across workers)."""
+
+    async def get(self, request: Request, name: str) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        if name not in TABLES:
+            return self.json({"error": f"unknown table {name!r}", "tables": list(TABLES)}, 404)
+        table, partitioned = TABLES[name]
+        key = request.query.get("key")
+        entity = request.query.get("entity")
+        if key or entity:
+            return await self._get_one(request, table, partitioned, key, entity)
+        try:
+            limit = max(1, min(MAX_PAGE, int(request.query.get("limit", "100"))))
+            offset = max(0, int(request.query.get("offset", "0")))
+        except ValueError:
+            return self.json({"error": "limit and offset must be integers"}, status=400)
+        prefix = request.query.get("prefix", "")
+        rows = _local_rows(table, prefix)
+        if partitioned and request.query.get("local") != "1":
+            rows += await _remote_rows(request, name, prefix)
+        rows.sort(key=lambda row: row["key"])
+        return self.json(
+            {"total": len(rows), "offset": offset, "items": rows[offset : offset + limit]}
+        )
+
+    async def _get_one(
+        self, request: Request, table: Any, partitioned: bool, key: str | None, entity: str | None
+    ) -> Response:
+        key = key or entity or ""
+        if partitioned and request.query.get("local") != "1":
+            owner = owner_of(entity or entity_of(key))
+            if owner is None:
+                return self.json({"error": "owner unknown (rebalancing?), retry"}, status=503)
+            if owner != _me():
+                return await _forward(request, owner)
+        value = table.get(key)
+        if value is None:
+            return self.json({"error": "not found", "key": key}, status=404)
+        return self.json({"key": key, "value": value, "worker": str(app.conf.canonical_url)})
+
+
+def _me() -> str:
+    return str(app.conf.canonical_url).rstrip("/")
+
+
+def owner_of(entity: str) -> str | None:
+    """URL of the worker whose `vigil.events` partition holds `entity` (and all its state)."""
+    partition = entity_partition(entity, settings.partitions)
+    events_topic = catalog.name("events")
+    for url, topics in app.router.external_topics_metadata().items():
+        if partition in topics.get(events_topic, ()):
+            return str(url).rstrip("/")
+    return None
+
+
+async def _forward(request: Request, owner: str) -> Response:
+    """Ask the owning worker for its local answer (same path, `local=1`, same token)."""
+    params = {**request.query, "local": "1"}
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+    async with app.http_client.get(
+        f"{owner}{request.path}", params=params, headers=headers
+    ) as response:
+        body = await response.read()
+        return Response(body=body, status=response.status, content_type="application/json")
+
+
+def _local_rows(table: Any, prefix: str) -> list[dict[str, Any]]:
+    return [
+        {"key": key, "value": value}
+        for key, value in table.items()
+        if isinstance(key, str) and key.startswith(prefix) and _visible(key) and value is not None
+    ]
+
+
+async def _remote_rows(request: Request, name: str, prefix: str) -> list[dict[str, Any]]:
+    """Every other worker's rows of a partitioned table (their `local=1` answers)."""
+    hosts = {str(url).rstrip("/") for url in app.router.external_topics_metadata()} - {_me()}
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+
+    async def fetch(host: str) -> list[dict[str, Any]]:
+        url = f"{host}/api/tables/{name}"
+        params = {"local": "1", "limit": str(10**9), "prefix": prefix}
+        async with app.http_client.get(url, params=params, headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{host} answered {response.status}")
+            return (orjson.loads(await response.read()))["items"]
+
+    results = await asyncio.gather(*(fetch(h) for h in sorted(hosts)), return_exceptions=True)
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        rows.extend(result)
+    return rows
+
+
+@app.page("/api/silences")
+class SilencesView(AuthedView):
+    """List silences (read); create one (admin)."""
+
+    async def get(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        now = int(time.time() * 1000)
+        items = []
+        for _, silence in silences.items():
+            if silence:
+                state = (
+                    "pending"
+                    if now < silence["starts_ms"]
+                    else ("expired" if now >= silence["ends_ms"] else "active")
+                )
+                items.append({**silence, "state": state})
+        return self.json({"items": sorted(items, key=lambda s: s["starts_ms"])})
+
+    async def post(self, request: Request) -> Response:
+        if (refused := self.denied(request, "admin")) is not None:
+            return refused
+        try:
+            body = orjson.loads(await request.read())
+            command = {"command": "silence.create", "silence": body}
+            (silence,) = apply_command(command, silences).values()
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            return self.json({"error": str(exc)}, status=400)
+        await _send_control({"command": "silence.create", "silence": silence})
+        return self.json({"silence": silence, "status": "accepted"}, status=202)
+
+
+@app.page("/api/silences/{silence_id}/expire")
+class ExpireSilenceView(AuthedView):
+    """Expire a silence now (admin)."""
+
+    async def post(self, request: Request, silence_id: str) -> Response:
+        if (refused := self.denied(request, "admin")) is not None:
+            return refused
+        if silences.get(silence_id) is None:
+            return self.json({"error": "no such silence"}, status=404)
+        body = {}
+        raw = await request.read()
+        if raw:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return self.json({"error": "body must be JSON"}, status=400)
+        command = {
+            "command": "silence.expire",
+            "id": silence_id,
+            "at": format_time(int(time.time() * 1000)),
+            "by": str(body.get("by") or "api"),
+        }
+        await _send_control(command)
+        return self.json({"status": "accepted", "command": command}, status=202)
+
+
+async def _send_control(command: dict[str, Any]) -> None:
+    from agents.control import control_topic
+
+    await control_topic.send(value=orjson.dumps(command))
+
+
+@app.page("/api/pipeline")
+class PipelineView(AuthedView):
+    """This worker: assigned partitions, rebalancing and recovery."""
+
+    async def get(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        assignment = (
+            sorted((tp.topic, tp.partition) for tp in app.consumer.assignment())
+            if app.consumer
+            else []
+        )
+        events_topic = catalog.name("events")
+        return self.json(
+            {
+                "worker": str(app.conf.canonical_url),
+                "rebalancing": bool(getattr(app, "rebalancing", False)),
+                "recovering": bool(getattr(app.tables.recovery, "in_recovery", False)),
+                "event_partitions": [p for t, p in assignment if t == events_topic],
+                "assignment": [f"{t}:{p}" for t, p in assignment],
+            }
+        )
