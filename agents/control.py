@@ -1,43 +1,69 @@
-"""Control stage: commands on `vigil.control` (create or expire a silence) -> global tables.
+"""Control stage: commands on `vigil.control` -> silences (global table) + the audit trail.
 
-Commands are JSON: `{"command": "silence.create", "silence": {matchers, startsAt, endsAt,
-createdBy, comment}}` or `{"command": "silence.expire", "id": ..., "at": <time>, "by": ...}`.
-Invalid commands go to the dead-letter topic with the reason; nothing is applied half-way.
+Commands are JSON:
+- `{"command": "silence.create", "silence": {...}, "by"?, "why"?}`
+- `{"command": "silence.expire", "id", "at", "by", "why"?}`
+- `{"command": "audit.append", "who", "what", "why", "details"?}` (gate decisions, reloads)
+
+The control topic has a single partition, so one agent instance sees every command in order
+and keeps one hash chain on `vigil.audit` (tables/audit.py). For each command the audit record
+is acknowledged by the broker before the silence and the chain head are written, so a crash
+repeats a record (same seq and hash) rather than losing one. Invalid commands go to the
+dead-letter topic with the reason; nothing is applied half-way.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from agents.sending import send_outputs
-from app.faust_app import app, catalog, declare_output_topics, settings
-from app.outputs import Origin, dead_letter
+from agents.sending import send_and_confirm, send_outputs
+from app import metrics
+from app.events import format_time
+from app.faust_app import app, catalog, declare_output_topics
+from app.outputs import Origin, Output, dead_letter
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.control import apply_command
-from tables.definitions import silences
+from tables.audit import append
+from tables.control import apply_command, audit_entry
+from tables.definitions import audit_state, silences
 
 control_topic = app.topic(
     catalog.name("control"),
     key_serializer="raw",
     value_serializer="raw",
-    partitions=settings.partitions,
+    partitions=1,
     internal=True,
 )
+
+RECENT = 200
 
 
 @app.agent(control_topic, concurrency=1)
 async def control(stream):
-    """Apply each control command to the global tables."""
+    """Apply each control command and append it to the audit trail."""
     await declare_output_topics()
     async for event in stream.events():
         message = event.message
         raw = event.value if isinstance(event.value, bytes) else b""
+        head = audit_state.get("head")
+        if head is not None and head.get("offset", -1) >= message.offset:
+            continue  # applied before a crash: its record is already in the chain
+        when = format_time(int(message.timestamp * 1000)) if message.timestamp else None
         try:
-            changes = apply_command(orjson.loads(raw), silences)
+            command = orjson.loads(raw)
+            changes = apply_command(command, silences)
+            who, what, why, details = audit_entry(command, changes)
         except (orjson.JSONDecodeError, ValueError) as exc:
             origin = Origin(message.topic, message.partition, message.offset, None)
             error = NormalizeError(ErrorCode.INVALID_VALUE, str(exc)[:500])
-            await send_outputs([dead_letter(origin, error, raw)])
+            outputs = [dead_letter(origin, error, raw)]
+            await send_outputs(outputs)
+            metrics.observe_step(outputs, "control", topic="control")
             continue
+        record = append(head, who, what, when or "", why, details)
+        await send_and_confirm([Output("audit", None, record)])
         for key, value in changes.items():
             silences[key] = value
+        audit_state["head"] = {**record, "offset": message.offset}
+        metrics.observe_step((Output("audit", None, record),), "control", topic="control")
+        recent = audit_state.get("recent") or []
+        audit_state["recent"] = [*recent[-(RECENT - 1) :], record]

@@ -7,6 +7,7 @@ higher agent concurrency can commit offsets past in-flight messages (faust-strea
 from __future__ import annotations
 
 from agents.sending import send_outputs
+from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, raw_topic, settings
 from app.outputs import Origin
 from app.pipeline import Pipeline
@@ -27,4 +28,7 @@ async def ingest(stream):
             timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
         )
         raw = event.value if isinstance(event.value, bytes) else b""
-        await send_outputs(pipeline.ingest(raw, catalog.family_of(message.topic), origin))
+        family = catalog.family_of(message.topic)
+        outputs = pipeline.ingest(raw, family, origin)
+        await send_outputs(outputs)
+        metrics.observe_ingest(family, outputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 
 from agents.sending import send_and_confirm, send_outputs
+from app import metrics
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, dead_letter
@@ -37,6 +38,15 @@ pipeline = Pipeline(
 )
 
 
+metrics.watch_pipeline(pipeline)
+
+
+@app.timer(interval=60.0)
+async def _window_state_metrics() -> None:
+    """Window state size for /metrics (a scan of this worker's series table)."""
+    await metrics.refresh_window_state(series_state.items())
+
+
 @app.on_partitions_revoked.connect
 async def _forget_schedules(sender, revoked, **kwargs) -> None:
     """Partitions may move: window schedules are rebuilt from the tables on next use."""
@@ -54,8 +64,11 @@ async def process(stream):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             origin = Origin(message.topic, message.partition, message.offset, None)
             error = NormalizeError(ErrorCode.WRONG_TYPE, f"not a canonical event: {exc!r}"[:300])
-            await send_outputs([dead_letter(origin, error, event.value or b"")])
+            outputs = [dead_letter(origin, error, event.value or b"")]
+            await send_outputs(outputs)
+            metrics.observe_step(outputs, None)
             continue
         step = pipeline.process(canonical, message.partition, message.offset)
         await send_and_confirm(step.outputs)
         step.commit()
+        metrics.observe_step(step.outputs, canonical.source, canonical.ts_ms)

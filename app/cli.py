@@ -41,6 +41,14 @@ def _resolve_topic(catalog: TopicCatalog, name: str) -> str:
     return name
 
 
+def _partitions_of(catalog: TopicCatalog, topic: str) -> int:
+    """Vigil's partition count for one of its topics (control and audit have one)."""
+    for spec in catalog.specs():
+        if spec.name == topic:
+            return spec.partitions
+    return catalog.settings.partitions
+
+
 def _file_key(path: str) -> bytes:
     """Records of one file share a key, so they stay in one partition and in file order."""
     return Path(path).name.encode()
@@ -70,7 +78,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         await kafka_io.ensure_topics(
-            settings.bootstrap_servers, [topic], settings.partitions, settings.replicas
+            settings.bootstrap_servers, [topic], _partitions_of(catalog, topic), settings.replicas
         )
         return await kafka_io.produce(settings.bootstrap_servers, records())
 
@@ -206,11 +214,12 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
             "at": format_time(now_ms),
             "by": args.by,
         }
-    topic = TopicCatalog(settings).name("control")
+    catalog = TopicCatalog(settings)
+    topic = catalog.name("control")
 
     async def run() -> int:
         await kafka_io.ensure_topics(
-            settings.bootstrap_servers, [topic], settings.partitions, settings.replicas
+            settings.bootstrap_servers, [topic], catalog.partitions("control"), settings.replicas
         )
         return await kafka_io.produce(
             settings.bootstrap_servers, [(topic, None, orjson.dumps(command))]

@@ -55,7 +55,7 @@ output_topics: dict[str, faust.TopicT] = {
         catalog.name(stream),
         key_serializer="utf8",
         value_serializer="orjson",
-        partitions=settings.partitions,
+        partitions=catalog.partitions(stream),
         internal=True,
     )
     for stream in OUTPUT_STREAMS

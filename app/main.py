@@ -9,7 +9,10 @@ from agents import control as _control
 from agents import ingest as _ingest
 from agents import process as _process
 from agents import sinks as _sinks
+from app import metrics
 from app.faust_app import app
 from app.web import views as _views
+
+metrics.install(app)
 
 __all__ = ["_control", "_ingest", "_process", "_sinks", "_views", "app"]

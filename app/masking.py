@@ -46,7 +46,7 @@ _MYSQL_PASSWORD = re.compile(
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)([^/\s:@]+):([^/\s@]+)@")
 _GITHUB_TOKEN = re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b")
 _SLACK_TOKEN = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")
 _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 
 #: Keys whose whole value is a secret, whatever it looks like.
@@ -92,16 +92,14 @@ def mask_text(text: str, policy: MaskingPolicy) -> str:
 def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any:
     """Mask strings anywhere inside a JSON-like value; values under secret-named keys go whole.
 
-    Under a secret-named key, every string or number inside a list or object goes too
-    (`"password": ["x"]`, `"credentials": {"user": "u", "pass": "p"}`); the structure stays.
+    A list under a secret-named key is masked item by item (`"password": ["x"]`); an object
+    under one is read key by key like any other (CloudTrail `credentials` keeps its hints).
     """
     if not policy.enabled:
         return value
     if key is not None and SECRET_KEYS.match(key):
-        if isinstance(value, dict):
-            return {k: mask_value(v, policy, key) for k, v in value.items()}
         if isinstance(value, list):
-            return [mask_value(v, policy, key) for v in value]
+            return [mask_value(v, policy, None if isinstance(v, dict) else key) for v in value]
         if isinstance(value, str | int | float):
             return MASK if value != "" else value
     if isinstance(value, str):

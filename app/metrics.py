@@ -122,7 +122,10 @@ class BoundedLabel:
         self._on_overflow = on_overflow
 
     def __call__(self, value: Any) -> str:
-        label = self._seen.get(value)
+        try:
+            label = self._seen.get(value)
+        except TypeError:  # unhashable: not a label value
+            return OTHER
         if label is not None:
             return label
         if len(self._seen) >= self.cap:
@@ -130,10 +133,7 @@ class BoundedLabel:
                 self._on_overflow(self.name)
             return OTHER
         label = UNKNOWN if value is None or value == "" else str(value)[:MAX_LABEL_CHARS]
-        try:
-            self._seen[value] = label
-        except TypeError:  # unhashable: not a label value
-            return OTHER
+        self._seen[value] = label
         return label
 
     def __len__(self) -> int:
@@ -549,7 +549,10 @@ class FaustAppCollector:
             recovering = GaugeMetricFamily(
                 "vigil_recovering", "1 while tables are recovering from their changelogs."
             )
-            recovering.add_metric([], 1.0 if getattr(app, "in_recovery", False) else 0.0)
+            in_recovery = getattr(app, "in_recovery", False)
+            recovery = getattr(getattr(app, "tables", None), "recovery", None)
+            in_recovery = getattr(recovery, "in_recovery", in_recovery)
+            recovering.add_metric([], 1.0 if in_recovery else 0.0)
             rebalances = CounterMetricFamily(
                 "vigil_rebalances", "Rebalances this worker took part in since start."
             )

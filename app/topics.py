@@ -43,8 +43,12 @@ OUTPUT_STREAMS: dict[str, str] = {
     "late": "events later than the window grace period",
     "audit": "hash-chained audit trail of silences, gate decisions and reloads",
     "control": "commands to Vigil: create and expire silences",
-    "alerts-retry": "alert deliveries waiting for another attempt, with sink, attempts and last error",
+    "alerts-retry": "alert deliveries waiting for another attempt (sink, attempts, last error)",
 }
+
+
+#: Streams kept in one partition: a single, totally ordered sequence (commands, audit chain).
+SINGLE_PARTITION: frozenset[str] = frozenset({"control", "audit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,8 @@ class TopicCatalog:
             self._specs[logical] = TopicSpec(logical, name, settings.partitions, family)
         for stream in OUTPUT_STREAMS:
             name = self._resolve(stream, f"vigil.{stream}")
-            self._specs[stream] = TopicSpec(stream, name, settings.partitions)
+            partitions = 1 if stream in SINGLE_PARTITION else settings.partitions
+            self._specs[stream] = TopicSpec(stream, name, partitions)
         self._family_by_name = {s.name: s.raw_family for s in self._specs.values() if s.raw_family}
 
     def _resolve(self, logical: str, default: str) -> str:
@@ -80,6 +85,10 @@ class TopicCatalog:
     def name(self, logical: str) -> str:
         """Kafka name of a logical topic (`events`, `deadletter`, `raw:falco`, ...)."""
         return self._specs[logical].name
+
+    def partitions(self, logical: str) -> int:
+        """Partition count of a logical topic."""
+        return self._specs[logical].partitions
 
     def raw(self, family: str) -> str:
         """Kafka name of a raw family's topic."""

@@ -11,9 +11,10 @@
 #   scripts/prometheus.sh install        only make sure prometheus and promtool are there
 #   scripts/prometheus.sh check [FILE]   promtool check rules (default: Vigil's rules file)
 #
-# Listens on 127.0.0.1:19090. Config, TSDB, log and pid file live in $PROMETHEUS_HOME
-# (gitignored var/). `apt-get update` runs only when the package is missing and apt knows no
-# candidate for it; the package's own service is kept from starting during the install.
+# Listens on 127.0.0.1:19090. Config, TSDB (emptied at each start), log and pid file live in
+# $PROMETHEUS_HOME (gitignored var/). `apt-get update` runs only when the package is missing
+# and apt knows no candidate for it; the package's own service is kept from starting during
+# the install.
 #
 # Environment (defaults in brackets):
 #   PROMETHEUS_HOST [127.0.0.1]  PROMETHEUS_PORT [19090]  PROMETHEUS_HOME [<repo>/var/prometheus]
@@ -171,6 +172,9 @@ up() {
   fi
   write_config "$@"
   "$(find_promtool)" check config "$CONFIG" >&2
+  # A fresh TSDB on every start: series of earlier runs' targets would linger for 5 minutes.
+  rm -rf "$STORAGE"
+  mkdir -p "$STORAGE"
   log "starting $bin on $URL, scraping $* (log: $LOGFILE)"
   nohup "$bin" \
     --config.file="$CONFIG" \

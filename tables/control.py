@@ -33,4 +33,46 @@ def apply_command(command: Any, silences: Mapping[str, Any]) -> dict[str, dict[s
         expired = {**current, "ends_ms": ends, "endsAt": format_time(ends)}
         expired["expiredBy"] = str(command.get("by") or "unknown")
         return {silence_id: expired}
-    raise ValueError(f"unknown control command {kind!r} (silence.create, silence.expire)")
+    if kind == "audit.append":
+        for field_name in ("who", "what", "why"):
+            if not isinstance(command.get(field_name), str) or not command[field_name]:
+                raise ValueError(f"audit.append: '{field_name}' must be a non-empty string")
+        return {}
+    raise ValueError(
+        f"unknown control command {kind!r} (silence.create, silence.expire, audit.append)"
+    )
+
+
+def audit_entry(
+    command: dict[str, Any], changes: dict[str, dict[str, Any]]
+) -> tuple[str, str, str, dict[str, Any]]:
+    """(who, what, why, details) of an applied command, for the audit trail."""
+    kind = command["command"]
+    if kind == "audit.append":
+        details = command.get("details")
+        return (
+            command["who"],
+            command["what"],
+            command["why"],
+            details if isinstance(details, dict) else {},
+        )
+    ((silence_id, silence),) = changes.items()
+    if kind == "silence.create":
+        why = silence.get("comment", "")
+        return (
+            silence.get("createdBy", "unknown"),
+            "silence.create",
+            why,
+            {
+                "id": silence_id,
+                "matchers": silence["matchers"],
+                "startsAt": silence["startsAt"],
+                "endsAt": silence["endsAt"],
+            },
+        )
+    return (
+        silence.get("expiredBy", "unknown"),
+        "silence.expire",
+        str(command.get("why") or "expired"),
+        {"id": silence_id, "endsAt": silence["endsAt"]},
+    )

@@ -48,11 +48,12 @@ group_state = app.Table(
     help="Alert groups with Alertmanager's notification log.",
 )
 
-#: silence id -> silence (tables/silences.py); every worker holds all of them.
+#: silence id -> silence (tables/silences.py); every worker holds all of them. Written by the
+#: control agent, so it has the control topic's single partition.
 silences = app.GlobalTable(
     "silences",
     default=None,
-    partitions=settings.partitions,
+    partitions=1,
     schema=ENTITY_SCHEMA,
     help="Active, pending and expired silences.",
 )
@@ -64,4 +65,14 @@ inhibitors = app.GlobalTable(
     partitions=settings.partitions,
     schema=ENTITY_SCHEMA,
     help="Firing alerts that match an inhibition rule's source side.",
+)
+
+#: `head` -> the last audit record (with the control offset it came from); `recent` -> the last
+#: records, for the web view. One partition, like the control topic it is fed from.
+audit_state = app.Table(
+    "audit",
+    default=None,
+    partitions=1,
+    schema=ENTITY_SCHEMA,
+    help="Head of the audit hash chain and its most recent records.",
 )

@@ -24,6 +24,7 @@ import orjson
 from aiohttp.web import Response
 from faust.web import Request, View
 
+from app import metrics
 from app.events import format_time
 from app.faust_app import app, catalog, settings
 from app.topics import entity_partition
@@ -31,6 +32,7 @@ from app.web.auth import TokenAuth
 from tables.control import apply_command
 from tables.definitions import (
     alert_state,
+    audit_state,
     entity_stats,
     group_state,
     inhibitors,
@@ -113,6 +115,15 @@ class ReadyView(View):
         return self.json(body, status=200 if ready else 503)
 
 
+@app.page("/metrics")
+class MetricsView(View):
+    """Prometheus metrics (no auth, like the health probes; no table contents)."""
+
+    async def get(self, request: Request) -> Response:
+        body, content_type = metrics.render(request.headers.get("Accept"))
+        return self.bytes(body, headers={"Content-Type": content_type})
+
+
 @app.page("/api/tables")
 class TablesView(AuthedView):
     """The tables the API serves."""
@@ -179,9 +190,12 @@ def _me() -> str:
 def owner_of(entity: str) -> str | None:
     """URL of the worker whose `vigil.events` partition holds `entity` (and all its state)."""
     partition = entity_partition(entity, settings.partitions)
-    events_topic = catalog.name("events")
+    return _owner_of_partition(catalog.name("events"), partition)
+
+
+def _owner_of_partition(topic: str, partition: int) -> str | None:
     for url, topics in app.router.external_topics_metadata().items():
-        if partition in topics.get(events_topic, ()):
+        if partition in topics.get(topic, ()):
             return str(url).rstrip("/")
     return None
 
@@ -289,6 +303,24 @@ async def _send_control(command: dict[str, Any]) -> None:
     from agents.control import control_topic
 
     await control_topic.send(value=orjson.dumps(command))
+
+
+@app.page("/api/audit")
+class AuditView(AuthedView):
+    """The most recent audit records (newest last), from the worker that writes the chain."""
+
+    async def get(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        if request.query.get("local") != "1":
+            owner = _owner_of_partition(catalog.name("control"), 0)
+            if owner is None:
+                return self.json({"error": "audit writer unknown (rebalancing?)"}, status=503)
+            if owner != _me():
+                return await _forward(request, owner)
+        return self.json(
+            {"items": audit_state.get("recent") or [], "head": audit_state.get("head")}
+        )
 
 
 @app.page("/api/pipeline")

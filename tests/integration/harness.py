@@ -9,12 +9,24 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from app import kafka_io
 from app.settings import REPO_ROOT, Settings
 from app.topics import TopicCatalog
+
+
+def run_sync(coroutine: Any) -> Any:
+    """Run a coroutine to completion, also from code where an event loop already runs (the
+    sync Playwright API keeps one running in the main thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:
@@ -105,13 +117,18 @@ class WorkerFactory:
     def produce(self, topic: str, values: Iterable[bytes], key: bytes | None = None) -> int:
         """Create the topic with Vigil's partitions and produce the values (with `key`)."""
 
+        partitions = next(
+            (spec.partitions for spec in self.catalog.specs() if spec.name == topic),
+            self.settings.partitions,
+        )
+
         async def run() -> int:
             await kafka_io.ensure_topics(
-                self.bootstrap, [topic], self.settings.partitions, self.settings.replicas
+                self.bootstrap, [topic], partitions, self.settings.replicas
             )
             return await kafka_io.produce(self.bootstrap, ((topic, key, v) for v in values))
 
-        return asyncio.run(run())
+        return run_sync(run())
 
     def collect(
         self,
@@ -153,7 +170,7 @@ class WorkerFactory:
                 reader.result()
             return records
 
-        records = asyncio.run(run())
+        records = run_sync(run())
         self._check_alive(worker, len(records) < count)
         return records
 
@@ -168,7 +185,7 @@ class WorkerFactory:
                 )
             ]
 
-        return asyncio.run(run())
+        return run_sync(run())
 
     def _check_alive(self, worker: Worker | None, short: bool) -> None:
         """Fail with the worker log when a worker died and output is short."""

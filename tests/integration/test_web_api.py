@@ -3,7 +3,6 @@ routed to the owning worker so that either of two workers answers for any key.""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -11,6 +10,7 @@ import pytest
 
 from app.replay import file_family
 from app.sources.files import file_records
+from tests.integration.harness import run_sync
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ async def _get(url: str, token: str | None = None, method: str = "GET", json=Non
 
 
 def get(url: str, token: str | None = None, **kwargs):
-    return asyncio.run(_get(url, token, **kwargs))
+    return run_sync(_get(url, token, **kwargs))
 
 
 def wait_for(predicate, timeout_s: float = 60.0):

@@ -559,7 +559,7 @@ def test_every_family_has_seeds_and_they_normalize(fixtures_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-@budget(350)
+@budget(500)
 @given(data=st.data())
 def test_json_mutations_of_each_family(family: str, data: st.DataObject) -> None:
     seeds = [(f, raw) for f, raw in JSON_SEEDS if f == family]
@@ -567,14 +567,14 @@ def test_json_mutations_of_each_family(family: str, data: st.DataObject) -> None
     check(raw, fam)
 
 
-@budget(600)
+@budget(1000)
 @given(case=json_mutants(JSON_SEEDS), family=families)
 def test_json_mutations_on_any_topic(case: tuple[str, bytes], family: str | None) -> None:
     """A mutant of any format read from any family's topic (or auto-detected)."""
     check(case[1], family)
 
 
-@budget(500)
+@budget(600)
 @given(case=truncations(JSON_SEEDS), same_family=st.booleans(), family=families)
 def test_truncated_json_always_fails(
     case: tuple[str, bytes], same_family: bool, family: str | None
@@ -589,7 +589,7 @@ def test_truncated_metrics_never_crash(case: tuple[str, bytes]) -> None:
     check(case[1], "metrics")
 
 
-@budget(300)
+@budget(400)
 @given(
     text=exposition_texts,
     envelope=st.sampled_from([None, 1395066363000, "2024-01-02T03:04:05Z", "bad", -5]),
@@ -604,7 +604,7 @@ def test_exposition_text(text: str, envelope: Any, family: str | None) -> None:
     check(raw, family)
 
 
-@budget(600)
+@budget(1000)
 @given(case=byte_flips(ALL_SEEDS), same_family=st.booleans(), family=families)
 def test_byte_flips(case: tuple[str, bytes], same_family: bool, family: str | None) -> None:
     check(case[1], case[0] if same_family else family)
@@ -627,7 +627,7 @@ def test_random_non_json_bytes(data: bytes) -> None:
             check(data, family, must_fail=True)
 
 
-@budget(300)
+@budget(400)
 @given(doc=json_values, family=families)
 def test_arbitrary_json_values(doc: Any, family: str | None) -> None:
     check(orjson.dumps(doc), family)
@@ -680,7 +680,7 @@ def test_over_the_size_limit(case: tuple[str, bytes], extra: int, family: str | 
     assert exc.code is ErrorCode.TOO_LARGE
 
 
-@budget(40)
+@budget(30)
 @given(case=st.sampled_from(JSON_SEEDS), data=st.data())
 def test_huge_values_under_the_limit(case: tuple[str, bytes], data: st.DataObject) -> None:
     """A ~600 KB string or list put anywhere in a real record (under the 1 MiB limit)."""
