@@ -36,6 +36,9 @@ class Event:
     entity: str
     severity: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Where ingest read the raw record: `{"t": topic, "p": partition, "o": offset, "i": index
+    #: within the record}`; lets the process stage drop an event ingest sent twice.
+    origin: dict[str, Any] | None = None
 
     @property
     def time(self) -> str:
@@ -44,7 +47,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form published on `vigil.events`."""
-        return {
+        wire = {
             "id": self.id,
             "source": self.source,
             "type": self.type,
@@ -54,6 +57,9 @@ class Event:
             "severity": self.severity,
             "attributes": self.attributes,
         }
+        if self.origin is not None:
+            wire["origin"] = self.origin
+        return wire
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
@@ -71,6 +77,7 @@ class Event:
             entity=data["entity"],
             severity=data["severity"],
             attributes=data.get("attributes") or {},
+            origin=data.get("origin") if isinstance(data.get("origin"), dict) else None,
         )
 
 

@@ -105,6 +105,29 @@ def series_config(settings: Settings) -> SeriesConfig:
     )
 
 
+def is_resent(stats: dict[str, Any] | None, event: Event) -> bool:
+    """True when ingest already sent this event: it re-read its raw record after a crash.
+
+    Ingest emits each raw partition's events in offset order, so per entity the last
+    (offset, index) seen from every raw partition tells a resend apart from a new record.
+    """
+    if stats is None or event.origin is None:
+        return False
+    origin = event.origin
+    last = (stats.get("origins") or {}).get(f"{origin['t']}:{origin['p']}")
+    return last is not None and (origin["o"], origin["i"]) <= (last[0], last[1])
+
+
+def remember_origin(stats: dict[str, Any], event: Event) -> dict[str, Any]:
+    """Record the event's raw position in the entity's stats (bounded: one per raw partition)."""
+    if event.origin is None:
+        return stats
+    origin = event.origin
+    origins = dict(stats.get("origins") or {})
+    origins[f"{origin['t']}:{origin['p']}"] = [origin["o"], origin["i"]]
+    return {**stats, "origins": origins}
+
+
 #: The state key of a partition's watermark over all sources.
 PARTITION_WATERMARK = watermark_key("*")
 
@@ -125,6 +148,8 @@ class Pipeline:
         )
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
         self._timers: dict[int, TimerSchedule] = {}
+        #: events dropped because ingest had sent them before (see `is_resent`)
+        self.duplicates = 0
 
     def ingest(self, raw: bytes, family: str | None, origin: Origin) -> list[Output]:
         """Normalize one raw record into `events` outputs, or one `deadletter` output."""
@@ -132,6 +157,14 @@ class Pipeline:
             events = self.normalizer.normalize(raw, family=family)
         except NormalizeError as error:
             return [dead_letter(origin, error, raw)]
+        if origin.partition is not None and origin.offset is not None:
+            for index, event in enumerate(events):
+                event.origin = {
+                    "t": origin.topic,
+                    "p": origin.partition,
+                    "o": origin.offset,
+                    "i": index,
+                }
         if origin.timestamp_ms is not None:
             for event in events:
                 if event.attributes.get("time_source") == "none":
@@ -152,11 +185,14 @@ class Pipeline:
         groups = StagedState(self.state.groups)
         inhibitors = StagedState(self.state.inhibitors)
         stats = entities.get(event.entity)
+        if is_resent(stats, event):
+            self.duplicates += 1
+            return Step([], [])
         if offset is None or stats is None or stats.get("_o", -1) < offset:
-            entities[event.entity] = {
-                **update_entity_stats(stats, event),
-                "_o": offset if offset is not None else -1,
-            }
+            entities[event.entity] = remember_origin(
+                {**update_entity_stats(stats, event), "_o": offset if offset is not None else -1},
+                event,
+            )
         schedule = self.schedule(partition, event.source)
         outputs = self.series.apply(event, partition, offset, series, schedule)
         watermark = self._partition_watermark(series, event, offset)

@@ -5,6 +5,7 @@ rules, determinism under reordering of equal times, and offset markers on replay
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from tables.risk_model import (
     RiskConfig,
     allocate,
     assess,
-    ci_metrics,
     change_failure,
+    ci_metrics,
     new_subject,
 )
 from tables.risk_signals import (
@@ -367,7 +368,7 @@ def test_stage_emits_first_change_decay_and_periodic():
     scores = [v["score"] for v in risk if v["time_ms"] >= T0 + HOUR]
     assert scores == sorted(scores, reverse=True)  # resolved: it only decays
     assert risk[-1]["score"] < 5
-    for previous, record in zip(risk, risk[1:], strict=False):
+    for previous, record in itertools.pairwise(risk):
         moved = abs(record["score"] - previous["score"]) > harness.config.emit_delta
         assert moved or record["reason"] == "periodic"
         assert record["previous_score"] == previous["score"]

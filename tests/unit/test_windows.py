@@ -173,3 +173,24 @@ def test_outputs_are_not_applied_to_state_until_commit():
     assert pipeline.state.series == {}
     step.commit()
     assert watermark_key("metrics") in pipeline.state.series
+
+
+def test_an_event_ingest_sent_twice_is_dropped():
+    """Ingest re-reads raw records after a crash: the resent events (same raw position, new
+    offset on vigil.events) change nothing."""
+    pipeline = Pipeline(SETTINGS)
+    events = []
+    for t in range(20):
+        event = metric(t * 10_000, 1.0)
+        event.origin = {"t": "telemetry.metrics", "p": 1, "o": 100 + t, "i": 0}
+        events.append(event)
+    outputs = []
+    for offset, event in enumerate(events + events[12:16] + [metric(400_000, 1.0)]):
+        step = pipeline.process(event, 0, offset)
+        step.commit()
+        outputs.extend(step.outputs)
+    assert pipeline.duplicates == 4
+    assert pipeline.state.entities["service:payments"]["events"] == 21
+    assert sum(w["count"] for w in finals(outputs)) == sum(
+        w["count"] for w in finals(run([*events, metric(400_000, 1.0)])[1])
+    )
