@@ -8,6 +8,7 @@ from __future__ import annotations
 from agents import control as _control
 from agents import ingest as _ingest
 from agents import process as _process
+from agents import risk as _risk
 from agents import sinks as _sinks
 from app import metrics
 from app.faust_app import app
@@ -15,4 +16,4 @@ from app.web import views as _views
 
 metrics.install(app)
 
-__all__ = ["_control", "_ingest", "_process", "_sinks", "_views", "app"]
+__all__ = ["_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]

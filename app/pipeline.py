@@ -30,6 +30,8 @@ from tables.anomaly_detector import METRIC_DETECTOR
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
 from tables.entity_stats import update_entity_stats
 from tables.rate_detector import RateDetectorConfig
+from tables.risk_model import RiskConfig
+from tables.risk_signals import signal_outputs, signals_from, tick_signal
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 from tables.silences import parse_inhibit_rule
 from tables.staged import StagedState
@@ -89,9 +91,9 @@ def dedup_config(settings: Settings) -> DedupConfig:
     )
 
 
-def build_scorer(settings: Settings) -> Scorer:
-    """The alert scorer, with the service catalogue when one is configured."""
-    return Scorer(catalogue=Catalogue.load(settings.catalogue) if settings.catalogue else None)
+def load_catalogue(settings: Settings) -> Catalogue | None:
+    """The service catalogue, when one is configured."""
+    return Catalogue.load(settings.catalogue) if settings.catalogue else None
 
 
 def series_config(settings: Settings) -> SeriesConfig:
@@ -128,6 +130,9 @@ def remember_origin(stats: dict[str, Any], event: Event) -> dict[str, Any]:
     return {**stats, "origins": origins}
 
 
+#: Event-time spacing of the heartbeats the risk stage receives (its check interval).
+RISK_TICK_MS = RiskConfig().check_interval_ms
+
 #: The state key of a partition's watermark over all sources.
 PARTITION_WATERMARK = watermark_key("*")
 
@@ -140,9 +145,10 @@ class Pipeline:
         self.state = state if state is not None else PipelineState()
         self.normalizer = build_normalizer(settings)
         self.series = SeriesWindows(series_config(settings))
+        self.catalogue = load_catalogue(settings)
         self.alerts = AlertStage(
             dedup_config(settings),
-            build_scorer(settings),
+            Scorer(catalogue=self.catalogue),
             silences=self.state.silences,
             inhibitors=self.state.inhibitors,
         )
@@ -195,7 +201,7 @@ class Pipeline:
             )
         schedule = self.schedule(partition, event.source)
         outputs = self.series.apply(event, partition, offset, series, schedule)
-        watermark = self._partition_watermark(series, event, offset)
+        before, watermark = self._partition_watermark(series, event, offset)
         timers = self.timers(partition)
         derived = self.alerts.on_event(event, partition, offset, watermark, alerts, groups, timers)
         for out in outputs:
@@ -210,11 +216,27 @@ class Pipeline:
                     timers,
                 )
         outputs += self._route_inhibitors(derived, inhibitors)
+        outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
+        outputs += self._risk_ticks(partition, before, watermark)
         return Step(outputs, [entities, series, alerts, groups, inhibitors])
 
+    def _risk_ticks(self, partition: int, before: int | None, watermark: int) -> list[Output]:
+        """Event-time heartbeats to every risk partition each time this partition's watermark
+        crosses a `RISK_TICK_MS` boundary, so risk decays and re-emits without new signals."""
+        boundary = watermark - watermark % RISK_TICK_MS
+        if before is not None and before - before % RISK_TICK_MS == boundary:
+            return []
+        return [
+            Output("risk_signals", None, tick_signal(f"{partition}>{target}", boundary), target)
+            for target in range(self.settings.partitions)
+        ]
+
     @staticmethod
-    def _partition_watermark(series: StagedState, event: Event, offset: int | None) -> int:
-        """The partition's watermark over all sources (alert timers run on it)."""
+    def _partition_watermark(
+        series: StagedState, event: Event, offset: int | None
+    ) -> tuple[int | None, int]:
+        """The partition's watermark over all sources (alert timers run on it): before and
+        after this event."""
         mark = series.get(PARTITION_WATERMARK) or {"wm": None, "_o": -1}
         if mark["wm"] is None or event.ts_ms > mark["wm"]:
             if offset is None or mark["_o"] < offset:
@@ -222,8 +244,8 @@ class Pipeline:
                     "wm": event.ts_ms,
                     "_o": offset if offset is not None else -1,
                 }
-            return event.ts_ms
-        return mark["wm"]
+            return mark["wm"], event.ts_ms
+        return mark["wm"], mark["wm"]
 
     @staticmethod
     def _route_inhibitors(outputs: list[Output], inhibitors: StagedState) -> list[Output]:

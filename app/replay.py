@@ -18,6 +18,8 @@ from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
 from app.topics import TopicCatalog, entity_partition
+from tables.risk import RiskStage
+from tables.staged import StagedState
 
 
 def file_family(path: str | Path) -> str | None:
@@ -52,6 +54,21 @@ def offline_replay(
         p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
         for p in range(settings.partitions)
     }
+    risk_stage = RiskStage(catalogue=pipeline.catalogue)
+    risk_states = {p: StagedState({}) for p in range(settings.partitions)}
+    risk_offsets = dict.fromkeys(range(settings.partitions), 0)
+
+    def risk(signal_out: Output) -> list[Output]:
+        """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
+        target = signal_out.partition
+        if target is None:
+            target = entity_partition(signal_out.key or "", settings.partitions)
+        state = risk_states[target]
+        derived = risk_stage.on_signal(signal_out.value, target, risk_offsets[target], state)
+        risk_offsets[target] += 1
+        state.commit()
+        return derived
+
     events: list[Output] = []
     for path in paths:
         path_family = family or file_family(path)
@@ -71,12 +88,23 @@ def offline_replay(
         step.commit()
         for derived in step.outputs:
             yield as_record(catalog, derived)
+            if derived.topic == "risk_signals":
+                for scored in risk(derived):
+                    yield as_record(catalog, scored)
     if flush:
         for partition, partition_pipeline in partitions.items():
             step = partition_pipeline.flush(partition)
             step.commit()
             for derived in step.outputs:
                 yield as_record(catalog, derived)
+                if derived.topic == "risk_signals":
+                    for scored in risk(derived):
+                        yield as_record(catalog, scored)
+        for partition, state in risk_states.items():
+            flushed = risk_stage.flush(state, partition)
+            state.commit()
+            for scored in flushed:
+                yield as_record(catalog, scored)
 
 
 def as_record(catalog: TopicCatalog, out: Output) -> dict[str, Any]:

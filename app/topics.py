@@ -43,6 +43,7 @@ OUTPUT_STREAMS: dict[str, str] = {
     "late": "events later than the window grace period",
     "audit": "hash-chained audit trail of silences, gate decisions and reloads",
     "control": "commands to Vigil: create and expire silences",
+    "risk_signals": "internal: risk inputs keyed by service, for the risk stage",
     "alerts-retry": "alert deliveries waiting for another attempt (sink, attempts, last error)",
 }
 

@@ -201,9 +201,7 @@ def _compile_leaf(path: str, op: str, operand: Any, where: str) -> Callable[[Any
         if not isinstance(operand, list) or not operand:
             raise ConditionError(f"{where}: 'in' takes a non-empty list")
         options = list(operand)
-        return lambda doc: any(
-            any(_json_equal(v, o) for o in options) for v in resolve(doc, path)
-        )
+        return lambda doc: any(any(_json_equal(v, o) for o in options) for v in resolve(doc, path))
     if op == "contains":
         if isinstance(operand, dict | list) or operand is None:
             raise ConditionError(f"{where}: 'contains' takes a string, number or boolean")

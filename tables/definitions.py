@@ -76,3 +76,14 @@ audit_state = app.Table(
     schema=ENTITY_SCHEMA,
     help="Head of the audit hash chain and its most recent records.",
 )
+
+#: risk subject (service, `repo:...`, `cluster:...`, `account:...`) -> its open findings,
+#: alerts, drift, anomalies, CI health and deployments (tables/risk.py). Keyed like the
+#: `vigil.risk_signals` topic it is fed from.
+risk_state = app.Table(
+    "risk",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Risk inputs and scores per service, repository, cluster and account.",
+)

@@ -190,14 +190,19 @@ class RiskStage:
         state[key] = st
         return outputs
 
-    def on_tick(self, now_ms: int, state: StagedState, partition: int) -> list[Output]:
-        """Move `partition`'s clock to `now_ms` (event time) and fire what is due before it.
+    def on_tick(
+        self, now_ms: int, state: StagedState, partition: int | None = None
+    ) -> list[Output]:
+        """Move the clock of `partition` (None: of every partition with a schedule) to `now_ms`
+        (event time) and fire what is due before it.
 
         Faust writes tables only inside a stream event: call it from the risk agent, e.g. on a
         `tick` signal (risk_signals.tick_signal), which `on_signal` treats the same way."""
         outputs: list[Output] = []
-        schedule = self.schedule(partition, state)
-        self._advance_watermark(now_ms, partition, None, state, schedule, outputs)
+        partitions = sorted(self._schedules) if partition is None else [partition]
+        for number in partitions:
+            schedule = self.schedule(number, state)
+            self._advance_watermark(now_ms, number, None, state, schedule, outputs)
         return outputs
 
     def flush(self, state: StagedState, partition: int) -> list[Output]:

@@ -90,7 +90,7 @@ class RiskConfig:
     #: Environments counted by the change failure rate (others are recorded, not counted).
     production_environments: tuple[str, ...] = ("production", "prod", "live")
     #: Most items kept per subject (resolved first, then the lowest points, are dropped).
-    max_items: int = 2000
+    max_items: int = 1000
     #: Pseudo-count shrinking small-sample CI failure and change failure rates towards 0.
     prior_count: float = 2.0
     #: Points of the CI failure-rate item at a 100 % failure rate.
@@ -138,6 +138,21 @@ class RiskConfig:
 
     def weight(self, category: str) -> float:
         return float(self.weights.get(category, DEFAULT_WEIGHTS[category]))
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """`findings=1,incidents=1,anomalies=0.5` -> weights (unlisted categories keep their
+    defaults); ValueError on an unknown category or a bad number."""
+    weights = dict(DEFAULT_WEIGHTS)
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in CATEGORIES:
+            raise ValueError(f"risk weights: expected <category>=<0..1>, got {part.strip()!r}")
+        weights[name] = float(value)
+    return weights
 
 
 # ---- state --------------------------------------------------------------------------------
@@ -374,7 +389,7 @@ class Assessment:
     multiplier: float
     factors: dict[str, Any]
     contributions: list[dict[str, Any]]
-    #: category -> [(key, points, summary)], points > 0, sorted by key.
+    #: category -> [(key, points, stored item or summary)], points > 0, sorted by key.
     items: dict[str, list[tuple[str, float, dict[str, Any]]]]
     ci: dict[str, Any]
     cfr: dict[str, Any]
@@ -397,7 +412,10 @@ def category_items(
     config: RiskConfig,
     extra: Iterable[tuple[str, str, float, dict[str, Any]]] = (),
 ) -> tuple[dict[str, list[tuple[str, float, dict[str, Any]]]], dict[str, Any], dict[str, Any]]:
-    """Every item with points at `now_ms`, by category, plus the CI and change metrics."""
+    """Every item with points at `now_ms`, by category, plus the CI and change metrics.
+
+    Entries are `(key, points, payload)`: the stored item (it has `c`) or, for computed
+    items (CI rate, flaky jobs, change failure rate, `extra`), their summary."""
     cats: dict[str, list[tuple[str, float, dict[str, Any]]]] = {c: [] for c in CATEGORIES}
     items = state.get("items", {})
     for key in sorted(items):
@@ -406,7 +424,7 @@ def category_items(
             continue
         points = item_points(item, now_ms, config)
         if points > 0:
-            cats[item["c"]].append((key, points, _summary(key, item, points)))
+            cats[item["c"]].append((key, points, item))
     ci = ci_metrics(state, now_ms, config)
     if ci["points"] > 0:
         summary = {
@@ -490,7 +508,10 @@ def assess(
         entries = cats[category]
         if not entries:
             continue
-        ranked = sorted(entries, key=lambda e: (-e[1], e[0]))[:top]
+        ranked = [
+            (key, value, _summary(key, payload, value) if "c" in payload else payload)
+            for key, value, payload in sorted(entries, key=lambda e: (-e[1], e[0]))[:top]
+        ]
         contributions.append(
             {
                 "factor": category,

@@ -36,20 +36,23 @@ from tables.definitions import (
     entity_stats,
     group_state,
     inhibitors,
+    risk_state,
     series_state,
     silences,
 )
 
 AUTH = TokenAuth.from_settings(settings)
 
-#: API name -> (table, whether it is keyed by entity (partitioned) or global).
-TABLES: dict[str, tuple[Any, bool]] = {
-    "entities": (entity_stats, True),
-    "series": (series_state, True),
-    "alerts": (alert_state, True),
-    "groups": (group_state, True),
-    "silences": (silences, False),
-    "inhibitors": (inhibitors, False),
+#: API name -> (table, the topic whose partitions it follows, or None for a global table).
+#: Keys of `events`-partitioned tables start with their entity; `risk` keys are services.
+TABLES: dict[str, tuple[Any, str | None]] = {
+    "entities": (entity_stats, "events"),
+    "series": (series_state, "events"),
+    "alerts": (alert_state, "events"),
+    "groups": (group_state, "events"),
+    "risk": (risk_state, "risk_signals"),
+    "silences": (silences, None),
+    "inhibitors": (inhibitors, None),
 }
 MAX_PAGE = 500
 
@@ -133,8 +136,8 @@ class TablesView(AuthedView):
             return refused
         return self.json(
             {
-                name: {"table": table.name, "partitioned": partitioned, "help": table.help}
-                for name, (table, partitioned) in TABLES.items()
+                name: {"table": table.name, "partitioned": source is not None, "help": table.help}
+                for name, (table, source) in TABLES.items()
             }
         )
 
@@ -148,11 +151,11 @@ class TableView(AuthedView):
             return refused
         if name not in TABLES:
             return self.json({"error": f"unknown table {name!r}", "tables": list(TABLES)}, 404)
-        table, partitioned = TABLES[name]
+        table, source = TABLES[name]
         key = request.query.get("key")
         entity = request.query.get("entity")
         if key or entity:
-            return await self._get_one(request, table, partitioned, key, entity)
+            return await self._get_one(request, table, source, key, entity)
         try:
             limit = max(1, min(MAX_PAGE, int(request.query.get("limit", "100"))))
             offset = max(0, int(request.query.get("offset", "0")))
@@ -160,7 +163,7 @@ class TableView(AuthedView):
             return self.json({"error": "limit and offset must be integers"}, status=400)
         prefix = request.query.get("prefix", "")
         rows = _local_rows(table, prefix)
-        if partitioned and request.query.get("local") != "1":
+        if source is not None and request.query.get("local") != "1":
             rows += await _remote_rows(request, name, prefix)
         rows.sort(key=lambda row: row["key"])
         return self.json(
@@ -168,11 +171,12 @@ class TableView(AuthedView):
         )
 
     async def _get_one(
-        self, request: Request, table: Any, partitioned: bool, key: str | None, entity: str | None
+        self, request: Request, table: Any, source: str | None, key: str | None, entity: str | None
     ) -> Response:
         key = key or entity or ""
-        if partitioned and request.query.get("local") != "1":
-            owner = owner_of(entity or entity_of(key))
+        if source is not None and request.query.get("local") != "1":
+            partition = entity_partition(entity or entity_of(key), settings.partitions)
+            owner = _owner_of_partition(catalog.name(source), partition)
             if owner is None:
                 return self.json({"error": "owner unknown (rebalancing?), retry"}, status=503)
             if owner != _me():
@@ -187,25 +191,28 @@ def _me() -> str:
     return str(app.conf.canonical_url).rstrip("/")
 
 
-def owner_of(entity: str) -> str | None:
-    """URL of the worker whose `vigil.events` partition holds `entity` (and all its state)."""
-    partition = entity_partition(entity, settings.partitions)
-    return _owner_of_partition(catalog.name("events"), partition)
-
-
 def _owner_of_partition(topic: str, partition: int) -> str | None:
+    """URL of the worker that consumes `partition` of `topic` (and holds its table state)."""
     for url, topics in app.router.external_topics_metadata().items():
         if partition in topics.get(topic, ()):
             return str(url).rstrip("/")
     return None
 
 
-async def _forward(request: Request, owner: str) -> Response:
-    """Ask the owning worker for its local answer (same path, `local=1`, same token)."""
+async def _forward(request: Request, owner: str, body: Any = None) -> Response:
+    """Ask the owning worker for its local answer (same path and method, `local=1`)."""
     params = {**request.query, "local": "1"}
-    headers = {"Authorization": request.headers.get("Authorization", "")}
-    async with app.http_client.get(
-        f"{owner}{request.path}", params=params, headers=headers
+    headers = {
+        name: request.headers[name]
+        for name in ("Authorization", "X-Vigil-Caller")
+        if name in request.headers
+    }
+    async with app.http_client.request(
+        request.method,
+        f"{owner}{request.path}",
+        params=params,
+        headers=headers,
+        data=orjson.dumps(body) if body is not None else None,
     ) as response:
         body = await response.read()
         return Response(body=body, status=response.status, content_type="application/json")
@@ -321,6 +328,61 @@ class AuditView(AuthedView):
         return self.json(
             {"items": audit_state.get("recent") or [], "head": audit_state.get("head")}
         )
+
+
+@app.page("/gate/{service}")
+class GateView(AuthedView):
+    """The release gate: allow, warn or block for a service, from live risk state.
+
+    `GET` judges the service as it stands; `POST` a proposed change (JSON: `commit_sha`,
+    `branch`, `artifact`, `environment`, `lines_changed`, `files_changed`, ...). Answered by
+    the worker that owns the service's risk partition; every decision is audited.
+    """
+
+    async def get(self, request: Request, service: str) -> Response:
+        return await self._judge(request, service, None)
+
+    async def post(self, request: Request, service: str) -> Response:
+        raw = await request.read()
+        try:
+            change = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            return self.json({"error": "body must be a JSON object"}, status=400)
+        if change is not None and not isinstance(change, dict):
+            return self.json({"error": "body must be a JSON object"}, status=400)
+        return await self._judge(request, service, change)
+
+    async def _judge(self, request: Request, service: str, change: dict | None) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        if request.query.get("local") != "1":
+            partition = entity_partition(service, settings.partitions)
+            owner = _owner_of_partition(catalog.name("risk_signals"), partition)
+            if owner is None:
+                return self.json({"error": "risk owner unknown (rebalancing?)"}, status=503)
+            if owner != _me():
+                return await _forward(request, owner, change)
+        from agents.risk import stage
+        from tables.scorecards import gate
+
+        now_ms = int(time.time() * 1000)
+        decision = gate(risk_state.get(service), change, now_ms, stage.config)
+        decision["service"] = service
+        caller = request.headers.get("X-Vigil-Caller") or "api"
+        await _send_control(
+            {
+                "command": "audit.append",
+                "who": caller,
+                "what": f"gate.{decision['decision']}",
+                "why": "; ".join(str(r) for r in decision.get("reasons") or []) or "no findings",
+                "details": {
+                    "service": service,
+                    "score": decision.get("score"),
+                    "change": change or {},
+                },
+            }
+        )
+        return self.json(decision)
 
 
 @app.page("/api/pipeline")

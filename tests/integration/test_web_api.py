@@ -10,6 +10,7 @@ import pytest
 
 from app.replay import file_family
 from app.sources.files import file_records
+from tests.fixture_counts import FIXTURE_EVENT_COUNTS
 from tests.integration.harness import run_sync
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,7 @@ def _ready(port: int) -> bool:
 
 def test_two_workers_answer_for_every_key(workers, fixtures_dir):
     produced = 0
+    expected = sum(FIXTURE_EVENT_COUNTS[name] for name in FIXTURES)
     for name in FIXTURES:
         path = fixtures_dir / name
         raws = [raw for _, raw in file_records(path)]
@@ -91,7 +93,7 @@ def test_two_workers_answer_for_every_key(workers, fixtures_dir):
     def all_entities():
         status, body = get(f"{base[0]}/api/tables/entities?limit=500", READ)
         entities = {row["key"]: row["value"] for row in body["items"]} if status == 200 else {}
-        return entities if sum(v["events"] for v in entities.values()) >= 70 else None
+        return entities if sum(v["events"] for v in entities.values()) == expected else None
 
     entities = wait_for(all_entities, 90)
     owners_seen = set()

@@ -27,6 +27,7 @@ from tables.risk_model import (
     change_failure,
     ci_metrics,
     new_subject,
+    parse_weights,
 )
 from tables.risk_signals import (
     derive_service,
@@ -634,3 +635,31 @@ def test_risk_records_only_on_the_risk_topic_keyed_by_subject():
     assert {o.topic for o in outputs} <= {"risk", "scorecards"}
     assert all(o.key == o.value["entity"] for o in outputs if o.topic == "risk")
     assert PAYMENTS_IMAGE  # imported for the scenario builders
+
+
+def test_config_validation_and_weights():
+    assert parse_weights("anomalies=0.2, change=1")["anomalies"] == 0.2
+    assert parse_weights("")["findings"] == 1.0
+    with pytest.raises(ValueError):
+        parse_weights("vibes=1")
+    with pytest.raises(ValueError):
+        RiskConfig(emit_period_ms=7 * MIN, check_interval_ms=5 * MIN)
+    with pytest.raises(ValueError):
+        RiskConfig(weights={"findings": 2.0})
+    with pytest.raises(ValueError):
+        RiskConfig(warn_score=90, block_score=80)
+
+
+def test_on_tick_without_partition_and_item_cap():
+    harness = Harness(RiskConfig(max_items=3))
+    signals = [
+        _signal(i, "finding", "open", SUBJECTS[2], T0 + i * MIN, 10.0 + i, "high", i)
+        for i in range(6)
+    ]
+    harness.feed(signals)
+    staged = StagedState(harness.table)
+    outputs = harness.stage.on_tick(T0 + HOUR, staged)
+    staged.commit()
+    assert values(outputs, "risk")
+    items = harness.table["cluster:default"]["items"]
+    assert sorted(items) == ["finding|3", "finding|4", "finding|5"]  # the highest points kept

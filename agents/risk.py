@@ -1,0 +1,59 @@
+"""Risk stage: risk signals keyed by service -> live risk scores and deployment scorecards.
+
+Signals come from the process agent (findings, alerts, anomalies, drift, CI, deployments),
+re-keyed by service because one service spans many entities (images, repositories, hosts).
+Heartbeats in event time let scores decay and re-emit while a service is quiet. As in the
+process stage, outputs are acknowledged before the state writes are applied.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from agents.sending import send_and_confirm, send_outputs
+from app import metrics
+from app.faust_app import app, catalog, declare_output_topics, settings
+from app.outputs import Origin, dead_letter
+from app.pipeline import load_catalogue
+from app.sources.errors import ErrorCode, NormalizeError
+from tables.definitions import risk_state
+from tables.risk import RiskStage
+from tables.staged import StagedState
+
+risk_signals_topic = app.topic(
+    catalog.name("risk_signals"),
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+    internal=True,
+)
+
+stage = RiskStage(catalogue=load_catalogue(settings))
+
+
+@app.on_partitions_revoked.connect
+async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
+    """Partitions may move: timer schedules are rebuilt from the table on next use."""
+    stage.forget_schedules()
+
+
+@app.agent(risk_signals_topic, concurrency=1)
+async def risk(stream):
+    """Apply each risk signal; emit scores and scorecards."""
+    await declare_output_topics()
+    async for event in stream.events():
+        message = event.message
+        try:
+            signal = orjson.loads(event.value)
+            if not isinstance(signal, dict) or "time_ms" not in signal:
+                raise ValueError("a risk signal must be an object with time_ms")
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            error = NormalizeError(ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}"[:300])
+            await send_outputs([dead_letter(origin, error, event.value or b"")])
+            continue
+        state = StagedState(risk_state)
+        outputs = stage.on_signal(signal, message.partition, message.offset, state)
+        await send_and_confirm(outputs)
+        state.commit()
+        metrics.observe_step(outputs, "risk")

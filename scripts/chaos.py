@@ -1,0 +1,903 @@
+#!/usr/bin/env python3
+"""Crash-safety chaos run and table-recovery timing for Vigil (`make chaos`).
+
+    scripts/chaos.py [run] [--count 100000] [--kill-at 0.25,0.5,0.75] [--guarantee G]
+    scripts/chaos.py recovery [--keys 1000000]
+
+`run` (the default) generates a mixed stream with `vigil generate`'s generator (fixed seed,
+20 records/s of event time, so windows close and alert timers fire), computes every output the
+offline pipeline derives from it (the spec: `app.replay.offline_replay`'s algorithm with
+`flush=False`, fed the records with the exact Kafka coordinates a worker will see), produces the
+stream to an isolated topic prefix (each family under one constant key, as `vigil replay` does,
+so one source's records stay in one raw partition and in event-time order), runs a worker,
+SIGKILLs it each time `vigil.events` holds the given shares of the expected events and restarts
+it on the same data dir, waits until every output arrived, then prints one row per downstream
+topic. It exits 1 when an expected id is lost, an id arrives with another value, an id arrives
+that the spec does not emit, or repeats of one id differ. `--kill-at ''` is a crash-free run,
+which must match the spec too.
+
+Under `--guarantee exactly_once` (Faust's PROCESSING_GUARANTEE) the outputs are read with
+`isolation_level=read_committed`, as a transactional pipeline's consumers must; a second table
+shows what a `read_uncommitted` consumer sees.
+
+`recovery` times how long a worker with an empty data dir takes to restore a table of N small
+keys from its changelog: a first worker creates the tables' changelog topics, N entity-stats
+records are produced straight into `<app id>-entity-stats-changelog` in Faust's format (UTF-8
+key, orjson value, in the key's partition), then a fresh worker is started and timed until
+`/health/ready` answers 200 after recovery; a restart on the kept data dir is timed too.
+
+Topics are deleted afterwards (`--keep` keeps them); worker logs stay in var/chaos/<tag>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import orjson  # noqa: E402
+
+from app.events import Event  # noqa: E402
+from app.outputs import Origin  # noqa: E402
+from app.pipeline import Pipeline, PipelineState  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
+
+#: Output streams a chaos run does not check: an input (`control`) and streams nothing in the
+#: generated stream feeds (no silences, no sinks configured).
+NOT_CHECKED = frozenset({"control"})
+
+# --------------------------------------------------------------------------------------------
+# Comparison: expected outputs vs what arrived, per topic, by id.
+# --------------------------------------------------------------------------------------------
+
+
+def canonical(value: Any) -> bytes:
+    """A value's canonical JSON bytes (sorted keys): equal values, equal bytes."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass
+class TopicTally:
+    """Expected and received records of one topic, by output id."""
+
+    #: id -> how many times the spec emits it (a few ids legitimately repeat: identical records)
+    expected: Counter = field(default_factory=Counter)
+    #: id -> the canonical values the spec gives it (one, in practice)
+    expected_values: dict[str, set[bytes]] = field(default_factory=dict)
+    received: Counter = field(default_factory=Counter)
+    #: id -> the distinct canonical values received for it, first-seen first
+    received_values: dict[str, list[bytes]] = field(default_factory=dict)
+    no_id: int = 0
+    #: (id, expected value, received value) of the first mismatches
+    examples: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    def expect(self, value: Mapping[str, Any]) -> None:
+        ident = value.get("id")
+        if ident is None:
+            self.no_id += 1
+            return
+        self.expected[ident] += 1
+        self.expected_values.setdefault(ident, set()).add(canonical(value))
+
+    def receive(self, value: Any) -> None:
+        ident = value.get("id") if isinstance(value, dict) else None
+        if ident is None:
+            self.no_id += 1
+            return
+        self.received[ident] += 1
+        body = canonical(value)
+        seen = self.received_values.setdefault(ident, [])
+        if body not in seen:
+            seen.append(body)
+            wanted = self.expected_values.get(ident)
+            if wanted is not None and body not in wanted and len(self.examples) < 3:
+                self.examples.append((ident, orjson.loads(next(iter(wanted))), value))
+
+    def row(self) -> dict[str, int]:
+        """The counts reported for the topic (see `print_report` for their meaning)."""
+        expected_ids = set(self.expected)
+        received_ids = set(self.received)
+        duplicated = sum(
+            max(0, n - max(self.expected.get(i, 0), 1)) for i, n in self.received.items()
+        )
+        mismatched = sum(
+            1
+            for i in received_ids & expected_ids
+            if any(v not in self.expected_values[i] for v in self.received_values[i])
+        )
+        conflicting = sum(len(v) - 1 for v in self.received_values.values())
+        return {
+            "expected": sum(self.expected.values()),
+            "expected_ids": len(expected_ids),
+            "received": sum(self.received.values()),
+            "distinct": len(received_ids),
+            "lost": len(expected_ids - received_ids),
+            "duplicated": duplicated,
+            "dup_after_dedup": conflicting,
+            "mismatched": mismatched,
+            "unexpected": len(received_ids - expected_ids),
+            "no_id": self.no_id,
+        }
+
+    def complete(self) -> bool:
+        """Every expected id arrived at least once."""
+        return len(self.expected) == 0 or all(i in self.received for i in self.expected)
+
+
+class Tally:
+    """Per logical topic tallies."""
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = {t: TopicTally() for t in topics}
+
+    def expect(self, topic: str, value: Mapping[str, Any]) -> None:
+        self.topics.setdefault(topic, TopicTally()).expect(value)
+
+    def receive(self, topic: str, value: Any) -> None:
+        self.topics.setdefault(topic, TopicTally()).receive(value)
+
+    def rows(self) -> dict[str, dict[str, int]]:
+        return {t: tally.row() for t, tally in self.topics.items()}
+
+    def complete(self) -> bool:
+        return all(t.complete() for t in self.topics.values())
+
+    def received_total(self) -> int:
+        return sum(sum(t.received.values()) for t in self.topics.values())
+
+
+def compare(
+    expected: Iterable[tuple[str, Mapping[str, Any]]],
+    received: Iterable[tuple[str, Any]],
+    topics: Iterable[str] = (),
+) -> dict[str, dict[str, int]]:
+    """Count lost, duplicated and mismatched records per topic from `(topic, value)` pairs."""
+    tally = Tally(topics)
+    for topic, value in expected:
+        tally.expect(topic, value)
+    for topic, value in received:
+        tally.receive(topic, value)
+    return tally.rows()
+
+
+def failures(rows: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """What makes a run fail: lost, mismatched or unexpected ids, or repeats that differ."""
+    bad = []
+    for topic, row in rows.items():
+        for column in ("lost", "mismatched", "unexpected", "dup_after_dedup"):
+            if row[column]:
+                bad.append(f"{topic}: {row[column]} {column}")
+    return bad
+
+
+COLUMNS = (
+    ("expected", "expected"),
+    ("received", "received"),
+    ("distinct", "distinct ids"),
+    ("lost", "lost"),
+    ("duplicated", "dup"),
+    ("dup_after_dedup", "dup after dedup"),
+    ("mismatched", "mismatched"),
+    ("unexpected", "unexpected"),
+)
+
+
+def format_table(rows: Mapping[str, Mapping[str, int]]) -> str:
+    """The per-topic table as text."""
+    head = ["topic", *(title for _, title in COLUMNS)]
+    lines = [head]
+    total = Counter()
+    for topic, row in rows.items():
+        lines.append([topic, *(str(row[c]) for c, _ in COLUMNS)])
+        total.update({c: row[c] for c, _ in COLUMNS})
+    lines.append(["TOTAL", *(str(total[c]) for c, _ in COLUMNS)])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append(
+            "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(line)
+            )
+        )
+        if n == 0 or n == len(lines) - 2:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+LEGEND = """\
+expected: records the offline pipeline emits; received: records on the topic; distinct ids;
+lost: expected ids never received; dup: copies beyond the expected count (at-least-once
+repeats); dup after dedup: copies of an id whose value differs from its first copy, i.e. what
+is left after a consumer deduplicates by id (0 = every repeat was identical); mismatched: ids
+received with a value the spec does not give them; unexpected: ids the spec does not emit."""
+
+
+# --------------------------------------------------------------------------------------------
+# The stream: generated records, their raw-topic coordinates, and the spec's outputs.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawPlan:
+    """One raw record as it will sit in Kafka: topic, key, partition, offset, timestamp."""
+
+    family: str
+    topic: str
+    key: bytes
+    partition: int
+    offset: int
+    ts_ms: int
+    value: bytes
+
+
+def family_key(family: str) -> bytes:
+    """The constant key a family's records are produced with (one raw partition, in order)."""
+    return f"chaos-{family}".encode()
+
+
+def raw_plan(records: Iterable[Any], catalog: TopicCatalog, partitions: int) -> list[RawPlan]:
+    """Where each generated record lands: its family's topic, its key's partition, the next
+    offset there (topics are fresh), its event time as the Kafka timestamp."""
+    offsets: Counter = Counter()
+    plan = []
+    for record in records:
+        key = family_key(record.family)
+        topic = catalog.raw(record.family)
+        partition = entity_partition(key.decode(), partitions)
+        plan.append(
+            RawPlan(
+                record.family,
+                topic,
+                key,
+                partition,
+                offsets[topic],
+                record.ts_ms,
+                record.value,
+            )
+        )
+        offsets[topic] += 1
+    return plan
+
+
+def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tuple[str, dict]]:
+    """`(logical topic, value)` of every output the spec emits for the planned records.
+
+    The algorithm of `app.replay.offline_replay(..., flush=False)`, fed records instead of
+    files: ingest every record (with the Origin the ingest agent will build from the Kafka
+    message: topic, partition, offset, broker timestamp as Faust converts it), then process the
+    events in event-time order, each in its entity's `vigil.events` partition with that
+    partition's own state. Windows still open at the end stay open, as on a live worker.
+    """
+    ingest = Pipeline(settings)
+    silences: dict[str, Any] = {}
+    inhibitors: dict[str, Any] = {}
+    partitions = {
+        p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
+        for p in range(settings.partitions)
+    }
+    events = []
+    for rec in plan:
+        # Faust hands the agent `message.timestamp` in seconds (ms / 1000.0); ingest multiplies
+        # back. Same arithmetic here, so a rounding difference would show up in both.
+        timestamp_ms = int((rec.ts_ms / 1000.0) * 1000)
+        origin = Origin(rec.topic, rec.partition, rec.offset, timestamp_ms)
+        for out in ingest.ingest(rec.value, rec.family, origin):
+            if out.topic == "events":
+                events.append(out)
+            else:
+                yield out.topic, out.value
+    events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
+    for out in events:
+        yield "events", out.value
+        partition = entity_partition(out.key or "", settings.partitions)
+        step = partitions[partition].process(Event.from_dict(out.value), partition)
+        step.commit()
+        for derived in step.outputs:
+            yield derived.topic, derived.value
+
+
+def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:
+    """The generated records (`vigil generate`'s generator, deterministic per seed)."""
+    from app.generate import TelemetryGenerator
+
+    return list(TelemetryGenerator(seed=seed).records(start_ms, rate, count))
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka plumbing
+# --------------------------------------------------------------------------------------------
+
+
+async def create_topics(bootstrap: str, specs: Iterable[tuple[str, int]], replicas: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(n, p, replicas) for n, p in dict(specs).items() if n not in existing]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, prefixes: Iterable[str]) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        if names:
+            with contextlib.suppress(Exception):
+                await admin.delete_topics(names)
+        return len(names)
+    finally:
+        await admin.close()
+
+
+async def produce_plan(bootstrap: str, plan: list[RawPlan]) -> None:
+    """Produce every record in order (idempotent producer: no reordering on retries)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for rec in plan:
+            fut = await producer.send(
+                rec.topic, rec.value, key=rec.key, partition=rec.partition, timestamp_ms=rec.ts_ms
+            )
+            pending.append((rec, fut))
+            if len(pending) >= 2000:
+                await _check_offsets(pending)
+        await _check_offsets(pending)
+    finally:
+        await producer.stop()
+
+
+async def _check_offsets(pending: list) -> None:
+    for rec, fut in pending:
+        meta = await fut
+        if (meta.partition, meta.offset) != (rec.partition, rec.offset):
+            raise RuntimeError(
+                f"{rec.topic} record landed at {meta.partition}/{meta.offset}, planned "
+                f"{rec.partition}/{rec.offset}: the topic was not fresh"
+            )
+    pending.clear()
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[Any, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        return await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    cluster = await consumer._client.fetch_all_metadata()
+    return cluster.partitions_for_topic(topic) or set()
+
+
+class Collector:
+    """Reads every downstream topic from the beginning, continuously, into a Tally."""
+
+    def __init__(
+        self, bootstrap: str, names: Mapping[str, str], tally: Tally, isolation: str
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.names = dict(names)  # Kafka name -> logical
+        self.tally = tally
+        self.isolation = isolation
+        self.last_record_at = time.monotonic()
+        self.first_event_at: float | None = None
+        self.events_seen = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level=self.isolation,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+        )
+        await self.consumer.start()
+        tps = []
+        for name in self.names:
+            for p in sorted(await _partitions(self.consumer, name)):
+                tps.append(TopicPartition(name, p))
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            batches = await self.consumer.getmany(timeout_ms=300, max_records=5000)
+            for tp, messages in batches.items():
+                logical = self.names[tp.topic]
+                for message in messages:
+                    try:
+                        value = orjson.loads(message.value) if message.value else None
+                    except orjson.JSONDecodeError:
+                        value = None
+                    self.tally.receive(logical, value)
+                    if logical == "events":
+                        self.events_seen += 1
+                        if self.first_event_at is None:
+                            self.first_event_at = time.monotonic()
+                if messages:
+                    self.last_record_at = time.monotonic()
+            await asyncio.sleep(0)
+
+    async def drain(self, timeout_s: float = 30) -> None:
+        """Wait until the consumer position reached the end of every partition."""
+        deadline = time.monotonic() + timeout_s
+        tps = list(self.consumer.assignment())
+        while time.monotonic() < deadline:
+            ends = await self.consumer.end_offsets(tps)  # the LSO under read_committed
+            positions = [await self.consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                return
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        await self.consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Per input topic: end offset minus the group's committed offset, summed over partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    ends = await end_offsets(bootstrap, topics)
+    lag: Counter = Counter()
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        lag[tp.topic] += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+    return dict(lag)
+
+
+# --------------------------------------------------------------------------------------------
+# `run`
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_servers() -> str:
+    return Settings.from_env().bootstrap_servers
+
+
+def isolated_env(tag: str, guarantee: str) -> dict[str, str]:
+    return {
+        "VIGIL_APP_ID": f"vigil-chaos-{tag}",
+        "VIGIL_TOPIC_PREFIX": f"chaos{tag}.",
+        "PROCESSING_GUARANTEE": guarantee,
+    }
+
+
+def log(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run_chaos(args: argparse.Namespace) -> int:
+    from tests.integration.harness import WorkerFactory
+
+    tag = uuid.uuid4().hex[:8]
+    bootstrap = bootstrap_servers()
+    workdir = REPO / "var" / "chaos" / tag
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = isolated_env(tag, args.guarantee)
+    factory = WorkerFactory(bootstrap, env, workdir)
+    collectors: list[Collector] = []
+    try:
+        return await _chaos(args, tag, bootstrap, factory, collectors)
+    finally:
+        for collector in collectors:
+            with contextlib.suppress(Exception):
+                await collector.stop()
+        factory.stop_all()
+        if not args.keep:
+            await delete_topics(bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]])
+
+
+async def _chaos(
+    args: argparse.Namespace,
+    tag: str,
+    bootstrap: str,
+    factory: Any,
+    collectors: list[Collector],
+) -> int:
+    settings, catalog = factory.settings, factory.catalog
+    streams = [s for s in OUTPUT_STREAMS if s not in NOT_CHECKED]
+    start_ms = args.start_ms if args.start_ms is not None else _recent_start_ms(args)
+
+    log(f"tag {tag}: generating {args.count} records (seed {args.seed}, {args.rate}/s)")
+    records = generate(args.seed, start_ms, args.rate, args.count)
+    plan = raw_plan(records, catalog, settings.partitions)
+    started = time.monotonic()
+    spec = Tally(streams)
+    for topic, value in expected_outputs(plan, settings):
+        spec.expect(topic, value)
+    expected_events = sum(spec.topics["events"].expected.values())
+    log(
+        f"spec: {sum(sum(t.expected.values()) for t in spec.topics.values())} outputs, "
+        f"{expected_events} events ({time.monotonic() - started:.0f} s)"
+    )
+
+    families = sorted({r.family for r in plan})
+    specs = [(catalog.raw(f), settings.partitions) for f in families]
+    specs += [(catalog.name(s), catalog.partitions(s)) for s in OUTPUT_STREAMS]
+    await create_topics(bootstrap, specs, settings.replicas)
+    await produce_plan(bootstrap, plan)
+    log(f"produced {len(plan)} raw records to {len(families)} topics")
+
+    names = {catalog.name(s): s for s in streams}
+    isolations = ["read_committed"]
+    if args.guarantee == "exactly_once" and not args.no_uncommitted:
+        isolations.append("read_uncommitted")
+    tallies = {}
+    for isolation in isolations:
+        tally = Tally(streams)
+        for name, topic in spec.topics.items():  # share the spec, keep receipts apart
+            tally.topics[name] = TopicTally(
+                expected=topic.expected, expected_values=topic.expected_values
+            )
+        tallies[isolation] = tally
+        collector = Collector(bootstrap, names, tally, isolation)
+        await collector.start()
+        collectors.append(collector)
+    main = collectors[0]
+
+    kill_at = [int(float(f) * expected_events) for f in args.kill_at.split(",") if f.strip()]
+    events_topic = catalog.name("events")
+    incarnation = 0
+    worker = factory.start("w1")
+    datadir = worker.env["APP_DATADIR"]
+    t_start = time.monotonic()
+    log(f"worker started (pid {worker.process.pid}, {args.guarantee}); kills at {kill_at}")
+    kills: list[dict[str, Any]] = []
+    self_exits = 0
+    complete_at = None
+    deadline = t_start + args.timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        if worker.process.poll() is not None:  # died on its own: restart, as a supervisor would
+            self_exits += 1
+            log(f"worker exited by itself ({worker.process.returncode}); restarting")
+            log("  " + worker.log_tail(8).replace("\n", "\n  "))
+            incarnation += 1
+            worker = factory.start(f"w1-{incarnation}", APP_DATADIR=datadir)
+            continue
+        if kill_at:
+            on_events = sum((await end_offsets(bootstrap, [events_topic])).values())
+            if on_events >= kill_at[0]:
+                worker.kill()
+                kills.append(
+                    {
+                        "at_events": on_events,
+                        "target": kill_at.pop(0),
+                        "elapsed_s": round(time.monotonic() - t_start, 1),
+                    }
+                )
+                log(f"SIGKILL with {on_events} records on {events_topic}")
+                incarnation += 1
+                worker = factory.start(f"w1-{incarnation}", APP_DATADIR=datadir)
+            continue
+        if complete_at is None and main.tally.complete():
+            complete_at = time.monotonic()
+            log(f"every expected output arrived ({complete_at - t_start:.0f} s after start)")
+        quiet = time.monotonic() - main.last_record_at
+        if complete_at is not None and quiet >= args.settle:
+            break
+        if complete_at is None and quiet >= args.stall:
+            log(f"no new output for {args.stall:.0f} s and outputs incomplete: giving up")
+            break
+    else:
+        log("timeout")
+    for collector in collectors:
+        await collector.drain()
+    inputs = [catalog.raw(f) for f in families] + [events_topic]
+    try:
+        lag = await group_lag(bootstrap, settings.app_id, inputs)
+    except Exception as exc:
+        lag = {"error": repr(exc)}
+    end = complete_at or time.monotonic()
+    elapsed = end - t_start
+    from_first = end - (main.first_event_at or t_start)
+    result: dict[str, Any] = {
+        "tag": tag,
+        "guarantee": args.guarantee,
+        "seed": args.seed,
+        "start_ms": start_ms,
+        "rate": args.rate,
+        "raw_records": len(plan),
+        "expected_events": expected_events,
+        "kills": kills,
+        "self_exits": self_exits,
+        "complete": complete_at is not None,
+        "seconds_to_complete": round(elapsed, 1),
+        "raw_records_per_s": round(len(plan) / from_first, 1) if from_first > 0 else None,
+        "group_lag": lag,
+        "tables": {},
+    }
+    for isolation, tally in tallies.items():
+        rows = tally.rows()
+        result["tables"][isolation] = rows
+        print(f"\n== {args.guarantee}, consumer isolation {isolation}, {len(kills)} kills ==")
+        print(format_table(rows))
+        for topic, t in tally.topics.items():
+            for ident, want, got in t.examples[:2]:
+                print(describe_mismatch(topic, ident, want, got))
+    print("\n" + LEGEND)
+    print(
+        f"\nraw records {len(plan)}, expected events {expected_events}, kills {len(kills)}, "
+        f"self-exits {self_exits}, complete={complete_at is not None} after {elapsed:.0f} s, "
+        f"{result['raw_records_per_s']} raw records/s from the first event; input lag {lag}"
+    )
+    bad = failures(tallies["read_committed"].rows())
+    print("RESULT: " + ("FAIL: " + "; ".join(bad) if bad else "PASS (nothing lost or changed)"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 1 if bad else 0
+
+
+def describe_mismatch(topic: str, ident: str, want: dict, got: Any) -> str:
+    """Which fields of a mismatched record differ, with both values (truncated)."""
+    got = got if isinstance(got, dict) else {}
+    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    lines = [f"  {topic} mismatch {ident}: fields {diff}"]
+    for k in diff[:4]:
+        lines.append(f"    {k}: expected {str(want.get(k))[:110]} got {str(got.get(k))[:110]}")
+    return "\n".join(lines)
+
+
+def _recent_start_ms(args: argparse.Namespace) -> int:
+    """A start so the stream ends about now: broker timestamps stay inside topic retention."""
+    span_ms = int(args.count * 1000 / args.rate)
+    now = int(time.time() * 1000)
+    return (now - span_ms - 600_000) // 60_000 * 60_000
+
+
+# --------------------------------------------------------------------------------------------
+# `recovery`
+# --------------------------------------------------------------------------------------------
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def entity_value(index: int) -> bytes:
+    """A small entity-stats value like the ones the process agent writes (~200 bytes)."""
+    return orjson.dumps(
+        {
+            "n": 1 + index % 7,
+            "first": 1_767_225_600_000 + index,
+            "last": 1_767_225_600_000 + index,
+            "types": {"metric": 1 + index % 7},
+            "sources": {"metrics": 1 + index % 7},
+            "sev": {"info": 1 + index % 7},
+            "_o": index,
+        }
+    )
+
+
+async def produce_changelog(bootstrap: str, topic: str, keys: int, partitions: int) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=512 * 1024, acks=1
+    )
+    await producer.start()
+    try:
+        pending = []
+        for i in range(keys):
+            key = f"svc-{i:07d}"
+            pending.append(
+                await producer.send(
+                    topic,
+                    entity_value(i),
+                    key=key.encode(),
+                    partition=entity_partition(key, partitions),
+                )
+            )
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def wait_ready(worker: Any, timeout: float) -> dict[str, float | None]:
+    """Seconds from now until /health/ready is 200 after recovery (the log says `Recovery
+    complete` or `Worker ready`), plus when the log shows recovery start and end."""
+    url = f"http://127.0.0.1:{worker.web_port}/health/ready"
+    t0 = time.monotonic()
+    marks: dict[str, float | None] = {"first_200": None, "first_503": None, "ready": None}
+    while time.monotonic() - t0 < timeout:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+        status = http_status(url)
+        now = time.monotonic() - t0
+        if status == 503 and marks["first_503"] is None:
+            marks["first_503"] = now
+        if status == 200 and marks["first_200"] is None:
+            marks["first_200"] = now
+        text = worker.log_path.read_text(errors="replace")
+        recovered = "Recovery complete" in text or "Worker ready" in text
+        if status == 200 and recovered:
+            marks["ready"] = now
+            break
+        time.sleep(0.2)
+    text = worker.log_path.read_text(errors="replace")
+    marks.update(_log_marks(text))
+    return marks
+
+
+def _log_marks(text: str) -> dict[str, float | None]:
+    """Seconds between log lines: restoring started, changelogs read."""
+    stamps = {}
+    for line in text.splitlines():
+        match = re.match(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]", line)
+        if not match:
+            continue
+        ts = (
+            time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+            + int(match.group(2)) / 1000
+        )
+        stamps.setdefault("first_line", ts)
+        for needle, name in (
+            ("Restoring state from changelog topics", "restore_start"),
+            ("Done reading from changelog topics", "restore_end"),
+            ("Recovery complete", "recovery_complete"),
+        ):
+            if needle in line:
+                stamps[name] = ts
+    restore = None
+    if "restore_start" in stamps and "restore_end" in stamps:
+        restore = round(stamps["restore_end"] - stamps["restore_start"], 1)
+    return {"log_restore_s": restore}
+
+
+async def run_recovery(args: argparse.Namespace) -> int:
+    from tests.integration.harness import WorkerFactory
+
+    tag = uuid.uuid4().hex[:8]
+    bootstrap = bootstrap_servers()
+    workdir = REPO / "var" / "chaos" / f"recovery-{tag}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = isolated_env(tag, args.guarantee)
+    factory = WorkerFactory(bootstrap, env, workdir)
+    settings = factory.settings
+    changelog = f"{settings.app_id}-entity-stats-changelog"
+    result: dict[str, Any] = {"tag": tag, "keys": args.keys}
+    try:
+        first = factory.start("creator")
+        marks = await asyncio.to_thread(wait_ready, first, 120)
+        log(f"first worker ready in {marks['ready']:.1f} s (empty tables); stopping it")
+        await asyncio.to_thread(first.stop)
+        t0 = time.monotonic()
+        await produce_changelog(bootstrap, changelog, args.keys, settings.partitions)
+        result["produce_s"] = round(time.monotonic() - t0, 1)
+        ends = await end_offsets(bootstrap, [changelog])
+        log(f"{sum(ends.values())} records on {changelog} ({result['produce_s']} s to produce)")
+
+        datadir = str(workdir / "data-restored")
+        for label in ("cold", "warm"):
+            # cold: an empty data dir restores everything; warm: the same dir again (RocksDB
+            # kept its data and changelog offsets) restores nothing.
+            worker = factory.start(label, APP_DATADIR=datadir)
+            marks = await asyncio.to_thread(wait_ready, worker, args.timeout)
+            result[label] = marks
+            log(
+                f"{label} start: /health/ready 200 after {marks['ready']} s "
+                f"(first 503 at {marks['first_503']}, first 200 at {marks['first_200']}, "
+                f"restore per log {marks['log_restore_s']} s)"
+            )
+            await asyncio.to_thread(worker.stop)
+    finally:
+        factory.stop_all()
+        if not args.keep:
+            await delete_topics(bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]])
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0 if result.get("cold", {}).get("ready") is not None else 1
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="run", choices=("run", "recovery"))
+    parser.add_argument("--count", type=int, default=100_000, help="raw records (run)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=20.0, help="records per s of event time")
+    parser.add_argument("--start-ms", type=int, default=None, help="first event time")
+    parser.add_argument(
+        "--kill-at",
+        default="0.25,0.5,0.75",
+        help="SIGKILL when vigil.events holds these shares of the expected events ('' = none)",
+    )
+    parser.add_argument(
+        "--guarantee",
+        default=os.environ.get("PROCESSING_GUARANTEE", "at_least_once"),
+        choices=("at_least_once", "exactly_once"),
+    )
+    parser.add_argument("--no-uncommitted", action="store_true", help="exactly_once: one table")
+    parser.add_argument("--settle", type=float, default=15.0, help="quiet s after completion")
+    parser.add_argument("--stall", type=float, default=120.0, help="quiet s before giving up")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="overall limit, s")
+    parser.add_argument("--keys", type=int, default=1_000_000, help="table keys (recovery)")
+    parser.add_argument("--keep", action="store_true", help="keep the topics")
+    parser.add_argument("--json", help="also write the result as JSON to this file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.chdir(REPO)
+    if args.mode == "recovery":
+        return asyncio.run(run_recovery(args))
+    return asyncio.run(run_chaos(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
