@@ -49,7 +49,7 @@ test-unit: install ## run the tests that need no broker
 	$(BIN)/pytest -q tests/unit
 
 bench: install kafka-up ## benchmarks (prints a table; BENCH_OUT=file.json writes JSON)
-	@echo "no benchmarks yet"
+	$(BIN)/python scripts/bench.py
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from app.events import format_time, parse_time
+from app.security import KafkaSecurity
 from app.settings import Settings
 from app.sources.errors import NormalizeError
 from app.sources.files import file_records
@@ -278,7 +280,11 @@ async def _generate_live(generator, catalog, settings, args) -> int:
     """Produce at `args.rate` records/s with event time = now, until count or duration."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20)
+    from app.security import aiokafka_kwargs
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, linger_ms=20, **aiokafka_kwargs(os.environ)
+    )
     await producer.start()
     sent = 0
     started = time.monotonic()
@@ -372,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        KafkaSecurity.from_env()
     except ValueError as exc:
         _err({"error": "invalid setting", "message": str(exc)})
         return 2

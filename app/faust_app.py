@@ -7,11 +7,13 @@ processing logic never does.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import faust
 
 from app.codecs import register_codecs
+from app.security import faust_credentials
 from app.settings import Settings
 from app.topics import OUTPUT_STREAMS, TopicCatalog
 
@@ -23,6 +25,7 @@ Path(settings.datadir).mkdir(parents=True, exist_ok=True)  # Faust creates only 
 app = faust.App(
     settings.app_id,
     broker=settings.broker_url,
+    broker_credentials=faust_credentials(os.environ),  # TLS/SASL: VIGIL_KAFKA_* (app/security.py)
     store=settings.store,
     datadir=settings.datadir,
     web_bind=settings.web_bind,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -14,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from app.security import aiokafka_kwargs
+
 #: Largest message the CLI producer sends (the broker's default limit is 1 MB).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -22,7 +25,7 @@ async def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int, replicas: int
 ) -> None:
     """Create the topics that do not exist yet, with Vigil's partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **aiokafka_kwargs(os.environ))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -49,6 +52,7 @@ async def produce(
         max_request_size=MAX_MESSAGE_BYTES,
         enable_idempotence=True,
         acks="all",
+        **aiokafka_kwargs(os.environ),
     )
     await producer.start()
     sent = 0
@@ -79,7 +83,9 @@ async def consume(
     Stops after `max_records`, or once `timeout_s` seconds have passed. With `decode=False`
     values stay bytes.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **aiokafka_kwargs(os.environ)
+    )
     await consumer.start()
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -3,6 +3,7 @@
 Faust's own variables (`BROKER_URL`, `WEB_HOST`, `WEB_PORT`, `APP_DATADIR`,
 `PROCESSING_GUARANTEE`, `TABLE_STANDBY_REPLICAS`, ...) keep working: Faust reads them itself
 and an environment value beats the default passed in code. Vigil's own knobs use `VIGIL_`.
+Kafka TLS/SASL settings (`VIGIL_KAFKA_*`) are in app/security.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,335 @@
+"""`make bench`: Vigil's throughput, latency and memory against a raw aiokafka loop, in one run.
+
+Measured on the local broker, each part with its own topic prefix:
+
+- baseline: a plain aiokafka consume -> orjson parse -> produce loop over the same records;
+- vigil_1w / vigil_2w: the full pipeline (ingest, windows and detectors, dedup, scoring, risk)
+  over a mixed `vigil generate` stream pre-loaded into the raw topics, with one worker and then
+  with two; throughput = records / time until every raw record is committed by the workers
+  and every `vigil.events` record processed;
+- latency: the generator at half the one-worker rate, event time = now; p50/p99/p99.9 of
+  "record produced -> normalized event emitted" (Kafka timestamps) and Vigil's own
+  event-to-emission histogram from /metrics;
+- peak RSS of the workers (VmHWM), state size on disk per 100k series is left to the chaos and
+  recovery measurements (docs/crash-safety.md);
+- normalization events/s per adapter, offline.
+
+Prints a table and writes JSON (BENCH_OUT, default bench-out/bench.json). Ratios are against
+the baseline measured in the same run, on the same machine, at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from app import kafka_io  # noqa: E402
+from app.generate import TelemetryGenerator  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.sources.normalize import Normalizer  # noqa: E402
+from app.topics import TopicCatalog  # noqa: E402
+
+RECORDS = int(os.environ.get("BENCH_RECORDS", "30000"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_S", "20"))
+BOOTSTRAP = Settings.from_env().bootstrap_servers
+
+
+def generated(count: int, start_ms: int, rate: float = 200.0):
+    """A deterministic mixed stream (every source family)."""
+    return list(TelemetryGenerator(seed=11, bad_ratio=0.002).records(start_ms, rate, count))
+
+
+async def preload(catalog: TopicCatalog, records) -> None:
+    """Produce the records to their raw topics, one key per family (order kept per source)."""
+    await kafka_io.ensure_topics(BOOTSTRAP, catalog.raw_topics(), 4, 1)
+    await kafka_io.produce(
+        BOOTSTRAP,
+        ((catalog.raw(r.family), r.family.encode(), r.value) for r in records),
+        linger_ms=20,
+    )
+
+
+async def baseline(records) -> dict:
+    """consume -> orjson parse -> produce, as fast as aiokafka goes on this broker."""
+    tag = uuid.uuid4().hex[:8]
+    source, sink = f"bench-{tag}.in", f"bench-{tag}.out"
+    await kafka_io.ensure_topics(BOOTSTRAP, [source, sink], 4, 1)
+    await kafka_io.produce(BOOTSTRAP, ((source, None, r.value) for r in records), linger_ms=20)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"bench-{tag}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    done, started = 0, None
+    try:
+        while done < len(records):
+            batches = await consumer.getmany(timeout_ms=1000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for messages in batches.values():
+                for message in messages:
+                    try:
+                        doc = orjson.loads(message.value)
+                    except orjson.JSONDecodeError:
+                        doc = {"raw": len(message.value)}
+                    await producer.send(sink, orjson.dumps(doc), key=message.key)
+                    done += 1
+            await consumer.commit()
+        await producer.flush()
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"events": done, "seconds": elapsed, "events_per_s": done / elapsed}
+
+
+def start_worker(env: dict, name: str, tmp: Path) -> subprocess.Popen:
+    """A `vigil worker` subprocess."""
+    log = (tmp / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--loglevel", "warn"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def committed_lag(group: str, topics: list[str]) -> int:
+    """Records not yet committed by `group` on `topics` (end offsets minus committed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    await consumer.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(t, p) for t in topics for p in range(4)]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends[tp] - (offsets[tp].offset if tp in offsets else 0) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def peak_rss_mb(process: subprocess.Popen) -> float:
+    """VmHWM of a process, in MB."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def vigil_run(records, workers: int, tmp: Path) -> dict:
+    """The full pipeline over pre-loaded records with `workers` workers."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "VIGIL_APP_ID": f"bench-{tag}",
+        "VIGIL_TOPIC_PREFIX": f"b{tag}.",
+        "BROKER_SESSION_TIMEOUT": "10",
+        "BROKER_HEARTBEAT_INTERVAL": "1",
+        "VIGIL_CATALOGUE": str(REPO / "docs" / "catalogue.example.yaml"),
+    }
+    settings = Settings.from_env(env)
+    catalog = TopicCatalog(settings, env)
+    asyncio.run(preload(catalog, records))
+    started = time.perf_counter()
+    procs = [
+        start_worker(
+            {**env, "WEB_PORT": str(16100 + i), "APP_DATADIR": str(tmp / f"{tag}-{i}")},
+            f"{tag}-{i}",
+            tmp,
+        )
+        for i in range(workers)
+    ]
+    watched = [*catalog.raw_topics(), catalog.name("events"), catalog.name("risk_signals")]
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            time.sleep(1.0)
+            try:
+                lag = asyncio.run(committed_lag(settings.app_id, watched))
+            except Exception:  # group not there yet
+                lag = None
+            if lag == 0:
+                break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"workers did not finish (lag {lag})")
+        elapsed = time.perf_counter() - started
+        rss = max(peak_rss_mb(p) for p in procs)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    return {
+        "workers": workers,
+        "events": len(records),
+        "seconds": elapsed,
+        "events_per_s": len(records) / elapsed,
+        "rss_mb": rss,
+    }
+
+
+def latency_run(rate: float, tmp: Path) -> dict:
+    """Live generator at `rate` with event time = now; latency to `vigil.events`."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "VIGIL_APP_ID": f"bench-{tag}",
+        "VIGIL_TOPIC_PREFIX": f"l{tag}.",
+        "WEB_PORT": "16200",
+        "APP_DATADIR": str(tmp / f"lat-{tag}"),
+    }
+    settings = Settings.from_env(env)
+    catalog = TopicCatalog(settings, env)
+    asyncio.run(kafka_io.ensure_topics(BOOTSTRAP, catalog.raw_topics(), 4, 1))
+    worker = start_worker(env, f"lat-{tag}", tmp)
+    try:
+        time.sleep(12)  # let the worker join the group before the timed stream starts
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "generate",
+                "--rate",
+                str(rate),
+                "--duration",
+                str(LATENCY_SECONDS),
+                "--seed",
+                "5",
+            ],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        samples = asyncio.run(_event_latencies(catalog))
+        rss = peak_rss_mb(worker)
+    finally:
+        worker.terminate()
+        worker.wait(60)
+    samples.sort()
+
+    def pct(q: float) -> float:
+        return samples[min(len(samples) - 1, int(q * len(samples)))] if samples else float("nan")
+
+    return {
+        "rate": rate,
+        "samples": len(samples),
+        "latency_ms_p50": pct(0.5),
+        "latency_ms_p99": pct(0.99),
+        "latency_ms_p999": pct(0.999),
+        "rss_mb": rss,
+    }
+
+
+async def _event_latencies(catalog: TopicCatalog) -> list[float]:
+    """Produced timestamp of each raw record vs the emission timestamp of its events."""
+    produced: dict[tuple[str, int, int], int] = {}
+    for topic in catalog.raw_topics():
+        async for record in kafka_io.consume(BOOTSTRAP, topic, True, None, 5, decode=False):
+            produced[(record["topic"], record["partition"], record["offset"])] = record["timestamp"]
+    latencies = []
+    async for record in kafka_io.consume(BOOTSTRAP, catalog.name("events"), True, None, 15):
+        origin = (record["value"] or {}).get("origin")
+        if origin:
+            sent = produced.get((origin["t"], origin["p"], origin["o"]))
+            if sent is not None:
+                latencies.append(record["timestamp"] - sent)
+    return latencies
+
+
+def normalization_rates(records) -> dict:
+    """Offline normalize speed per adapter family (events/s)."""
+    normalizer = Normalizer()
+    by_family = defaultdict(list)
+    for record in records:
+        by_family[record.family].append(record.value)
+    rates = {}
+    for family, raws in sorted(by_family.items()):
+        started, events = time.perf_counter(), 0
+        for raw in raws:
+            try:
+                events += len(normalizer.normalize(raw, family=family))
+            except Exception:
+                pass
+        rates[family] = round(events / (time.perf_counter() - started))
+    return rates
+
+
+def main() -> int:
+    tmp = REPO / "var" / "bench"
+    tmp.mkdir(parents=True, exist_ok=True)
+    start_ms = int(time.time() * 1000) - RECORDS * 5
+    records = generated(RECORDS, start_ms)
+    results: dict = {"records": RECORDS, "families": sorted({r.family for r in records})}
+    results["baseline"] = asyncio.run(baseline(records))
+    results["vigil_1w"] = vigil_run(records, 1, tmp)
+    results["vigil_2w"] = vigil_run(records, 2, tmp)
+    half = max(10.0, results["vigil_1w"]["events_per_s"] / 2)
+    results["latency"] = latency_run(half, tmp)
+    results["normalize_events_per_s"] = normalization_rates(records)
+    gate_script = REPO / "scripts" / "bench_gate.py"
+    if gate_script.exists():
+        out = subprocess.run(
+            [sys.executable, str(gate_script)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        try:
+            results["gate"] = json.loads(out.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            results["gate"] = {"error": out.stderr[-500:]}
+    base = results["baseline"]["events_per_s"]
+    summary = {
+        "baseline_events_per_s": round(base),
+        "vigil_events_per_s": round(results["vigil_1w"]["events_per_s"]),
+        "vigil_2w_events_per_s": round(results["vigil_2w"]["events_per_s"]),
+        "ratio": round(results["vigil_1w"]["events_per_s"] / base, 4),
+        "ratio_2w": round(results["vigil_2w"]["events_per_s"] / base, 4),
+        "latency_ms_p50": results["latency"]["latency_ms_p50"],
+        "latency_ms_p99": results["latency"]["latency_ms_p99"],
+        "latency_ms_p999": results["latency"]["latency_ms_p999"],
+        "rss_mb": round(max(results["vigil_1w"]["rss_mb"], results["latency"]["rss_mb"]), 1),
+    }
+    results.update(summary)
+    width = max(len(k) for k in summary)
+    print(f"{'metric':<{width}}  value")
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value}")
+    print("normalize events/s:", results["normalize_events_per_s"])
+    if "gate" in results:
+        print("gate:", results["gate"])
+    out_path = Path(os.environ.get("BENCH_OUT", REPO / "bench-out" / "bench.json"))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=2))
+    print(f"JSON: {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
