@@ -18,9 +18,12 @@ from app.pipeline import Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import (
     alert_state,
+    desired_state,
     entity_stats,
     group_state,
     inhibitors,
+    observed_state,
+    posture_state,
     series_state,
     silences,
 )
@@ -34,6 +37,9 @@ pipeline = Pipeline(
         groups=group_state,
         silences=silences,
         inhibitors=inhibitors,
+        desired=desired_state,
+        observed=observed_state,
+        posture=posture_state,
     ),
 )
 

@@ -27,7 +27,9 @@ from app.sources.normalize import Normalizer
 from tables.alert_labels import alert_from_anomaly
 from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
+from tables.compliance import ComplianceConfig, ComplianceStage
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
+from tables.drift import DriftConfig, DriftStage
 from tables.entity_stats import update_entity_stats
 from tables.rate_detector import RateDetectorConfig
 from tables.risk_model import RiskConfig
@@ -52,6 +54,9 @@ class PipelineState:
     groups: MutableMapping[str, Any] = field(default_factory=dict)
     silences: MutableMapping[str, Any] = field(default_factory=dict)
     inhibitors: MutableMapping[str, Any] = field(default_factory=dict)
+    desired: MutableMapping[str, Any] = field(default_factory=dict)
+    observed: MutableMapping[str, Any] = field(default_factory=dict)
+    posture: MutableMapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -88,6 +93,28 @@ def dedup_config(settings: Settings) -> DedupConfig:
         repeat_interval_ms=settings.repeat_interval_ms,
         resolve_timeout_ms=settings.resolve_timeout_ms,
         inhibit_rules=rules,
+    )
+
+
+def _globs(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    """Drift settings: who counts as the IaC pipeline, baselines, masking."""
+    defaults = DriftConfig()
+    return DriftConfig(
+        iac_user_agents=_globs(settings.iac_user_agents) or defaults.iac_user_agents,
+        iac_identities=_globs(settings.iac_identities),
+        baselines_path=settings.drift_baselines or None,
+        masking=MaskingPolicy(enabled=settings.masking, mask_ips=settings.mask_ips),
+    )
+
+
+def compliance_config(settings: Settings) -> ComplianceConfig:
+    """Compliance settings: the rule pack and the cluster name."""
+    return ComplianceConfig(
+        pack_path=settings.compliance_rules or None, k8s_cluster=settings.k8s_cluster or None
     )
 
 
@@ -152,6 +179,8 @@ class Pipeline:
             silences=self.state.silences,
             inhibitors=self.state.inhibitors,
         )
+        self.drift = DriftStage(drift_config(settings))
+        self.compliance = ComplianceStage(compliance_config(settings))
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
         self._timers: dict[int, TimerSchedule] = {}
         #: events dropped because ingest had sent them before (see `is_resent`)
@@ -190,6 +219,9 @@ class Pipeline:
         alerts = StagedState(self.state.alerts)
         groups = StagedState(self.state.groups)
         inhibitors = StagedState(self.state.inhibitors)
+        desired = StagedState(self.state.desired)
+        observed = StagedState(self.state.observed)
+        posture = StagedState(self.state.posture)
         stats = entities.get(event.entity)
         if is_resent(stats, event):
             self.duplicates += 1
@@ -204,21 +236,19 @@ class Pipeline:
         before, watermark = self._partition_watermark(series, event, offset)
         timers = self.timers(partition)
         derived = self.alerts.on_event(event, partition, offset, watermark, alerts, groups, timers)
-        for out in outputs:
-            if out.topic == "anomalies":
-                derived += self.alerts.on_alert(
-                    alert_from_anomaly(out.value),
-                    partition,
-                    offset,
-                    watermark,
-                    alerts,
-                    groups,
-                    timers,
-                )
+        outputs += self.drift.on_event(event, partition, offset, watermark, desired, observed)
+        checked = self.compliance.on_event(event, partition, offset, watermark, posture, observed)
+        outputs += checked.outputs
+        raised = [alert_from_anomaly(o.value) for o in outputs if o.topic == "anomalies"]
+        for alert in [*raised, *checked.alerts]:
+            derived += self.alerts.on_alert(
+                alert, partition, offset, watermark, alerts, groups, timers
+            )
         outputs += self._route_inhibitors(derived, inhibitors)
         outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
         outputs += self._risk_ticks(partition, before, watermark)
-        return Step(outputs, [entities, series, alerts, groups, inhibitors])
+        staged = [entities, series, alerts, groups, inhibitors, desired, observed, posture]
+        return Step(outputs, staged)
 
     def _risk_ticks(self, partition: int, before: int | None, watermark: int) -> list[Output]:
         """Event-time heartbeats to every risk partition each time this partition's watermark

@@ -110,6 +110,18 @@ class Settings:
     #: Inhibition rules YAML (a list of Alertmanager-style rules). Env `VIGIL_INHIBIT_RULES`.
     #: Default none.
     inhibit_rules: str = ""
+    #: Declared baselines YAML (docs/drift.md). Env `VIGIL_DRIFT_BASELINES`. Default none.
+    drift_baselines: str = ""
+    #: CloudTrail user agents of IaC tools (comma list of globs). Env `VIGIL_IAC_USER_AGENTS`.
+    #: Default: terraform, pulumi, CloudFormation and CDK agents.
+    iac_user_agents: str = ""
+    #: CloudTrail identities of the IaC pipeline (globs). Env `VIGIL_IAC_IDENTITIES`. Default none.
+    iac_identities: str = ""
+    #: Compliance rule pack YAML. Env `VIGIL_COMPLIANCE_RULES`. Default the bundled pack
+    #: (app/rules/compliance.yaml).
+    compliance_rules: str = ""
+    #: Kubernetes cluster name used in compliance scopes. Env `VIGIL_K8S_CLUSTER`. Default none.
+    k8s_cluster: str = ""
     #: Bearer tokens allowed to read the API and dashboard (comma list). Env `VIGIL_READ_TOKENS`.
     #: Default none: without tokens every API request is refused.
     read_tokens: str = ""
@@ -152,6 +164,11 @@ class Settings:
             resolve_timeout_ms=_env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
             catalogue=_env(env, "VIGIL_CATALOGUE", d.catalogue),
             inhibit_rules=_env(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),
+            drift_baselines=_env(env, "VIGIL_DRIFT_BASELINES", d.drift_baselines),
+            iac_user_agents=_env(env, "VIGIL_IAC_USER_AGENTS", d.iac_user_agents),
+            iac_identities=_env(env, "VIGIL_IAC_IDENTITIES", d.iac_identities),
+            compliance_rules=_env(env, "VIGIL_COMPLIANCE_RULES", d.compliance_rules),
+            k8s_cluster=_env(env, "VIGIL_K8S_CLUSTER", d.k8s_cluster),
             read_tokens=_env(env, "VIGIL_READ_TOKENS", d.read_tokens),
             admin_tokens=_env(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),
             shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),

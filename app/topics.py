@@ -36,6 +36,8 @@ OUTPUT_STREAMS: dict[str, str] = {
     "windows": "final value of every closed event-time window, once per window",
     "anomalies": "anomalies on metric series and event rates",
     "drift": "configuration drift: drifted / resolved",
+    "violations": "compliance rule violations with their controls",
+    "posture": "compliance posture changes per framework, control and scope",
     "alerts": "deduplicated, scored alert notifications",
     "risk": "per-service risk scores with contributions",
     "scorecards": "deployment risk scorecards (allow / warn / block)",

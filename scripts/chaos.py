@@ -278,15 +278,45 @@ def raw_plan(records: Iterable[Any], catalog: TopicCatalog, partitions: int) -> 
     return plan
 
 
+def kafka_origin(rec: RawPlan) -> Origin:
+    """The Origin the ingest agent builds from this record's Kafka message. Faust hands it
+    `message.timestamp` in seconds (ms / 1000.0) and ingest multiplies back: the same
+    arithmetic here, so a rounding error would show on both sides."""
+    return Origin(rec.topic, rec.partition, rec.offset, int((rec.ts_ms / 1000.0) * 1000))
+
+
 def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tuple[str, dict]]:
     """`(logical topic, value)` of every output the spec emits for the planned records.
 
-    The algorithm of `app.replay.offline_replay(..., flush=False)`, fed records instead of
-    files: ingest every record (with the Origin the ingest agent will build from the Kafka
-    message: topic, partition, offset, broker timestamp as Faust converts it), then process the
-    events in event-time order, each in its entity's `vigil.events` partition with that
-    partition's own state. Windows still open at the end stay open, as on a live worker.
+    Uses `app.replay.offline_replay_records` when app/replay.py provides it (records in, same
+    algorithm as `offline_replay`); until then this is `offline_replay(..., flush=False)`'s
+    algorithm, fed records instead of files. Each record is ingested with the Origin the
+    ingest agent will build from its Kafka message (topic, partition, offset, and the broker
+    timestamp as Faust converts it), so dead-letter ids, `origin` fields and Kafka-time events
+    come out as a worker writes them. Then the events are processed in event-time order, each
+    in its entity's `vigil.events` partition with that partition's own state, and risk signals
+    feed the risk stage in theirs. Windows still open at the end stay open, as on a worker.
     """
+    from app import replay
+
+    inputs = [(rec.family, kafka_origin(rec), rec.value) for rec in plan]
+    shared = getattr(replay, "offline_replay_records", None)
+    if shared is not None:
+        catalog = TopicCatalog(settings)
+        logical = {spec.name: spec.logical for spec in catalog.specs()}
+        for record in shared(inputs, settings, flush=False):
+            yield logical.get(record["topic"], record["topic"]), record["value"]
+        return
+    yield from _offline_mirror(inputs, settings)
+
+
+def _offline_mirror(
+    inputs: list[tuple[str, Origin, bytes]], settings: Settings
+) -> Iterator[tuple[str, dict]]:
+    """`app.replay.offline_replay`'s algorithm (flush=False) over `(family, origin, raw)`."""
+    from tables.risk import RiskStage
+    from tables.staged import StagedState
+
     ingest = Pipeline(settings)
     silences: dict[str, Any] = {}
     inhibitors: dict[str, Any] = {}
@@ -294,13 +324,23 @@ def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tu
         p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
         for p in range(settings.partitions)
     }
+    risk_stage = RiskStage(catalogue=ingest.catalogue)
+    risk_states = {p: StagedState({}) for p in range(settings.partitions)}
+    risk_offsets = dict.fromkeys(range(settings.partitions), 0)
+
+    def risk(signal: Any) -> list[Any]:
+        target = signal.partition
+        if target is None:
+            target = entity_partition(signal.key or "", settings.partitions)
+        state = risk_states[target]
+        derived = risk_stage.on_signal(signal.value, target, risk_offsets[target], state)
+        risk_offsets[target] += 1
+        state.commit()
+        return derived
+
     events = []
-    for rec in plan:
-        # Faust hands the agent `message.timestamp` in seconds (ms / 1000.0); ingest multiplies
-        # back. Same arithmetic here, so a rounding difference would show up in both.
-        timestamp_ms = int((rec.ts_ms / 1000.0) * 1000)
-        origin = Origin(rec.topic, rec.partition, rec.offset, timestamp_ms)
-        for out in ingest.ingest(rec.value, rec.family, origin):
+    for family, origin, raw in inputs:
+        for out in ingest.ingest(raw, family, origin):
             if out.topic == "events":
                 events.append(out)
             else:
@@ -309,10 +349,17 @@ def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tu
     for out in events:
         yield "events", out.value
         partition = entity_partition(out.key or "", settings.partitions)
-        step = partitions[partition].process(Event.from_dict(out.value), partition)
+        event = Event.from_dict(out.value)
+        # Offline order is event time, not raw offset order: the `origin` resend check (which
+        # relies on raw order) must not see it, exactly as `offline_replay` (no origins) does.
+        event.origin = None
+        step = partitions[partition].process(event, partition)
         step.commit()
         for derived in step.outputs:
             yield derived.topic, derived.value
+            if derived.topic == "risk_signals":
+                for scored in risk(derived):
+                    yield scored.topic, scored.value
 
 
 def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from app.events import SEVERITY_RANK, Event, parse_time
+from app.events import Event, parse_time
 from app.sources.alertmanager import alertmanager_fingerprint
 from app.sources.trivy import image_repository
 
@@ -518,51 +518,6 @@ def _ci(event: Event) -> AlertInput | None:
     return _alert(event, "ci", labels, annotations, status=status, scoring=_scoring("ci"))
 
 
-def _violation(event: Event, min_severity: str = "medium") -> AlertInput | None:
-    a = event.attributes
-    reasons = sorted({r for r in a.get("risk_reasons") or [] if isinstance(r, str)})
-    if not reasons or SEVERITY_RANK.get(event.severity, 0) < SEVERITY_RANK[min_severity]:
-        return None
-    if event.type == "k8s_audit":
-        if a.get("stage") in SKIPPED_AUDIT_STAGES:
-            return None
-        labels = _labels(
-            alertname="KubernetesAuditRisk",
-            entity=event.entity,
-            source=event.source,
-            reason=",".join(reasons),
-            verb=a.get("verb"),
-            resource=a.get("resource"),
-            subresource=a.get("subresource"),
-            user=a.get("username"),
-        )
-        annotations = _annotations(
-            request_uri=a.get("request_uri"),
-            decision=a.get("decision"),
-            source_ips=a.get("source_ips"),
-            user_agent=a.get("user_agent"),
-            audit_id=a.get("audit_id"),
-        )
-    else:
-        labels = _labels(
-            alertname="CloudTrailRisk",
-            entity=event.entity,
-            source=event.source,
-            reason=",".join(reasons),
-            event_name=a.get("event_name"),
-            principal=a.get("principal"),
-        )
-        annotations = _annotations(
-            event_source=a.get("event_source"),
-            aws_region=a.get("aws_region"),
-            source_ip=a.get("source_ip"),
-            user_agent=a.get("user_agent"),
-            error_code=a.get("error_code"),
-            event_id=a.get("event_id"),
-        )
-    return _alert(event, "violation", labels, annotations, scoring=_scoring("violation"))
-
-
 _HANDLERS = {
     "runtime_alert": _runtime,
     "prom_alert": _prom,
@@ -576,8 +531,6 @@ _HANDLERS = {
     "ci_run": _ci,
     "ci_job": _ci,
     "deployment": _ci,
-    "cloud_api_call": _violation,
-    "k8s_audit": _violation,
 }
 
 

@@ -87,3 +87,30 @@ risk_state = app.Table(
     schema=ENTITY_SCHEMA,
     help="Risk inputs and scores per service, repository, cluster and account.",
 )
+
+#: Desired state per resource attribute (Terraform plans, baselines): tables/drift.py.
+desired_state = app.Table(
+    "desired",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Desired state per resource: attribute paths from Terraform plans and baselines.",
+)
+
+#: Observed state and memory (drift observations, identities that read secrets, ...).
+observed_state = app.Table(
+    "observed",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Observed resource attributes and per-entity compliance memory.",
+)
+
+#: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
+posture_state = app.Table(
+    "posture",
+    default=None,
+    partitions=settings.partitions,
+    schema=ENTITY_SCHEMA,
+    help="Compliance posture per framework, control, scope and entity.",
+)

@@ -33,9 +33,12 @@ from tables.control import apply_command
 from tables.definitions import (
     alert_state,
     audit_state,
+    desired_state,
     entity_stats,
     group_state,
     inhibitors,
+    observed_state,
+    posture_state,
     risk_state,
     series_state,
     silences,
@@ -51,6 +54,9 @@ TABLES: dict[str, tuple[Any, str | None]] = {
     "alerts": (alert_state, "events"),
     "groups": (group_state, "events"),
     "risk": (risk_state, "risk_signals"),
+    "posture": (posture_state, "events"),
+    "desired": (desired_state, "events"),
+    "observed": (observed_state, "events"),
     "silences": (silences, None),
     "inhibitors": (inhibitors, None),
 }
@@ -310,6 +316,24 @@ async def _send_control(command: dict[str, Any]) -> None:
     from agents.control import control_topic
 
     await control_topic.send(value=orjson.dumps(command))
+
+
+@app.page("/api/posture")
+class PostureView(AuthedView):
+    """Compliance posture per framework, control and scope, aggregated across workers."""
+
+    async def get(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        from tables.compliance import posture_rows
+
+        rows = _local_rows(posture_state, "")
+        rows += await _remote_rows(request, "posture", "")
+        framework = request.query.get("framework")
+        result = posture_rows((row["key"], row["value"]) for row in rows)
+        if framework:
+            result = [row for row in result if row.get("framework") == framework]
+        return self.json({"items": result})
 
 
 @app.page("/api/audit")
