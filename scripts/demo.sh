@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.venv/bin
 WEB_PORT="${WEB_PORT:-6066}"
+# Demo tokens for the web view (override them; never use these outside a laptop).
+export VIGIL_READ_TOKENS="${VIGIL_READ_TOKENS:-demo-read}"
+export VIGIL_ADMIN_TOKENS="${VIGIL_ADMIN_TOKENS:-demo-admin}"
+export VIGIL_CATALOGUE="${VIGIL_CATALOGUE:-docs/catalogue.example.yaml}"
 RATE="${DEMO_RATE:-50}"
 mkdir -p var/logs
 
@@ -45,7 +49,8 @@ pids+=($!)
 cat <<MSG
 
   Vigil is running.
-    web view:   http://127.0.0.1:$WEB_PORT/
+    web view:   http://127.0.0.1:$WEB_PORT/   (token: $VIGIL_ADMIN_TOKENS, or $VIGIL_READ_TOKENS)
+    gate:       curl -H "Authorization: Bearer $VIGIL_READ_TOKENS" http://127.0.0.1:$WEB_PORT/gate/payments
     events:     $BIN/vigil consume --topic vigil.events --max 10
     dead letters: $BIN/vigil consume --topic vigil.deadletter --from-beginning --max 5
     logs:       var/logs/worker.log, var/logs/generate.log

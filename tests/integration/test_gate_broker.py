@@ -286,7 +286,7 @@ def gate_workers(bootstrap, isolation, tmp_path):
 def _replay(records: list[tuple[str, bytes]], settings, tmp_path: Path) -> list[dict]:
     """`vigil replay --offline` of the records (one JSON-lines file per family)."""
     folder = tmp_path / f"replay-{len(records)}"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     by_family: dict[str, list[bytes]] = {}
     for family, raw in records:
         by_family.setdefault(family, []).append(raw)
