@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c docker/requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install Vigil with its dev extras

@@ -60,9 +60,49 @@ from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
 
-#: Output streams a chaos run does not check: an input (`control`) and streams nothing in the
-#: generated stream feeds (no silences, no sinks configured).
+#: Output streams a chaos run does not check: `control` is an input.
 NOT_CHECKED = frozenset({"control"})
+
+
+def _alert_key(value: Mapping[str, Any]) -> Any:
+    return (value.get("fingerprint"), value.get("status"))
+
+
+def _signal_key(value: Mapping[str, Any]) -> Any:
+    if value.get("kind") == "tick":  # heartbeats follow the partition watermark: not compared
+        return None
+    return (value.get("kind"), value.get("service"), value.get("key"), value.get("status"))
+
+
+def _risk_key(value: Mapping[str, Any]) -> Any:
+    return value.get("entity")
+
+
+def _scorecard_key(value: Mapping[str, Any]) -> Any:
+    return value.get("id")
+
+
+def _drift_key(value: Mapping[str, Any]) -> Any:
+    return (value.get("resource"), value.get("status"))
+
+
+#: Streams whose records depend on how the raw topics interleave, not only on each source's
+#: own order: alert timers (group_wait, group_interval, resolve_timeout) run on the partition
+#: watermark over *all* sources, and a notification's id holds its time; risk signals, risk
+#: scores and scorecards are fed by those notifications and by heartbeats on the same
+#: watermark; drift pairs Terraform plans with CloudTrail changes. A worker consumes the raw
+#: topics at their own paces, so even a crash-free run differs from the event-time-sorted
+#: spec here by id. They are compared by id (reported) and by a coarse key that no
+#: interleaving changes (what must not be lost): alerts (fingerprint, status), risk signals
+#: (kind, service, key, status), risk the scored entity, scorecards the deployment, drift
+#: (resource, status).
+ORDER_DEPENDENT: dict[str, Any] = {
+    "alerts": _alert_key,
+    "risk_signals": _signal_key,
+    "risk": _risk_key,
+    "scorecards": _scorecard_key,
+    "drift": _drift_key,
+}
 
 # --------------------------------------------------------------------------------------------
 # Comparison: expected outputs vs what arrived, per topic, by id.
@@ -76,7 +116,8 @@ def canonical(value: Any) -> bytes:
 
 @dataclass
 class TopicTally:
-    """Expected and received records of one topic, by output id."""
+    """Expected and received records of one topic, by output id (and by coarse key when the
+    topic is order-dependent)."""
 
     #: id -> how many times the spec emits it (a few ids legitimately repeat: identical records)
     expected: Counter = field(default_factory=Counter)
@@ -88,8 +129,14 @@ class TopicTally:
     no_id: int = 0
     #: (id, expected value, received value) of the first mismatches
     examples: list[tuple[str, Any, Any]] = field(default_factory=list)
+    #: value -> coarse key, for order-dependent topics
+    coarse: Any = None
+    expected_keys: set = field(default_factory=set)
+    received_keys: set = field(default_factory=set)
 
     def expect(self, value: Mapping[str, Any]) -> None:
+        if self.coarse is not None and (key := self.coarse(value)) is not None:
+            self.expected_keys.add(key)
         ident = value.get("id")
         if ident is None:
             self.no_id += 1
@@ -102,6 +149,8 @@ class TopicTally:
         if ident is None:
             self.no_id += 1
             return
+        if self.coarse is not None and (key := self.coarse(value)) is not None:
+            self.received_keys.add(key)
         self.received[ident] += 1
         body = canonical(value)
         seen = self.received_values.setdefault(ident, [])
@@ -111,8 +160,8 @@ class TopicTally:
             if wanted is not None and body not in wanted and len(self.examples) < 3:
                 self.examples.append((ident, orjson.loads(next(iter(wanted))), value))
 
-    def row(self) -> dict[str, int]:
-        """The counts reported for the topic (see `print_report` for their meaning)."""
+    def row(self) -> dict[str, Any]:
+        """The counts reported for the topic (see LEGEND for their meaning)."""
         expected_ids = set(self.expected)
         received_ids = set(self.received)
         duplicated = sum(
@@ -135,42 +184,67 @@ class TopicTally:
             "mismatched": mismatched,
             "unexpected": len(received_ids - expected_ids),
             "no_id": self.no_id,
+            "order_dependent": self.coarse is not None,
+            "keys_lost": len(self.expected_keys - self.received_keys)
+            if self.coarse is not None
+            else None,
         }
 
     def complete(self) -> bool:
-        """Every expected id arrived at least once."""
-        return len(self.expected) == 0 or all(i in self.received for i in self.expected)
+        """Every expected id (order-dependent topics: every expected key) arrived."""
+        if self.coarse is not None:
+            return self.expected_keys <= self.received_keys
+        return all(i in self.received for i in self.expected)
 
 
 class Tally:
-    """Per logical topic tallies."""
+    """Per logical topic tallies; order-dependent topics get their coarse key."""
 
-    def __init__(self, topics: Iterable[str]) -> None:
-        self.topics = {t: TopicTally() for t in topics}
+    def __init__(self, topics: Iterable[str], coarse: Mapping[str, Any] | None = None) -> None:
+        self.coarse = ORDER_DEPENDENT if coarse is None else coarse
+        self.topics: dict[str, TopicTally] = {}
+        for topic in topics:
+            self._topic(topic)
+
+    def _topic(self, topic: str) -> TopicTally:
+        tally = self.topics.get(topic)
+        if tally is None:
+            tally = self.topics[topic] = TopicTally(coarse=self.coarse.get(topic))
+        return tally
 
     def expect(self, topic: str, value: Mapping[str, Any]) -> None:
-        self.topics.setdefault(topic, TopicTally()).expect(value)
+        self._topic(topic).expect(value)
 
     def receive(self, topic: str, value: Any) -> None:
-        self.topics.setdefault(topic, TopicTally()).receive(value)
+        self._topic(topic).receive(value)
 
-    def rows(self) -> dict[str, dict[str, int]]:
+    def rows(self) -> dict[str, dict[str, Any]]:
         return {t: tally.row() for t, tally in self.topics.items()}
 
     def complete(self) -> bool:
         return all(t.complete() for t in self.topics.values())
 
-    def received_total(self) -> int:
-        return sum(sum(t.received.values()) for t in self.topics.values())
+    def sharing_spec(self) -> Tally:
+        """A new Tally with this one's expectations and no receipts."""
+        other = Tally((), self.coarse)
+        for name, topic in self.topics.items():
+            other.topics[name] = TopicTally(
+                expected=topic.expected,
+                expected_values=topic.expected_values,
+                coarse=topic.coarse,
+                expected_keys=topic.expected_keys,
+            )
+        return other
 
 
 def compare(
     expected: Iterable[tuple[str, Mapping[str, Any]]],
     received: Iterable[tuple[str, Any]],
     topics: Iterable[str] = (),
-) -> dict[str, dict[str, int]]:
+    coarse: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Count lost, duplicated and mismatched records per topic from `(topic, value)` pairs."""
-    tally = Tally(topics)
+    tally = Tally(topics, coarse)
     for topic, value in expected:
         tally.expect(topic, value)
     for topic, value in received:
@@ -178,15 +252,19 @@ def compare(
     return tally.rows()
 
 
-def failures(rows: Mapping[str, Mapping[str, int]]) -> list[str]:
-    """What makes a run fail: lost, mismatched or unexpected ids, or repeats that differ."""
+def failures(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What fails a run. Exact topics: lost, mismatched or unexpected ids, or repeats of an id
+    that differ. Order-dependent topics: a coarse key the spec emits that never arrived."""
     bad = []
     for topic, row in rows.items():
-        for column in ("lost", "mismatched", "unexpected", "dup_after_dedup"):
+        columns = ("keys_lost",) if row.get("order_dependent") else EXACT_FAILURES
+        for column in columns:
             if row[column]:
                 bad.append(f"{topic}: {row[column]} {column}")
     return bad
 
+
+EXACT_FAILURES = ("lost", "mismatched", "unexpected", "dup_after_dedup")
 
 COLUMNS = (
     ("expected", "expected"),
@@ -197,17 +275,20 @@ COLUMNS = (
     ("dup_after_dedup", "dup after dedup"),
     ("mismatched", "mismatched"),
     ("unexpected", "unexpected"),
+    ("keys_lost", "keys lost*"),
 )
 
 
-def format_table(rows: Mapping[str, Mapping[str, int]]) -> str:
-    """The per-topic table as text."""
+def format_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """The per-topic table as text (order-dependent topics marked `*`)."""
     head = ["topic", *(title for _, title in COLUMNS)]
     lines = [head]
-    total = Counter()
+    total: Counter = Counter()
     for topic, row in rows.items():
-        lines.append([topic, *(str(row[c]) for c, _ in COLUMNS)])
-        total.update({c: row[c] for c, _ in COLUMNS})
+        name = topic + ("*" if row.get("order_dependent") else "")
+        cells = ["-" if row[c] is None else str(row[c]) for c, _ in COLUMNS]
+        lines.append([name, *cells])
+        total.update({c: row[c] or 0 for c, _ in COLUMNS})
     lines.append(["TOTAL", *(str(total[c]) for c, _ in COLUMNS)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
@@ -224,11 +305,14 @@ def format_table(rows: Mapping[str, Mapping[str, int]]) -> str:
 
 
 LEGEND = """\
-expected: records the offline pipeline emits; received: records on the topic; distinct ids;
-lost: expected ids never received; dup: copies beyond the expected count (at-least-once
-repeats); dup after dedup: copies of an id whose value differs from its first copy, i.e. what
-is left after a consumer deduplicates by id (0 = every repeat was identical); mismatched: ids
-received with a value the spec does not give them; unexpected: ids the spec does not emit."""
+expected: records the offline pipeline (the spec) emits; received: records on the topic;
+distinct ids; lost: expected ids never received; dup: copies beyond the expected count
+(at-least-once repeats); dup after dedup: copies of an id whose value differs from its first
+copy, i.e. what is left after a consumer deduplicates by id (0 = every repeat was identical);
+mismatched: ids received with a value the spec does not give them; unexpected: ids the spec
+does not emit. * order-dependent topic (see ORDER_DEPENDENT in scripts/chaos.py): its ids hold
+times that follow how the raw topics interleave, so it is judged on `keys lost` (a coarse key,
+e.g. alert fingerprint and status, that the spec emits and never arrived)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,12 +717,7 @@ async def _chaos(
         isolations.append("read_uncommitted")
     tallies = {}
     for isolation in isolations:
-        tally = Tally(streams)
-        for name, topic in spec.topics.items():  # share the spec, keep receipts apart
-            tally.topics[name] = TopicTally(
-                expected=topic.expected, expected_values=topic.expected_values
-            )
-        tallies[isolation] = tally
+        tally = tallies[isolation] = spec.sharing_spec()
         collector = Collector(bootstrap, names, tally, isolation)
         await collector.start()
         collectors.append(collector)
@@ -722,6 +801,11 @@ async def _chaos(
         print(f"\n== {args.guarantee}, consumer isolation {isolation}, {len(kills)} kills ==")
         print(format_table(rows))
         for topic, t in tally.topics.items():
+            if t.coarse is not None:
+                lost = sorted(map(str, t.expected_keys - t.received_keys))
+                if lost:
+                    print(f"  {topic} keys lost ({len(lost)}): {', '.join(lost[:3])[:300]}")
+                continue
             for ident, want, got in t.examples[:2]:
                 print(describe_mismatch(topic, ident, want, got))
     print("\n" + LEGEND)
