@@ -7,6 +7,8 @@ sent and acknowledged before the state writes are applied (see app/pipeline.py).
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from agents.sending import send_and_confirm, send_outputs
@@ -27,6 +29,8 @@ from tables.definitions import (
     series_state,
     silences,
 )
+
+log = logging.getLogger(__name__)
 
 pipeline = Pipeline(
     settings,
@@ -74,7 +78,15 @@ async def process(stream):
             await send_outputs(outputs)
             metrics.observe_step(outputs, None)
             continue
-        step = pipeline.process(canonical, message.partition, message.offset)
+        try:
+            step = pipeline.process(canonical, message.partition, message.offset)
+        except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+            log.exception("processing failed for event %s", canonical.id)
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            error = NormalizeError(ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}")
+            await send_outputs([dead_letter(origin, error, event.value or b"")])
+            pipeline.forget_schedules()  # rebuilt from the committed state
+            continue
         await send_and_confirm(step.outputs)
         step.commit()
         metrics.observe_step(step.outputs, canonical.source, canonical.ts_ms)

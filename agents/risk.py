@@ -8,13 +8,15 @@ process stage, outputs are acknowledged before the state writes are applied.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, settings
 from app.outputs import Origin, dead_letter
-from app.pipeline import load_catalogue
+from app.pipeline import load_catalogue, risk_config
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import risk_state
 from tables.risk import RiskStage
@@ -28,7 +30,9 @@ risk_signals_topic = app.topic(
     internal=True,
 )
 
-stage = RiskStage(catalogue=load_catalogue(settings))
+log = logging.getLogger(__name__)
+
+stage = RiskStage(risk_config(), catalogue=load_catalogue(settings))
 
 
 @app.on_partitions_revoked.connect
@@ -53,7 +57,15 @@ async def risk(stream):
             await send_outputs([dead_letter(origin, error, event.value or b"")])
             continue
         state = StagedState(risk_state)
-        outputs = stage.on_signal(signal, message.partition, message.offset, state)
+        try:
+            outputs = stage.on_signal(signal, message.partition, message.offset, state)
+        except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+            log.exception("risk signal %s failed", signal.get("id"))
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            error = NormalizeError(ErrorCode.INTERNAL, f"risk stage failed: {type(exc).__name__}")
+            await send_outputs([dead_letter(origin, error, event.value or b"")])
+            stage.forget_schedules()
+            continue
         await send_and_confirm(outputs)
         state.commit()
         metrics.observe_step(outputs, "risk")

@@ -12,7 +12,7 @@ from app.outputs import Output
 async def send_outputs(outputs: Iterable[Output]) -> None:
     """Send each output to its logical topic, keyed as the logic chose (no wait for acks)."""
     for out in outputs:
-        await output_topics[out.topic].send(key=out.key, value=out.value, partition=out.partition)
+        await output_topics[out.topic].send(key=out.key, value=out.value)
 
 
 async def send_and_confirm(outputs: Iterable[Output]) -> None:
@@ -21,9 +21,6 @@ async def send_and_confirm(outputs: Iterable[Output]) -> None:
     Used before committing the state writes that produced them: a crash can then repeat an
     output (same id) but never lose one.
     """
-    pending = [
-        await output_topics[out.topic].send(key=out.key, value=out.value, partition=out.partition)
-        for out in outputs
-    ]
+    pending = [await output_topics[out.topic].send(key=out.key, value=out.value) for out in outputs]
     if pending:
         await asyncio.gather(*pending)

@@ -23,8 +23,6 @@ class Output:
     topic: str
     key: str | None
     value: dict[str, Any]
-    #: an explicit partition (heartbeats sent to every partition); None: by key
-    partition: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

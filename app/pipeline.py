@@ -9,8 +9,11 @@ on the same state shapes, so what one emits the other emits too.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
-from collections.abc import MutableMapping
+import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,7 @@ from app.settings import Settings
 from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
+from app.topics import entity_partition
 from tables.alert_labels import alert_from_anomaly
 from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
@@ -32,7 +36,7 @@ from tables.dedup import AlertStage, DedupConfig, TimerSchedule
 from tables.drift import DriftConfig, DriftStage
 from tables.entity_stats import update_entity_stats
 from tables.rate_detector import RateDetectorConfig
-from tables.risk_model import RiskConfig
+from tables.risk_model import RiskConfig, parse_weights
 from tables.risk_signals import signal_outputs, signals_from, tick_signal
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 from tables.silences import parse_inhibit_rule
@@ -118,6 +122,66 @@ def compliance_config(settings: Settings) -> ComplianceConfig:
     )
 
 
+#: `VIGIL_RISK_*` / `VIGIL_GATE_*` variable -> RiskConfig field (docs/risk.md).
+RISK_ENV = {
+    "VIGIL_RISK_HALF_LIFE_MS": "half_life_ms",
+    "VIGIL_RISK_EMIT_DELTA": "emit_delta",
+    "VIGIL_RISK_EMIT_PERIOD_MS": "emit_period_ms",
+    "VIGIL_RISK_CHECK_INTERVAL_MS": "check_interval_ms",
+    "VIGIL_RISK_RETENTION_MS": "retention_ms",
+    "VIGIL_RISK_CI_WINDOW_MS": "ci_window_ms",
+    "VIGIL_RISK_CFR_WINDOW_MS": "cfr_window_ms",
+    "VIGIL_RISK_INCIDENT_WINDOW_MS": "incident_window_ms",
+    "VIGIL_RISK_INCIDENT_MIN_SEVERITY": "incident_min_severity",
+    "VIGIL_RISK_WEIGHTS": "weights",
+    "VIGIL_RISK_MAIN_BRANCHES": "main_branches",
+    "VIGIL_RISK_PRODUCTION_ENVIRONMENTS": "production_environments",
+    "VIGIL_RISK_MAX_ITEMS": "max_items",
+    "VIGIL_GATE_WARN_SCORE": "warn_score",
+    "VIGIL_GATE_BLOCK_SCORE": "block_score",
+    "VIGIL_GATE_BLOCK_CRITICAL_FINDINGS": "block_critical_findings",
+    "VIGIL_GATE_CI_FAILURE_RATE_WARN": "ci_failure_rate_warn",
+    "VIGIL_GATE_MIN_RUNS": "min_runs",
+    "VIGIL_GATE_CFR_WARN": "cfr_warn",
+    "VIGIL_GATE_MIN_DEPLOYMENTS": "min_deployments",
+    "VIGIL_GATE_LARGE_CHANGE_LINES": "large_change_lines",
+    "VIGIL_GATE_LARGE_CHANGE_FILES": "large_change_files",
+    "VIGIL_GATE_RECENT_MS": "recent_ms",
+    "VIGIL_GATE_DEPLOY_COOLDOWN_MS": "deploy_cooldown_ms",
+}
+
+
+def risk_config(env: Mapping[str, str] | None = None) -> RiskConfig:
+    """RiskConfig with every `VIGIL_RISK_*` / `VIGIL_GATE_*` override from the environment.
+
+    Raises ValueError naming the variable when a value does not parse.
+    """
+    env = os.environ if env is None else env
+    defaults = RiskConfig()
+    changes: dict[str, Any] = {}
+    for name, attr in RISK_ENV.items():
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        current = getattr(defaults, attr)
+        try:
+            if attr == "weights":
+                changes[attr] = parse_weights(raw)
+            elif isinstance(current, bool):
+                changes[attr] = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, int):
+                changes[attr] = int(raw)
+            elif isinstance(current, float):
+                changes[attr] = float(raw)
+            elif isinstance(current, tuple):
+                changes[attr] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            else:
+                changes[attr] = raw
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return dataclasses.replace(defaults, **changes)
+
+
 def load_catalogue(settings: Settings) -> Catalogue | None:
     """The service catalogue, when one is configured."""
     return Catalogue.load(settings.catalogue) if settings.catalogue else None
@@ -157,8 +221,21 @@ def remember_origin(stats: dict[str, Any], event: Event) -> dict[str, Any]:
     return {**stats, "origins": origins}
 
 
+@functools.cache
+def partition_keys(partitions: int) -> tuple[str, ...]:
+    """One message key per partition (`~tick<n>` that hashes to it): heartbeats reach every
+    partition through the ordinary partitioner, with no explicit partition numbers."""
+    keys: dict[int, str] = {}
+    candidate = 0
+    while len(keys) < partitions:
+        key = f"~tick{candidate}"
+        keys.setdefault(entity_partition(key, partitions), key)
+        candidate += 1
+    return tuple(keys[p] for p in range(partitions))
+
+
 #: Event-time spacing of the heartbeats the risk stage receives (its check interval).
-RISK_TICK_MS = RiskConfig().check_interval_ms
+RISK_TICK_MS = risk_config().check_interval_ms
 
 #: The state key of a partition's watermark over all sources.
 PARTITION_WATERMARK = watermark_key("*")
@@ -257,8 +334,8 @@ class Pipeline:
         if before is not None and before - before % RISK_TICK_MS == boundary:
             return []
         return [
-            Output("risk_signals", None, tick_signal(f"{partition}>{target}", boundary), target)
-            for target in range(self.settings.partitions)
+            Output("risk_signals", key, tick_signal(f"{partition}>{key}", boundary))
+            for key in partition_keys(self.settings.partitions)
         ]
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import Pipeline, PipelineState
+from app.pipeline import Pipeline, PipelineState, risk_config
 from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
@@ -54,15 +54,13 @@ def offline_replay(
         p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
         for p in range(settings.partitions)
     }
-    risk_stage = RiskStage(catalogue=pipeline.catalogue)
+    risk_stage = RiskStage(risk_config(), catalogue=pipeline.catalogue)
     risk_states = {p: StagedState({}) for p in range(settings.partitions)}
     risk_offsets = dict.fromkeys(range(settings.partitions), 0)
 
     def risk(signal_out: Output) -> list[Output]:
         """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
-        target = signal_out.partition
-        if target is None:
-            target = entity_partition(signal_out.key or "", settings.partitions)
+        target = entity_partition(signal_out.key or "", settings.partitions)
         state = risk_states[target]
         derived = risk_stage.on_signal(signal_out.value, target, risk_offsets[target], state)
         risk_offsets[target] += 1

@@ -413,9 +413,7 @@ def _offline_mirror(
     risk_offsets = dict.fromkeys(range(settings.partitions), 0)
 
     def risk(signal: Any) -> list[Any]:
-        target = signal.partition
-        if target is None:
-            target = entity_partition(signal.key or "", settings.partitions)
+        target = entity_partition(signal.key or "", settings.partitions)
         state = risk_states[target]
         derived = risk_stage.on_signal(signal.value, target, risk_offsets[target], state)
         risk_offsets[target] += 1

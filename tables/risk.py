@@ -355,7 +355,13 @@ class RiskStage:
             "time_ms": at,
         }
         outputs.append(Output("risk", key, record))
-        st["emit"] = {"score": score, "time": at}
+        st["emit"] = {
+            "score": score,
+            "time": at,
+            "contributions": [
+                {"factor": c["factor"], "points": c["points"]} for c in assessment.contributions
+            ],
+        }
         self.stats["emitted"] += 1
 
     def _scorecards(self, key: str, st: dict[str, Any], at: int, outputs: list[Output]) -> None:
@@ -375,6 +381,9 @@ class RiskStage:
             card_input = {**signal, "details": merged, "service": key}
             card = scorecard(st, card_input, self.config, now_ms=at)
             outputs.append(Output("scorecards", key, card))
+            st["last_scorecard"] = {
+                k: card.get(k) for k in ("decision", "score", "time", "deployment")
+            }
             deploy["card"] = True
             self.stats["scorecards"] += 1
 

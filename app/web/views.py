@@ -398,7 +398,11 @@ class GateView(AuthedView):
                 "command": "audit.append",
                 "who": caller,
                 "what": f"gate.{decision['decision']}",
-                "why": "; ".join(str(r) for r in decision.get("reasons") or []) or "no findings",
+                "why": "; ".join(
+                    str(r.get("message", r)) if isinstance(r, dict) else str(r)
+                    for r in decision.get("reasons") or []
+                )
+                or "no findings",
                 "details": {
                     "service": service,
                     "score": decision.get("score"),

@@ -192,3 +192,190 @@ class WorkerFactory:
         for w in [worker] if worker else self.started:
             if w.process.poll() is not None and short:
                 raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
+
+
+# --- Several workers: background reading, readiness, keyed produce (tests/integration/
+# test_rebalance.py, scripts/chaos.py). Added helpers only; nothing above changes. ---
+
+
+def wait_ready(worker: Worker, timeout_s: float = 60) -> float:
+    """Seconds until the worker's `/health/ready` answers 200; raises if it exits or times out."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{worker.web_port}/health/ready"
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if worker.process.poll() is not None:
+            raise AssertionError(
+                f"worker exited ({worker.process.returncode}):\n{worker.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"worker not ready after {timeout_s} s:\n{worker.log_tail()}")
+
+
+def produce_records(
+    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes, int | None, int | None]]
+) -> int:
+    """Produce `(topic, key, value, partition, timestamp_ms)` records in order (idempotent
+    producer) and wait for every acknowledgement; returns the count."""
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> int:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=10, enable_idempotence=True, acks="all"
+        )
+        await producer.start()
+        sent = 0
+        try:
+            pending = []
+            for topic, key, value, partition, timestamp_ms in records:
+                pending.append(
+                    await producer.send(
+                        topic, value, key=key, partition=partition, timestamp_ms=timestamp_ms
+                    )
+                )
+                sent += 1
+                if len(pending) >= 1000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            await asyncio.gather(*pending)
+        finally:
+            await producer.stop()
+        return sent
+
+    return run_sync(run())
+
+
+def end_offsets_total(bootstrap: str, topic: str) -> int:
+    """How many records `topic` holds (sum of its partitions' end offsets; 0 if missing)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            cluster = await consumer._client.fetch_all_metadata()
+            parts = cluster.partitions_for_topic(topic) or set()
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+            return sum(ends.values())
+        finally:
+            await consumer.stop()
+
+    return run_sync(run())
+
+
+class TopicsReader:
+    """Reads several topics from the beginning in a background thread, for as long as a test
+    needs: `on_record(topic, value)` is called for every record (values JSON-decoded), under
+    `lock`. `isolation_level="read_committed"` to see only committed transactions."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Iterable[str],
+        on_record: Callable[[str, Any], None],
+        isolation_level: str = "read_uncommitted",
+    ) -> None:
+        import threading
+
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.on_record = on_record
+        self.isolation_level = isolation_level
+        self.lock = threading.Lock()
+        self.count = 0
+        self.last_record_at = 0.0
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="topics-reader", daemon=True)
+
+    def __enter__(self) -> TopicsReader:
+        self._thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stopping.set()
+        self._thread.join(30)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._read())
+        except BaseException as exc:  # reported to the test thread
+            self._error = exc
+            self._started.set()
+
+    async def _read(self) -> None:
+        import time
+
+        import orjson
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level=self.isolation_level,
+        )
+        await consumer.start()
+        try:
+            cluster = await consumer._client.fetch_all_metadata()
+            tps = [
+                TopicPartition(t, p)
+                for t in self.topics
+                for p in sorted(cluster.partitions_for_topic(t) or ())
+            ]
+            missing = [t for t in self.topics if not cluster.partitions_for_topic(t)]
+            if missing:
+                raise AssertionError(f"topics do not exist (create them first): {missing}")
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            self._started.set()
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=300, max_records=2000)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        try:
+                            value = orjson.loads(message.value) if message.value else None
+                        except orjson.JSONDecodeError:
+                            value = None
+                        with self.lock:
+                            self.on_record(tp.topic, value)
+                            self.count += 1
+                            self.last_record_at = time.monotonic()
+        finally:
+            await consumer.stop()
+
+    def wait_until(
+        self,
+        done: Callable[[], bool],
+        timeout_s: float,
+        workers: Iterable[Worker] = (),
+    ) -> bool:
+        """Wait until `done()` (called under the lock) is true; False on timeout. Raises when
+        the reader failed or one of `workers` exited."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        watched = list(workers)
+        while time.monotonic() < deadline:
+            if self._error is not None:
+                raise self._error
+            with self.lock:
+                if done():
+                    return True
+            for w in watched:
+                if w.process.poll() is not None:
+                    raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
+            time.sleep(0.2)
+        return False

@@ -1,0 +1,161 @@
+"""Through the real broker, several workers on one machine share the partitions:
+
+- three workers process a stream while a fourth joins and one leaves (SIGTERM): every output
+  the offline pipeline emits arrives, none with another value; repeats (same id, same value)
+  are allowed and counted;
+- with standby replicas (`TABLE_STANDBY_REPLICAS=1`, Faust's own variable), a worker killed
+  with SIGKILL is taken over by the other and `vigil.windows` stays complete and unchanged.
+
+The expected outputs and the comparison are scripts/chaos.py's (tests/unit/test_chaos_compare.py
+checks them against `vigil replay --offline`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from app.generate import TelemetryGenerator
+from app.settings import REPO_ROOT
+from app.topics import OUTPUT_STREAMS
+from tests.integration.harness import (
+    TopicsReader,
+    WorkerFactory,
+    end_offsets_total,
+    produce_records,
+    run_sync,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _load_chaos():
+    name = "vigil_chaos"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "chaos.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+chaos = _load_chaos()
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+CHECKED = [s for s in OUTPUT_STREAMS if s not in chaos.NOT_CHECKED]
+
+
+class Stream:
+    """A generated stream, its raw-topic plan, the spec's outputs and a live tally."""
+
+    def __init__(self, workers: WorkerFactory, count: int, rate: float, seed: int = 5) -> None:
+        self.workers = workers
+        settings, catalog = workers.settings, workers.catalog
+        records = list(TelemetryGenerator(seed=seed).records(START_MS, rate, count))
+        self.plan = chaos.raw_plan(records, catalog, settings.partitions)
+        spec = chaos.Tally(CHECKED)
+        for topic, value in chaos.expected_outputs(self.plan, settings):
+            spec.expect(topic, value)
+        self.tally = spec.sharing_spec()
+        self.expected_events = sum(spec.topics["events"].expected.values())
+        self.names = {catalog.name(s): s for s in CHECKED}
+        topics = [(catalog.raw(f), settings.partitions) for f in {r.family for r in self.plan}]
+        topics += [(catalog.name(s), catalog.partitions(s)) for s in OUTPUT_STREAMS]
+        run_sync(chaos.create_topics(workers.bootstrap, topics, settings.replicas))
+
+    def produce(self, start: float, end: float) -> None:
+        """Produce the records between two shares of the stream (0..1)."""
+        part = self.plan[int(start * len(self.plan)) : int(end * len(self.plan))]
+        produce_records(
+            self.workers.bootstrap,
+            ((r.topic, r.key, r.value, r.partition, r.ts_ms) for r in part),
+        )
+
+    def reader(self) -> TopicsReader:
+        def on_record(topic: str, value) -> None:
+            self.tally.receive(self.names[topic], value)
+
+        return TopicsReader(self.workers.bootstrap, list(self.names), on_record)
+
+    def events_on_topic(self) -> int:
+        return end_offsets_total(self.workers.bootstrap, self.workers.topic("events"))
+
+    def rows(self, topics: list[str] | None = None) -> dict:
+        rows = self.tally.rows()
+        return {t: rows[t] for t in topics} if topics else rows
+
+    def report(self, title: str, topics: list[str] | None = None) -> dict:
+        rows = self.rows(topics)
+        print(f"\n{title}\n{chaos.format_table(rows)}")
+        for topic in topics or rows:
+            for ident, want, got in self.tally.topics[topic].examples[:2]:
+                print(chaos.describe_mismatch(topic, ident, want, got))
+        return rows
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_workers_join_and_leave_mid_stream(workers):
+    stream = Stream(workers, count=4000, rate=10)
+    started = time.monotonic()
+    group = [workers.start(f"w{i}") for i in (1, 2, 3)]
+    for worker in group:
+        wait_ready(worker, 60)
+    with stream.reader() as reader:
+        stream.produce(0.0, 0.4)
+        wait_for(lambda: stream.events_on_topic() >= 0.2 * stream.expected_events, 60, "events")
+        joined = workers.start("w4")  # scale out while events flow
+        stream.produce(0.4, 0.7)
+        wait_ready(joined, 60)
+        group[0].stop()  # scale in, gracefully (SIGTERM)
+        stream.produce(0.7, 1.0)
+        live = [*group[1:], joined]
+        complete = reader.wait_until(stream.tally.complete, 75, live)
+        time.sleep(2)  # let repeats still in flight arrive before counting
+    rows = stream.report(
+        f"3 workers, +1 joined, -1 left; {time.monotonic() - started:.0f} s, "
+        f"{stream.expected_events} events"
+    )
+    assert complete, f"outputs incomplete: {chaos.failures(rows)}"
+    assert chaos.failures(rows) == []
+    repeats = sum(row["duplicated"] for row in rows.values())
+    print(f"repeated ids (identical values): {repeats}")
+
+
+def test_standby_replica_takes_over_after_sigkill(workers):
+    stream = Stream(workers, count=3000, rate=10, seed=9)
+    standby = {"TABLE_STANDBY_REPLICAS": "1"}
+    first = workers.start("w1", **standby)
+    second = workers.start("w2", **standby)
+    wait_ready(first, 60)
+    wait_ready(second, 60)
+    with stream.reader() as reader:
+        stream.produce(0.0, 0.5)
+        wait_for(lambda: stream.events_on_topic() >= 0.3 * stream.expected_events, 60, "events")
+        first.kill()
+        killed_at = time.monotonic()
+        stream.produce(0.5, 1.0)
+        windows = stream.tally.topics["windows"]
+        complete = reader.wait_until(windows.complete, 75, [second])
+        took = time.monotonic() - killed_at
+        time.sleep(2)
+    rows = stream.report(
+        f"standby replicas: w1 killed, w2 took over; windows complete {took:.0f} s after the kill",
+        ["events", "windows"],
+    )
+    assert complete, f"windows incomplete: {chaos.failures(rows)}"
+    assert chaos.failures(rows) == []
+    assert "standby" in second.log_path.read_text(errors="replace").lower()
