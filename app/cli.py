@@ -57,7 +57,27 @@ def _file_key(path: str) -> bytes:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a Faust worker with every agent, table and web view."""
+    """Run a Faust worker with every agent, table and web view.
+
+    Every Vigil topic is created first, with its partition count: a consumer's metadata request
+    for a missing topic would otherwise let a broker with `auto.create.topics.enable` create it
+    with the broker's default partition count, breaking co-partitioning with the tables.
+    """
+    from app import kafka_io
+
+    settings = Settings.from_env()
+    catalog = TopicCatalog(settings)
+
+    async def declare() -> None:
+        by_count: dict[int, list[str]] = {}
+        for spec in catalog.specs():
+            by_count.setdefault(spec.partitions, []).append(spec.name)
+        for partitions, names in sorted(by_count.items()):
+            await kafka_io.ensure_topics(
+                settings.bootstrap_servers, names, partitions, settings.replicas
+            )
+
+    asyncio.run(declare())
     from app.main import app
 
     sys.argv = ["vigil", "worker", "--loglevel", args.loglevel]

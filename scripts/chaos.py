@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -114,6 +115,10 @@ def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
 @dataclass
 class TopicTally:
     """Expected and received records of one topic, by output id (and by coarse key when the
@@ -121,10 +126,12 @@ class TopicTally:
 
     #: id -> how many times the spec emits it (a few ids legitimately repeat: identical records)
     expected: Counter = field(default_factory=Counter)
-    #: id -> the canonical values the spec gives it (one, in practice)
+    #: id -> digests of the canonical values the spec gives it (one, in practice)
     expected_values: dict[str, set[bytes]] = field(default_factory=dict)
+    #: id -> the first canonical value the spec gives it (for mismatch reports)
+    expected_bodies: dict[str, bytes] = field(default_factory=dict)
     received: Counter = field(default_factory=Counter)
-    #: id -> the distinct canonical values received for it, first-seen first
+    #: id -> digests of the distinct canonical values received for it, first-seen first
     received_values: dict[str, list[bytes]] = field(default_factory=dict)
     no_id: int = 0
     #: (id, expected value, received value) of the first mismatches
@@ -142,7 +149,9 @@ class TopicTally:
             self.no_id += 1
             return
         self.expected[ident] += 1
-        self.expected_values.setdefault(ident, set()).add(canonical(value))
+        body = canonical(value)
+        self.expected_values.setdefault(ident, set()).add(_digest(body))
+        self.expected_bodies.setdefault(ident, body)
 
     def receive(self, value: Any) -> None:
         ident = value.get("id") if isinstance(value, dict) else None
@@ -153,12 +162,13 @@ class TopicTally:
             self.received_keys.add(key)
         self.received[ident] += 1
         body = canonical(value)
+        digest = _digest(body)
         seen = self.received_values.setdefault(ident, [])
-        if body not in seen:
-            seen.append(body)
+        if digest not in seen:
+            seen.append(digest)
             wanted = self.expected_values.get(ident)
-            if wanted is not None and body not in wanted and len(self.examples) < 3:
-                self.examples.append((ident, orjson.loads(next(iter(wanted))), value))
+            if wanted is not None and digest not in wanted and len(self.examples) < 3:
+                self.examples.append((ident, orjson.loads(self.expected_bodies[ident]), value))
 
     def row(self) -> dict[str, Any]:
         """The counts reported for the topic (see LEGEND for their meaning)."""
@@ -231,6 +241,7 @@ class Tally:
             other.topics[name] = TopicTally(
                 expected=topic.expected,
                 expected_values=topic.expected_values,
+                expected_bodies=topic.expected_bodies,
                 coarse=topic.coarse,
                 expected_keys=topic.expected_keys,
             )
