@@ -63,6 +63,40 @@ class PipelineState:
     posture: MutableMapping[str, Any] = field(default_factory=dict)
 
 
+class Batch:
+    """Staged writes shared by a batch of events: one StagedState per table and partition.
+
+    Events of one batch read each other's pending writes, and the whole batch's writes are
+    applied at once after its outputs were acknowledged, so the broker is waited for once per
+    batch instead of once per event.
+    """
+
+    def __init__(self, state: PipelineState) -> None:
+        self.state = state
+        self._staged: dict[tuple[int, str], StagedState] = {}
+
+    def staged(self, partition: int, table: str) -> StagedState:
+        """The staged view of one table for one partition in this batch."""
+        key = (partition, table)
+        if key not in self._staged:
+            self._staged[key] = StagedState(getattr(self.state, table))
+        return self._staged[key]
+
+    def begin_event(self) -> None:
+        """Start one event's unit of work (see `rollback_event`)."""
+        for staged in self._staged.values():
+            staged.mark()
+
+    def rollback_event(self) -> None:
+        """Undo the writes of the event that failed, keep the rest of the batch."""
+        for staged in self._staged.values():
+            staged.rollback()
+
+    def for_partition(self, partition: int) -> list[StagedState]:
+        """Every staged table of one partition (to commit under that partition's event)."""
+        return [staged for (p, _), staged in self._staged.items() if p == partition]
+
+
 @dataclass(slots=True)
 class Step:
     """What processing one event produced: outputs to send, then state writes to commit."""
@@ -286,19 +320,28 @@ class Pipeline:
                     event.attributes["time_source"] = "kafka_timestamp"
         return [Output("events", event.entity, event.to_dict()) for event in events]
 
-    def process(self, event: Event, partition: int = 0, offset: int | None = None) -> Step:
+    def process(
+        self,
+        event: Event,
+        partition: int = 0,
+        offset: int | None = None,
+        batch: Batch | None = None,
+    ) -> Step:
         """Apply the stateful logic to one canonical event read at (partition, offset).
 
-        `offset` lets state recognise an event replayed after a crash (offline: None).
+        `offset` lets state recognise an event replayed after a crash (offline: None). With a
+        `batch`, writes stay staged in it (read by later events of the batch) until the caller
+        commits the batch; without one, the returned Step holds this event's writes.
         """
-        entities = StagedState(self.state.entities)
-        series = StagedState(self.state.series)
-        alerts = StagedState(self.state.alerts)
-        groups = StagedState(self.state.groups)
-        inhibitors = StagedState(self.state.inhibitors)
-        desired = StagedState(self.state.desired)
-        observed = StagedState(self.state.observed)
-        posture = StagedState(self.state.posture)
+        batch = batch if batch is not None else Batch(self.state)
+        entities = batch.staged(partition, "entities")
+        series = batch.staged(partition, "series")
+        alerts = batch.staged(partition, "alerts")
+        groups = batch.staged(partition, "groups")
+        inhibitors = batch.staged(partition, "inhibitors")
+        desired = batch.staged(partition, "desired")
+        observed = batch.staged(partition, "observed")
+        posture = batch.staged(partition, "posture")
         stats = entities.get(event.entity)
         if is_resent(stats, event):
             self.duplicates += 1

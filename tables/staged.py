@@ -11,6 +11,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 _DELETED = object()
+_ABSENT = object()
 
 
 class StagedState:
@@ -19,6 +20,8 @@ class StagedState:
     def __init__(self, base: MutableMapping[str, Any]) -> None:
         self.base = base
         self.pending: dict[str, Any] = {}
+        #: Previous pending values of the keys written since `mark()` (for `rollback()`).
+        self._undo: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The staged value if any, else the stored one."""
@@ -29,11 +32,30 @@ class StagedState:
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._remember(key)
         self.pending[key] = value
 
     def delete(self, key: str) -> None:
         """Stage the removal of `key`."""
+        self._remember(key)
         self.pending[key] = _DELETED
+
+    def _remember(self, key: str) -> None:
+        if key not in self._undo:
+            self._undo[key] = self.pending.get(key, _ABSENT)
+
+    def mark(self) -> None:
+        """Start a unit of work that `rollback()` can undo (one event of a batch)."""
+        self._undo.clear()
+
+    def rollback(self) -> None:
+        """Undo every write since `mark()`."""
+        for key, previous in self._undo.items():
+            if previous is _ABSENT:
+                self.pending.pop(key, None)
+            else:
+                self.pending[key] = previous
+        self._undo.clear()
 
     def commit(self) -> int:
         """Apply every staged write to the base mapping; returns how many."""
@@ -45,8 +67,10 @@ class StagedState:
             else:
                 self.base[key] = value
         self.pending.clear()
+        self._undo.clear()
         return applied
 
     def discard(self) -> None:
         """Forget the staged writes."""
         self.pending.clear()
+        self._undo.clear()

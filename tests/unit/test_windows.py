@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from app.events import Event, event_id
-from app.pipeline import Pipeline, PipelineState
+from app.pipeline import Batch, Pipeline, PipelineState
 from app.settings import Settings
 from tables.series_windows import watermark_key
 from tables.windows import WindowSpec, add_event, close_due
@@ -194,3 +194,32 @@ def test_an_event_ingest_sent_twice_is_dropped():
     assert sum(w["count"] for w in finals(outputs)) == sum(
         w["count"] for w in finals(run([*events, metric(400_000, 1.0)])[1])
     )
+
+
+def test_batches_give_the_same_outputs_and_state_as_single_events():
+    events = [metric(t * 7_000, float(t % 9)) for t in range(300)]
+    single, expected = run(events)
+    batched = Pipeline(SETTINGS)
+    outputs = []
+    for start in range(0, len(events), 64):
+        batch = Batch(batched.state)
+        for offset in range(start, min(start + 64, len(events))):
+            batch.begin_event()
+            outputs.extend(batched.process(events[offset], 0, offset, batch).outputs)
+        for staged in batch.for_partition(0):
+            staged.commit()
+    assert [o.value for o in outputs] == [o.value for o in expected]
+    assert dict(batched.state.series) == dict(single.state.series)
+
+
+def test_a_failed_event_is_rolled_back_without_losing_the_batch():
+    pipeline = Pipeline(SETTINGS)
+    batch = Batch(pipeline.state)
+    batch.begin_event()
+    pipeline.process(metric(10_000, 1.0), 0, 0, batch)
+    batch.begin_event()
+    pipeline.process(metric(20_000, 2.0), 0, 1, batch)
+    batch.rollback_event()  # as the agent does when processing raises
+    for staged in batch.for_partition(0):
+        staged.commit()
+    assert pipeline.state.entities["service:payments"]["events"] == 1
