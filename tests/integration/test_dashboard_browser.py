@@ -97,6 +97,12 @@ def test_sign_in_see_alerts_and_silence_one(workers, fixtures_dir, browser):
     assert audit[-1]["what"] == "silence.create" and audit[-1]["who"] == "dashboard"
     assert verify_chain(audit)[0]
 
+    page.click("#tabs button[data-tab=audit]")
+    page.locator("#auditrows tr", has_text="silence.create").first.wait_for(timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / "audit.png"), full_page=True)
+    page.click("#tabs button[data-tab=compliance]")
+    page.screenshot(path=str(SCREENSHOTS / "compliance.png"), full_page=True)
+
     page.click("#tabs button[data-tab=silences]")
     page.wait_for_selector("#silencerows tr", timeout=10_000)
     page.screenshot(path=str(SCREENSHOTS / "silences.png"), full_page=True)
