@@ -11,8 +11,7 @@ import logging
 
 import orjson
 
-from agents.batching import make_current
-from agents.sending import send_and_confirm
+from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
@@ -64,57 +63,47 @@ async def _forget_schedules(sender, revoked, **kwargs) -> None:
     pipeline.forget_schedules()
 
 
-#: Most events processed per batch (their outputs are confirmed together).
-BATCH_MAX = 500
-#: Longest wait for a batch to fill (seconds); bounds the added latency.
-BATCH_WITHIN = 0.05
-
-
 @app.agent(events_in_topic, concurrency=1)
 async def process(stream):
-    """Apply the stateful logic to batches of canonical events.
+    """Apply the stateful logic to each canonical event.
 
-    Outputs of the whole batch are sent and acknowledged, then the batch's state writes are
-    applied, each partition's under one of its own events (see agents/batching.py).
+    Its outputs are sent and acknowledged before its state writes are applied. (Batching
+    several events per acknowledgement, with `Batch` shared across them, measured ~1.6x faster
+    but lost a window count in the SIGKILL test; not enabled until that is understood.)
     """
     await declare_output_topics()
-    async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    async for event in stream.events():
+        message = event.message
+        try:
+            canonical = Event.from_dict(orjson.loads(event.value))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            reason = f"not a canonical event: {exc!r}"[:300]
+            await send_outputs(
+                [
+                    dead_letter(
+                        origin, NormalizeError(ErrorCode.WRONG_TYPE, reason), event.value or b""
+                    )
+                ]
+            )
+            continue
         batch = Batch(pipeline.state)
-        outputs = []
-        last_of_partition = {}
-        observed = []
-        for event in events:
-            message = event.message
-            make_current(event)
-            last_of_partition[message.partition] = event
-            try:
-                canonical = Event.from_dict(orjson.loads(event.value))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                origin = Origin(message.topic, message.partition, message.offset, None)
-                error = NormalizeError(
-                    ErrorCode.WRONG_TYPE, f"not a canonical event: {exc!r}"[:300]
-                )
-                outputs.append(dead_letter(origin, error, event.value or b""))
-                continue
-            batch.begin_event()
-            try:
-                step = pipeline.process(canonical, message.partition, message.offset, batch)
-            except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
-                batch.rollback_event()
-                pipeline.forget_schedules()  # rebuilt from the tables
-                log.exception("processing failed for event %s", canonical.id)
-                origin = Origin(message.topic, message.partition, message.offset, None)
-                error = NormalizeError(
-                    ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}"
-                )
-                outputs.append(dead_letter(origin, error, event.value or b""))
-                continue
-            outputs.extend(step.outputs)
-            observed.append((step.outputs, canonical.source, canonical.ts_ms))
-        await send_and_confirm(outputs)
-        for partition, last in last_of_partition.items():
-            make_current(last)
-            for staged in batch.for_partition(partition):
-                staged.commit()
-        for step_outputs, source, ts_ms in observed:
-            metrics.observe_step(step_outputs, source, ts_ms)
+        batch.begin_event()
+        try:
+            step = pipeline.process(canonical, message.partition, message.offset, batch)
+        except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+            pipeline.forget_schedules()  # rebuilt from the tables
+            log.exception("processing failed for event %s", canonical.id)
+            origin = Origin(message.topic, message.partition, message.offset, None)
+            reason = f"processing failed: {type(exc).__name__}"
+            await send_outputs(
+                [
+                    dead_letter(
+                        origin, NormalizeError(ErrorCode.INTERNAL, reason), event.value or b""
+                    )
+                ]
+            )
+            continue
+        await send_and_confirm(step.outputs)
+        step.commit()
+        metrics.observe_step(step.outputs, canonical.source, canonical.ts_ms)

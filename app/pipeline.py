@@ -232,26 +232,37 @@ def series_config(settings: Settings) -> SeriesConfig:
     )
 
 
+#: Raw positions remembered per entity and raw partition to recognise resent events.
+SEEN_POSITIONS = 128
+
+
 def is_resent(stats: dict[str, Any] | None, event: Event) -> bool:
     """True when ingest already sent this event: it re-read its raw record after a crash.
 
-    Ingest emits each raw partition's events in offset order, so per entity the last
-    (offset, index) seen from every raw partition tells a resend apart from a new record.
+    Per entity and raw partition the most recent raw positions `(offset, index)` are kept. A
+    position seen before is a resend; one older than every kept position is treated as one
+    too. Keeping a set, not only the highest position, tolerates events that reach
+    `vigil.events` slightly out of order (a producer retry).
     """
     if stats is None or event.origin is None:
         return False
     origin = event.origin
-    last = (stats.get("origins") or {}).get(f"{origin['t']}:{origin['p']}")
-    return last is not None and (origin["o"], origin["i"]) <= (last[0], last[1])
+    seen = (stats.get("origins") or {}).get(f"{origin['t']}:{origin['p']}")
+    if not seen:
+        return False
+    position = [origin["o"], origin["i"]]
+    return position in seen or (len(seen) >= SEEN_POSITIONS and position < seen[0])
 
 
 def remember_origin(stats: dict[str, Any], event: Event) -> dict[str, Any]:
-    """Record the event's raw position in the entity's stats (bounded: one per raw partition)."""
+    """Record the event's raw position in the entity's stats (bounded per raw partition)."""
     if event.origin is None:
         return stats
     origin = event.origin
+    key = f"{origin['t']}:{origin['p']}"
     origins = dict(stats.get("origins") or {})
-    origins[f"{origin['t']}:{origin['p']}"] = [origin["o"], origin["i"]]
+    seen = sorted([*(origins.get(key) or []), [origin["o"], origin["i"]]])
+    origins[key] = seen[-SEEN_POSITIONS:]
     return {**stats, "origins": origins}
 
 

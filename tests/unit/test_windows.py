@@ -223,3 +223,17 @@ def test_a_failed_event_is_rolled_back_without_losing_the_batch():
     for staged in batch.for_partition(0):
         staged.commit()
     assert pipeline.state.entities["service:payments"]["events"] == 1
+
+
+def test_events_reordered_in_transit_are_kept_and_resends_still_dropped():
+    pipeline = Pipeline(SETTINGS)
+    events = []
+    for t in range(6):
+        event = metric(t * 10_000, 1.0)
+        event.origin = {"t": "telemetry.metrics", "p": 0, "o": 10 + t, "i": 0}
+        events.append(event)
+    arrival = [events[0], events[2], events[1], events[3], events[2], events[4], events[5]]
+    for offset, event in enumerate(arrival):
+        pipeline.process(event, 0, offset).commit()
+    assert pipeline.duplicates == 1  # the second copy of events[2]
+    assert pipeline.state.entities["service:payments"]["events"] == 6
