@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps alertmanager-up alertmanager-down kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
+.PHONY: chaos help install system-deps alertmanager-up alertmanager-down kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,6 +50,9 @@ test-unit: install ## run the tests that need no broker
 
 bench: install kafka-up ## benchmarks (prints a table; BENCH_OUT=file.json writes JSON)
 	$(BIN)/python scripts/bench.py
+
+chaos: install kafka-up ## SIGKILL a worker 3 times mid-replay; lost/duplicated per topic
+	$(BIN)/python scripts/chaos.py run
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
