@@ -878,15 +878,19 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
 
 
 def entity_value(index: int) -> bytes:
-    """A small entity-stats value like the ones the process agent writes (~200 bytes)."""
+    """A small entity-stats value shaped like the process agent's (~250 bytes)."""
+    n = 1 + index % 7
+    ts = 1_767_225_600_000 + index
     return orjson.dumps(
         {
-            "n": 1 + index % 7,
-            "first": 1_767_225_600_000 + index,
-            "last": 1_767_225_600_000 + index,
-            "types": {"metric": 1 + index % 7},
-            "sources": {"metrics": 1 + index % 7},
-            "sev": {"info": 1 + index % 7},
+            "entity": f"svc-{index:07d}",
+            "events": n,
+            "by_type": {"metric": n},
+            "by_source": {"metrics": n},
+            "by_severity": {"info": n},
+            "first_ts_ms": ts,
+            "last_ts_ms": ts,
+            "max_severity": "info",
             "_o": index,
         }
     )
@@ -902,12 +906,12 @@ async def produce_changelog(bootstrap: str, topic: str, keys: int, partitions: i
     try:
         pending = []
         for i in range(keys):
-            key = f"svc-{i:07d}"
+            key = f"svc-{i:07d}"  # the same entity as in entity_value(i)
             pending.append(
                 await producer.send(
                     topic,
                     entity_value(i),
-                    key=key.encode(),
+                    key=orjson.dumps(key),  # Faust writes changelog keys as JSON strings
                     partition=entity_partition(key, partitions),
                 )
             )
@@ -998,7 +1002,7 @@ async def run_recovery(args: argparse.Namespace) -> int:
             # cold: an empty data dir restores everything; warm: the same dir again (RocksDB
             # kept its data and changelog offsets) restores nothing.
             worker = factory.start(label, APP_DATADIR=datadir)
-            marks = await asyncio.to_thread(wait_ready, worker, args.timeout)
+            marks = await asyncio.to_thread(wait_ready, worker, args.ready_timeout)
             result[label] = marks
             log(
                 f"{label} start: /health/ready 200 after {marks['ready']} s "
@@ -1041,6 +1045,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stall", type=float, default=120.0, help="quiet s before giving up")
     parser.add_argument("--timeout", type=float, default=1800.0, help="overall limit, s")
     parser.add_argument("--keys", type=int, default=1_000_000, help="table keys (recovery)")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=900.0, help="recovery: wait for ready, s"
+    )
     parser.add_argument(
         "--strict", action="store_true", help="also fail on order-dependent coarse keys lost"
     )
