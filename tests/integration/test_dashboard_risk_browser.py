@@ -57,7 +57,7 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
     top = page.locator("#topriskrows tr", has_text="payments")
     top.first.wait_for(timeout=30_000)
     assert top.first.locator("td").nth(1).inner_text() == "100"
-    assert "findings" in top.first.locator(".contrib").inner_text()
+    assert re.search(r"\w+: \d+", top.first.locator(".contrib").inner_text())
     assert page.locator("#topriskrows tr").count() <= 5
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "overview-risk.png"), full_page=True)
@@ -70,7 +70,7 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
     assert cells.nth(1).inner_text() == "service"
     assert cells.nth(2).inner_text() == "100"
     contributions = cells.nth(3).inner_text()
-    assert "findings" in contributions and "ci" in contributions
+    assert len(re.findall(r"\w+: \d+", contributions)) >= 2
     assert row.locator(".bar span").count() >= 2
     subjects = page.locator("#riskrows tr td:first-child").all_inner_texts()
     assert {"payments", "repo:acme/payments", "cluster-nodes"} <= set(subjects)

@@ -92,7 +92,7 @@ class Stream:
 
     def report(self, title: str, topics: list[str] | None = None) -> dict:
         rows = self.rows(topics)
-        print(f"\n{title}\n{chaos.format_table(rows)}")
+        print(f"\n{title} ({self.workers.isolation})\n{chaos.format_table(rows)}")
         for topic in topics or rows:
             if rows[topic]["order_dependent"]:
                 continue
