@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import orjson
 
+from agents.acking import processed_events
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import format_time
@@ -41,7 +42,7 @@ RECENT = 200
 async def control(stream):
     """Apply each control command and append it to the audit trail."""
     await declare_output_topics()
-    async for event in stream.events():
+    async for event in processed_events(stream):
         message = event.message
         raw = event.value if isinstance(event.value, bytes) else b""
         head = audit_state.get("head")

@@ -6,6 +6,7 @@ higher agent concurrency can commit offsets past in-flight messages (faust-strea
 
 from __future__ import annotations
 
+from agents.acking import processed_events
 from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, raw_topic, settings
@@ -19,7 +20,7 @@ pipeline = Pipeline(settings)
 async def ingest(stream):
     """Normalize every raw record; anything unreadable goes to the dead-letter topic."""
     await declare_output_topics()
-    async for event in stream.events():
+    async for event in processed_events(stream):
         message = event.message
         origin = Origin(
             topic=message.topic,

@@ -11,6 +11,7 @@ import logging
 
 import orjson
 
+from agents.acking import processed_events
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import Event
@@ -72,7 +73,7 @@ async def process(stream):
     but lost a window count in the SIGKILL test; not enabled until that is understood.)
     """
     await declare_output_topics()
-    async for event in stream.events():
+    async for event in processed_events(stream):
         message = event.message
         try:
             canonical = Event.from_dict(orjson.loads(event.value))

@@ -12,6 +12,7 @@ import logging
 
 import orjson
 
+from agents.acking import processed_events
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, settings
@@ -45,7 +46,7 @@ async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
 async def risk(stream):
     """Apply each risk signal; emit scores and scorecards."""
     await declare_output_topics()
-    async for event in stream.events():
+    async for event in processed_events(stream):
         message = event.message
         try:
             signal = orjson.loads(event.value)

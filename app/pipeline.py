@@ -382,7 +382,9 @@ class Pipeline:
         outputs += self._route_inhibitors(derived, inhibitors)
         outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
         outputs += self._risk_ticks(partition, before, watermark)
-        staged = [entities, series, alerts, groups, inhibitors, desired, observed, posture]
+        # `entities` last: its origins make a re-sent copy of this event be dropped, so they
+        # should reach the changelog only after the writes they vouch for (docs/crash-safety.md).
+        staged = [series, alerts, groups, inhibitors, desired, observed, posture, entities]
         return Step(outputs, staged)
 
     def _risk_ticks(self, partition: int, before: int | None, watermark: int) -> list[Output]:

@@ -114,13 +114,21 @@ class LiveView(View):
 
 @app.page("/health/ready")
 class ReadyView(View):
-    """Readiness: not while rebalancing or recovering tables."""
+    """Readiness: only once the first assignment was recovered, and not while rebalancing or
+    recovering tables (before the first assignment Faust is neither, yet owns nothing)."""
 
     async def get(self, request: Request) -> Response:
-        recovering = bool(getattr(app.tables.recovery, "in_recovery", False))
+        recovery = app.tables.recovery
+        recovering = bool(getattr(recovery, "in_recovery", False))
         rebalancing = bool(getattr(app, "rebalancing", False))
-        ready = not (recovering or rebalancing)
-        body = {"ready": ready, "rebalancing": rebalancing, "recovering": recovering}
+        assigned = recovery.completed.is_set()
+        ready = assigned and not (recovering or rebalancing)
+        body = {
+            "ready": ready,
+            "assigned": assigned,
+            "rebalancing": rebalancing,
+            "recovering": recovering,
+        }
         return self.json(body, status=200 if ready else 503)
 
 

@@ -43,9 +43,19 @@ def isolation() -> dict[str, str]:
     return {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (`item.rep_call`), for fixtures' teardown."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def workers(bootstrap, isolation, tmp_path):
-    """Start Vigil workers (subprocesses) for this test; all are stopped afterwards."""
+def workers(request, bootstrap, isolation, tmp_path):
+    """Start Vigil workers (subprocesses) for this test; all are stopped afterwards, after a
+    failure with their stacks in their logs (under the test's tmp_path)."""
     factory = WorkerFactory(bootstrap, isolation, tmp_path)
     yield factory
-    factory.stop_all()
+    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+    factory.stop_all(dump_stacks=failed)

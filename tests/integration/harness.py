@@ -63,6 +63,11 @@ class Worker:
                 self.process.wait()
         self._log.close()
 
+    def dump_stacks(self) -> None:
+        """Have the worker log the stack of every thread and task (mode's SIGUSR1 handler)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.process.poll() is None:
@@ -105,8 +110,18 @@ class WorkerFactory:
         self.started.append(worker)
         return worker
 
-    def stop_all(self) -> None:
-        """Stop every worker this factory started."""
+    def stop_all(self, dump_stacks: bool = False) -> None:
+        """Stop every worker this factory started (after a failed test, each first logs its
+        threads' and tasks' stacks, to show where a stalled worker waits)."""
+        if dump_stacks:
+            import time
+
+            for worker in self.started:
+                worker.dump_stacks()
+            time.sleep(2)
+            for worker in self.started:
+                print(f"\n--- {worker.log_path.name}, last lines (stacks) ---")
+                print(worker.log_tail(80))
         for worker in self.started:
             worker.stop()
 
@@ -379,3 +394,30 @@ class TopicsReader:
                     raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
             time.sleep(0.2)
         return False
+
+
+def wait_group_stable(workers: Iterable[Worker], timeout_s: float = 90) -> int:
+    """Wait until every worker joined the same consumer-group generation and finished its
+    recovery for it (Faust logs `Worker ready`); returns the generation. Stronger than
+    `/health/ready`, which answers 200 before a worker has joined the group."""
+    import re
+    import time
+
+    joined = re.compile(r"Joined group '[^']*' \(generation (\d+)\)")
+    watched = list(workers)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        generations = set()
+        for w in watched:
+            if w.process.poll() is not None:
+                raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
+            text = w.log_path.read_text(errors="replace")
+            matches = list(joined.finditer(text))
+            if not matches or "Worker ready" not in text[matches[-1].end() :]:
+                generations.add(None)
+            else:
+                generations.add(int(matches[-1].group(1)))
+        if len(generations) == 1 and None not in generations:
+            return generations.pop()
+        time.sleep(0.3)
+    raise AssertionError(f"group not stable after {timeout_s} s")

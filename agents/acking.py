@@ -1,0 +1,198 @@
+"""Input offsets for Vigil's agents: processed in order, committed only once processed.
+
+Faust 0.15.3 can move the committed offset past records no agent processed, which loses them
+(measured in tests/integration/test_rebalance.py: 1 to 60 events per run):
+
+1. Its stream iterator acks each event in a `finally` around its `yield`: an event interrupted
+   while the agent awaits the broker (worker stopping, agent torn down) is acked anyway, and so
+   is a message it skips during a rebalance (flow suspended, or an older consumer generation).
+2. After a rebalance, recovery seeks to the committed offsets twice (`_resume_streams`, then
+   `on_recovery_completed`), the second time while the fetcher already runs. Records of a batch
+   fetched before that seek then arrive after it, ahead of the re-read records. The fetcher
+   loop keeps a "read offset" per partition: it records the skipped offsets as a "gap" that
+   counts as acked (`Consumer._add_gap`, meant for compaction and transaction markers), and
+   drops the re-read records as already read. The next commit passes them.
+
+`processed_events` closes both. It iterates without Faust's acks and acks an event only when the
+loop body came back for the next one (an exception or a cancellation leaves it unacked).
+`install_guards` makes Faust's own acks, gaps and read offsets on the agents' input topics inert,
+so Faust neither commits nor drops a record of theirs by itself. Instead `PartitionOrder` checks
+that each input partition's offsets arrive contiguously: a record seen before is skipped; a
+record after a jump is not processed, and the consumer is sought back to the first missing
+offset. A jump seen twice between the same offsets is real (compaction, a transactional
+producer's markers): it is then accepted and its offsets released for commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.types.tuples import ConsumerMessage
+
+log = logging.getLogger(__name__)
+
+#: Input topics whose offsets only `processed_events` may release.
+_guarded_topics: set[str] = set()
+#: Messages `processed_events` finished with (weak: they go once Faust drops them).
+_processed: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Counters since start (also logged): acks and gaps refused, seeks back over a jump.
+counters = {"refused_acks": 0, "refused_gaps": 0, "seeks": 0, "accepted_gaps": 0}
+
+_faust_on_final_ack = ConsumerMessage.on_final_ack
+_faust_add_gap = Consumer._add_gap
+
+
+def _guarded_on_final_ack(message: Any, consumer: Any) -> bool:
+    if message.topic in _guarded_topics and message not in _processed:
+        counters["refused_acks"] += 1
+        log.info(
+            "not acking %s[%s]@%s: not processed (it is read again)",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        return False
+    return _faust_on_final_ack(message, consumer)
+
+
+async def _guarded_add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    if tp.topic in _guarded_topics:
+        counters["refused_gaps"] += 1
+        return  # `processed_events` re-reads the skipped offsets or accepts the gap itself
+    await _faust_add_gap(self, tp, offset_from, offset_to)
+
+
+class _ReadOffsets(defaultdict):
+    """Faust's per-partition read offsets, reading as unknown (None) on guarded topics: its
+    fetcher loop then neither drops a record as already read nor records a gap for them."""
+
+    def __getitem__(self, tp: Any) -> Any:
+        if tp.topic in _guarded_topics:
+            return None
+        return super().__getitem__(tp)
+
+
+_faust_consumer_init = Consumer.__init__
+
+
+def _guarded_consumer_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _faust_consumer_init(self, *args, **kwargs)
+    self._read_offset = _ReadOffsets(lambda: None, self._read_offset)
+
+
+def install_guards() -> None:
+    """Make Faust's acks, gaps and read offsets of guarded topics inert (idempotent). Must run
+    before the app's consumer is created (importing this module does it)."""
+    ConsumerMessage.on_final_ack = _guarded_on_final_ack  # type: ignore[method-assign]
+    Consumer._add_gap = _guarded_add_gap  # type: ignore[method-assign]
+    Consumer.__init__ = _guarded_consumer_init  # type: ignore[method-assign]
+
+
+install_guards()
+
+
+class Verdict(Enum):
+    """What to do with a record, given the offsets its partition delivered before."""
+
+    PROCESS = "process"
+    REPEAT = "repeat"  # processed already in this consumer generation
+    SEEK_BACK = "seek_back"  # offsets were skipped: read them first
+    ACCEPT_GAP = "accept_gap"  # the same jump again after a seek: the offsets do not exist
+
+
+class PartitionOrder:
+    """The next offset expected on each input partition, per consumer generation."""
+
+    def __init__(self) -> None:
+        self._next: dict[Any, tuple[Any, int | None]] = {}
+        self._jumps: dict[Any, set[tuple[int, int]]] = {}
+
+    def classify(
+        self, tp: Any, offset: int, generation: Any, committed: int | None
+    ) -> tuple[Verdict, int | None]:
+        """The verdict for a record and, for a jump, the first offset missing before it.
+
+        `committed` (the group's committed offset) is what a new generation starts from.
+        """
+        known = self._next.get(tp)
+        expected = known[1] if known is not None and known[0] == generation else committed
+        if expected is None or offset == expected:
+            return Verdict.PROCESS, None
+        if offset < expected:
+            return Verdict.REPEAT, None
+        jumps = self._jumps.setdefault(tp, set())
+        if (expected, offset) in jumps:
+            jumps.discard((expected, offset))
+            return Verdict.ACCEPT_GAP, expected
+        jumps.add((expected, offset))
+        return Verdict.SEEK_BACK, expected
+
+    def processed(self, tp: Any, offset: int, generation: Any) -> None:
+        """Remember that `offset` was processed: `offset + 1` comes next."""
+        self._next[tp] = (generation, offset + 1)
+
+
+def _topic_names(stream: Any) -> set[str]:
+    channel = stream.channel
+    topics = getattr(channel, "topics", None)
+    if topics:
+        return {str(name) for name in topics}
+    return {channel.get_topic_name()}
+
+
+async def processed_events(stream: Any) -> AsyncIterator[Any]:
+    """Yield the stream's events in offset order per partition; ack each one only after the
+    loop body handled it completely."""
+    _guarded_topics.update(_topic_names(stream))
+    consumer = stream.app.consumer
+    order = PartitionOrder()
+    last_reported: dict[Any, int | None] = {}
+    manual = stream.noack()
+    async for event in manual.events():
+        message = event.message
+        tp, offset = message.tp, message.offset
+        committed = consumer._committed_offset.get(tp)
+        verdict, first_missing = order.classify(tp, offset, message.generation_id, committed)
+        if verdict is Verdict.SEEK_BACK:
+            counters["seeks"] += 1
+            # Every record of a stale batch seeks again (Faust's fetcher may have moved its
+            # read position past the first missing offset meanwhile); it is logged once.
+            report = log.debug if last_reported.get(tp) == first_missing else log.warning
+            last_reported[tp] = first_missing
+            report(
+                "%s[%s]: offset %s arrived before %s; reading from %s again",
+                tp.topic,
+                tp.partition,
+                offset,
+                first_missing,
+                first_missing,
+            )
+            await consumer.seek_wait({tp: first_missing})  # in the consumer's own thread
+        elif verdict is Verdict.ACCEPT_GAP:
+            counters["accepted_gaps"] += 1
+            log.info(
+                "%s[%s]: offsets %s..%s do not exist",
+                tp.topic,
+                tp.partition,
+                first_missing,
+                offset - 1,
+            )
+            await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+        if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
+            yield event
+            # Reached only when the body finished (or `continue`d) without raising.
+            order.processed(tp, offset, message.generation_id)
+            _processed.add(message)
+            await manual.ack(event)
+        else:
+            # A repeat was processed before; a record after a jump is read again after the
+            # seek. Neither is acked (Faust would commit past a missing offset just before an
+            # acked one: `Consumer._new_offset` only stops at gaps of two or more), but a
+            # rebalance must not wait for them.
+            consumer._unacked_messages.discard(message)

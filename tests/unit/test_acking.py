@@ -1,0 +1,180 @@
+"""Agents process each input partition in offset order and ack an offset only after processing
+it (agents/acking.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from faust.types.tuples import TP, ConsumerMessage
+
+from agents import acking
+from agents.acking import PartitionOrder, Verdict
+
+
+class RecordingConsumer:
+    """What processed_events and Faust's acks use of Faust's consumer."""
+
+    def __init__(self, committed: dict | None = None) -> None:
+        self.acked: list[int] = []
+        self.seeks: list[tuple[TP, int]] = []
+        self._committed_offset = dict(committed or {})
+        self._unacked_messages: set = set()
+
+    def ack(self, message: ConsumerMessage) -> bool:
+        message.acked = True
+        self.acked.append(message.offset)
+        return True
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.extend(partitions.items())
+
+
+def message(topic: str, offset: int, generation: int = 1) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic, 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=generation
+    )
+
+
+class FakeEvent:
+    def __init__(self, msg: ConsumerMessage, consumer: RecordingConsumer) -> None:
+        self.message = msg
+        self.consumer = consumer
+
+    def ack(self) -> bool:
+        return self.message.ack(self.consumer)
+
+
+class FakeStream:
+    """Yields events like Faust's noack stream; `ack` goes through the message, as Faust's."""
+
+    def __init__(self, topic: str, events: list[FakeEvent], consumer: RecordingConsumer) -> None:
+        self.channel = type("Channel", (), {"topics": (topic,)})()
+        self.app = type("App", (), {"consumer": consumer})()
+        self._events = events
+
+    def noack(self) -> FakeStream:
+        return self
+
+    async def events(self):
+        for event in self._events:
+            self.app.consumer._unacked_messages.add(event.message)
+            yield event
+
+    async def ack(self, event: FakeEvent) -> bool:
+        return event.ack()
+
+
+def run(stream: FakeStream, body=None) -> list[int]:
+    """Offsets the loop body saw."""
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for event in acking.processed_events(stream):
+            seen.append(event.message.offset)
+            if body is not None:
+                body(event)
+
+    asyncio.run(consume())
+    return seen
+
+
+def stream_of(topic: str, offsets: list[int], committed: int | None = None, generation=1):
+    tp = TP(topic, 0)
+    consumer = RecordingConsumer({tp: committed} if committed is not None else {})
+    events = [FakeEvent(message(topic, o, generation), consumer) for o in offsets]
+    return FakeStream(topic, events, consumer), consumer
+
+
+def test_faust_ack_of_an_unprocessed_message_is_refused_on_guarded_topics():
+    stream, consumer = stream_of("guarded-a", [])
+    run(stream)  # registers the topic and installs the guards
+    assert message("guarded-a", 7).ack(consumer) is False  # Faust acking a skipped message
+    assert consumer.acked == []
+    assert message("unguarded-topic", 3).ack(consumer) is True  # other topics: Faust's way
+    assert consumer.acked == [3]
+
+
+def test_acks_only_after_the_body_finished():
+    stream, consumer = stream_of("guarded-b", [0, 1, 2])
+
+    def body(event) -> None:
+        assert consumer.acked == list(range(event.message.offset))  # not yet this one
+
+    assert run(stream, body) == [0, 1, 2]
+    assert consumer.acked == [0, 1, 2]
+
+
+def test_an_event_whose_processing_failed_or_was_cancelled_stays_unacked():
+    stream, consumer = stream_of("guarded-c", [0, 1, 2])
+
+    def body(event) -> None:
+        if event.message.offset == 1:
+            raise asyncio.CancelledError  # worker stopping while awaiting the broker
+
+    with pytest.raises(asyncio.CancelledError):
+        run(stream, body)
+    assert consumer.acked == [0]
+    assert stream._events[1].ack() is False  # Faust's own `finally` ack is refused too
+    assert consumer.acked == [0]
+
+
+def test_a_jump_is_not_processed_the_consumer_reads_the_skipped_offsets_again():
+    # 5 and 6 were dropped (the race after a rebalance); 7 arrives first, then the re-read.
+    stream, consumer = stream_of("guarded-d", [3, 4, 7, 5, 6, 7, 8], committed=3)
+    assert run(stream) == [3, 4, 5, 6, 7, 8]
+    assert consumer.seeks == [(TP("guarded-d", 0), 5)]
+    assert consumer.acked == [3, 4, 5, 6, 7, 8]
+    assert not consumer._unacked_messages - {e.message for e in stream._events if e.message.acked}
+
+
+def test_records_below_the_committed_offset_or_seen_before_are_not_processed_again():
+    stream, consumer = stream_of("guarded-e", [5, 6, 7, 6, 7, 8], committed=6)
+    assert run(stream) == [6, 7, 8]
+    assert consumer.seeks == []
+
+
+def test_a_new_generation_starts_from_the_committed_offset():
+    order = PartitionOrder()
+    tp = TP("t", 0)
+    order.processed(tp, 9, generation=1)
+    assert order.classify(tp, 10, 1, committed=4) == (Verdict.PROCESS, None)
+    assert order.classify(tp, 4, 2, committed=4) == (Verdict.PROCESS, None)
+    assert order.classify(tp, 6, 2, committed=4) == (Verdict.SEEK_BACK, 4)
+
+
+def test_the_same_jump_twice_is_a_real_gap_and_is_accepted():
+    order = PartitionOrder()
+    tp = TP("t", 0)
+    order.processed(tp, 9, generation=1)
+    assert order.classify(tp, 12, 1, committed=None) == (Verdict.SEEK_BACK, 10)
+    assert order.classify(tp, 12, 1, committed=None) == (Verdict.ACCEPT_GAP, 10)
+
+
+def test_an_accepted_gap_releases_the_missing_offsets_for_commit():
+    # Offsets 2 and 3 do not exist (say, a transactional producer's markers).
+    stream, consumer = stream_of("guarded-f", [0, 1, 4, 4, 5], committed=None)
+    gaps: list[tuple[int, int]] = []
+
+    async def add_gap(self, tp, offset_from, offset_to) -> None:
+        gaps.append((offset_from, offset_to))
+
+    original = acking._faust_add_gap
+    acking._faust_add_gap = add_gap
+    try:
+        assert run(stream) == [0, 1, 4, 5]
+    finally:
+        acking._faust_add_gap = original
+    assert consumer.seeks == [(TP("guarded-f", 0), 2)]
+    assert gaps == [(2, 3)]
+
+
+def test_faust_read_offsets_of_guarded_topics_read_as_unknown():
+    stream, _ = stream_of("guarded-g", [])
+    run(stream)
+    offsets = acking._ReadOffsets(lambda: None)
+    offsets[TP("guarded-g", 0)] = 41
+    offsets[TP("other", 0)] = 41
+    # Faust's fetcher then neither drops re-read records below 41 nor counts a jump as a gap.
+    assert offsets[TP("guarded-g", 0)] is None
+    assert offsets[TP("other", 0)] == 41
