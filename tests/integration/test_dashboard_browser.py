@@ -1,5 +1,6 @@
 """A real browser (Debian's Chromium driven by Playwright) signs in to the dashboard of a
-running pipeline fed with fixtures, sees firing alerts and silences one from the page."""
+running pipeline fed with fixtures, sees firing alerts and silences one from the page, and sees
+the drifted resource of a Terraform plan on the compliance tab."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def browser():
 def test_sign_in_see_alerts_and_silence_one(workers, fixtures_dir, browser):
     raws = [raw for _, raw in file_records(fixtures_dir / "falco/falco-0.31.1-host-alerts.jsonl")]
     workers.produce(workers.topic("raw:falco"), raws, key=b"falco.jsonl")
+    plan = (fixtures_dir / "terraform/show-json-drift.json").read_bytes()  # drifted `ami`
+    workers.produce(workers.topic("raw:terraform"), [plan], key=b"plan.json")
     worker = workers.start("web", **TOKENS)
     base = f"http://127.0.0.1:{worker.web_port}"
 
@@ -101,6 +104,9 @@ def test_sign_in_see_alerts_and_silence_one(workers, fixtures_dir, browser):
     page.locator("#auditrows tr", has_text="silence.create").first.wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / "audit.png"), full_page=True)
     page.click("#tabs button[data-tab=compliance]")
+    drifted = page.locator("#driftrows tr", has_text="tf:test_instance.should_refresh")
+    drifted.first.wait_for(timeout=30_000)
+    assert drifted.first.locator("td").nth(1).inner_text() == "ami"
     page.screenshot(path=str(SCREENSHOTS / "compliance.png"), full_page=True)
 
     page.click("#tabs button[data-tab=silences]")
