@@ -121,7 +121,7 @@ class WorkerFactory:
             time.sleep(2)
             for worker in self.started:
                 print(f"\n--- {worker.log_path.name}, last lines (stacks) ---")
-                print(worker.log_tail(80))
+                print(worker.log_tail(400))
         for worker in self.started:
             worker.stop()
 
