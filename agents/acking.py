@@ -41,8 +41,15 @@ log = logging.getLogger(__name__)
 _guarded_topics: set[str] = set()
 #: Messages `processed_events` finished with (weak: they go once Faust drops them).
 _processed: weakref.WeakSet[Any] = weakref.WeakSet()
-#: Counters since start (also logged): acks and gaps refused, seeks back over a jump.
-counters = {"refused_acks": 0, "refused_gaps": 0, "seeks": 0, "accepted_gaps": 0}
+#: Counters since start (also logged): acks and gaps refused, seeks back over a jump, gaps
+#: accepted, records deleted by the broker before they were read.
+counters = {
+    "refused_acks": 0,
+    "refused_gaps": 0,
+    "seeks": 0,
+    "accepted_gaps": 0,
+    "deleted": 0,
+}
 
 _faust_on_final_ack = ConsumerMessage.on_final_ack
 _faust_add_gap = Consumer._add_gap
@@ -146,6 +153,37 @@ def _topic_names(stream: Any) -> set[str]:
     return {channel.get_topic_name()}
 
 
+async def _handle_jump(
+    consumer: Any, order: PartitionOrder, event: Any, first_missing: int
+) -> Verdict:
+    """A record arrived after missing offsets: if retention (or compaction) already deleted
+    them, accept the loss loudly and go on from the partition's first record; otherwise seek
+    back to the first missing one. Returns PROCESS when this record is the one to go on with."""
+    message = event.message
+    tp, offset = message.tp, message.offset
+    earliest = (await consumer.earliest_offsets(tp)).get(tp)
+    if earliest is not None and earliest > first_missing:
+        counters["deleted"] += earliest - first_missing
+        log.error(
+            "%s[%s]: offsets %s..%s were deleted by the broker (retention) before they were "
+            "read: %s records lost",
+            tp.topic,
+            tp.partition,
+            first_missing,
+            earliest - 1,
+            earliest - first_missing,
+        )
+        await _faust_add_gap(consumer, tp, first_missing, earliest - 1)
+        order.processed(tp, earliest - 1, message.generation_id)
+        if offset == earliest:
+            return Verdict.PROCESS
+        if offset < earliest:
+            return Verdict.REPEAT
+        first_missing = earliest
+    await consumer.seek_wait({tp: first_missing})  # in the consumer's own thread
+    return Verdict.SEEK_BACK
+
+
 async def processed_events(stream: Any) -> AsyncIterator[Any]:
     """Yield the stream's events in offset order per partition; ack each one only after the
     loop body handled it completely."""
@@ -173,7 +211,7 @@ async def processed_events(stream: Any) -> AsyncIterator[Any]:
                 first_missing,
                 first_missing,
             )
-            await consumer.seek_wait({tp: first_missing})  # in the consumer's own thread
+            verdict = await _handle_jump(consumer, order, event, first_missing)
         elif verdict is Verdict.ACCEPT_GAP:
             counters["accepted_gaps"] += 1
             log.info(

@@ -67,7 +67,11 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
-log.retention.hours=24
+# Keep every record whatever its timestamp: tests, replays and the demo produce telemetry
+# with its own (often months-old) event time as the Kafka timestamp, and time-based retention
+# would delete those segments within one retention check (every 5 min), before they are read.
+log.retention.ms=-1
+log.retention.bytes=1073741824
 log.segment.bytes=67108864
 EOF
   cat >"$RUN/log4j.properties" <<EOF

@@ -70,8 +70,11 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
     assert cells.nth(1).inner_text() == "service"
     assert cells.nth(2).inner_text() == "100"
     contributions = cells.nth(3).inner_text()
-    assert len(re.findall(r"\w+: \d+", contributions)) >= 2
-    assert row.locator(".bar span").count() >= 2
+    # Which factors carry the 100 points depends on how far the incident has decayed when the
+    # score is emitted; what holds is that the shown contributions add up to the score.
+    points = [float(v) for v in re.findall(r"\w+: (\d+(?:\.\d+)?)", contributions)]
+    assert points and abs(sum(points) - 100) < 0.5 * len(points), contributions
+    assert row.locator(".bar span").count() == len(points)  # one bar segment per factor
     subjects = page.locator("#riskrows tr td:first-child").all_inner_texts()
     assert {"payments", "repo:acme/payments", "cluster-nodes"} <= set(subjects)
     scores = page.locator("#riskrows tr td:nth-child(3)").all_inner_texts()

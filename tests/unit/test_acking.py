@@ -20,6 +20,10 @@ class RecordingConsumer:
         self.seeks: list[tuple[TP, int]] = []
         self._committed_offset = dict(committed or {})
         self._unacked_messages: set = set()
+        self.earliest: dict[TP, int] = {}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.earliest.get(tp, 0) for tp in tps}
 
     def ack(self, message: ConsumerMessage) -> bool:
         message.acked = True
@@ -178,3 +182,25 @@ def test_faust_read_offsets_of_guarded_topics_read_as_unknown():
     # Faust's fetcher then neither drops re-read records below 41 nor counts a jump as a gap.
     assert offsets[TP("guarded-g", 0)] is None
     assert offsets[TP("other", 0)] == 41
+
+
+def test_offsets_deleted_by_retention_before_they_were_read_are_reported_and_skipped():
+    # Committed 3, but the broker already deleted 3..9 (retention): the consumer was reset to
+    # the log start. Seeking back would loop for ever; the loss is logged and counted instead.
+    stream, consumer = stream_of("guarded-h", [10, 11], committed=3)
+    consumer.earliest[TP("guarded-h", 0)] = 10
+    gaps: list[tuple[int, int]] = []
+
+    async def add_gap(self, tp, offset_from, offset_to) -> None:
+        gaps.append((offset_from, offset_to))
+
+    original, deleted = acking._faust_add_gap, acking.counters["deleted"]
+    acking._faust_add_gap = add_gap
+    try:
+        assert run(stream) == [10, 11]
+    finally:
+        acking._faust_add_gap = original
+    assert consumer.seeks == []
+    assert gaps == [(3, 9)]
+    assert acking.counters["deleted"] - deleted == 7
+    assert consumer.acked == [10, 11]
