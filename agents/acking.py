@@ -20,7 +20,9 @@ so Faust neither commits nor drops a record of theirs by itself. Instead `Partit
 that each input partition's offsets arrive contiguously: a record seen before is skipped; a
 record after a jump is not processed, and the consumer is sought back to the first missing
 offset. A jump seen twice between the same offsets is real (compaction, a transactional
-producer's markers): it is then accepted and its offsets released for commit.
+producer's markers): it is then accepted and its offsets released for commit. Offsets the
+broker has already deleted (retention outran the consumer) are reported as lost, with their
+count, and reading goes on from the log start.
 """
 
 from __future__ import annotations
@@ -154,7 +156,11 @@ def _topic_names(stream: Any) -> set[str]:
 
 
 async def _handle_jump(
-    consumer: Any, order: PartitionOrder, event: Any, first_missing: int
+    consumer: Any,
+    order: PartitionOrder,
+    event: Any,
+    first_missing: int,
+    last_reported: dict[Any, int | None],
 ) -> Verdict:
     """A record arrived after missing offsets: if retention (or compaction) already deleted
     them, accept the loss loudly and go on from the partition's first record; otherwise seek
@@ -180,6 +186,19 @@ async def _handle_jump(
         if offset < earliest:
             return Verdict.REPEAT
         first_missing = earliest
+    counters["seeks"] += 1
+    # Every record of a stale batch seeks again (Faust's fetcher may have moved its position
+    # past the first missing offset meanwhile); it is logged once.
+    report = log.debug if last_reported.get(tp) == first_missing else log.warning
+    last_reported[tp] = first_missing
+    report(
+        "%s[%s]: offset %s arrived before %s; reading from %s again",
+        tp.topic,
+        tp.partition,
+        offset,
+        first_missing,
+        first_missing,
+    )
     await consumer.seek_wait({tp: first_missing})  # in the consumer's own thread
     return Verdict.SEEK_BACK
 
@@ -198,20 +217,7 @@ async def processed_events(stream: Any) -> AsyncIterator[Any]:
         committed = consumer._committed_offset.get(tp)
         verdict, first_missing = order.classify(tp, offset, message.generation_id, committed)
         if verdict is Verdict.SEEK_BACK:
-            counters["seeks"] += 1
-            # Every record of a stale batch seeks again (Faust's fetcher may have moved its
-            # read position past the first missing offset meanwhile); it is logged once.
-            report = log.debug if last_reported.get(tp) == first_missing else log.warning
-            last_reported[tp] = first_missing
-            report(
-                "%s[%s]: offset %s arrived before %s; reading from %s again",
-                tp.topic,
-                tp.partition,
-                offset,
-                first_missing,
-                first_missing,
-            )
-            verdict = await _handle_jump(consumer, order, event, first_missing)
+            verdict = await _handle_jump(consumer, order, event, first_missing, last_reported)
         elif verdict is Verdict.ACCEPT_GAP:
             counters["accepted_gaps"] += 1
             log.info(

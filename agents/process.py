@@ -69,8 +69,10 @@ async def process(stream):
     """Apply the stateful logic to each canonical event.
 
     Its outputs are sent and acknowledged before its state writes are applied. (Batching
-    several events per acknowledgement, with `Batch` shared across them, measured ~1.6x faster
-    but lost a window count in the SIGKILL test; not enabled until that is understood.)
+    several events per acknowledgement, with `Batch` shared across them, measured ~1.6x faster;
+    the window count it once lost in the SIGKILL test was most likely the local broker's
+    retention deleting old-timestamped test records, see docs/crash-safety.md. Not re-enabled
+    yet: it needs a batch-wide release of offsets in agents/acking.py.)
     """
     await declare_output_topics()
     async for event in processed_events(stream):

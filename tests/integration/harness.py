@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,8 +116,6 @@ class WorkerFactory:
         """Stop every worker this factory started (after a failed test, each first logs its
         threads' and tasks' stacks, to show where a stalled worker waits)."""
         if dump_stacks:
-            import time
-
             for worker in self.started:
                 worker.dump_stacks()
             time.sleep(2)
@@ -215,7 +215,6 @@ class WorkerFactory:
 
 def wait_ready(worker: Worker, timeout_s: float = 60) -> float:
     """Seconds until the worker's `/health/ready` answers 200; raises if it exits or times out."""
-    import time
     import urllib.error
     import urllib.request
 
@@ -332,7 +331,6 @@ class TopicsReader:
             self._started.set()
 
     async def _read(self) -> None:
-        import time
 
         import orjson
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -379,7 +377,6 @@ class TopicsReader:
     ) -> bool:
         """Wait until `done()` (called under the lock) is true; False on timeout. Raises when
         the reader failed or one of `workers` exited."""
-        import time
 
         deadline = time.monotonic() + timeout_s
         watched = list(workers)
@@ -399,9 +396,8 @@ class TopicsReader:
 def wait_group_stable(workers: Iterable[Worker], timeout_s: float = 90) -> int:
     """Wait until every worker joined the same consumer-group generation and finished its
     recovery for it (Faust logs `Worker ready`); returns the generation. Stronger than
-    `/health/ready`, which answers 200 before a worker has joined the group."""
-    import re
-    import time
+    `/health/ready`, which tells about one worker only (ready once its first assignment was
+    recovered), not whether every worker is in the same generation."""
 
     joined = re.compile(r"Joined group '[^']*' \(generation (\d+)\)")
     watched = list(workers)

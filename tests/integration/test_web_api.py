@@ -54,9 +54,12 @@ def wait_for(predicate, timeout_s: float = 60.0):
 
 def _ready(port: int) -> bool:
     try:
-        status, _ = get(f"http://127.0.0.1:{port}/health/ready")
+        status, body = get(f"http://127.0.0.1:{port}/health/ready")
     except aiohttp.ClientError:
         return False
+    # Ready means: the first assignment was recovered, and no rebalance or recovery runs now.
+    busy = body["rebalancing"] or body["recovering"]
+    assert (status == 200) == (body["ready"] and body["assigned"] and not busy), body
     return status == 200
 
 
