@@ -8,9 +8,12 @@ alerts apart.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 #: The domain's first label must hold a letter and its TLD be alphabetic, so package ids such as
 #: `musl@1.1.20-r4` or `pkg:npm/lodash@4.17.4` are not mistaken for e-mail addresses.
@@ -58,6 +61,27 @@ SECRET_KEYS = re.compile(
 
 MASK = "****"
 
+#: A substring that every pattern above (but the IPv4 one) needs in order to match: a string
+#: without any of them is returned as it is, without running the patterns (most strings in
+#: telemetry are identifiers, paths and numbers). tests/unit/test_masking.py checks the
+#: shortcut against the full pass over every fixture and generated record.
+_MAY_HOLD_SECRET = re.compile(
+    r"(?i)-----BEGIN|://|secret|passw|-pass|pwd|token|bearer|basic|api[-_]?key|access[-_]?key|"
+    r"-auth|mysql|mariadb|@[a-z0-9-]+\.|"
+    r"(?-i:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|xox|eyJ)"
+)
+#: The same over a whole value serialized as JSON, plus what secret-named keys hold
+#: (`SECRET_KEYS`): one search decides that a record needs no masking at all. No trigger holds
+#: a character JSON escapes, so a trigger inside a string is found in its serialized form too.
+_MAY_HOLD_SECRET_OR_KEY = re.compile(
+    _MAY_HOLD_SECRET.pattern.encode() + rb"|private_?key|authorization|cookie|credential"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    return SECRET_KEYS.match(key) is not None
+
 
 @dataclass(frozen=True, slots=True)
 class MaskingPolicy:
@@ -71,6 +95,13 @@ def mask_text(text: str, policy: MaskingPolicy) -> str:
     """Mask every secret and piece of personal data found in one string."""
     if not policy.enabled or not text:
         return text
+    if not policy.mask_ips and _MAY_HOLD_SECRET.search(text) is None:
+        return text
+    return _apply_patterns(text, policy)
+
+
+def _apply_patterns(text: str, policy: MaskingPolicy) -> str:
+    """Every masking pattern over `text`, in order (no shortcut)."""
     out = _PRIVATE_KEY.sub("[private-key]", text)
     out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}:{MASK}@", out)
     out = _AWS_SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}[aws-secret]", out)
@@ -94,20 +125,31 @@ def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any
 
     A list under a secret-named key is masked item by item (`"password": ["x"]`); an object
     under one is read key by key like any other (CloudTrail `credentials` keeps its hints).
+    A value with no trigger substring anywhere (keys included) is returned as it is.
     """
     if not policy.enabled:
         return value
-    if key is not None and SECRET_KEYS.match(key):
+    if isinstance(value, dict | list) and not policy.mask_ips:
+        try:
+            blob = orjson.dumps(value)
+        except TypeError:  # not JSON-serializable as it is: walk it
+            blob = None
+        clean = blob is not None and _MAY_HOLD_SECRET_OR_KEY.search(blob) is None
+        if clean and (key is None or not _is_secret_key(key)):
+            return value
+    return _mask(value, policy, key)
+
+
+def _mask(value: Any, policy: MaskingPolicy, key: str | None) -> Any:
+    if key is not None and _is_secret_key(key):
         if isinstance(value, list):
-            return [mask_value(v, policy, None if isinstance(v, dict) else key) for v in value]
+            return [_mask(v, policy, None if isinstance(v, dict) else key) for v in value]
         if isinstance(value, str | int | float):
             return MASK if value != "" else value
     if isinstance(value, str):
         return mask_text(value, policy)
     if isinstance(value, dict):
-        return {
-            k: mask_value(v, policy, k if isinstance(k, str) else None) for k, v in value.items()
-        }
+        return {k: _mask(v, policy, k if isinstance(k, str) else None) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_value(v, policy) for v in value]
+        return [_mask(v, policy, None) for v in value]
     return value
