@@ -27,6 +27,7 @@ count, and reading goes on from the log start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections import defaultdict
@@ -38,6 +39,9 @@ from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
 log = logging.getLogger(__name__)
+
+#: How often a lingering batch looks for more buffered events (seconds).
+_POLL_S = 0.001
 
 #: Input topics whose offsets only `processed_events` may release.
 _guarded_topics: set[str] = set()
@@ -206,37 +210,76 @@ async def _handle_jump(
 async def processed_events(stream: Any) -> AsyncIterator[Any]:
     """Yield the stream's events in offset order per partition; ack each one only after the
     loop body handled it completely."""
+    async for batch in processed_batches(stream, 1):
+        yield batch[0]
+
+
+async def processed_batches(
+    stream: Any, max_events: int, linger_s: float = 0.0
+) -> AsyncIterator[list[Any]]:
+    """Yield the stream's events in batches, in offset order per partition; ack a batch's
+    events only after the loop body handled the whole batch.
+
+    A batch waits for its first event only; then it takes the events already buffered in the
+    stream's channel, up to `max_events`. A batch therefore adds no latency: it is one event
+    when the worker keeps up and grows with the backlog (the channel's buffer is Faust's
+    `stream_buffer_maxsize`).
+    """
     _guarded_topics.update(_topic_names(stream))
     consumer = stream.app.consumer
     order = PartitionOrder()
     last_reported: dict[Any, int | None] = {}
     manual = stream.noack()
-    async for event in manual.events():
-        message = event.message
-        tp, offset = message.tp, message.offset
-        committed = consumer._committed_offset.get(tp)
-        verdict, first_missing = order.classify(tp, offset, message.generation_id, committed)
-        if verdict is Verdict.SEEK_BACK:
-            verdict = await _handle_jump(consumer, order, event, first_missing, last_reported)
-        elif verdict is Verdict.ACCEPT_GAP:
-            counters["accepted_gaps"] += 1
-            log.info(
-                "%s[%s]: offsets %s..%s do not exist",
-                tp.topic,
-                tp.partition,
-                first_missing,
-                offset - 1,
-            )
-            await _faust_add_gap(consumer, tp, first_missing, offset - 1)
-        if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
-            yield event
-            # Reached only when the body finished (or `continue`d) without raising.
-            order.processed(tp, offset, message.generation_id)
-            _processed.add(message)
+    buffered = manual.channel.queue
+    events = manual.events().__aiter__()
+    loop = asyncio.get_running_loop()
+    while True:
+        batch: list[Any] = []
+        deadline = None
+        while True:
+            if batch:
+                if len(batch) >= max_events:
+                    break
+                if buffered.empty():
+                    if deadline is None:
+                        deadline = loop.time() + linger_s
+                    if loop.time() >= deadline:
+                        break
+                    await asyncio.sleep(_POLL_S)
+                    continue
+            try:
+                event = await events.__anext__()
+            except StopAsyncIteration:
+                return
+            message = event.message
+            tp, offset = message.tp, message.offset
+            committed = consumer._committed_offset.get(tp)
+            verdict, first_missing = order.classify(tp, offset, message.generation_id, committed)
+            if verdict is Verdict.SEEK_BACK:
+                verdict = await _handle_jump(consumer, order, event, first_missing, last_reported)
+            elif verdict is Verdict.ACCEPT_GAP:
+                counters["accepted_gaps"] += 1
+                log.info(
+                    "%s[%s]: offsets %s..%s do not exist",
+                    tp.topic,
+                    tp.partition,
+                    first_missing,
+                    offset - 1,
+                )
+                await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+            if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
+                # Expected next from here on; if the body fails, this generator is not
+                # resumed and nothing of the batch is acked.
+                order.processed(tp, offset, message.generation_id)
+                batch.append(event)
+            else:
+                # A repeat was processed before; a record after a jump is read again after
+                # the seek. Neither is acked (Faust would commit past a missing offset just
+                # before an acked one: `Consumer._new_offset` only stops at gaps of two or
+                # more), but a rebalance must not wait for them.
+                consumer._unacked_messages.discard(message)
+        yield batch
+        # Reached only when the body finished (or `continue`d) without raising.
+        for event in batch:
+            _processed.add(event.message)
             await manual.ack(event)
-        else:
-            # A repeat was processed before; a record after a jump is read again after the
-            # seek. Neither is acked (Faust would commit past a missing offset just before an
-            # acked one: `Consumer._new_offset` only stops at gaps of two or more), but a
-            # rebalance must not wait for them.
-            consumer._unacked_messages.discard(message)

@@ -1,8 +1,9 @@
 """Process stage: canonical events -> stateful logic on entity-keyed tables -> downstream topics.
 
 Consumes `vigil.events` (keyed by entity) so every table it touches is co-partitioned with its
-input: one hop from normalized event to every derived output. For each event the outputs are
-sent and acknowledged before the state writes are applied (see app/pipeline.py).
+input: one hop from normalized event to every derived output. Events are processed in batches
+(what is buffered, up to `BATCH_MAX`); a batch's outputs are sent and acknowledged before its
+state writes are applied (see app/pipeline.py), and its input offsets are committed after that.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import logging
 
 import orjson
 
-from agents.acking import processed_events
-from agents.sending import send_and_confirm, send_outputs
+from agents.acking import processed_batches
+from agents.current_event import make_current
+from agents.sending import send_and_confirm
 from app import metrics
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
-from app.outputs import Origin, dead_letter
+from app.outputs import Origin, Output, dead_letter
 from app.pipeline import Batch, Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import (
@@ -66,47 +68,50 @@ async def _forget_schedules(sender, revoked, **kwargs) -> None:
 
 @app.agent(events_in_topic, concurrency=1)
 async def process(stream):
-    """Apply the stateful logic to each canonical event.
+    """Apply the stateful logic to batches of canonical events.
 
-    Its outputs are sent and acknowledged before its state writes are applied. (Batching
-    several events per acknowledgement, with `Batch` shared across them, measured ~1.6x faster;
-    the window count it once lost in the SIGKILL test was most likely the local broker's
-    retention deleting old-timestamped test records, see docs/crash-safety.md. Not re-enabled
-    yet: it needs a batch-wide release of offsets in agents/acking.py.)
+    Every output of a batch is sent and acknowledged by the broker, then the batch's state
+    writes are applied, each partition's under one of its own events; only then are the
+    batch's input offsets released for commit.
     """
     await declare_output_topics()
-    async for event in processed_events(stream):
-        message = event.message
-        try:
-            canonical = Event.from_dict(orjson.loads(event.value))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            origin = Origin(message.topic, message.partition, message.offset, None)
-            reason = f"not a canonical event: {exc!r}"[:300]
-            await send_outputs(
-                [
-                    dead_letter(
-                        origin, NormalizeError(ErrorCode.WRONG_TYPE, reason), event.value or b""
-                    )
-                ]
-            )
-            continue
+    async for events in processed_batches(
+        stream, settings.batch_max, settings.batch_linger_ms / 1000
+    ):
         batch = Batch(pipeline.state)
-        batch.begin_event()
-        try:
-            step = pipeline.process(canonical, message.partition, message.offset, batch)
-        except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
-            pipeline.forget_schedules()  # rebuilt from the tables
-            log.exception("processing failed for event %s", canonical.id)
+        outputs: list[Output] = []
+        last_of_partition = {}
+        observed = []
+        for event in events:
+            message = event.message
+            make_current(event)
+            last_of_partition[message.partition] = event
             origin = Origin(message.topic, message.partition, message.offset, None)
-            reason = f"processing failed: {type(exc).__name__}"
-            await send_outputs(
-                [
-                    dead_letter(
-                        origin, NormalizeError(ErrorCode.INTERNAL, reason), event.value or b""
-                    )
-                ]
-            )
-            continue
-        await send_and_confirm(step.outputs)
-        step.commit()
-        metrics.observe_step(step.outputs, canonical.source, canonical.ts_ms)
+            try:
+                canonical = Event.from_dict(orjson.loads(event.value))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                reason = f"not a canonical event: {exc!r}"[:300]
+                error = NormalizeError(ErrorCode.WRONG_TYPE, reason)
+                outputs.append(dead_letter(origin, error, event.value or b""))
+                continue
+            batch.begin_event()
+            try:
+                step = pipeline.process(canonical, message.partition, message.offset, batch)
+            except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+                batch.rollback_event()
+                pipeline.forget_schedules()  # rebuilt from the tables
+                log.exception("processing failed for event %s", canonical.id)
+                error = NormalizeError(
+                    ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}"
+                )
+                outputs.append(dead_letter(origin, error, event.value or b""))
+                continue
+            outputs.extend(step.outputs)
+            observed.append((step.outputs, canonical.source, canonical.ts_ms))
+        await send_and_confirm(outputs)
+        for partition, last in last_of_partition.items():
+            make_current(last)
+            for staged in batch.for_partition(partition):
+                staged.commit()
+        for step_outputs, source, ts_ms in observed:
+            metrics.observe_step(step_outputs, source, ts_ms)

@@ -42,6 +42,24 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics_with_prefix(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes`; returns the names.
+
+    Used by tests and benchmarks to leave the local broker as they found it: every partition
+    kept costs the broker open files, and its limit is finite.
+    """
+    prefixes = tuple(prefixes)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **aiokafka_kwargs(os.environ))
+    await admin.start()
+    try:
+        names = sorted(n for n in await admin.list_topics() if n.startswith(prefixes))
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
+
+
 async def produce(
     bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]], linger_ms: int = 5
 ) -> int:

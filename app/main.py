@@ -13,7 +13,15 @@ from agents import sinks as _sinks
 from app import metrics
 from app.faust_app import app
 from app.web import views as _views
+from app.worker_logging import restore_root_level
 
 metrics.install(app)
+
+
+@app.task
+async def _restore_root_log_level() -> None:
+    """Undo Faust's DEBUG root logger once the worker runs (app/worker_logging.py)."""
+    restore_root_level()
+
 
 __all__ = ["_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]

@@ -93,8 +93,11 @@ class Batch:
             staged.rollback()
 
     def for_partition(self, partition: int) -> list[StagedState]:
-        """Every staged table of one partition (to commit under that partition's event)."""
-        return [staged for (p, _), staged in self._staged.items() if p == partition]
+        """Every staged table of one partition, in commit order (`entities` last, as in
+        `Pipeline.process`), to commit under one of that partition's events."""
+        tables = [(table, staged) for (p, table), staged in self._staged.items() if p == partition]
+        tables.sort(key=lambda item: item[0] == "entities")
+        return [staged for _, staged in tables]
 
 
 @dataclass(slots=True)

@@ -86,6 +86,13 @@ class Settings:
     masking: bool = True
     #: Also mask IPv4 addresses. Env `VIGIL_MASK_IPS`. Default false.
     mask_ips: bool = False
+    #: Most events the process agent handles per batch (outputs confirmed once per batch).
+    #: Env `VIGIL_BATCH_MAX`. Default 500.
+    batch_max: int = 500
+    #: How long a batch waits for more buffered events once it holds one (ms); bounds the
+    #: latency batching adds. Env `VIGIL_BATCH_LINGER_MS`. Default 10. 0: take only what is
+    #: already buffered.
+    batch_linger_ms: int = 10
     #: Event-time window size for every series (ms). Env `VIGIL_WINDOW_MS`. Default 60000.
     window_ms: int = 60_000
     #: How late an event may be and still count (ms). Env `VIGIL_WINDOW_GRACE_MS`. Default 30000.
@@ -153,6 +160,8 @@ class Settings:
             max_depth=_env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
             masking=_env_bool(env, "VIGIL_MASKING", d.masking),
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
+            batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
+            batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
             window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
             window_grace_ms=_env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
             anomaly_threshold=_env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
@@ -179,6 +188,10 @@ class Settings:
         return f"Settings(app_id={self.app_id!r}, broker_url={self.broker_url!r}, ...)"
 
     def __post_init__(self) -> None:
+        if self.batch_max < 1:
+            raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
+        if self.batch_linger_ms < 0:
+            raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
         if not self.datadir:
             object.__setattr__(self, "datadir", str(REPO_ROOT / "var" / "data" / self.app_id))
 

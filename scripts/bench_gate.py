@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -155,20 +154,6 @@ async def wait_for(what: str, predicate, timeout_s: float, interval: float = 0.5
         await asyncio.sleep(interval)
 
 
-async def delete_topics(bootstrap: str, prefixes: Iterable[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
-        if names:
-            with contextlib.suppress(Exception):
-                await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 async def bench(args: argparse.Namespace, factory: Any, bases: list[str]) -> dict[str, Any]:
     settings = factory.settings
     signals_topic = factory.topic("risk_signals")
@@ -275,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         factory.stop_all()
         if not args.keep:
-            asyncio.run(delete_topics(bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]))
+            asyncio.run(
+                kafka_io.delete_topics_with_prefix(
+                    bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
+                )
+            )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -62,6 +62,7 @@ if str(REPO) not in sys.path:
 
 import orjson  # noqa: E402
 
+from app import kafka_io  # noqa: E402
 from app.events import Event  # noqa: E402
 from app.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState  # noqa: E402
@@ -504,21 +505,6 @@ async def create_topics(bootstrap: str, specs: Iterable[tuple[str, int]], replic
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, prefixes: Iterable[str]) -> int:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
-        if names:
-            with contextlib.suppress(Exception):
-                await admin.delete_topics(names)
-        return len(names)
-    finally:
-        await admin.close()
-
-
 async def produce_plan(bootstrap: str, plan: list[RawPlan]) -> None:
     """Produce every record in order (idempotent producer: no reordering on retries)."""
     from aiokafka import AIOKafkaProducer
@@ -707,7 +693,9 @@ async def run_chaos(args: argparse.Namespace) -> int:
                 await collector.stop()
         factory.stop_all()
         if not args.keep:
-            await delete_topics(bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]])
+            await kafka_io.delete_topics_with_prefix(
+                bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
+            )
 
 
 async def _chaos(
@@ -1020,7 +1008,9 @@ async def run_recovery(args: argparse.Namespace) -> int:
     finally:
         factory.stop_all()
         if not args.keep:
-            await delete_topics(bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]])
+            await kafka_io.delete_topics_with_prefix(
+                bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
+            )
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

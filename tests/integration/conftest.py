@@ -6,12 +6,14 @@ explicitly with `VIGIL_SKIP_INTEGRATION=1`; in CI (`CI=true`) a missing broker i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
 
 import pytest
 
+from app import kafka_io
 from app.settings import Settings
 from tests.integration.harness import WorkerFactory
 
@@ -37,10 +39,14 @@ def bootstrap() -> str:
 
 
 @pytest.fixture
-def isolation() -> dict[str, str]:
-    """Environment giving one test its own app id and topic names."""
+def isolation(bootstrap):
+    """Environment giving one test its own app id and topic names; the test's topics
+    (its own and its app's changelogs) are deleted afterwards."""
     tag = uuid.uuid4().hex[:8]
-    return {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
+    env = {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
+    yield env
+    prefixes = (env["VIGIL_TOPIC_PREFIX"], f"{env['VIGIL_APP_ID']}-")
+    asyncio.run(kafka_io.delete_topics_with_prefix(bootstrap, prefixes))
 
 
 @pytest.hookimpl(wrapper=True)

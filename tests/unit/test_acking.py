@@ -49,21 +49,47 @@ class FakeEvent:
         return self.message.ack(self.consumer)
 
 
-class FakeStream:
-    """Yields events like Faust's noack stream; `ack` goes through the message, as Faust's."""
+class FakeQueue:
+    """The channel's buffer: `buffered` events are waiting in it."""
 
-    def __init__(self, topic: str, events: list[FakeEvent], consumer: RecordingConsumer) -> None:
-        self.channel = type("Channel", (), {"topics": (topic,)})()
+    def __init__(self) -> None:
+        self.buffered = 0
+
+    def empty(self) -> bool:
+        return self.buffered == 0
+
+
+class FakeStream:
+    """Yields events like Faust's noack stream; `ack` goes through the message, as Faust's.
+
+    `arrivals` splits the events into groups that reach the channel's buffer together (by
+    default all at once)."""
+
+    def __init__(
+        self,
+        topic: str,
+        events: list[FakeEvent],
+        consumer: RecordingConsumer,
+        arrivals: list[int] | None = None,
+    ) -> None:
+        self.channel = type("Channel", (), {"topics": (topic,), "queue": FakeQueue()})()
         self.app = type("App", (), {"consumer": consumer})()
         self._events = events
+        self._arrivals = arrivals or [len(events)]
 
     def noack(self) -> FakeStream:
         return self
 
     async def events(self):
-        for event in self._events:
-            self.app.consumer._unacked_messages.add(event.message)
-            yield event
+        queue = self.channel.queue
+        position = 0
+        for size in self._arrivals:
+            queue.buffered = size
+            for event in self._events[position : position + size]:
+                queue.buffered -= 1
+                self.app.consumer._unacked_messages.add(event.message)
+                yield event
+            position += size
 
     async def ack(self, event: FakeEvent) -> bool:
         return event.ack()
@@ -204,3 +230,49 @@ def test_offsets_deleted_by_retention_before_they_were_read_are_reported_and_ski
     assert gaps == [(3, 9)]
     assert acking.counters["deleted"] - deleted == 7
     assert consumer.acked == [10, 11]
+
+
+def run_batches(stream: FakeStream, max_events: int, body=None) -> list[list[int]]:
+    """Offsets of each batch the loop body saw."""
+    seen: list[list[int]] = []
+
+    async def consume() -> None:
+        async for batch in acking.processed_batches(stream, max_events):
+            seen.append([event.message.offset for event in batch])
+            if body is not None:
+                body(batch)
+
+    asyncio.run(consume())
+    return seen
+
+
+def test_a_batch_takes_what_is_buffered_up_to_its_size_and_never_waits_for_more():
+    tp_events = [0, 1, 2, 3, 4, 5, 6]
+    stream, consumer = stream_of("guarded-batch-a", tp_events)
+    stream._arrivals = [5, 1, 1]  # five arrive together, then one at a time
+
+    def body(batch) -> None:  # nothing of the batch is acked while its body runs
+        assert consumer.acked == list(range(batch[0].message.offset))
+
+    assert run_batches(stream, 3, body) == [[0, 1, 2], [3, 4], [5], [6]]
+    assert consumer.acked == tp_events
+
+
+def test_a_failed_batch_leaves_every_event_of_it_unacked():
+    stream, consumer = stream_of("guarded-batch-b", [0, 1, 2, 3, 4])
+
+    def body(batch) -> None:
+        if batch[0].message.offset == 2:
+            raise RuntimeError("logic bug")
+
+    with pytest.raises(RuntimeError):
+        run_batches(stream, 2, body)
+    assert consumer.acked == [0, 1]
+
+
+def test_a_jump_inside_a_batch_ends_what_the_batch_takes_of_that_partition():
+    # 3 is missing when 4 arrives; after the seek 3 and 4 come again.
+    stream, consumer = stream_of("guarded-batch-c", [1, 2, 4, 5, 3, 4, 5], committed=1)
+    assert run_batches(stream, 10) == [[1, 2, 3, 4, 5]]
+    assert consumer.seeks[0] == (TP("guarded-batch-c", 0), 3)
+    assert consumer.acked == [1, 2, 3, 4, 5]

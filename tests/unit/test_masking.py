@@ -232,6 +232,8 @@ def test_shortcut_masks_exactly_what_the_full_pass_masks(fixtures_dir: Path) -> 
     from app.masking import _apply_patterns
 
     texts: list[str] = [case[0] for case in test_mask_text.pytestmark[0].args[1]]
+    # Unicode case folding: `(?i)` patterns match `ſ` as `s` and `K` (Kelvin) as `k`
+    texts += ["paſſword=hunter2 x", "ſecret: abc", "api_\u212aey=abc", "TOKEN abcdefgh12"]
     for path in sorted(fixtures_dir.rglob("*")):
         if path.is_file() and path.suffix in {".json", ".jsonl", ".sarif", ".ndjson", ".log"}:
             for _, raw in file_records(path):
