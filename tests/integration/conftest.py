@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,7 +47,9 @@ def isolation(bootstrap):
     env = {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
     yield env
     prefixes = (env["VIGIL_TOPIC_PREFIX"], f"{env['VIGIL_APP_ID']}-")
-    asyncio.run(kafka_io.delete_topics_with_prefix(bootstrap, prefixes))
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, kafka_io.delete_topics_with_prefix(bootstrap, prefixes)).result()
 
 
 @pytest.hookimpl(wrapper=True)
