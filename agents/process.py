@@ -113,5 +113,6 @@ async def process(stream):
             make_current(last)
             for staged in batch.for_partition(partition):
                 staged.commit()
+        metrics.observe_batch(len(events))
         for step_outputs, source, ts_ms in observed:
             metrics.observe_step(step_outputs, source, ts_ms)

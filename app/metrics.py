@@ -97,6 +97,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     86400.0,
     604800.0,
 )
+#: Events per process batch.
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 #: The accounting outcomes of tables/dedup.py (`AlertStage.accounting`), besides `inputs`.
 ALERT_OUTCOMES = ("notified", "folded", "silenced", "inhibited")
@@ -253,6 +255,13 @@ class VigilMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.batch_events = Histogram(
+            "vigil_batch_events",
+            "Events per batch of the process agent (one broker acknowledgement and one table "
+            "write per key per batch; VIGIL_BATCH_MAX, VIGIL_BATCH_LINGER_MS).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.window_series = Gauge(
             "vigil_window_series",
             "Windowed series held by this worker's active partitions (last state scan).",
@@ -310,6 +319,10 @@ class VigilMetrics:
                 ts_ms = out.value.get("ts_ms")
                 if isinstance(ts_ms, int):
                     latency.observe(max(0.0, now_s - ts_ms / 1000.0))
+
+    def observe_batch(self, events: int) -> None:
+        """The process agent handled a batch of `events` events."""
+        self.batch_events.observe(events)
 
     def observe_step(
         self,
@@ -708,6 +721,7 @@ METRICS = VigilMetrics(REGISTRY, max_services=_max_services())
 
 observe_ingest = METRICS.observe_ingest
 observe_step = METRICS.observe_step
+observe_batch = METRICS.observe_batch
 refresh_window_state = METRICS.refresh_window_state
 watch_pipeline = METRICS.watch_pipeline
 install = METRICS.install

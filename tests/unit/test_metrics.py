@@ -70,6 +70,16 @@ def test_observe_ingest_counts_records_outputs_dead_letters_and_latency():
     assert value(m, "vigil_event_latency_seconds_bucket", stage="ingest", le="2.5") == 2
 
 
+def test_observe_batch_records_events_per_process_batch():
+    m = fresh()
+    for size in (1, 1, 37, 500):
+        m.observe_batch(size)
+    assert value(m, "vigil_batch_events_count") == 4
+    assert value(m, "vigil_batch_events_sum") == 539
+    assert value(m, "vigil_batch_events_bucket", le="1.0") == 2
+    assert value(m, "vigil_batch_events_bucket", le="50.0") == 3
+
+
 def test_observe_step_counts_every_derived_output_by_kind():
     m = fresh()
     outputs = [
