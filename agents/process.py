@@ -2,8 +2,10 @@
 
 Consumes `vigil.events` (keyed by entity) so every table it touches is co-partitioned with its
 input: one hop from normalized event to every derived output. Events are processed in batches
-(what is buffered, up to `BATCH_MAX`); a batch's outputs are sent and acknowledged before its
-state writes are applied (see app/pipeline.py), and its input offsets are committed after that.
+of up to `VIGIL_BATCH_MAX` (default 1: one event at a time; larger batches are opt-in until a
+window mis-count seen once under SIGKILL is explained, docs/crash-safety.md); a batch's outputs
+are sent and acknowledged before its state writes are applied (see app/pipeline.py), and its
+input offsets are committed after that.
 """
 
 from __future__ import annotations
