@@ -13,142 +13,78 @@ from app.faust_app import app, settings
 ENTITY_SCHEMA = faust.Schema(key_serializer="utf8", value_serializer="orjson")
 
 
-def orjson_values(table: Any) -> Any:
-    """Store and changelog the table's values with orjson.
+def _table(name: str, help: str, *, partitions: int | None = None, shared: bool = False) -> Any:
+    """One of Vigil's tables: `default=None`, `ENTITY_SCHEMA`, `settings.partitions` unless
+    told; `shared` makes it a GlobalTable (every worker holds all of it).
 
     Faust takes a table's serializers from its key and value *types* and ignores `schema`
-    (faust/tables/base.py `_serializer_from_type`): without this, values go through the
-    stdlib `json` codec, measured at ~30 % of a worker's CPU once the risk agent carries large
-    values. Keys stay `json` (quoted strings), as already stored. Both codecs write JSON, so
-    state written before this change reads the same.
+    (faust/tables/base.py `_serializer_from_type`): values are set to orjson here, or they would
+    go through the stdlib `json` codec, measured at ~30 % of a worker's CPU once the risk agent
+    carries large values. Keys stay `json` (quoted strings), as already stored. Both codecs
+    write JSON, so state written before this reads the same.
     """
+    factory = app.GlobalTable if shared else app.Table
+    table = factory(
+        name,
+        default=None,
+        partitions=settings.partitions if partitions is None else partitions,
+        schema=ENTITY_SCHEMA,
+        help=help,
+    )
     table.value_serializer = "orjson"
     return table
 
 
 #: entity -> activity summary (tables/entity_stats.py).
-entity_stats = orjson_values(
-    app.Table(
-        "entity-stats",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Per-entity event counts by type, source and severity, first and last event time.",
-    )
+entity_stats = _table(
+    "entity-stats",
+    "Per-entity event counts by type, source and severity, first and last event time.",
 )
 
 #: series key (`<entity>|m|<metric series>` or `<entity>|r|<rate>`) -> open windows and the
 #: anomaly detector's state; `~wm` holds each partition's watermark (tables/series_windows.py).
-series_state = orjson_values(
-    app.Table(
-        "series",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Event-time windows and anomaly detector state per series, and partition watermarks.",
-    )
+series_state = _table(
+    "series", "Event-time windows and anomaly detector state per series, and partition watermarks."
 )
 
 #: `<entity>|<fingerprint>` -> one alert instance; `<entity>|~scope|<scope>` -> open findings
 #: of one scan scope (tables/dedup.py).
-alert_state = orjson_values(
-    app.Table(
-        "alerts",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Deduplicated alert instances per fingerprint, and open findings per scan scope.",
-    )
+alert_state = _table(
+    "alerts", "Deduplicated alert instances per fingerprint, and open findings per scan scope."
 )
 
 #: `<entity>:{<group labels>}` -> one aggregation group and its notification log.
-group_state = orjson_values(
-    app.Table(
-        "alert-groups",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Alert groups with Alertmanager's notification log.",
-    )
-)
+group_state = _table("alert-groups", "Alert groups with Alertmanager's notification log.")
 
 #: silence id -> silence (tables/silences.py); every worker holds all of them. Written by the
 #: control agent, so it has the control topic's single partition.
-silences = orjson_values(
-    app.GlobalTable(
-        "silences",
-        default=None,
-        partitions=1,
-        schema=ENTITY_SCHEMA,
-        help="Active, pending and expired silences.",
-    )
-)
+silences = _table("silences", "Active, pending and expired silences.", partitions=1, shared=True)
 
 #: fingerprint -> firing alert that can inhibit others; every worker holds all of them.
-inhibitors = orjson_values(
-    app.GlobalTable(
-        "inhibitors",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Firing alerts that match an inhibition rule's source side.",
-    )
+inhibitors = _table(
+    "inhibitors", "Firing alerts that match an inhibition rule's source side.", shared=True
 )
 
 #: `head` -> the last audit record (with the control offset it came from); `recent` -> the last
 #: records, for the web view. One partition, like the control topic it is fed from.
-audit_state = orjson_values(
-    app.Table(
-        "audit",
-        default=None,
-        partitions=1,
-        schema=ENTITY_SCHEMA,
-        help="Head of the audit hash chain and its most recent records.",
-    )
+audit_state = _table(
+    "audit", "Head of the audit hash chain and its most recent records.", partitions=1
 )
 
 #: risk subject (service, `repo:...`, `cluster:...`, `account:...`) -> its open findings,
 #: alerts, drift, anomalies, CI health and deployments (tables/risk.py). Keyed like the
 #: `vigil.risk_signals` topic it is fed from.
-risk_state = orjson_values(
-    app.Table(
-        "risk",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Risk inputs and scores per service, repository, cluster and account.",
-    )
-)
+risk_state = _table("risk", "Risk inputs and scores per service, repository, cluster and account.")
 
 #: Desired state per resource attribute (Terraform plans, baselines): tables/drift.py.
-desired_state = orjson_values(
-    app.Table(
-        "desired",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Desired state per resource: attribute paths from Terraform plans and baselines.",
-    )
+desired_state = _table(
+    "desired", "Desired state per resource: attribute paths from Terraform plans and baselines."
 )
 
 #: Observed state and memory (drift observations, identities that read secrets, ...).
-observed_state = orjson_values(
-    app.Table(
-        "observed",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Observed resource attributes and per-entity compliance memory.",
-    )
+observed_state = _table(
+    "observed", "Observed resource attributes and per-entity compliance memory."
 )
 
 #: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
-posture_state = orjson_values(
-    app.Table(
-        "posture",
-        default=None,
-        partitions=settings.partitions,
-        schema=ENTITY_SCHEMA,
-        help="Compliance posture per framework, control, scope and entity.",
-    )
-)
+posture_state = _table("posture", "Compliance posture per framework, control, scope and entity.")
