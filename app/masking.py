@@ -80,33 +80,35 @@ _EMAIL_HINT = re.compile(r"@[A-Za-z0-9-]+\.")
 #: What `SECRET_KEYS` needs besides the triggers, for a whole record serialized as JSON (no
 #: trigger holds a character JSON escapes, so one inside a string is found in the JSON too).
 _KEY_TRIGGERS = ("privatekey", "private_key", "authorization", "cookie", "credential")
-_BYTES_ANY_CASE = tuple(t.encode() for t in (*_TRIGGERS_ANY_CASE, *_KEY_TRIGGERS))
-_BYTES_EXACT = tuple(t.encode() for t in _TRIGGERS_EXACT)
-_EMAIL_HINT_BYTES = re.compile(_EMAIL_HINT.pattern.encode())
 
 
-def _may_hold_secret(text: str) -> bool:
-    """False only when no masking pattern can match `text`."""
-    if not text.isascii():  # Unicode case folding (`ſ` matches `s`): no shortcut
-        return True
-    lowered = text.lower()
-    return (
-        any(t in lowered for t in _TRIGGERS_ANY_CASE)
-        or any(t in text for t in _TRIGGERS_EXACT)
-        or ("@" in text and _EMAIL_HINT.search(text) is not None)
-    )
+@dataclass(frozen=True)
+class _Triggers:
+    """Trigger substrings for one kind of text (str, or bytes of serialized JSON)."""
+
+    any_case: tuple[Any, ...]
+    exact: tuple[Any, ...]
+    email_hint: re.Pattern[Any]
+
+    def found_in(self, text: Any) -> bool:
+        """False only when no masking pattern can match `text`."""
+        if not text.isascii():  # Unicode case folding (`ſ` matches `s`): no shortcut
+            return True
+        lowered = text.lower()
+        return (
+            any(t in lowered for t in self.any_case)
+            or any(t in text for t in self.exact)
+            or self.email_hint.search(text) is not None
+        )
 
 
-def _json_may_hold_secret(blob: bytes) -> bool:
-    """False only when no masking pattern and no secret-named key can match in a JSON value."""
-    if not blob.isascii():
-        return True
-    lowered = blob.lower()
-    return (
-        any(t in lowered for t in _BYTES_ANY_CASE)
-        or any(t in blob for t in _BYTES_EXACT)
-        or (b"@" in blob and _EMAIL_HINT_BYTES.search(blob) is not None)
-    )
+_IN_TEXT = _Triggers(_TRIGGERS_ANY_CASE, _TRIGGERS_EXACT, _EMAIL_HINT)
+#: The same over a whole value serialized as JSON, secret-named keys included.
+_IN_JSON = _Triggers(
+    tuple(t.encode() for t in (*_TRIGGERS_ANY_CASE, *_KEY_TRIGGERS)),
+    tuple(t.encode() for t in _TRIGGERS_EXACT),
+    re.compile(_EMAIL_HINT.pattern.encode()),
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -126,7 +128,7 @@ def mask_text(text: str, policy: MaskingPolicy) -> str:
     """Mask every secret and piece of personal data found in one string."""
     if not policy.enabled or not text:
         return text
-    if not policy.mask_ips and not _may_hold_secret(text):
+    if not policy.mask_ips and not _IN_TEXT.found_in(text):
         return text
     return _apply_patterns(text, policy)
 
@@ -165,7 +167,7 @@ def mask_value(value: Any, policy: MaskingPolicy, key: str | None = None) -> Any
             blob = orjson.dumps(value)
         except TypeError:  # not JSON-serializable as it is: walk it
             blob = None
-        clean = blob is not None and not _json_may_hold_secret(blob)
+        clean = blob is not None and not _IN_JSON.found_in(blob)
         if clean and (key is None or not _is_secret_key(key)):
             return value
     return _mask(value, policy, key)
