@@ -220,10 +220,10 @@ async def processed_batches(
     """Yield the stream's events in batches, in offset order per partition; ack a batch's
     events only after the loop body handled the whole batch.
 
-    A batch waits for its first event only; then it takes the events already buffered in the
-    stream's channel, up to `max_events`. A batch therefore adds no latency: it is one event
-    when the worker keeps up and grows with the backlog (the channel's buffer is Faust's
-    `stream_buffer_maxsize`).
+    A batch waits for its first event; then it takes the events buffered in the stream's
+    channel, up to `max_events`, waiting at most `linger_s` for more while the buffer is empty.
+    The latency a batch adds is therefore at most `linger_s`; with `max_events=1` it is none
+    (the channel's buffer is Faust's `stream_buffer_maxsize`).
     """
     _guarded_topics.update(_topic_names(stream))
     consumer = stream.app.consumer

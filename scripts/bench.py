@@ -6,8 +6,7 @@ Measured on the local broker, each part with its own topic prefix:
 - vigil_1w / vigil_2w: the full pipeline (ingest, windows and detectors, dedup, scoring, risk)
   over a mixed `vigil generate` stream pre-loaded into the raw topics, with one worker and then
   with two; throughput = records / time from the workers' readiness (start-up reported apart)
-  until every raw record is committed by the workers
-  and every `vigil.events` record processed;
+  until every raw record is committed by the workers and every `vigil.events` record processed;
 - latency: the generator at half the one-worker rate, event time = now; p50/p99/p99.9 of
   "record produced -> normalized event emitted" (Kafka timestamps) and Vigil's own
   event-to-emission histogram from /metrics;
@@ -175,20 +174,21 @@ def vigil_run(records, workers: int, tmp: Path) -> dict:
     catalog = TopicCatalog(settings, env)
     asyncio.run(preload(catalog, records))
     launched = time.perf_counter()
+    ports = [16100 + i for i in range(workers)]
     procs = [
         start_worker(
-            {**env, "WEB_PORT": str(16100 + i), "APP_DATADIR": str(tmp / f"{tag}-{i}")},
+            {**env, "WEB_PORT": str(port), "APP_DATADIR": str(tmp / f"{tag}-{i}")},
             f"{tag}-{i}",
             tmp,
         )
-        for i in range(workers)
+        for i, port in enumerate(ports)
     ]
     watched = [*catalog.raw_topics(), catalog.name("events"), catalog.name("risk_signals")]
     deadline = time.monotonic() + 600
     try:
         # Timed from readiness (group joined, tables recovered), as the baseline is timed
         # from its first record: start-up is reported on its own.
-        wait_ready([16100 + i for i in range(workers)], procs)
+        wait_ready(ports, procs)
         started = time.perf_counter()
         while True:
             time.sleep(1.0)

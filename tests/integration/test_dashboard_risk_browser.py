@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import REPO_ROOT
 from app.sources.normalize import Normalizer
@@ -36,9 +37,10 @@ def events_processed(base: str) -> float:
     except OSError:
         return 0.0
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("vigil_events_in_total{") and 'topic="events"' in line
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vigil_events_in_total" and sample.labels.get("topic") == "events"
     )
 
 
