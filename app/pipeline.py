@@ -93,8 +93,10 @@ class Batch:
             staged.rollback()
 
     def for_partition(self, partition: int) -> list[StagedState]:
-        """Every staged table of one partition, in commit order (`entities` last, as in
-        `Pipeline.process`), to commit under one of that partition's events."""
+        """Every staged table of one partition, in commit order, to commit under one of that
+        partition's events. `entities` goes last: its origins make a re-sent copy of an event
+        be dropped, so they should reach the changelog only after the writes they vouch for
+        (docs/crash-safety.md)."""
         tables = [(table, staged) for (p, table), staged in self._staged.items() if p == partition]
         tables.sort(key=lambda item: item[0] == "entities")
         return [staged for _, staged in tables]
@@ -385,10 +387,7 @@ class Pipeline:
         outputs += self._route_inhibitors(derived, inhibitors)
         outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
         outputs += self._risk_ticks(partition, before, watermark)
-        # `entities` last: its origins make a re-sent copy of this event be dropped, so they
-        # should reach the changelog only after the writes they vouch for (docs/crash-safety.md).
-        staged = [series, alerts, groups, inhibitors, desired, observed, posture, entities]
-        return Step(outputs, staged)
+        return Step(outputs, batch.for_partition(partition))
 
     def _risk_ticks(self, partition: int, before: int | None, watermark: int) -> list[Output]:
         """Event-time heartbeats to every risk partition each time this partition's watermark
