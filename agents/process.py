@@ -34,6 +34,7 @@ from tables.definitions import (
     series_state,
     silences,
 )
+from tables.partition_clock import is_tick
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ async def process(stream):
             make_current(event)
             last_of_partition[message.partition] = event
             origin = Origin(message.topic, message.partition, message.offset, None)
+            arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
             try:
-                canonical = Event.from_dict(orjson.loads(event.value))
+                value = orjson.loads(event.value)
+                canonical = None if is_tick(value) else Event.from_dict(value)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 reason = f"not a canonical event: {exc!r}"[:300]
                 error = NormalizeError(ErrorCode.WRONG_TYPE, reason)
@@ -98,23 +101,31 @@ async def process(stream):
                 continue
             batch.begin_event()
             try:
-                step = pipeline.process(canonical, message.partition, message.offset, batch)
+                if canonical is None:
+                    step = pipeline.tick(message.partition, message.offset, arrival_ms, batch)
+                else:
+                    step = pipeline.process(
+                        canonical, message.partition, message.offset, batch, arrival_ms
+                    )
             except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
                 batch.rollback_event()
                 pipeline.forget_schedules()  # rebuilt from the tables
-                log.exception("processing failed for event %s", canonical.id)
+                log.exception("processing failed for %s", canonical.id if canonical else "a tick")
                 error = NormalizeError(
                     ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}"
                 )
                 outputs.append(dead_letter(origin, error, event.value or b""))
                 continue
             outputs.extend(step.outputs)
-            observed.append((step.outputs, canonical.source, canonical.ts_ms))
+            if canonical is None:
+                observed.append((step.outputs, None, None, "clock"))
+            else:
+                observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
         await send_and_confirm(outputs)
         for partition, last in last_of_partition.items():
             make_current(last)
             for staged in batch.for_partition(partition):
                 staged.commit()
         metrics.observe_batch(len(events))
-        for step_outputs, source, ts_ms in observed:
-            metrics.observe_step(step_outputs, source, ts_ms)
+        for step_outputs, source, ts_ms, topic in observed:
+            metrics.observe_step(step_outputs, source, ts_ms, topic=topic)

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from app.security import aiokafka_kwargs
+from tables.partition_clock import is_tick
 
 #: Largest message the CLI producer sends (the broker's default limit is 1 MB).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -99,7 +100,7 @@ async def consume(
     """Yield records of every partition of `topic` as dicts; no consumer group, no commits.
 
     Stops after `max_records`, or once `timeout_s` seconds have passed. With `decode=False`
-    values stay bytes.
+    values stay bytes; decoded, clock ticks (tables/partition_clock.py) are left out.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **aiokafka_kwargs(os.environ)
@@ -123,7 +124,10 @@ async def consume(
             batches = await consumer.getmany(timeout_ms=wait_ms)
             for tp in sorted(batches, key=lambda t: t.partition):
                 for message in batches[tp]:
-                    yield record_as_dict(message, decode)
+                    record = record_as_dict(message, decode)
+                    if decode and is_tick(record["value"]):
+                        continue  # a clock tick on vigil.events, not an event
+                    yield record
                     seen += 1
                     if max_records is not None and seen >= max_records:
                         return

@@ -5,6 +5,7 @@ Run with `vigil worker` (or `faust -A app.main worker`).
 
 from __future__ import annotations
 
+from agents import clock_ticks as _clock_ticks
 from agents import control as _control
 from agents import ingest as _ingest
 from agents import process as _process
@@ -24,4 +25,4 @@ async def _restore_root_log_level() -> None:
     restore_root_level()
 
 
-__all__ = ["_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]
+__all__ = ["_clock_ticks", "_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]

@@ -27,8 +27,9 @@ from app.settings import Settings
 from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
-from app.topics import entity_partition
-from tables.alert_labels import alert_from_anomaly
+from app.topics import TopicCatalog, entity_partition
+from tables import partition_clock
+from tables.alert_labels import AlertInput, alert_from_anomaly
 from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
 from tables.compliance import ComplianceConfig, ComplianceStage
@@ -287,7 +288,14 @@ def partition_keys(partitions: int) -> tuple[str, ...]:
 #: Event-time spacing of the heartbeats the risk stage receives (its check interval).
 RISK_TICK_MS = risk_config().check_interval_ms
 
-#: The state key of a partition's watermark over all sources.
+#: Most risk heartbeats one clock step sends per risk partition (a jump over days of event
+#: time sends the latest ones only).
+MAX_RISK_TICKS = 100
+
+#: The partition clock before a partition heard from its sources: fires no timer.
+NOT_STARTED = -(2**62)
+
+#: The state key of a partition's clock over all sources (tables/partition_clock.py).
 PARTITION_WATERMARK = watermark_key("*")
 
 
@@ -312,6 +320,8 @@ class Pipeline:
         self._timers: dict[int, TimerSchedule] = {}
         #: events dropped because ingest had sent them before (see `is_resent`)
         self.duplicates = 0
+        #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
+        self.raw_topics = frozenset(TopicCatalog(settings).raw_topics())
 
     def ingest(self, raw: bytes, family: str | None, origin: Origin) -> list[Output]:
         """Normalize one raw record into `events` outputs, or one `deadletter` output."""
@@ -342,10 +352,13 @@ class Pipeline:
         partition: int = 0,
         offset: int | None = None,
         batch: Batch | None = None,
+        arrival_ms: int | None = None,
     ) -> Step:
         """Apply the stateful logic to one canonical event read at (partition, offset).
 
-        `offset` lets state recognise an event replayed after a crash (offline: None). With a
+        `offset` lets state recognise an event replayed after a crash (offline: None);
+        `arrival_ms` is the record's Kafka timestamp (offline: None), for the partition clock
+        (tables/partition_clock.py). With a
         `batch`, writes stay staged in it (read by later events of the batch) until the caller
         commits the batch; without one, the returned Step holds this event's writes.
         """
@@ -373,48 +386,103 @@ class Pipeline:
             )
         schedule = self.schedule(partition, event.source)
         outputs = self.series.apply(event, partition, offset, series, schedule)
-        before, watermark = self._partition_watermark(series, event, offset)
+        source = event.origin["t"] if event.origin else event.source
+        before, clock = self._advance_clock(series, source, event.ts_ms, offset, arrival_ms)
         timers = self.timers(partition)
-        derived = self.alerts.on_event(event, partition, offset, watermark, alerts, groups, timers)
-        outputs += self.drift.on_event(event, partition, offset, watermark, desired, observed)
-        checked = self.compliance.on_event(event, partition, offset, watermark, posture, observed)
+        derived = self.alerts.on_event(event, partition, offset, clock, alerts, groups, timers)
+        outputs += self.drift.on_event(event, partition, offset, clock, desired, observed)
+        checked = self.compliance.on_event(event, partition, offset, clock, posture, observed)
         outputs += checked.outputs
-        raised = [alert_from_anomaly(o.value) for o in outputs if o.topic == "anomalies"]
+        raised = self._anomaly_alerts(outputs, series, event.source)
         for alert in [*raised, *checked.alerts]:
-            derived += self.alerts.on_alert(
-                alert, partition, offset, watermark, alerts, groups, timers
-            )
+            derived += self.alerts.on_alert(alert, partition, offset, clock, alerts, groups, timers)
         outputs += self._route_inhibitors(derived, inhibitors)
         outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
-        outputs += self._risk_ticks(partition, before, watermark)
+        outputs += self._risk_ticks(partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
 
-    def _risk_ticks(self, partition: int, before: int | None, watermark: int) -> list[Output]:
-        """Event-time heartbeats to every risk partition each time this partition's watermark
-        crosses a `RISK_TICK_MS` boundary, so risk decays and re-emits without new signals."""
-        boundary = watermark - watermark % RISK_TICK_MS
-        if before is not None and before - before % RISK_TICK_MS == boundary:
+    def _risk_ticks(self, partition: int, before: int, clock: int) -> list[Output]:
+        """Event-time heartbeats to every risk partition for each `RISK_TICK_MS` boundary this
+        partition's clock crossed (at most `MAX_RISK_TICKS` of the latest), so risk decays and
+        re-emits without new signals, however far the clock jumped at once."""
+        boundary = clock - clock % RISK_TICK_MS
+        if clock == NOT_STARTED:
             return []
+        first = boundary if before == NOT_STARTED else before - before % RISK_TICK_MS + RISK_TICK_MS
+        first = max(first, boundary - (MAX_RISK_TICKS - 1) * RISK_TICK_MS)
         return [
-            Output("risk_signals", key, tick_signal(f"{partition}>{key}", boundary))
+            Output("risk_signals", key, tick_signal(f"{partition}>{key}", at))
+            for at in range(first, boundary + 1, RISK_TICK_MS)
             for key in partition_keys(self.settings.partitions)
         ]
 
+    def tick(
+        self,
+        partition: int,
+        offset: int | None,
+        arrival_ms: int | None,
+        batch: Batch | None = None,
+    ) -> Step:
+        """Apply one clock tick (tables/partition_clock.py): sources silent for the idle time
+        stop holding the partition clock; alert timers and risk heartbeats follow it."""
+        batch = batch if batch is not None else Batch(self.state)
+        series = batch.staged(partition, "series")
+        alerts = batch.staged(partition, "alerts")
+        groups = batch.staged(partition, "groups")
+        inhibitors = batch.staged(partition, "inhibitors")
+        before, clock = self._advance_clock(series, None, None, offset, arrival_ms)
+        outputs: list[Output] = []
+        if clock != before:
+            derived = self.alerts.on_watermark(clock, alerts, groups, self.timers(partition))
+            outputs += self._route_inhibitors(derived, inhibitors)
+            outputs += signal_outputs(signals_from(None, outputs, self.catalogue))
+            outputs += self._risk_ticks(partition, before, clock)
+        return Step(outputs, batch.for_partition(partition))
+
+    def _advance_clock(
+        self,
+        series: StagedState,
+        source: str | None,
+        ts_ms: int | None,
+        offset: int | None,
+        arrival_ms: int | None,
+    ) -> tuple[int, int]:
+        """The partition clock before and after this event or tick (replays change nothing);
+        `NOT_STARTED` while the partition still waits for its sources' first events."""
+        record = series.get(PARTITION_WATERMARK)
+        if offset is not None and record is not None and record.get("_o", -1) >= offset:
+            clock = record.get("clock", record.get("wm"))
+            clock = NOT_STARTED if clock is None else clock
+            return clock, clock
+        step = partition_clock.advance(
+            record, source, ts_ms, arrival_ms, self.settings.clock_idle_ms, self.raw_topics
+        )
+        series[PARTITION_WATERMARK] = {**step.record, "_o": offset if offset is not None else -1}
+        if step.clock is None:
+            return NOT_STARTED, NOT_STARTED
+        if step.before is None and step.earliest is not None:
+            # Starting: as if the clock had been just before the first risk boundary of the
+            # oldest event, whether it started on that event or only after all sources came.
+            first = step.earliest - 1
+            return first - first % RISK_TICK_MS - 1, step.clock
+        return NOT_STARTED if step.before is None else step.before, step.clock
+
     @staticmethod
-    def _partition_watermark(
-        series: StagedState, event: Event, offset: int | None
-    ) -> tuple[int | None, int]:
-        """The partition's watermark over all sources (alert timers run on it): before and
-        after this event."""
-        mark = series.get(PARTITION_WATERMARK) or {"wm": None, "_o": -1}
-        if mark["wm"] is None or event.ts_ms > mark["wm"]:
-            if offset is None or mark["_o"] < offset:
-                series[PARTITION_WATERMARK] = {
-                    "wm": event.ts_ms,
-                    "_o": offset if offset is not None else -1,
-                }
-            return mark["wm"], event.ts_ms
-        return mark["wm"], mark["wm"]
+    def _anomaly_alerts(
+        outputs: list[Output], series: StagedState, source: str
+    ) -> list[AlertInput]:
+        """Alerts for the anomalies among `outputs`, seen when their window closed: at the
+        source's watermark, which the partition clock has not passed yet, so they wait for it
+        like every other alert input (their `starts_at` stays the window's end)."""
+        mark = (series.get(watermark_key(source)) or {}).get("wm")
+        raised = []
+        for out in outputs:
+            if out.topic == "anomalies":
+                alert = alert_from_anomaly(out.value)
+                if mark is not None and mark > alert.ts_ms:
+                    alert = dataclasses.replace(alert, ts_ms=mark)
+                raised.append(alert)
+        return raised
 
     @staticmethod
     def _route_inhibitors(outputs: list[Output], inhibitors: StagedState) -> list[Output]:

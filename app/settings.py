@@ -95,6 +95,16 @@ class Settings:
     #: latency batching adds. Env `VIGIL_BATCH_LINGER_MS`. Default 10. 0: take only what is
     #: already buffered.
     batch_linger_ms: int = 10
+    #: A source that sent nothing to a `vigil.events` partition for this long (ms of processing
+    #: time) stops holding that partition's clock, on which alert timers and risk heartbeats run
+    #: (tables/partition_clock.py). Longer: alerts stay independent of how sources interleave
+    #: through longer pauses (a worker restart, a backlog read topic by topic); shorter: a
+    #: source that went quiet delays alerts less. Env `VIGIL_CLOCK_IDLE_MS`. Default 30000.
+    clock_idle_ms: int = 30_000
+    #: How often each worker writes a clock tick to every `vigil.events` partition (ms), so a
+    #: partition notices idle sources when nothing else arrives. Env `VIGIL_CLOCK_TICK_MS`.
+    #: Default 5000. 0: no ticks (alert timers then wait for the next event).
+    clock_tick_ms: int = 5_000
     #: Event-time window size for every series (ms). Env `VIGIL_WINDOW_MS`. Default 60000.
     window_ms: int = 60_000
     #: How late an event may be and still count (ms). Env `VIGIL_WINDOW_GRACE_MS`. Default 30000.
@@ -164,6 +174,8 @@ class Settings:
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
+            clock_idle_ms=_env_int(env, "VIGIL_CLOCK_IDLE_MS", d.clock_idle_ms),
+            clock_tick_ms=_env_int(env, "VIGIL_CLOCK_TICK_MS", d.clock_tick_ms),
             window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
             window_grace_ms=_env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
             anomaly_threshold=_env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
@@ -194,6 +206,10 @@ class Settings:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
+        if self.clock_idle_ms < 0:
+            raise ValueError(f"VIGIL_CLOCK_IDLE_MS must be >= 0, got {self.clock_idle_ms}")
+        if self.clock_tick_ms < 0:
+            raise ValueError(f"VIGIL_CLOCK_TICK_MS must be >= 0, got {self.clock_tick_ms}")
         if not self.datadir:
             object.__setattr__(self, "datadir", str(REPO_ROOT / "var" / "data" / self.app_id))
 

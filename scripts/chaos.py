@@ -68,19 +68,10 @@ from app.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
+from tables.partition_clock import is_tick  # noqa: E402
 
 #: Output streams a chaos run does not check: `control` is an input.
 NOT_CHECKED = frozenset({"control"})
-
-
-def _alert_key(value: Mapping[str, Any]) -> Any:
-    return (value.get("fingerprint"), value.get("status"))
-
-
-def _signal_key(value: Mapping[str, Any]) -> Any:
-    if value.get("kind") == "tick":  # heartbeats follow the partition watermark: not compared
-        return None
-    return (value.get("kind"), value.get("service"), value.get("key"), value.get("status"))
 
 
 def _risk_key(value: Mapping[str, Any]) -> Any:
@@ -100,19 +91,17 @@ def _posture_key(value: Mapping[str, Any]) -> Any:
 
 
 #: Streams whose records depend on how the raw topics interleave, not only on each source's
-#: own order. Alert timers (group_wait, group_interval, resolve_timeout) run on the partition
-#: watermark over *all* sources (the highest event time seen), and a notification's id holds
-#: its time; risk signals, risk scores and scorecards are fed by those notifications and by
-#: heartbeats on the same watermark; drift pairs Terraform plans with CloudTrail changes and
-#: posture combines rules over several sources. A worker reads the raw topics at their own
-#: paces (a backlog is read topic batch by topic batch), so even a crash-free run differs from
-#: the event-time-sorted spec on these. They are reported by id and by a coarse key (alerts:
-#: fingerprint and status; risk signals: kind, service, key, status; risk: the scored entity;
-#: scorecards: the deployment; drift: resource and status; posture: key and status); they fail
-#: a run only with `--strict`, and then only on coarse keys never received.
+#: own order. Alert timers and risk heartbeats run on the partition clock, the lowest watermark
+#: of the sources still sending (tables/partition_clock.py), so `alerts` and `risk_signals` do
+#: not. These still do: risk scores and scorecards (the risk stage takes signals from every
+#: `vigil.events` partition in the order they reach its topic), drift (a Terraform plan and a
+#: CloudTrail change are paired in arrival order) and posture (rules over several sources, in
+#: arrival order). A worker reads the raw topics at their own paces (a backlog is read topic
+#: batch by topic batch), so even a crash-free run differs from the event-time-sorted spec on
+#: these. They are reported by id and by a coarse key (risk: the scored entity; scorecards: the
+#: deployment; drift: resource and status; posture: key and status); they fail a run only with
+#: `--strict`, and then only on coarse keys never received.
 ORDER_DEPENDENT: dict[str, Any] = {
-    "alerts": _alert_key,
-    "risk_signals": _signal_key,
     "risk": _risk_key,
     "scorecards": _scorecard_key,
     "drift": _drift_key,
@@ -608,13 +597,14 @@ class Collector:
                         value = orjson.loads(message.value) if message.value else None
                     except orjson.JSONDecodeError:
                         value = None
+                    if is_tick(value):
+                        continue  # clock ticks on vigil.events: not outputs
+                    self.last_record_at = time.monotonic()
                     self.tally.receive(logical, value)
                     if logical == "events":
                         self.events_seen += 1
                         if self.first_event_at is None:
                             self.first_event_at = time.monotonic()
-                if messages:
-                    self.last_record_at = time.monotonic()
             await asyncio.sleep(0)
 
     async def drain(self, timeout_s: float = 30) -> None:
@@ -1040,9 +1030,13 @@ def interleaved(plan: list[RawPlan], settings: Settings, batch: int) -> tuple[li
     return in_time, in_batches
 
 
-def process_in_order(events: list[Any], settings: Settings) -> Counter:
-    """Output counts per topic (alerts also per notification kind) for events in this order,
-    each in its entity's partition, as `offline_replay` processes them."""
+def process_in_order(
+    events: list[Any], settings: Settings, arrivals: bool = False
+) -> tuple[Counter, dict[str, set[bytes]]]:
+    """Output counts per topic (alerts also per notification kind) and every output's
+    canonical value per topic, for events in this order, each in its entity's partition, as
+    `offline_replay` processes them. With `arrivals`, event n arrives at n ms, as on a worker
+    (tables/partition_clock.py), and a last clock tick per partition comes after the idle time."""
     silences: dict[str, Any] = {}
     inhibitors: dict[str, Any] = {}
     partitions = {
@@ -1050,29 +1044,43 @@ def process_in_order(events: list[Any], settings: Settings) -> Counter:
         for p in range(settings.partitions)
     }
     counts: Counter = Counter()
-    for out in events:
-        partition = entity_partition(out.key or "", settings.partitions)
-        event = Event.from_dict(out.value)
-        event.origin = None
-        step = partitions[partition].process(event, partition)
+    values: dict[str, set[bytes]] = {}
+
+    def collect(step: Any) -> None:
         step.commit()
         for derived in step.outputs:
             counts[derived.topic] += 1
+            values.setdefault(derived.topic, set()).add(canonical(derived.value))
             if derived.topic == "alerts":
                 counts[f"alerts:{derived.value.get('notification')}"] += 1
-    return counts
+
+    for n, out in enumerate(events):
+        partition = entity_partition(out.key or "", settings.partitions)
+        event = Event.from_dict(out.value)
+        if not arrivals:
+            event.origin = None  # event-time order is not raw order (see _offline_mirror)
+        arrival = n if arrivals else None
+        collect(partitions[partition].process(event, partition, arrival_ms=arrival))
+    if arrivals:
+        end = len(events) + settings.clock_idle_ms + 1
+        for partition, pipeline in partitions.items():
+            collect(pipeline.tick(partition, None, end))
+    return counts, values
 
 
 def run_order(args: argparse.Namespace) -> int:
-    """Print output counts for event-time order vs batch-by-topic order (order-dependence)."""
+    """Print output counts for event-time order vs batch-by-topic order (order-dependence),
+    and per topic how many outputs of the second order the first does not have, and back."""
     settings = Settings.from_env({})
     catalog = TopicCatalog(settings, {})
     start_ms = args.start_ms if args.start_ms is not None else 1_767_225_600_000
     plan = raw_plan(generate(args.seed, start_ms, args.rate, args.count), catalog, 4)
     in_time, in_batches = interleaved(plan, settings, args.batch)
+    spec_counts, spec_values = process_in_order(in_time, settings)
+    live_counts, live_values = process_in_order(in_batches, settings, arrivals=True)
     rows = {
-        "event-time order (spec)": process_in_order(in_time, settings),
-        f"{args.batch} records per raw topic, round robin": process_in_order(in_batches, settings),
+        "event-time order (spec)": spec_counts,
+        f"{args.batch} records per raw topic, round robin": live_counts,
     }
     names = sorted(set().union(*rows.values()))
     width = max(len(n) for n in names)
@@ -1080,7 +1088,15 @@ def run_order(args: argparse.Namespace) -> int:
     print(" " * width + "  " + "  ".join(f"{label:>42}" for label in rows))
     for name in names:
         print(name.ljust(width) + "  " + "  ".join(f"{c[name]:>42}" for c in rows.values()))
-    return 0
+    print("\noutputs only in one order (same value = same output):")
+    differ = 0
+    for topic in sorted(set(spec_values) | set(live_values)):
+        spec, live = spec_values.get(topic, set()), live_values.get(topic, set())
+        only_spec, only_live = len(spec - live), len(live - spec)
+        differ += only_spec + only_live
+        name = topic.ljust(width)
+        print(f"{name}  only in spec {only_spec:>6}  only in the other {only_live:>6}")
+    return 1 if differ else 0
 
 
 # --------------------------------------------------------------------------------------------

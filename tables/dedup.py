@@ -614,10 +614,6 @@ class AlertStage:
             group["next"] = tick if group["next"] is None else min(group["next"], tick)
         self._save_group(group_id, group, ctx)
 
-    def _tick_at_or_before(self, group: dict[str, Any], at: int) -> int:
-        gi, base = self.config.group_interval_ms, group["base"]
-        return base + max(0, (at - base) // gi) * gi
-
     def _tick_at_or_after(self, group: dict[str, Any], at: int) -> int:
         gi, base = self.config.group_interval_ms, group["base"]
         steps = max(1, -(-(at - base) // gi))
@@ -640,13 +636,10 @@ class AlertStage:
         if group is None or group.get("due") is None or group["due"] > due:
             return  # stale timer
         if group["alive"]:
-            now = due
-            late = ctx.clock - due > self.config.repeat_interval_ms
-            if late and not ctx.flush and group.get("base") is not None:
-                # Event time jumped (a replay across a gap): flush once at the last tick
-                # before the clock instead of replaying every repeat in between.
-                now = max(due, self._tick_at_or_before(group, ctx.clock))
-            self._flush_group(key, group, now, ctx)
+            # Always at the timer's own time, however far the clock jumped past it: a worker's
+            # clock moves in steps of any size (tables/partition_clock.py), so skipping the
+            # repeats of a jump would make notifications depend on the step sizes.
+            self._flush_group(key, group, due, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
 

@@ -44,7 +44,14 @@ def isolation(bootstrap):
     """Environment giving one test its own app id and topic names; the test's topics
     (its own and its app's changelogs) are deleted afterwards."""
     tag = uuid.uuid4().hex[:8]
-    env = {"VIGIL_APP_ID": f"vigil-test-{tag}", "VIGIL_TOPIC_PREFIX": f"t{tag}."}
+    env = {
+        "VIGIL_APP_ID": f"vigil-test-{tag}",
+        "VIGIL_TOPIC_PREFIX": f"t{tag}.",
+        # Tests feed a few sources of the many a partition clock waits for at first: a short
+        # idle time lets alert timers run seconds after the last record, not 30 s.
+        "VIGIL_CLOCK_IDLE_MS": "2000",
+        "VIGIL_CLOCK_TICK_MS": "500",
+    }
     yield env
     prefixes = (env["VIGIL_TOPIC_PREFIX"], f"{env['VIGIL_APP_ID']}-")
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.

@@ -418,7 +418,9 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
         )
         payments = [v for v in live_risk if v["entity"] == "payments"]
         assert payments[0]["reason"] == "first" and max(v["score"] for v in payments) == 100
-        assert payments[-1]["score"] < 50 and payments[-1]["reason"] == "decay"
+        # it decayed; whether a periodic emission or the decay record comes last depends on
+        # how heartbeats of the four partitions interleave on vigil.risk_signals
+        assert payments[-1]["score"] < 50 and any(v["reason"] == "decay" for v in payments)
 
         # every decision on the audit trail, as gate.<decision>, in order
         def audited():

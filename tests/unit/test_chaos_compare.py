@@ -98,20 +98,28 @@ def test_a_clean_run_passes_and_topics_with_nothing_are_listed():
 
 
 def test_order_dependent_topics_are_judged_on_coarse_keys():
-    key = chaos.ORDER_DEPENDENT["alerts"]
-    assert key({"fingerprint": "f", "status": "firing"}) == ("f", "firing")
+    key = chaos.ORDER_DEPENDENT["drift"]
+    assert key({"resource": "r", "status": "drifted"}) == ("r", "drifted")
     expected = [
-        ("alerts", rec("n1", fingerprint="f1", status="firing", count=2)),
-        ("alerts", rec("n2", fingerprint="f2", status="firing", count=1)),
+        ("drift", rec("d1", resource="r1", status="drifted", n=2)),
+        ("drift", rec("d2", resource="r2", status="drifted", n=1)),
     ]
-    # f1 notified at another time (another id), f2 never: only f2 is a loss
-    received = [("alerts", rec("n9", fingerprint="f1", status="firing", count=1))]
-    row = chaos.compare(expected, received)["alerts"]
+    # r1 reported with another id, r2 never: only r2 is a loss
+    received = [("drift", rec("d9", resource="r1", status="drifted", n=1))]
+    row = chaos.compare(expected, received)["drift"]
     assert row["order_dependent"] is True
     assert (row["lost"], row["unexpected"], row["keys_lost"]) == (2, 1, 1)
-    assert chaos.failures({"alerts": row}) == []  # a crash-free run differs by id too
-    assert chaos.failures({"alerts": row}, strict=True) == ["alerts: 1 keys_lost"]
-    assert "alerts*" in chaos.format_table({"alerts": row})
+    assert chaos.failures({"drift": row}) == []  # a crash-free run differs by id too
+    assert chaos.failures({"drift": row}, strict=True) == ["drift: 1 keys_lost"]
+    assert "drift*" in chaos.format_table({"drift": row})
+
+
+def test_alerts_and_risk_signals_are_exact_topics():
+    """They run on the partition clock (tables/partition_clock.py): judged by id like windows."""
+    assert "alerts" not in chaos.ORDER_DEPENDENT
+    assert "risk_signals" not in chaos.ORDER_DEPENDENT
+    row = chaos.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]
+    assert chaos.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
 
 
 def test_tally_completion_and_shared_spec():

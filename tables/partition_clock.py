@@ -1,0 +1,128 @@
+"""The event-time clock of one `vigil.events` partition: what alert timers and risk heartbeats
+run on.
+
+A partition carries events of several sources (Falco, metrics, CloudTrail, ...) that reach it at
+their own paces: a worker reading a backlog reads one raw topic's batch, then the next, so one
+source can run minutes of event time ahead of another. A clock at the newest event time seen
+would let alert timers fire before the lagging sources' events arrive, and the notifications
+would then depend on how the raw topics interleaved. The partition clock is instead the *lowest*
+watermark among the sources still sending (Flink's watermark alignment over input splits):
+everything up to the clock has arrived from every active source, so the alert stage, which holds
+inputs newer than its clock in state and applies them in event-time order, gives the same
+notifications for any interleaving of the sources.
+
+A source that goes quiet must not hold the clock for ever (Terraform plans may come once a
+day). A source is *idle*, and left out, when nothing of it reached the partition for `idle_ms`
+of processing time, measured with the Kafka timestamps ingest gave the `vigil.events` records
+(their `arrival`): a property of the topic's records, so reading the partition again after a
+crash decides exactly as the first time. Clock ticks (`tick_value`), written to every partition
+of `vigil.events` every few seconds, let a partition notice idleness when nothing else arrives.
+
+Offline (`vigil replay --offline`, no arrival times) events are processed in event-time order
+and the clock simply follows the newest event time. Either way the clock stays one millisecond
+behind (more events of the same millisecond may come), so events with equal times are all in
+before a timer at that time fires, whatever order they came in.
+
+A source is a raw topic (an event's `origin`; offline, the event's `source`). When a partition
+starts, the clock waits for every raw topic to be heard from, or for the idle time to pass: a
+topic that has not sent yet could bring older events than those seen.
+
+State: one record per partition, `{"wm": newest event time, "lo": oldest event time,
+"clock": clock, "start": arrival of the first record, "src": {source: [watermark, arrival]},
+"_o": offset of the last event applied}`; a record written by an older version (`{"wm", "_o"}`
+only) reads as a clock at its `wm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: The field that marks a clock tick on `vigil.events` (its value: the sending worker's time).
+TICK_FIELD = "~clock_tick"
+
+
+def tick_value(now_ms: int) -> dict[str, Any]:
+    """The value of one clock tick record."""
+    return {TICK_FIELD: now_ms}
+
+
+def is_tick(value: Any) -> bool:
+    """True for a clock tick record's value (consumers of `vigil.events` skip them)."""
+    return isinstance(value, Mapping) and TICK_FIELD in value
+
+
+@dataclass(frozen=True, slots=True)
+class ClockAdvance:
+    """The partition clock before and after one event or tick, and the record to store."""
+
+    before: int | None
+    clock: int | None
+    #: the oldest event time the partition has seen
+    earliest: int | None
+    record: dict[str, Any]
+
+
+def advance(
+    record: Mapping[str, Any] | None,
+    source: str | None,
+    ts_ms: int | None,
+    arrival_ms: int | None,
+    idle_ms: int,
+    expected: Collection[str] = (),
+) -> ClockAdvance:
+    """Fold one event (`source`, `ts_ms`) or a tick (`source` None) that arrived at
+    `arrival_ms` into a partition's clock record. `expected` names the sources that may send
+    (the raw topics): until each was heard from, or the idle time passed since the partition's
+    first record, the clock waits.
+
+    The clock is one millisecond before the aligned watermark (everything up to it has
+    arrived) and never goes back. With `arrival_ms` None (offline, in event-time order) the
+    aligned watermark is the newest event time.
+    """
+    record = dict(record) if record else {"wm": None, "_o": -1}
+    before = record.get("clock", record.get("wm"))
+    newest = record.get("wm")
+    sources = {name: list(entry) for name, entry in (record.get("src") or {}).items()}
+    if source is not None and ts_ms is not None:
+        newest = ts_ms if newest is None else max(newest, ts_ms)
+        record["lo"] = ts_ms if record.get("lo") is None else min(record["lo"], ts_ms)
+        mark = sources.get(source, [None, None])[0]
+        sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
+    if arrival_ms is not None and record.get("start") is None:
+        record["start"] = arrival_ms
+    if arrival_ms is None:
+        aligned = newest
+    elif _waiting_for_first(expected, sources, arrival_ms - record["start"], idle_ms):
+        aligned = None
+    else:
+        aligned = _aligned(sources, arrival_ms, idle_ms, newest)
+    clock = before
+    # A source may send more events at its watermark's very millisecond: only what is strictly
+    # older has all arrived.
+    if aligned is not None and (clock is None or aligned - 1 > clock):
+        clock = aligned - 1
+    record.update(wm=newest, clock=clock, src=sources)
+    return ClockAdvance(before, clock, record.get("lo"), record)
+
+
+def _waiting_for_first(
+    expected: Collection[str], sources: Mapping[str, Any], elapsed_ms: int, idle_ms: int
+) -> bool:
+    """True while an expected source has not been heard from yet and may still come: its
+    first events could be older than anything seen so far."""
+    return elapsed_ms <= idle_ms and any(name not in sources for name in expected)
+
+
+def _aligned(
+    sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int, newest: int | None
+) -> int | None:
+    """The lowest watermark among sources heard from within `idle_ms` of `now_ms` (the newest
+    event time when every source is idle)."""
+    active = [
+        mark
+        for mark, arrival in sources.values()
+        if mark is not None and arrival is not None and now_ms - arrival <= idle_ms
+    ]
+    return min(active) if active else newest
