@@ -110,21 +110,28 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
+#: The default idle time of the partition clock: longer than the pauses a rebalance makes, so
+#: alerts and risk signals, too, must equal the spec (the isolation fixture's 2 s would let a
+#: rebalance pause make every source idle and the clock jump ahead of the lagging ones).
+CLOCK = {"VIGIL_CLOCK_IDLE_MS": "30000"}
+
+
 def test_workers_join_and_leave_mid_stream(workers):
     stream = Stream(workers, count=3000, rate=10)
     started = time.monotonic()
-    group = [workers.start(f"w{i}") for i in (1, 2, 3)]
+    group = [workers.start(f"w{i}", **CLOCK) for i in (1, 2, 3)]
     wait_group_stable(group, 60)
     with stream.reader() as reader:
         stream.produce(0.0, 0.4)
         wait_for(lambda: stream.events_on_topic() >= 0.2 * stream.expected_events, 60, "events")
-        joined = workers.start("w4")  # scale out while events flow
+        joined = workers.start("w4", **CLOCK)  # scale out while events flow
         stream.produce(0.4, 0.7)
         wait_group_stable([*group, joined], 60)
         group[0].stop()  # scale in, gracefully (SIGTERM)
         stream.produce(0.7, 1.0)
         live = [*group[1:], joined]
-        complete = reader.wait_until(stream.tally.complete, 75, live)
+        # the last alerts wait for the sources to go idle (30 s), then for a tick
+        complete = reader.wait_until(stream.tally.complete, 120, live)
         time.sleep(2)  # let repeats still in flight arrive before counting
     rows = stream.report(
         f"3 workers, +1 joined, -1 left; {time.monotonic() - started:.0f} s, "
