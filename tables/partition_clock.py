@@ -84,12 +84,13 @@ def advance(
     record = dict(record) if record else {"wm": None, "_o": -1}
     before = record.get("clock", record.get("wm"))
     newest = record.get("wm")
-    sources = {name: list(entry) for name, entry in (record.get("src") or {}).items()}
+    sources = dict(record.get("src") or {})  # entries are replaced, never changed in place
     if source is not None and ts_ms is not None:
         newest = ts_ms if newest is None else max(newest, ts_ms)
         record["lo"] = ts_ms if record.get("lo") is None else min(record["lo"], ts_ms)
-        mark = sources.get(source, [None, None])[0]
-        sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
+        if arrival_ms is not None:  # offline the clock needs no per-source state
+            mark = sources.get(source, (None, None))[0]
+            sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
     if arrival_ms is not None and record.get("start") is None:
         record["start"] = arrival_ms
     if arrival_ms is None:
