@@ -99,7 +99,9 @@ class Settings:
     #: time) stops holding that partition's clock, on which alert timers and risk heartbeats run
     #: (tables/partition_clock.py). Longer: alerts stay independent of how sources interleave
     #: through longer pauses (a worker restart, a backlog read topic by topic); shorter: a
-    #: source that went quiet delays alerts less. Env `VIGIL_CLOCK_IDLE_MS`. Default 30000.
+    #: source that went quiet delays alerts less. A partition that got nothing at all (ticks
+    #: included) for this long was paused (workers down): that is charged to no source. Must
+    #: exceed `clock_tick_ms`. Env `VIGIL_CLOCK_IDLE_MS`. Default 30000.
     clock_idle_ms: int = 30_000
     #: How often each worker writes a clock tick to every `vigil.events` partition (ms), so a
     #: partition notices idle sources when nothing else arrives. Env `VIGIL_CLOCK_TICK_MS`.
@@ -206,10 +208,14 @@ class Settings:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
-        if self.clock_idle_ms < 0:
-            raise ValueError(f"VIGIL_CLOCK_IDLE_MS must be >= 0, got {self.clock_idle_ms}")
         if self.clock_tick_ms < 0:
             raise ValueError(f"VIGIL_CLOCK_TICK_MS must be >= 0, got {self.clock_tick_ms}")
+        if self.clock_idle_ms <= self.clock_tick_ms:
+            raise ValueError(
+                "VIGIL_CLOCK_IDLE_MS must be longer than VIGIL_CLOCK_TICK_MS (a partition that "
+                f"got no tick for the idle time was paused), got {self.clock_idle_ms} and "
+                f"{self.clock_tick_ms}"
+            )
         if not self.datadir:
             object.__setattr__(self, "datadir", str(REPO_ROOT / "var" / "data" / self.app_id))
 

@@ -1036,7 +1036,7 @@ def process_in_order(
     """Output counts per topic (alerts also per notification kind) and every output's
     canonical value per topic, for events in this order, each in its entity's partition, as
     `offline_replay` processes them. With `arrivals`, event n arrives at n ms, as on a worker
-    (tables/partition_clock.py), and a last clock tick per partition comes after the idle time."""
+    (tables/partition_clock.py), and clock ticks follow until every source is idle."""
     silences: dict[str, Any] = {}
     inhibitors: dict[str, Any] = {}
     partitions = {
@@ -1061,10 +1061,11 @@ def process_in_order(
             event.origin = None  # event-time order is not raw order (see _offline_mirror)
         arrival = n if arrivals else None
         collect(partitions[partition].process(event, partition, arrival_ms=arrival))
-    if arrivals:
-        end = len(events) + settings.clock_idle_ms + 1
-        for partition, pipeline in partitions.items():
-            collect(pipeline.tick(partition, None, end))
+    if arrivals:  # then clock ticks, as workers write them, until every source is idle
+        step = settings.clock_tick_ms
+        for at in range(len(events) + step, len(events) + settings.clock_idle_ms + 2 * step, step):
+            for partition, pipeline in partitions.items():
+                collect(pipeline.tick(partition, None, at))
     return counts, values
 
 

@@ -17,6 +17,9 @@ of processing time, measured with the Kafka timestamps ingest gave the `vigil.ev
 (their `arrival`): a property of the topic's records, so reading the partition again after a
 crash decides exactly as the first time. Clock ticks (`tick_value`), written to every partition
 of `vigil.events` every few seconds, let a partition notice idleness when nothing else arrives.
+Because ticks keep coming while any worker runs, a partition that got nothing at all for longer
+than `idle_ms` was paused as a whole (every worker down or restarting): such a pause is charged
+to no source, each one gets a fresh idle time from the first record after it.
 
 Offline (`vigil replay --offline`, no arrival times) events are processed in event-time order
 and the clock simply follows the newest event time. Either way the clock stays one millisecond
@@ -28,7 +31,8 @@ starts, the clock waits for every raw topic to be heard from, or for the idle ti
 topic that has not sent yet could bring older events than those seen.
 
 State: one record per partition, `{"wm": newest event time, "lo": oldest event time,
-"clock": clock, "start": arrival of the first record, "src": {source: [watermark, arrival]},
+"clock": clock, "start": arrival of the first record (after the last pause), "last": newest
+arrival, "src": {source: [watermark, arrival]},
 "_o": offset of the last event applied}`; a record written by an older version (`{"wm", "_o"}`
 only) reads as a clock at its `wm`.
 """
@@ -85,6 +89,14 @@ def advance(
     before = record.get("clock", record.get("wm"))
     newest = record.get("wm")
     sources = dict(record.get("src") or {})  # entries are replaced, never changed in place
+    if arrival_ms is not None:
+        last = record.get("last")
+        if last is not None and arrival_ms - last > idle_ms:
+            # The whole partition got nothing, ticks included: no worker was writing (a
+            # restart, a rebalance). A pause of everything is charged to no source.
+            sources = {name: [entry[0], arrival_ms] for name, entry in sources.items()}
+            record["start"] = arrival_ms
+        record["last"] = arrival_ms if last is None else max(last, arrival_ms)
     if source is not None and ts_ms is not None:
         newest = ts_ms if newest is None else max(newest, ts_ms)
         record["lo"] = ts_ms if record.get("lo") is None else min(record["lo"], ts_ms)

@@ -95,3 +95,23 @@ def test_a_clock_at_the_newest_event_would_make_them_depend_on_it(orders):
     _, spec = chaos.process_in_order(in_time, settings)
     _, newest = chaos.process_in_order(in_batches, settings)
     assert newest["alerts"] != spec["alerts"]
+
+
+def test_a_pause_of_the_whole_partition_is_charged_to_no_source():
+    """Nothing at all for longer than the idle time (no ticks either: every worker was down)
+    leaves every source active, so the first one back does not run the clock ahead."""
+    record, _ = feed([("falco", 100, 0), ("metrics", 900, 0)])
+    expected = ("falco", "metrics")
+    after_restart = advance(record, "metrics", 950, 5 * IDLE, IDLE, expected)
+    assert after_restart.clock == 99  # falco still holds it
+    # ticks come again while a worker runs; falco stays silent for the idle time: now it is idle
+    tick = advance(after_restart.record, None, None, 5 * IDLE + IDLE // 2, IDLE, expected)
+    assert tick.clock == 99
+    tick = advance(tick.record, None, None, 6 * IDLE + 1, IDLE, expected)
+    assert tick.clock == 949
+
+
+def test_the_idle_time_must_exceed_the_tick_period():
+    with pytest.raises(ValueError, match="VIGIL_CLOCK_IDLE_MS must be longer"):
+        Settings.from_env({"VIGIL_CLOCK_IDLE_MS": "5000", "VIGIL_CLOCK_TICK_MS": "5000"})
+    assert Settings.from_env({"VIGIL_CLOCK_TICK_MS": "0", "VIGIL_CLOCK_IDLE_MS": "1"})
