@@ -74,6 +74,16 @@ from tables.partition_clock import is_tick  # noqa: E402
 NOT_CHECKED = frozenset({"control"})
 
 
+def _alert_key(value: Mapping[str, Any]) -> Any:
+    return (value.get("fingerprint"), value.get("status"))
+
+
+def _signal_key(value: Mapping[str, Any]) -> Any:
+    if value.get("kind") == "tick":  # heartbeats follow the clock's steps: not compared
+        return None
+    return (value.get("kind"), value.get("service"), value.get("key"), value.get("status"))
+
+
 def _risk_key(value: Mapping[str, Any]) -> Any:
     return value.get("entity")
 
@@ -101,6 +111,12 @@ def _posture_key(value: Mapping[str, Any]) -> Any:
 #: these. They are reported by id and by a coarse key (risk: the scored entity; scorecards: the
 #: deployment; drift: resource and status; posture: key and status); they fail a run only with
 #: `--strict`, and then only on coarse keys never received.
+#: Judged exactly here, but not yet exact in every run: violation alerts (and their risk
+#: signals) take their input from the compliance stage, which still decides in arrival order
+#: (docs/crash-safety.md, session 5: 31 of 2,343 alerts lost after 3 SIGKILLs). The rebalance
+#: test in CI judges these on coarse keys, like the order-dependent topics.
+NEARLY_EXACT: dict[str, Any] = {"alerts": _alert_key, "risk_signals": _signal_key}
+
 ORDER_DEPENDENT: dict[str, Any] = {
     "risk": _risk_key,
     "scorecards": _scorecard_key,

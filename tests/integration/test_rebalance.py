@@ -59,7 +59,7 @@ class Stream:
         settings, catalog = workers.settings, workers.catalog
         records = list(TelemetryGenerator(seed=seed).records(START_MS, rate, count))
         self.plan = chaos.raw_plan(records, catalog, settings.partitions)
-        spec = chaos.Tally(CHECKED)
+        spec = chaos.Tally(CHECKED, {**chaos.ORDER_DEPENDENT, **chaos.NEARLY_EXACT})
         for topic, value in chaos.expected_outputs(self.plan, settings):
             spec.expect(topic, value)
         self.tally = spec.sharing_spec()
@@ -110,9 +110,10 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
-#: The default idle time of the partition clock: longer than the pauses a rebalance makes, so
-#: alerts and risk signals, too, must equal the spec (the isolation fixture's 2 s would let a
-#: rebalance pause make every source idle and the clock jump ahead of the lagging ones).
+#: The default idle time of the partition clock, longer than the pauses a rebalance makes (the
+#: isolation fixture's 2 s would let a rebalance pause make sources idle). Alerts and risk
+#: signals are judged on coarse keys here (scripts/chaos.py NEARLY_EXACT): `make chaos`
+#: measures how exact they are.
 CLOCK = {"VIGIL_CLOCK_IDLE_MS": "30000"}
 
 
@@ -130,7 +131,6 @@ def test_workers_join_and_leave_mid_stream(workers):
         group[0].stop()  # scale in, gracefully (SIGTERM)
         stream.produce(0.7, 1.0)
         live = [*group[1:], joined]
-        # the last alerts wait for the sources to go idle (30 s), then for a tick
         complete = reader.wait_until(stream.tally.complete, 120, live)
         time.sleep(2)  # let repeats still in flight arrive before counting
     rows = stream.report(
