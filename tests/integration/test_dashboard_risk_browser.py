@@ -23,10 +23,12 @@ assert CATALOGUE.startswith(str(REPO_ROOT))
 
 
 @pytest.fixture
-def risk_workers(bootstrap, isolation, tmp_path):
+def risk_workers(request, bootstrap, isolation, tmp_path):
+    """Workers with the test catalogue; after a failure their stacks go to their logs."""
     factory = WorkerFactory(bootstrap, {**isolation, "VIGIL_CATALOGUE": CATALOGUE}, tmp_path)
     yield factory
-    factory.stop_all()
+    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+    factory.stop_all(dump_stacks=failed)
 
 
 def events_processed(base: str) -> float:
