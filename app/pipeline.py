@@ -358,9 +358,9 @@ class Pipeline:
 
         `offset` lets state recognise an event replayed after a crash (offline: None);
         `arrival_ms` is the record's Kafka timestamp (offline: None), for the partition clock
-        (tables/partition_clock.py). With a
-        `batch`, writes stay staged in it (read by later events of the batch) until the caller
-        commits the batch; without one, the returned Step holds this event's writes.
+        (tables/partition_clock.py). With a `batch`, writes stay staged in it (read by later
+        events of the batch) until the caller commits the batch; without one, the returned Step
+        holds this event's writes.
         """
         batch = batch if batch is not None else Batch(self.state)
         entities = batch.staged(partition, "entities")
@@ -396,19 +396,33 @@ class Pipeline:
         raised = self._anomaly_alerts(outputs, series, event.source)
         for alert in [*raised, *checked.alerts]:
             derived += self.alerts.on_alert(alert, partition, offset, clock, alerts, groups, timers)
-        outputs += self._route_inhibitors(derived, inhibitors)
-        outputs += signal_outputs(signals_from(event, outputs, self.catalogue))
-        outputs += self._risk_ticks(partition, before, clock)
+        outputs += self._conclude(event, outputs, derived, inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
+
+    def _conclude(
+        self,
+        event: Event | None,
+        outputs: list[Output],
+        derived: list[Output],
+        inhibitors: StagedState,
+        partition: int,
+        before: int,
+        clock: int,
+    ) -> list[Output]:
+        """What follows the stages for an event (None: a tick) with these `outputs` and the
+        alert stage's `derived` ones: inhibitors applied, risk signals, risk heartbeats."""
+        routed = self._route_inhibitors(derived, inhibitors)
+        signals = signal_outputs(signals_from(event, [*outputs, *routed], self.catalogue))
+        return [*routed, *signals, *self._risk_ticks(partition, before, clock)]
 
     def _risk_ticks(self, partition: int, before: int, clock: int) -> list[Output]:
         """Event-time heartbeats to every risk partition for each `RISK_TICK_MS` boundary this
         partition's clock crossed (at most `MAX_RISK_TICKS` of the latest), so risk decays and
         re-emits without new signals, however far the clock jumped at once."""
-        boundary = clock - clock % RISK_TICK_MS
         if clock == NOT_STARTED:
             return []
-        first = boundary if before == NOT_STARTED else before - before % RISK_TICK_MS + RISK_TICK_MS
+        boundary = clock - clock % RISK_TICK_MS
+        first = before - before % RISK_TICK_MS + RISK_TICK_MS
         first = max(first, boundary - (MAX_RISK_TICKS - 1) * RISK_TICK_MS)
         return [
             Output("risk_signals", key, tick_signal(f"{partition}>{key}", at))
@@ -434,9 +448,7 @@ class Pipeline:
         outputs: list[Output] = []
         if clock != before:
             derived = self.alerts.on_watermark(clock, alerts, groups, self.timers(partition))
-            outputs += self._route_inhibitors(derived, inhibitors)
-            outputs += signal_outputs(signals_from(None, outputs, self.catalogue))
-            outputs += self._risk_ticks(partition, before, clock)
+            outputs = self._conclude(None, [], derived, inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(
@@ -457,15 +469,16 @@ class Pipeline:
         step = partition_clock.advance(
             record, source, ts_ms, arrival_ms, self.settings.clock_idle_ms, self.raw_topics
         )
-        series[PARTITION_WATERMARK] = {**step.record, "_o": offset if offset is not None else -1}
+        step.record["_o"] = offset if offset is not None else -1
+        series[PARTITION_WATERMARK] = step.record
         if step.clock is None:
             return NOT_STARTED, NOT_STARTED
-        if step.before is None and step.earliest is not None:
+        if step.before is None:
             # Starting: as if the clock had been just before the first risk boundary of the
             # oldest event, whether it started on that event or only after all sources came.
-            first = step.earliest - 1
+            first = (step.earliest if step.earliest is not None else step.clock + 1) - 1
             return first - first % RISK_TICK_MS - 1, step.clock
-        return NOT_STARTED if step.before is None else step.before, step.clock
+        return step.before, step.clock
 
     @staticmethod
     def _anomaly_alerts(

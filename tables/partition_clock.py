@@ -91,7 +91,9 @@ def advance(
     sources = dict(record.get("src") or {})  # entries are replaced, never changed in place
     if arrival_ms is not None:
         last = record.get("last")
-        if last is not None and arrival_ms - last > idle_ms:
+        if last is None:
+            record["start"] = arrival_ms  # the partition's first record
+        elif arrival_ms - last > idle_ms:
             # The whole partition got nothing, ticks included: no worker was writing (a
             # restart, a rebalance). A pause of everything is charged to no source.
             sources = {name: [entry[0], arrival_ms] for name, entry in sources.items()}
@@ -103,8 +105,6 @@ def advance(
         if arrival_ms is not None:  # offline the clock needs no per-source state
             mark = sources.get(source, (None, None))[0]
             sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
-    if arrival_ms is not None and record.get("start") is None:
-        record["start"] = arrival_ms
     if arrival_ms is None:
         aligned = newest
     elif _waiting_for_first(expected, sources, arrival_ms - record["start"], idle_ms):
