@@ -2,8 +2,10 @@
 
 Signals come from the process agent (findings, alerts, anomalies, drift, CI, deployments),
 re-keyed by service because one service spans many entities (images, repositories, hosts).
-Heartbeats in event time let scores decay and re-emit while a service is quiet. As in the
-process stage, outputs are acknowledged before the state writes are applied.
+Every `vigil.events` partition sends heartbeats with its clock; a signal is held until every
+producer is past it, so scores do not depend on how the producers' signals interleave
+(tables/risk.py), and scores decay and re-emit while a service is quiet. As in the process
+stage, outputs are acknowledged before the state writes are applied.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ risk_signals_topic = app.topic(
 
 log = logging.getLogger(__name__)
 
-stage = RiskStage(risk_config(), catalogue=load_catalogue(settings))
+stage = RiskStage(
+    risk_config(),
+    catalogue=load_catalogue(settings),
+    producers=settings.partitions,
+    idle_ms=settings.clock_idle_ms,
+)
 
 
 @app.on_partitions_revoked.connect
@@ -59,7 +66,8 @@ async def risk(stream):
             continue
         state = StagedState(risk_state)
         try:
-            outputs = stage.on_signal(signal, message.partition, message.offset, state)
+            arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
+            outputs = stage.on_signal(signal, message.partition, message.offset, state, arrival_ms)
         except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
             log.exception("risk signal %s failed", signal.get("id"))
             origin = Origin(message.topic, message.partition, message.offset, None)

@@ -425,8 +425,36 @@ class Pipeline:
         first = before - before % RISK_TICK_MS + RISK_TICK_MS
         first = max(first, boundary - (MAX_RISK_TICKS - 1) * RISK_TICK_MS)
         return [
-            Output("risk_signals", key, tick_signal(f"{partition}>{key}", at))
+            Output("risk_signals", key, tick_signal(f"{partition}>{key}", at, partition))
             for at in range(first, boundary + 1, RISK_TICK_MS)
+            for key in partition_keys(self.settings.partitions)
+        ]
+
+    def clock_heartbeats(
+        self, partition: int, state: StagedState | None = None, arrival_ms: int | None = None
+    ) -> list[Output]:
+        """A `clock` heartbeat at this partition's clock to every risk partition: sent on every
+        clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this producer
+        is between risk boundaries too (tables/risk.py). While the partition waits for its
+        sources it reports `NOT_STARTED`, holding the risk clock back. A partition that got
+        no event, or none within the idle time (every source idle: its clock no longer
+        moves), sends nothing, so the risk stage stops waiting for it."""
+        series = state if state is not None else StagedState(self.state.series)
+        record = series.get(PARTITION_WATERMARK) or {}
+        clock = record.get("clock", record.get("wm"))
+        sources = record.get("src") or {}
+        if clock is None and not sources:
+            return []
+        idle = self.settings.clock_idle_ms
+        if arrival_ms is not None and not any(
+            entry[1] is not None and arrival_ms - entry[1] <= idle for entry in sources.values()
+        ):
+            return []
+        clock = NOT_STARTED if clock is None else clock
+        return [
+            Output(
+                "risk_signals", key, tick_signal(f"{partition}>{key}", clock, partition, "clock")
+            )
             for key in partition_keys(self.settings.partitions)
         ]
 
@@ -438,7 +466,8 @@ class Pipeline:
         batch: Batch | None = None,
     ) -> Step:
         """Apply one clock tick (tables/partition_clock.py): sources silent for the idle time
-        stop holding the partition clock; alert timers and risk heartbeats follow it."""
+        stop holding the partition clock; alert timers and risk heartbeats follow it, and a
+        `clock` heartbeat tells every risk partition where the clock is."""
         batch = batch if batch is not None else Batch(self.state)
         series = batch.staged(partition, "series")
         alerts = batch.staged(partition, "alerts")
@@ -449,6 +478,7 @@ class Pipeline:
         if clock != before:
             derived = self.alerts.on_watermark(clock, alerts, groups, self.timers(partition))
             outputs = self._conclude(None, [], derived, inhibitors, partition, before, clock)
+        outputs += self.clock_heartbeats(partition, series, arrival_ms)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(

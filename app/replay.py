@@ -13,7 +13,7 @@ from typing import Any
 
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import Pipeline, PipelineState, risk_config
+from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, risk_config
 from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
@@ -54,19 +54,6 @@ def offline_replay(
         p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
         for p in range(settings.partitions)
     }
-    risk_stage = RiskStage(risk_config(), catalogue=pipeline.catalogue)
-    risk_states = {p: StagedState({}) for p in range(settings.partitions)}
-    risk_offsets = dict.fromkeys(range(settings.partitions), 0)
-
-    def risk(signal_out: Output) -> list[Output]:
-        """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
-        target = entity_partition(signal_out.key or "", settings.partitions)
-        state = risk_states[target]
-        derived = risk_stage.on_signal(signal_out.value, target, risk_offsets[target], state)
-        risk_offsets[target] += 1
-        state.commit()
-        return derived
-
     events: list[Output] = []
     for path in paths:
         path_family = family or file_family(path)
@@ -79,16 +66,24 @@ def offline_replay(
                 else:
                     yield as_record(catalog, out)
     events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
+    risk = OfflineRisk(settings, pipeline.catalogue, events)
     for out in events:
         yield as_record(catalog, out)
         partition = entity_partition(out.key or "", settings.partitions)
+        risk.now = out.value["ts_ms"]
         step = partitions[partition].process(Event.from_dict(out.value), partition)
         step.commit()
         for derived in step.outputs:
             yield as_record(catalog, derived)
             if derived.topic == "risk_signals":
-                for scored in risk(derived):
+                for scored in risk.apply(derived):
                     yield as_record(catalog, scored)
+    # Every partition's clock as a worker's last clock ticks report it once its sources went
+    # idle: the risk stage applies what every producer is past.
+    for partition, partition_pipeline in partitions.items():
+        for beat in partition_pipeline.clock_heartbeats(partition):
+            for scored in risk.apply(beat):
+                yield as_record(catalog, scored)
     if flush:
         for partition, partition_pipeline in partitions.items():
             step = partition_pipeline.flush(partition)
@@ -96,13 +91,60 @@ def offline_replay(
             for derived in step.outputs:
                 yield as_record(catalog, derived)
                 if derived.topic == "risk_signals":
-                    for scored in risk(derived):
+                    for scored in risk.apply(derived):
                         yield as_record(catalog, scored)
-        for partition, state in risk_states.items():
-            flushed = risk_stage.flush(state, partition)
+        for scored in risk.flush():
+            yield as_record(catalog, scored)
+
+
+class OfflineRisk:
+    """The risk stage of an offline replay: a state per `risk_signals` partition, signals
+    applied as the replay derives them. Offline, a signal "arrives" at the time of the event
+    being replayed (`now`), and a producer (a `vigil.events` partition with events) stops
+    holding the risk clock when it sent no heartbeat for `offline_idle_ms` of that time, as a
+    worker's producer that stopped ticking would (tables/risk.py)."""
+
+    def __init__(self, settings: Settings, catalogue: Any, events: list[Output]) -> None:
+        self.partitions = settings.partitions
+        self.stage = RiskStage(
+            risk_config(),
+            catalogue=catalogue,
+            producers=producing_partitions(events, settings.partitions),
+            idle_ms=offline_idle_ms(settings),
+        )
+        self.states = {p: StagedState({}) for p in range(settings.partitions)}
+        self.offsets = dict.fromkeys(range(settings.partitions), 0)
+        #: the time of the event being replayed (the arrival time of what it derives)
+        self.now: int | None = None
+
+    def apply(self, signal: Output) -> list[Output]:
+        """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
+        target = entity_partition(signal.key or "", self.partitions)
+        state = self.states[target]
+        scored = self.stage.on_signal(signal.value, target, self.offsets[target], state, self.now)
+        self.offsets[target] += 1
+        state.commit()
+        return scored
+
+    def flush(self) -> list[Output]:
+        """End of input: what every partition still holds (see `RiskStage.flush`)."""
+        scored: list[Output] = []
+        for partition, state in self.states.items():
+            scored += self.stage.flush(state, partition)
             state.commit()
-            for scored in flushed:
-                yield as_record(catalog, scored)
+        return scored
+
+
+def offline_idle_ms(settings: Settings) -> int:
+    """How long (event time) an offline producer may send no heartbeat before it stops holding
+    the risk clock: the idle time plus two risk boundaries (heartbeats come at each boundary
+    offline, with no clock ticks between them)."""
+    return settings.clock_idle_ms + 2 * RISK_TICK_MS
+
+
+def producing_partitions(events: Iterable[Output], partitions: int) -> list[int]:
+    """The `vigil.events` partitions these events go to (the risk stage's producers)."""
+    return sorted({entity_partition(out.key or "", partitions) for out in events})
 
 
 def as_record(catalog: TopicCatalog, out: Output) -> dict[str, Any]:

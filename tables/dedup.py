@@ -94,6 +94,11 @@ _ALERT_RANK = 0  # alert and scope timers run before group flushes due at the sa
 _GROUP_RANK = 1
 
 
+#: Most repeats a group catches up on after a quiet stretch (no event on the partition for
+#: longer than this many `repeat_interval`s: 16 days 16 hours with the defaults).
+MAX_CATCH_UP_REPEATS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class DedupConfig:
     """Grouping and timing, Alertmanager's route defaults unless noted (all times in ms)."""
@@ -636,12 +641,31 @@ class AlertStage:
         if group is None or group.get("due") is None or group["due"] > due:
             return  # stale timer
         if group["alive"]:
-            # Always at the timer's own time, however far the clock jumped past it: a worker's
-            # clock moves in steps of any size (tables/partition_clock.py), so skipping the
-            # repeats of a jump would make notifications depend on the step sizes.
+            # At the timer's own time, however far the clock jumped past it: a worker's clock
+            # moves in steps of any size (tables/partition_clock.py), so skipping the repeats
+            # of a jump would make notifications depend on the step sizes. Except in a quiet
+            # stretch longer than MAX_CATCH_UP_REPEATS repeats (weeks without an event on the
+            # partition): then only the last ones are sent.
+            floor = ctx.clock - MAX_CATCH_UP_REPEATS * self.config.repeat_interval_ms
+            if not ctx.flush and due < floor and self._only_repeats(group, due, ctx):
+                group["next"] = self._tick_at_or_after(group, floor)
+                self._save_group(key, group, ctx, popped=True)
+                return
             self._flush_group(key, group, due, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
+
+    def _only_repeats(self, group: dict[str, Any], now: int, ctx: _Ctx) -> bool:
+        """Whether a flush of the group at `now` could only repeat its last notification."""
+        if group["log"] is None:
+            return False
+        firing, resolved = set(), set()
+        for alert_key in group["members"]:
+            state = _load(ctx.alerts, alert_key)
+            if state is None or state["status"] is None or any(self._mute(state, now)):
+                continue
+            (firing if state["status"] == "firing" else resolved).add(state["fp"])
+        return not self._needs_update(group["log"], firing, resolved, now, repeat=False)
 
     def _needs_update(
         self,

@@ -3,16 +3,23 @@ deployment scorecards, in event time.
 
 The `risk` agent consumes the internal `risk_signals` topic (key: subject, a service name or
 an aggregate `repo:` / `cluster:` / `account:` id) and holds one table keyed by subject
-(value: `risk_model.new_subject`). Per partition it also keeps `~wm|<partition>`: the highest
-signal time seen (the partition watermark) and its offset marker.
+(value: `risk_model.new_subject`). Per partition it also keeps `~wm|<partition>`: its clock.
 
-Order of work for a signal at time t (`on_signal`):
-1. if t is past the watermark, every subject timer due before t fires first (`t − 1` is the
-   clock): everything up to the old watermark has arrived, so what a timer sees does not
-   depend on the arrival order of signals with equal times;
-2. the signal is applied to its subject (commutative merges: max/min of times, the values of
-   the latest `(time, id)`), unless the subject's offset marker says it was applied already;
-3. the subject is marked dirty with a timer at its clock.
+Signals reach a partition from every `vigil.events` partition (the producers), each in its own
+order, so the order they interleave in differs from run to run. To give the same outputs
+whatever it is, the stage works like the alert stage over the partition clock:
+- every producer sends heartbeats (`tick` at each `check_interval_ms` boundary its partition
+  clock crosses, `clock` on each of its worker's clock ticks) saying its clock reached t: it
+  has sent every signal older than that. The partition clock is the lowest of them (the
+  producers as the sources of tables/partition_clock.py, with its idle and pause rules);
+- a signal is held in its subject (`pend`, sorted by time and id; the offset marker `_o`/`_oi`
+  keeps a replayed copy out) until the clock passes it;
+- a subject whose next held signal or timer the clock passed runs up to the clock (`_run`):
+  held signals and timers in time order (a timer due before a signal's time first, at equal
+  times the signal), each timer at its own due time. Applying a signal is a commutative merge
+  (max/min of times, the values of the latest `(time, id)`), so what a subject does depends
+  only on its signals.
+Without producers (a test feeding one ordered stream) every signal moves the clock to its time.
 
 A subject timer (`_advance`) evaluates the dirty subject at its clock: pending deployments get
 their scorecard (`scorecards`, key service), then the score is emitted on `risk` (key subject)
@@ -29,6 +36,7 @@ time, time_ms}`; the contributions' points add up to `score`.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,6 +45,7 @@ import orjson
 
 from app.events import SEVERITY_RANK, event_id, format_time
 from app.outputs import Output
+from tables import partition_clock
 from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
@@ -46,6 +55,7 @@ from tables.risk_model import (
     item_points,
     new_subject,
 )
+from tables.risk_signals import is_heartbeat
 from tables.scorecards import scorecard
 from tables.staged import StagedState
 
@@ -73,6 +83,12 @@ _MAX_RUNS = 1000
 _MAX_DEPLOYS = 500
 _MAX_INCIDENTS = 500
 _MAX_CHANGES = 500
+
+
+#: Most timer evaluations a subject runs through one quiet stretch (no signal) before the next
+#: signal or the clock: a replay spanning years must not evaluate every 5 minutes of them. Only
+#: stretches longer than this many check intervals (8 h 20 min by default) are shortened.
+MAX_QUIET_EVALUATIONS = 100
 
 
 def watermark_key(partition: int) -> str:
@@ -143,10 +159,29 @@ def _later(candidate: list[Any], current: list[Any] | None) -> bool:
     return current is None or candidate > current
 
 
+def _first_time(pend: list[dict[str, Any]] | None) -> int | None:
+    return int(pend[0]["time_ms"]) if pend else None
+
+
+def _insert_pending(pend: list[dict[str, Any]], signal: dict[str, Any]) -> None:
+    """Keep held signals sorted by (time, id)."""
+    order = (int(signal["time_ms"]), str(signal["id"]))
+    index = len(pend)
+    while index > 0 and (int(pend[index - 1]["time_ms"]), str(pend[index - 1]["id"])) > order:
+        index -= 1
+    pend.insert(index, signal)
+
+
 class RiskStage:
     """Per-subject risk state, scores and scorecards over staged state."""
 
-    def __init__(self, config: RiskConfig | None = None, catalogue: Any = None) -> None:
+    def __init__(
+        self,
+        config: RiskConfig | None = None,
+        catalogue: Any = None,
+        producers: int | Iterable[int] | None = None,
+        idle_ms: int = 30_000,
+    ) -> None:
         self.config = config or RiskConfig()
         services = getattr(catalogue, "services", None) or []
         #: service name -> catalogue entry (criticality, exposure, owner); beats signal info.
@@ -154,6 +189,14 @@ class RiskStage:
         for entry in services:
             if isinstance(entry, dict) and entry.get("name"):
                 self.services.setdefault(str(entry["name"]), entry)
+        #: The `vigil.events` partitions whose heartbeats make the clock (a count: all of
+        #: them; None: every signal moves the clock to its own time, for a single ordered
+        #: producer such as a test).
+        if isinstance(producers, int):
+            producers = range(producers)
+        self.producers = None if producers is None else tuple(str(p) for p in producers)
+        #: A producer whose heartbeats stop for this long (arrival time) stops holding the clock.
+        self.idle_ms = idle_ms
         self._schedules: dict[int, RiskSchedule] = {}
         #: signals, replayed, too_old, emitted, scorecards, ticks.
         self.stats: Counter[str] = Counter()
@@ -166,60 +209,98 @@ class RiskStage:
         partition: int,
         offset: int | None,
         state: StagedState,
+        arrival_ms: int | None = None,
     ) -> list[Output]:
-        """Take in one risk signal (or a `tick`) read at (partition, offset)."""
+        """Take in one risk signal or heartbeat read at (partition, offset), which arrived at
+        `arrival_ms` (the record's Kafka timestamp; offline None), then run every subject up
+        to the partition clock."""
         outputs: list[Output] = []
-        time_ms = int(signal["time_ms"])
         schedule = self.schedule(partition, state)
-        self._advance_watermark(time_ms, partition, offset, state, schedule, outputs)
-        if signal.get("kind") == "tick":
+        clock = self._advance_clock(signal, partition, offset, state, arrival_ms)
+        if is_heartbeat(signal):
             self.stats["ticks"] += 1
-            return outputs
+        else:
+            self._receive(signal, partition, offset, state, schedule)
+        if clock is not None:
+            self._fire(schedule, clock, state, outputs)
+        return outputs
+
+    def _receive(
+        self,
+        signal: Mapping[str, Any],
+        partition: int,
+        offset: int | None,
+        state: StagedState,
+        schedule: RiskSchedule,
+    ) -> None:
+        """Hold a signal in its subject until the clock passes it (applied once per id)."""
         key = str(signal["service"])
-        st = _load(state, key) or new_subject(
-            key, str(signal.get("entity_type") or "service"), partition
-        )
+        stored = state.get(key)
+        if isinstance(stored, dict):
+            # Only `pend`, `_oi` and top-level fields change here: a shallow copy will do.
+            st = {**stored, "pend": list(stored.get("pend") or []), "_oi": list(stored["_oi"])}
+        else:
+            st = new_subject(key, str(signal.get("entity_type") or "service"), partition)
         if _replayed(st, offset, str(signal["id"])):
             self.stats["replayed"] += 1
-            return outputs
+            return
         _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
-        if self._apply(st, signal):
-            st["dirty"] = True
-            self._set_due(st, key, schedule)
+        _insert_pending(st["pend"], dict(signal))
+        self._set_due(st, key, schedule)
         state[key] = st
-        return outputs
 
     def on_tick(
         self, now_ms: int, state: StagedState, partition: int | None = None
     ) -> list[Output]:
-        """Move the clock of `partition` (None: of every partition with a schedule) to `now_ms`
-        (event time) and fire what is due before it.
+        """Move the clock of `partition` (None: of every partition with a schedule) to
+        `now_ms - 1` (event time), whatever the producers reported, and run what is due.
 
-        Faust writes tables only inside a stream event: call it from the risk agent, e.g. on a
-        `tick` signal (risk_signals.tick_signal), which `on_signal` treats the same way."""
+        Faust writes tables only inside a stream event: the risk agent moves its clocks with
+        heartbeat signals (`on_signal`); this is for tests and tools."""
         outputs: list[Output] = []
         partitions = sorted(self._schedules) if partition is None else [partition]
         for number in partitions:
             schedule = self.schedule(number, state)
-            self._advance_watermark(now_ms, number, None, state, schedule, outputs)
+            key = watermark_key(number)
+            record = dict(state.get(key) or {"t": "wm", "p": number, "wm": None, "_o": -1})
+            clock = record.get("clock", record.get("wm"))
+            clock = now_ms - 1 if clock is None else max(clock, now_ms - 1)
+            newest = record.get("wm")
+            record.update(clock=clock, wm=now_ms if newest is None else max(newest, now_ms))
+            state[key] = record
+            self._fire(schedule, clock, state, outputs)
         return outputs
 
     def flush(self, state: StagedState, partition: int) -> list[Output]:
-        """End of input (offline): evaluate every dirty subject at its own clock."""
+        """End of input (offline): every producer is done, so run each subject up to the
+        newest time reported, then apply the signals still held (timers between them fire)
+        and evaluate what they changed at its own clock."""
         outputs: list[Output] = []
         schedule = self.schedule(partition, state)
-        pending = schedule.drain()
-        for due, key in pending:
+        newest = (state.get(watermark_key(partition)) or {}).get("wm")
+        for due, key in schedule.drain():
             st = _load(state, key)
-            if st is None or st.get("due") != due or not st.get("dirty"):
-                if st is not None and st.get("due") == due:
-                    schedule.push(due, key)
+            if st is None or st.get("due") != due:
                 continue
-            self._evaluate_dirty(key, st, outputs)
+            st.setdefault("pend", [])
+            if newest is not None:
+                self._run(key, st, newest - 1, outputs)
+            self._run(key, st, math.inf, outputs, final=True)
             self._set_due(st, key, schedule)
             state[key] = st
         return outputs
+
+    def current(self, st: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A copy of a subject's state with its held signals applied (not evaluated): what
+        the gate judges, so a deployment is judged on everything received so far."""
+        if st is None:
+            return None
+        view = orjson.loads(orjson.dumps(st))
+        for signal in view.pop("pend", None) or []:
+            self._apply(view, signal)
+        view["pend"] = []
+        return view
 
     def schedule(self, partition: int, state: StagedState) -> RiskSchedule:
         """The timer schedule of a partition, rebuilt from the table when first needed."""
@@ -235,23 +316,36 @@ class RiskStage:
 
     # ---- time ------------------------------------------------------------------------
 
-    def _advance_watermark(
+    def _advance_clock(
         self,
-        time_ms: int,
+        signal: Mapping[str, Any],
         partition: int,
         offset: int | None,
         state: StagedState,
-        schedule: RiskSchedule,
-        outputs: list[Output],
-    ) -> None:
+        arrival_ms: int | None,
+    ) -> int | None:
+        """The partition clock after this signal (None: not started). With producers, only
+        their heartbeats move it: the lowest time among the producers still sending, which
+        have all sent every signal older than that (tables/partition_clock.py, with the
+        producers as sources); offline every producer counts until the end. Without
+        producers, every signal moves it to its own time. A replayed signal changes nothing."""
         key = watermark_key(partition)
-        mark = state.get(key) or {"t": "wm", "p": partition, "wm": None, "_o": -1}
-        if mark["wm"] is not None and time_ms <= mark["wm"]:
-            return
-        if mark["wm"] is not None:
-            self._fire(schedule, time_ms - 1, state, outputs)
-        if offset is None or mark["_o"] < offset:
-            state[key] = {**mark, "wm": time_ms, "_o": mark["_o"] if offset is None else offset}
+        record = state.get(key)
+        if offset is not None and record is not None and record.get("_o", -1) >= offset:
+            return record.get("clock", record.get("wm"))
+        time_ms = int(signal["time_ms"])
+        if self.producers is None:
+            step = partition_clock.advance(record, "*", time_ms, None, self.idle_ms)
+        else:
+            producer = signal.get("from") if is_heartbeat(signal) else None
+            source, ts = (None, None) if producer is None else (str(producer), time_ms)
+            arrival = 0 if arrival_ms is None else arrival_ms  # offline: nobody goes idle
+            step = partition_clock.advance(
+                record, source, ts, arrival, self.idle_ms, self.producers
+            )
+        step.record.update(t="wm", p=partition, _o=offset if offset is not None else -1)
+        state[key] = step.record
+        return step.clock
 
     def _fire(
         self, schedule: RiskSchedule, clock: int, state: StagedState, outputs: list[Output]
@@ -261,37 +355,73 @@ class RiskStage:
             st = _load(state, key)
             if st is None or st.get("due") != due:
                 continue  # stale: the timer moved
-            self._advance(key, st, clock, schedule, outputs)
+            st.setdefault("pend", [])
+            self._run(key, st, clock, outputs)
+            self._set_due(st, key, schedule)
             state[key] = st
 
-    def _advance(
+    def _run(
         self,
         key: str,
         st: dict[str, Any],
-        clock: int,
-        schedule: RiskSchedule,
+        clock: int | float,
         outputs: list[Output],
+        final: bool = False,
     ) -> None:
+        """Apply the subject's held signals and fire its timers up to `clock`, in time order
+        (a timer due before a signal's time first, at equal times the signal), each timer at
+        its own due time: the result depends on the signals, not on how the clock stepped.
+        `final`: after the last held signal only what it changed is evaluated (no timers)."""
+        pend = st["pend"]
+        while True:
+            timer = self._timer_due(st)
+            nxt = pend[0]["time_ms"] if pend else None
+            if nxt is not None and nxt <= clock and (timer is None or timer >= nxt):
+                if self._apply(st, pend.pop(0)):
+                    st["dirty"] = True
+            elif final and not pend:
+                if st["dirty"]:
+                    self._evaluate_dirty(key, st, outputs)
+                return
+            elif timer is not None and timer <= clock:
+                horizon = nxt if nxt is not None and nxt <= clock else clock
+                skip_to = horizon - MAX_QUIET_EVALUATIONS * self.config.check_interval_ms
+                if not st["dirty"] and st["eval"] is not None and timer < skip_to:
+                    # A quiet stretch (days between two fixtures' events): only its last
+                    # evaluations run, as many as a clock stepping in one jump would give.
+                    check = self.config.check_interval_ms
+                    st["eval"] = skip_to // check * check
+                    continue
+                self._advance(key, st, timer, outputs)
+            else:
+                return
+
+    def _advance(self, key: str, st: dict[str, Any], at: int, outputs: list[Output]) -> None:
+        """Fire the subject's timer due at `at`."""
         if st["dirty"]:
             self._evaluate_dirty(key, st, outputs)
         check = self.config.check_interval_ms
-        grid = clock // check * check
+        grid = at // check * check
         if st["eval"] is not None and grid > st["eval"]:
             self._evaluate(key, st, grid, "decay", outputs)
-        self._set_due(st, key, schedule)
 
-    def _set_due(self, st: dict[str, Any], key: str, schedule: RiskSchedule) -> None:
+    def _timer_due(self, st: dict[str, Any]) -> int | None:
+        """When the subject must be evaluated next without new signals."""
         cfg = self.config
         if st["dirty"]:
-            due = st["clock"]
-        elif st["eval"] is None:
-            due = None
-        elif self._changing(st):
-            due = (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
-        elif st["emit"] is not None and st["emit"]["score"] > 0:
-            due = (st["eval"] // cfg.emit_period_ms + 1) * cfg.emit_period_ms
-        else:
-            due = None
+            return st["clock"]
+        if st["eval"] is None:
+            return None
+        if self._changing(st):
+            return (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
+        if st["emit"] is not None and st["emit"]["score"] > 0:
+            return (st["eval"] // cfg.emit_period_ms + 1) * cfg.emit_period_ms
+        return None
+
+    def _set_due(self, st: dict[str, Any], key: str, schedule: RiskSchedule) -> None:
+        """Schedule the subject at its next timer or held signal, whichever is first."""
+        dues = [d for d in (self._timer_due(st), _first_time(st.get("pend"))) if d is not None]
+        due = min(dues) if dues else None
         if due is not None and due != st.get("due"):
             schedule.push(due, key)
         st["due"] = due

@@ -166,7 +166,7 @@ def new_subject(subject: str, entity_type: str, partition: int) -> dict[str, Any
     `due`: next timer; `emit`: last emission `{score, time}`; `info`: catalogue criticality
     and exposure; `items`: key -> item; `runs`: CI run key -> `{t, ok, n, sha, k, b}`;
     `deploys`: deployment key -> record; `incidents`: key -> start time; `changes`:
-    commit sha -> change size.
+    commit sha -> change size; `pend`: signals held until the clock passes them.
     """
     return {
         "t": "risk",
@@ -187,6 +187,7 @@ def new_subject(subject: str, entity_type: str, partition: int) -> dict[str, Any
         "deploys": {},
         "incidents": {},
         "changes": {},
+        "pend": [],
     }
 
 

@@ -112,8 +112,8 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 #: The default idle time of the partition clock, longer than the pauses a rebalance makes (the
 #: isolation fixture's 2 s would let a rebalance pause make sources idle). Alerts and risk
-#: signals are judged on coarse keys here (scripts/chaos.py NEARLY_EXACT): `make chaos`
-#: measures how exact they are.
+#: signals, risk and scorecards are judged on coarse keys here (scripts/chaos.py NEARLY_EXACT):
+#: `make chaos` measures how exact they are.
 CLOCK = {"VIGIL_CLOCK_IDLE_MS": "30000"}
 
 

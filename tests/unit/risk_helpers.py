@@ -190,6 +190,10 @@ class Harness:
             staged.commit()
         return outputs
 
+    def current(self, subject: str) -> dict[str, Any] | None:
+        """The subject's state with the signals still held applied (what the gate reads)."""
+        return self.stage.current(self.table.get(subject))
+
     def tick(self, now_ms: int) -> list[Output]:
         staged = StagedState(self.table)
         outputs = self.stage.on_tick(now_ms, staged, 0)

@@ -114,12 +114,22 @@ def test_order_dependent_topics_are_judged_on_coarse_keys():
     assert "drift*" in chaos.format_table({"drift": row})
 
 
-def test_alerts_and_risk_signals_are_exact_topics():
-    """They run on the partition clock (tables/partition_clock.py): judged by id like windows."""
-    assert "alerts" not in chaos.ORDER_DEPENDENT
-    assert "risk_signals" not in chaos.ORDER_DEPENDENT
+def test_alerts_risk_signals_risk_and_scorecards_are_exact_topics():
+    """They run on the partition clock (tables/partition_clock.py) and the risk clock
+    (tables/risk.py): judged by id like windows."""
+    for topic in ("alerts", "risk_signals", "risk", "scorecards"):
+        assert topic not in chaos.ORDER_DEPENDENT
     row = chaos.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]
     assert chaos.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
+
+
+def test_clock_heartbeats_are_not_compared():
+    """`clock` heartbeats follow when a worker ticked: neither expected nor received."""
+    beat = {"id": "c1", "kind": "clock", "service": None, "time_ms": 5, "from": 0}
+    tick = {"id": "t1", "kind": "tick", "service": None, "time_ms": 5, "from": 0}
+    row = chaos.compare([("risk_signals", tick)], [("risk_signals", tick), ("risk_signals", beat)])
+    assert (row["risk_signals"]["expected"], row["risk_signals"]["received"]) == (1, 1)
+    assert chaos.failures(row) == []
 
 
 def test_tally_completion_and_shared_spec():

@@ -49,7 +49,7 @@ def test_acceptance_block_then_allow_after_fix_and_decay():
     _feed(harness, outputs=[kev_finding("firing", T0)])
     _feed(harness, outputs=[falco_alert("firing", T0 + 30 * 1000)])
     _feed(harness, ci_event("failure", T0 + MIN, 1, SHA_BAD))
-    state = harness.table["payments"]
+    state = harness.current("payments")
 
     blocked = gate(state, None, T0 + 2 * MIN, config)
     assert blocked["decision"] == "block"
@@ -66,7 +66,7 @@ def test_acceptance_block_then_allow_after_fix_and_decay():
     _feed(harness, outputs=[kev_finding("resolved", fixed_at), falco_alert("resolved", fixed_at)])
     _feed(harness, ci_event("success", fixed_at + MIN, 2, SHA_FIX))
     outputs = harness.feed([tick_signal("p0", fixed_at + 2 * MIN)])
-    state = harness.table["payments"]
+    state = harness.current("payments")
     right_after = gate(state, None, fixed_at + 2 * MIN, config)
     assert _codes(right_after) == ["risk_score"]  # only the recent incident's residue
     assert right_after["decision"] == "block"
@@ -112,8 +112,8 @@ def test_scorecard_on_each_deployment_with_change_size():
     assert any(c["factor"] == "change" for c in card["contributions"])
     assert [o.key for o in outputs if o.topic == "scorecards"] == ["payments"]
     again = scorecard(
-        harness.table["payments"],
-        harness.table["payments"]["deploys"]["repo:acme/payments|deployment:7"]["sig"],
+        harness.current("payments"),
+        harness.current("payments")["deploys"]["repo:acme/payments|deployment:7"]["sig"],
         config,
         now_ms=T0 + 10 * MIN,
     )
@@ -143,7 +143,7 @@ def test_artifact_scope_and_critical_findings():
         {"cvss": 9.1, "severity_label": "CRITICAL", "confidence": 0.95},
     )
     _feed(harness, outputs=[critical], catalogue=catalogue)
-    state = harness.table["payments"]
+    state = harness.current("payments")
     service_wide = gate(state, None, T0 + MIN, config)
     assert _codes(service_wide)[:2] == ["kev_finding", "critical_finding"]
     scoped = gate(state, {"artifact": "registry.example.com/payments:1.4.3"}, T0 + MIN, config)
@@ -163,7 +163,7 @@ def test_failing_checks_follow_the_commit_then_the_branch():
     harness = Harness(config)
     _feed(harness, ci_event("failure", T0, 1, SHA_BAD, branch="feature"))
     _feed(harness, ci_event("success", T0 + MIN, 2, SHA_FIX))
-    state = harness.table["payments"]
+    state = harness.current("payments")
     assert "failing_ci" not in _codes(gate(state, None, T0 + 2 * MIN, config))  # main is green
     on_branch = gate(state, {"branch": "feature"}, T0 + 2 * MIN, config)
     assert "failing_ci" in _codes(on_branch)
@@ -183,7 +183,7 @@ def test_flaky_and_failure_rate_warn():
     for i in range(4):
         status = "failure" if i < 2 else "success"
         _feed(harness, ci_event(status, T0 + (2 + i) * MIN, 10 + i, f"{i:040x}"))
-    answer = gate(harness.table["payments"], None, T0 + 10 * MIN, config)
+    answer = gate(harness.current("payments"), None, T0 + 10 * MIN, config)
     assert answer["decision"] == "warn"
     assert _codes(answer) == ["flaky_ci", "ci_failure_rate"]
     assert "unit-tests" in answer["reasons"][0]["message"]
@@ -198,14 +198,14 @@ def test_change_failure_rate_and_previous_deploy_failed():
         if i in (1, 3):
             _feed(harness, outputs=[falco_alert("firing", t + HOUR, severity="high")])
             _feed(harness, outputs=[falco_alert("resolved", t + 2 * HOUR, severity="high")])
-    answer = gate(harness.table["payments"], None, T0 + 3 * DAY + 3 * HOUR, config)
+    answer = gate(harness.current("payments"), None, T0 + 3 * DAY + 3 * HOUR, config)
     assert "change_failure_rate" in _codes(answer)
     assert "previous_deploy_failed" in _codes(answer)
     assert answer["facts"]["change_failure_rate"]["rate"] == 0.5
     assert answer["facts"]["since_last_deploy_ms"] == 3 * HOUR
     cooldown = RiskConfig(deploy_cooldown_ms=6 * HOUR)
     assert "deploy_cooldown" in _codes(
-        gate(harness.table["payments"], None, T0 + 3 * DAY + 3 * HOUR, cooldown)
+        gate(harness.current("payments"), None, T0 + 3 * DAY + 3 * HOUR, cooldown)
     )
 
 
@@ -228,10 +228,10 @@ def test_drift_and_anomaly_reasons():
         "time": "2024-03-01T12:00:00.000Z",
     }
     _feed(harness, outputs=[Output("anomalies", "a", anomaly), Output("drift", "d", drift)])
-    answer = gate(harness.table["payments"], None, T0 + 10 * MIN, config)
+    answer = gate(harness.current("payments"), None, T0 + 10 * MIN, config)
     assert _codes(answer) == ["recent_anomaly", "open_drift"]
     assert answer["decision"] == "warn"
-    later = gate(harness.table["payments"], None, T0 + 2 * HOUR, config)
+    later = gate(harness.current("payments"), None, T0 + 2 * HOUR, config)
     assert _codes(later) == ["open_drift"]  # the anomaly is no longer recent
 
 

@@ -1,0 +1,154 @@
+"""The risk stage's clock (tables/risk.py): signals from several `vigil.events` partitions give
+the same scores and scorecards whatever order they interleave in."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+from app.pipeline import NOT_STARTED
+from tables.risk import RiskStage
+from tables.risk_signals import signals_from, tick_signal
+from tables.staged import StagedState
+from tests.unit.risk_helpers import (
+    CATALOGUE,
+    HOUR,
+    MIN,
+    T0,
+    ci_event,
+    falco_alert,
+    kev_finding,
+)
+
+PRODUCERS = 2
+
+
+def heartbeat(producer: int, at: int, kind: str = "tick") -> dict[str, Any]:
+    return tick_signal(f"{producer}>x", at, producer, kind)
+
+
+def producer_streams() -> dict[int, list[dict[str, Any]]]:
+    """What two producers send, each in its own (time) order: signals about one service, and
+    a heartbeat at every 5-minute boundary their clock crossed."""
+    sha = "a" * 40
+    zero = [
+        *signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE),
+        *signals_from(ci_event("failure", T0 + 7 * MIN, 1, sha), [], CATALOGUE),
+        *signals_from(None, [falco_alert("resolved", T0 + 31 * MIN)], CATALOGUE),
+    ]
+    one = [
+        *signals_from(None, [falco_alert("firing", T0 + 3 * MIN)], CATALOGUE),
+        *signals_from(ci_event("success", T0 + 12 * MIN, 2, sha), [], CATALOGUE),
+        *signals_from(None, [kev_finding("resolved", T0 + 40 * MIN)], CATALOGUE),
+    ]
+    streams: dict[int, list[dict[str, Any]]] = {}
+    for producer, signals in ((0, zero), (1, one)):
+        timeline = [(s["time_ms"], 1, s) for s in signals]
+        timeline += [(b, 0, heartbeat(producer, b)) for b in range(T0, T0 + 2 * HOUR, 5 * MIN)]
+        streams[producer] = [item for *_, item in sorted(timeline, key=lambda x: x[:2])]
+    return streams
+
+
+def run(order: list[dict[str, Any]], arrivals: bool = False) -> list[Any]:
+    """Every output of one risk partition fed `order` (arrival n ms for the n-th record)."""
+    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
+    table: dict[str, Any] = {}
+    outputs = []
+    for offset, signal in enumerate(order):
+        staged = StagedState(table)
+        arrival = offset if arrivals else None
+        outputs += stage.on_signal(signal, 0, offset, staged, arrival)
+        staged.commit()
+    return [(out.topic, out.value) for out in outputs]
+
+
+def test_any_interleaving_of_the_producers_gives_the_same_outputs():
+    streams = producer_streams()
+    one_then_other = streams[0] + streams[1]
+    other_then_one = streams[1] + streams[0]
+    expected = run(one_then_other)
+    assert [t for t, _ in expected].count("risk") >= 3
+    assert run(other_then_one) == expected
+    assert run(one_then_other, arrivals=True) == expected
+    rng = random.Random(3)
+    for _ in range(20):  # random merges, each producer's own order kept
+        queues = {p: list(s) for p, s in streams.items()}
+        merged = []
+        while any(queues.values()):
+            producer = rng.choice([p for p, q in queues.items() if q])
+            merged.append(queues[producer].pop(0))
+        assert run(merged, arrivals=True) == expected
+
+
+def test_without_producers_the_order_changes_the_scores():
+    """The old clock (every signal moves it) is order-dependent: the test above has teeth."""
+    streams = producer_streams()
+    runs = []
+    for order in (streams[0] + streams[1], streams[1] + streams[0]):
+        stage = RiskStage()
+        table: dict[str, Any] = {}
+        outputs = []
+        for offset, signal in enumerate(order):
+            staged = StagedState(table)
+            outputs += stage.on_signal(signal, 0, offset, staged)
+            staged.commit()
+        runs.append([out.value for out in outputs])
+    assert runs[0] != runs[1]
+
+
+def test_signals_wait_until_every_producer_is_past_them():
+    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
+    table: dict[str, Any] = {}
+    feed = itertools.count()
+
+    def send(signal: dict[str, Any], arrival: int = 0) -> list[Any]:
+        staged = StagedState(table)
+        outputs = stage.on_signal(signal, 0, next(feed), staged, arrival)
+        staged.commit()
+        return outputs
+
+    finding = signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE)[0]
+    assert send(finding) == []
+    assert send(heartbeat(0, T0 + 10 * MIN)) == []  # producer 1 not heard from yet
+    assert table["payments"]["pend"]
+    # a producer still waiting for its sources holds the clock back
+    assert send(heartbeat(1, NOT_STARTED, "clock")) == []
+    scored = send(heartbeat(1, T0 + 5 * MIN, "clock"))
+    assert [out.topic for out in scored] == ["risk"]
+    assert scored[0].value["time_ms"] == T0 + MIN
+    assert table["payments"]["pend"] == []
+
+
+def test_a_producer_silent_for_the_idle_time_stops_holding_the_clock():
+    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
+    table: dict[str, Any] = {}
+    feed = itertools.count()
+
+    def send(signal: dict[str, Any], arrival: int) -> list[Any]:
+        staged = StagedState(table)
+        outputs = stage.on_signal(signal, 0, next(feed), staged, arrival)
+        staged.commit()
+        return outputs
+
+    finding = signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE)[0]
+    send(heartbeat(1, T0, "clock"), 0)
+    send(finding, 1_000)
+    assert send(heartbeat(0, T0 + 10 * MIN, "clock"), 5_000) == []
+    assert send(heartbeat(0, T0 + 10 * MIN, "clock"), 9_000) == []
+    scored = send(heartbeat(0, T0 + 10 * MIN, "clock"), 12_000)  # producer 1 idle: 12 s
+    assert [out.value["time_ms"] for out in scored if out.topic == "risk"] == [T0 + MIN]
+
+
+def test_the_gate_sees_held_signals():
+    stage = RiskStage(producers=PRODUCERS)
+    table: dict[str, Any] = {}
+    staged = StagedState(table)
+    for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
+        stage.on_signal(signal, 0, 0, staged)
+    staged.commit()
+    held = table["payments"]
+    assert held["items"] == {} and len(held["pend"]) == 1
+    view = stage.current(held)
+    assert view is not None and view["pend"] == [] and list(view["items"])
+    assert table["payments"]["pend"]  # the stored state is untouched
