@@ -640,3 +640,36 @@ def test_ci_failure_fires_and_the_next_success_of_the_same_workflow_resolves_it(
     outputs = h.feed(run(T0, "failure")) + h.advance(T0 + 9 * HOUR)
     assert records(outputs)[-1]["status"] == "firing"
     assert [v["status"] for v in h.alerts.values()] == ["firing"]
+
+
+# ---- catching up after a quiet stretch ---------------------------------------------------
+
+
+def _repeat_times(steps: list[int]) -> list[int]:
+    config = DedupConfig(resolve_timeout_ms=365 * 24 * HOUR)  # the alert stays firing
+    harness = Harness(config)
+    outputs = harness.feed(falco(T0))
+    for watermark in steps:
+        outputs += harness.advance(watermark)
+    return [parse_time(r["time"]) for r in records(outputs) if r["notification"] == "repeat"]
+
+
+def test_repeats_through_a_quiet_stretch_do_not_depend_on_how_the_clock_steps():
+    day = 24 * HOUR
+    one_jump = _repeat_times([T0 + 10 * day])
+    daily = _repeat_times([T0 + d * day for d in range(1, 11)])
+    assert one_jump == daily
+    gaps = {b - a for a, b in itertools.pairwise(one_jump)}
+    assert gaps == {4 * HOUR + 5 * MIN} and len(one_jump) == 58  # 10 days of 4h05m repeats
+
+
+def test_after_a_stretch_longer_than_the_catch_up_limit_only_the_last_repeats_go_out():
+    from tables.dedup import MAX_CATCH_UP_REPEATS
+
+    config = DedupConfig()
+    day = 24 * HOUR
+    clock = T0 + 60 * day
+    times = _repeat_times([clock])
+    assert len(times) <= MAX_CATCH_UP_REPEATS + 1
+    assert min(times) >= clock - (MAX_CATCH_UP_REPEATS + 1) * config.repeat_interval_ms
+    assert max(times) > clock - config.repeat_interval_ms - config.group_interval_ms

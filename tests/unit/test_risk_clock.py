@@ -152,3 +152,34 @@ def test_the_gate_sees_held_signals():
     view = stage.current(held)
     assert view is not None and view["pend"] == [] and list(view["items"])
     assert table["payments"]["pend"]  # the stored state is untouched
+
+
+def _periodic_times(steps: list[int]) -> list[int]:
+    stage = RiskStage()
+    table: dict[str, Any] = {}
+    staged = StagedState(table)
+    outputs = []
+    for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
+        outputs += stage.on_signal(signal, 0, 0, staged)
+    for at in steps:
+        outputs += stage.on_tick(at, staged, 0)
+    staged.commit()
+    return [out.value["time_ms"] for out in outputs if out.value.get("reason") == "periodic"]
+
+
+def test_periodic_emissions_do_not_depend_on_how_the_clock_steps():
+    one_jump = _periodic_times([T0 + 6 * HOUR])
+    hourly = _periodic_times([T0 + h * HOUR for h in range(1, 7)])
+    assert (
+        one_jump == hourly and len(one_jump) == 23
+    )  # an open finding: every 15 min after the first
+
+
+def test_a_quiet_stretch_longer_than_the_limit_evaluates_only_its_end():
+    from tables.risk import MAX_QUIET_EVALUATIONS
+
+    check = RiskStage().config.check_interval_ms
+    clock = T0 + 30 * 24 * HOUR
+    times = _periodic_times([clock])
+    assert 0 < len(times) <= MAX_QUIET_EVALUATIONS
+    assert min(times) >= clock - (MAX_QUIET_EVALUATIONS + 1) * check
