@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from app.sources.decode import DecodeLimits
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog, entity_partition
-from tables import partition_clock
+from tables import held, partition_clock
 from tables.alert_labels import AlertInput, alert_from_anomaly
 from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
@@ -318,6 +319,7 @@ class Pipeline:
         self.compliance = ComplianceStage(compliance_config(settings))
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
         self._timers: dict[int, TimerSchedule] = {}
+        self._held: dict[int, held.HeldSchedule] = {}
         #: events dropped because ingest had sent them before (see `is_resent`)
         self.duplicates = 0
         #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
@@ -389,15 +391,49 @@ class Pipeline:
         source = event.origin["t"] if event.origin else event.source
         before, clock = self._advance_clock(series, source, event.ts_ms, offset, arrival_ms)
         timers = self.timers(partition)
-        derived = self.alerts.on_event(event, partition, offset, clock, alerts, groups, timers)
-        outputs += self.drift.on_event(event, partition, offset, clock, desired, observed)
-        checked = self.compliance.on_event(event, partition, offset, clock, posture, observed)
-        outputs += checked.outputs
-        raised = self._anomaly_alerts(outputs, series, event.source)
-        for alert in [*raised, *checked.alerts]:
-            derived += self.alerts.on_alert(alert, partition, offset, clock, alerts, groups, timers)
+        self.alerts.receive_event(event, partition, offset, alerts, groups, timers)
+        if self._decides_in_order(event):
+            held.hold(observed, event, partition, offset, self.held(partition))
+        released, raised = self._release(partition, clock, desired, observed, posture)
+        outputs += released
+        raised += self._anomaly_alerts(outputs, series, event.source)
+        for alert in raised:
+            self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
+        derived = self.alerts.on_watermark(clock, alerts, groups, timers)
         outputs += self._conclude(event, outputs, derived, inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
+
+    def _decides_in_order(self, event: Event) -> bool:
+        """Whether the compliance or drift stage reads this event (it is then held until the
+        partition clock passes it, tables/held.py)."""
+        return self.compliance.reads(event) or self.drift.change_of(event) is not None
+
+    def _release(
+        self,
+        partition: int,
+        clock: int | float,
+        desired: StagedState,
+        observed: StagedState,
+        posture: StagedState,
+    ) -> tuple[list[Output], list[AlertInput]]:
+        """Apply the held events the clock passed to the drift and compliance stages, each
+        entity's in event-time order: their outputs and the alerts they raise."""
+        outputs: list[Output] = []
+        raised: list[AlertInput] = []
+        if clock == NOT_STARTED:
+            return outputs, raised
+        schedule = self.held(partition)
+        while (key := schedule.pop_due(clock)) is not None:
+            for marker, event in held.release(observed, key, clock, schedule):
+                outputs += self.drift.on_event(
+                    event, partition, marker, event.ts_ms, desired, observed
+                )
+                checked = self.compliance.on_event(
+                    event, partition, marker, event.ts_ms, posture, observed
+                )
+                outputs += checked.outputs
+                raised += checked.alerts
+        return outputs, raised
 
     def _conclude(
         self,
@@ -431,14 +467,19 @@ class Pipeline:
         ]
 
     def clock_heartbeats(
-        self, partition: int, state: StagedState | None = None, arrival_ms: int | None = None
+        self,
+        partition: int,
+        state: StagedState | None = None,
+        arrival_ms: int | None = None,
+        moved: bool = False,
     ) -> list[Output]:
         """A `clock` heartbeat at this partition's clock to every risk partition: sent on every
         clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this producer
         is between risk boundaries too (tables/risk.py). While the partition waits for its
         sources it reports `NOT_STARTED`, holding the risk clock back. A partition that got
         no event, or none within the idle time (every source idle: its clock no longer
-        moves), sends nothing, so the risk stage stops waiting for it."""
+        moves), sends nothing, so the risk stage stops waiting for it; except once more when its
+        clock `moved` (its sources going idle let it reach its newest event)."""
         series = state if state is not None else StagedState(self.state.series)
         record = series.get(PARTITION_WATERMARK) or {}
         clock = record.get("clock", record.get("wm"))
@@ -446,8 +487,12 @@ class Pipeline:
         if clock is None and not sources:
             return []
         idle = self.settings.clock_idle_ms
-        if arrival_ms is not None and not any(
-            entry[1] is not None and arrival_ms - entry[1] <= idle for entry in sources.values()
+        if (
+            not moved
+            and arrival_ms is not None
+            and not any(
+                entry[1] is not None and arrival_ms - entry[1] <= idle for entry in sources.values()
+            )
         ):
             return []
         clock = NOT_STARTED if clock is None else clock
@@ -473,12 +518,19 @@ class Pipeline:
         alerts = batch.staged(partition, "alerts")
         groups = batch.staged(partition, "groups")
         inhibitors = batch.staged(partition, "inhibitors")
+        desired = batch.staged(partition, "desired")
+        observed = batch.staged(partition, "observed")
+        posture = batch.staged(partition, "posture")
         before, clock = self._advance_clock(series, None, None, offset, arrival_ms)
         outputs: list[Output] = []
         if clock != before:
-            derived = self.alerts.on_watermark(clock, alerts, groups, self.timers(partition))
-            outputs = self._conclude(None, [], derived, inhibitors, partition, before, clock)
-        outputs += self.clock_heartbeats(partition, series, arrival_ms)
+            timers = self.timers(partition)
+            outputs, raised = self._release(partition, clock, desired, observed, posture)
+            for alert in raised:
+                self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
+            derived = self.alerts.on_watermark(clock, alerts, groups, timers)
+            outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
+        outputs += self.clock_heartbeats(partition, series, arrival_ms, moved=clock != before)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(
@@ -559,10 +611,19 @@ class Pipeline:
             self._schedules[(partition, source)] = schedule
         return schedule
 
+    def held(self, partition: int) -> held.HeldSchedule:
+        """The schedule of a partition's held events, rebuilt from state when first needed."""
+        schedule = self._held.get(partition)
+        if schedule is None:
+            schedule = held.HeldSchedule.rebuild(self.state.observed.items(), partition)
+            self._held[partition] = schedule
+        return schedule
+
     def forget_schedules(self) -> None:
         """Drop the in-memory schedules (after a rebalance); they are rebuilt on demand."""
         self._schedules.clear()
         self._timers.clear()
+        self._held.clear()
 
     def flush(self, partition: int = 0) -> Step:
         """End of input (offline only): close every window, then fire every alert timer."""
@@ -570,10 +631,17 @@ class Pipeline:
         alerts = StagedState(self.state.alerts)
         groups = StagedState(self.state.groups)
         inhibitors = StagedState(self.state.inhibitors)
+        desired = StagedState(self.state.desired)
+        observed = StagedState(self.state.observed)
+        posture = StagedState(self.state.posture)
         keys = [k for k, v in self.state.series.items() if isinstance(v, dict) and v.get("open")]
         outputs = self.series.flush(series, keys)
         timers = self.timers(partition)
         derived: list[Output] = []
+        released, raised = self._release(partition, math.inf, desired, observed, posture)
+        outputs += released
+        for alert in raised:
+            derived += self.alerts.on_alert(alert, partition, None, None, alerts, groups, timers)
         for out in outputs:
             if out.topic == "anomalies":
                 alert = alert_from_anomaly(out.value)
@@ -582,4 +650,4 @@ class Pipeline:
                 )
         derived += self.alerts.flush(alerts, groups, timers)
         outputs += self._route_inhibitors(derived, inhibitors)
-        return Step(outputs, [series, alerts, groups, inhibitors])
+        return Step(outputs, [series, alerts, groups, inhibitors, desired, observed, posture])

@@ -706,6 +706,12 @@ class ComplianceStage:
         self.config = config or ComplianceConfig()
         self.pack = pack or load_rule_pack(self.config.pack_path)
 
+    def reads(self, event: Event) -> bool:
+        """Whether any rule of the pack reads this event (as a subject or as a prior)."""
+        if _skipped(event):
+            return False
+        return event.type in self.pack.by_type or event.type in self.pack.prior_by_type
+
     def evaluate(self, event: Event) -> list[Violation]:
         """Stateless violations (see `evaluate`)."""
         return evaluate(event, self.pack, self.config.k8s_cluster)

@@ -232,6 +232,20 @@ class AlertStage:
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one event (alert-like, `scan_completed` or other), then fire due timers."""
+        self.receive_event(event, partition, offset, alerts, groups, schedule)
+        mark = event.ts_ms if watermark is None else watermark
+        return self.on_watermark(mark, alerts, groups, schedule)
+
+    def receive_event(
+        self,
+        event: Event,
+        partition: int,
+        offset: int | None,
+        alerts: StagedState,
+        groups: StagedState,
+        schedule: TimerSchedule,
+    ) -> None:
+        """Take in one event's alert input, if any, without firing timers (`on_watermark`)."""
         ctx = _Ctx(alerts, groups, schedule, flush=False)
         alert = alert_from_event(event)
         if alert is not None:
@@ -240,8 +254,18 @@ class AlertStage:
             scan = resolutions_from_scan(event)
             if scan is not None:
                 self._receive_scan(event.entity, scan, partition, offset, ctx)
-        mark = event.ts_ms if watermark is None else watermark
-        return self.on_watermark(mark, alerts, groups, schedule)
+
+    def receive_alert(
+        self,
+        alert: AlertInput,
+        partition: int,
+        offset: int | None,
+        alerts: StagedState,
+        groups: StagedState,
+        schedule: TimerSchedule,
+    ) -> None:
+        """Take in one alert built elsewhere without firing timers (`on_watermark`)."""
+        self._receive(alert, partition, offset, _Ctx(alerts, groups, schedule, flush=False))
 
     def on_alert(
         self,

@@ -98,7 +98,7 @@ def test_a_clean_run_passes_and_topics_with_nothing_are_listed():
 
 
 def test_order_dependent_topics_are_judged_on_coarse_keys():
-    key = chaos.ORDER_DEPENDENT["drift"]
+    key = chaos.NEARLY_EXACT["drift"]
     assert key({"resource": "r", "status": "drifted"}) == ("r", "drifted")
     expected = [
         ("drift", rec("d1", resource="r1", status="drifted", n=2)),
@@ -106,7 +106,7 @@ def test_order_dependent_topics_are_judged_on_coarse_keys():
     ]
     # r1 reported with another id, r2 never: only r2 is a loss
     received = [("drift", rec("d9", resource="r1", status="drifted", n=1))]
-    row = chaos.compare(expected, received)["drift"]
+    row = chaos.compare(expected, received, coarse={"drift": key})["drift"]
     assert row["order_dependent"] is True
     assert (row["lost"], row["unexpected"], row["keys_lost"]) == (2, 1, 1)
     assert chaos.failures({"drift": row}) == []  # a crash-free run differs by id too
@@ -114,11 +114,11 @@ def test_order_dependent_topics_are_judged_on_coarse_keys():
     assert "drift*" in chaos.format_table({"drift": row})
 
 
-def test_alerts_risk_signals_risk_and_scorecards_are_exact_topics():
-    """They run on the partition clock (tables/partition_clock.py) and the risk clock
-    (tables/risk.py): judged by id like windows."""
-    for topic in ("alerts", "risk_signals", "risk", "scorecards"):
-        assert topic not in chaos.ORDER_DEPENDENT
+def test_every_topic_is_exact():
+    """Alerts run on the partition clock (tables/partition_clock.py), drift and posture on
+    held events (tables/held.py), risk and scorecards on the risk clock (tables/risk.py):
+    all judged by id like windows."""
+    assert chaos.ORDER_DEPENDENT == {}
     row = chaos.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]
     assert chaos.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
 

@@ -1,0 +1,124 @@
+"""Events held per entity until the partition clock passes them, for the stages that decide in
+the order they apply events (compliance, drift).
+
+A worker reads the raw topics at their own paces, so two events of one entity from different
+sources (a Terraform plan and a CloudTrail change, a scan and a deployment) reach its
+`vigil.events` partition in an order that differs from run to run. The compliance and drift
+stages keep state per entity and decide from the events they applied before, so they see an
+entity's events in event-time order instead: each waits here until the partition clock
+(tables/partition_clock.py) passes it, then all of an entity's due events are applied in
+`(time, id)` order.
+
+State: key `<entity>|~held` in the `observed` table, `{"t": "held", "p": partition, "_o":
+offset of the last event held, "seq": release counter, "ev": [event dicts, sorted]}`. The
+record is kept (with an empty list) once it exists: `seq` only grows. Each released event gets
+the next `seq` as its offset marker in the stages' state (`_o`), so a crash that repeats a
+release repeats it with the same markers and the stages recognise what they applied; `seq`
+starts above any Kafka offset, so state written with offsets before reads as older.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from app.events import Event
+from tables.staged import StagedState
+
+HELD_MARK = "~held"
+#: First release marker: above any offset a partition will reach.
+SEQ_BASE = 2**40
+
+
+def held_key(entity: str) -> str:
+    """The state key of an entity's held events."""
+    return f"{entity}|{HELD_MARK}"
+
+
+def _order(event: dict[str, Any]) -> tuple[int, str]:
+    return int(event["ts_ms"]), str(event["id"])
+
+
+class HeldSchedule:
+    """In-memory min-heap of (time of the first held event, key) for one partition."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+
+    def push(self, due: int, key: str) -> None:
+        heapq.heappush(self._heap, (due, key))
+
+    def pop_due(self, clock: int | float) -> str | None:
+        """A key with an event due at `clock`, or None (stale entries are checked by the
+        caller against the stored record)."""
+        if self._heap and self._heap[0][0] <= clock:
+            return heapq.heappop(self._heap)[1]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    @classmethod
+    def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> HeldSchedule:
+        """A schedule from the `(key, value)` items of the `observed` table for `partition`."""
+        schedule = cls()
+        for key, value in items:
+            if (
+                isinstance(value, dict)
+                and value.get("t") == "held"
+                and value.get("p") == partition
+                and value.get("ev")
+            ):
+                schedule.push(_order(value["ev"][0])[0], key)
+        return schedule
+
+
+def hold(
+    observed: StagedState,
+    event: Event,
+    partition: int,
+    offset: int | None,
+    schedule: HeldSchedule,
+) -> None:
+    """Hold `event` (read at `offset`; a replay of a held offset is not held twice)."""
+    key = held_key(event.entity)
+    stored = observed.get(key)
+    record = dict(stored) if stored else {"t": "held", "p": partition, "_o": -1, "seq": SEQ_BASE}
+    if offset is not None and record["_o"] >= offset:
+        return
+    events = list(record.get("ev") or [])
+    value = event.to_dict()
+    order = _order(value)
+    index = len(events)
+    while index > 0 and _order(events[index - 1]) > order:
+        index -= 1
+    events.insert(index, value)
+    record.update(ev=events, _o=offset if offset is not None else record["_o"])
+    observed[key] = record
+    if index == 0:
+        schedule.push(order[0], key)
+
+
+def release(
+    observed: StagedState, key: str, clock: int | float, schedule: HeldSchedule
+) -> list[tuple[int, Event]]:
+    """Take the events of `key` at or before `clock`, in order, each with its offset marker
+    for the stages' state; reschedule what is left."""
+    stored = observed.get(key)
+    if not stored or not stored.get("ev"):
+        return []
+    events = list(stored["ev"])
+    count = 0
+    while count < len(events) and events[count]["ts_ms"] <= clock:
+        count += 1
+    if count == 0:
+        schedule.push(_order(events[0])[0], key)  # a stale heap entry: put it back
+        return []
+    seq = stored["seq"]
+    due = [(seq + 1 + i, Event.from_dict(value)) for i, value in enumerate(events[:count])]
+    rest = events[count:]
+    observed[key] = {**stored, "ev": rest, "seq": seq + count}
+    if rest:
+        schedule.push(_order(rest[0])[0], key)
+    return due
