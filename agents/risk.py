@@ -39,7 +39,6 @@ stage = RiskStage(
     risk_config(),
     catalogue=load_catalogue(settings),
     producers=settings.partitions,
-    idle_ms=settings.clock_idle_ms,
 )
 
 
@@ -66,8 +65,7 @@ async def risk(stream):
             continue
         state = StagedState(risk_state)
         try:
-            arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
-            outputs = stage.on_signal(signal, message.partition, message.offset, state, arrival_ms)
+            outputs = stage.on_signal(signal, message.partition, message.offset, state)
         except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
             log.exception("risk signal %s failed", signal.get("id"))
             origin = Origin(message.topic, message.partition, message.offset, None)

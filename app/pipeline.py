@@ -471,37 +471,31 @@ class Pipeline:
         partition: int,
         state: StagedState | None = None,
         arrival_ms: int | None = None,
-        moved: bool = False,
+        idle: bool | None = None,
     ) -> list[Output]:
-        """A `clock` heartbeat at this partition's clock to every risk partition: sent on every
-        clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this producer
-        is between risk boundaries too (tables/risk.py). While the partition waits for its
-        sources it reports `NOT_STARTED`, holding the risk clock back. A partition that got
-        no event, or none within the idle time (every source idle: its clock no longer
-        moves), sends nothing, so the risk stage stops waiting for it; except once more when its
-        clock `moved` (its sources going idle let it reach its newest event)."""
+        """A `clock` heartbeat with this partition's clock to every risk partition, sent on
+        every clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this
+        producer is between risk boundaries too (tables/risk.py); `NOT_STARTED` while the
+        partition waits for its sources. It declares itself `idle` when it got no event, or
+        none within the idle time (every source idle: it has nothing to send), and the risk
+        stage then stops waiting for it. `idle` given: declare that (offline)."""
         series = state if state is not None else StagedState(self.state.series)
         record = series.get(PARTITION_WATERMARK) or {}
         clock = record.get("clock", record.get("wm"))
-        sources = record.get("src") or {}
-        if clock is None and not sources:
-            return []
-        idle = self.settings.clock_idle_ms
-        if (
-            not moved
-            and arrival_ms is not None
-            and not any(
-                entry[1] is not None and arrival_ms - entry[1] <= idle for entry in sources.values()
+        if idle is None:
+            window = self.settings.clock_idle_ms
+            idle = arrival_ms is None or not any(
+                entry[1] is not None and arrival_ms - entry[1] <= window
+                for entry in (record.get("src") or {}).values()
             )
-        ):
-            return []
         clock = NOT_STARTED if clock is None else clock
-        return [
-            Output(
-                "risk_signals", key, tick_signal(f"{partition}>{key}", clock, partition, "clock")
-            )
-            for key in partition_keys(self.settings.partitions)
-        ]
+        beats = []
+        for key in partition_keys(self.settings.partitions):
+            beat = tick_signal(f"{partition}>{key}", clock, partition, "clock")
+            if idle:
+                beat["idle"] = True
+            beats.append(Output("risk_signals", key, beat))
+        return beats
 
     def tick(
         self,
@@ -530,7 +524,7 @@ class Pipeline:
                 self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
             derived = self.alerts.on_watermark(clock, alerts, groups, timers)
             outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
-        outputs += self.clock_heartbeats(partition, series, arrival_ms, moved=clock != before)
+        outputs += self.clock_heartbeats(partition, series, arrival_ms)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(

@@ -7,7 +7,7 @@ rules on recorded telemetry, and how most tests exercise the logic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,12 @@ def offline_replay(
                 else:
                     yield as_record(catalog, out)
     events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
-    risk = OfflineRisk(settings, pipeline.catalogue, events)
+    risk = OfflineRisk(settings, pipeline.catalogue, events, partitions)
     for out in events:
         yield as_record(catalog, out)
         partition = entity_partition(out.key or "", settings.partitions)
-        risk.now = out.value["ts_ms"]
+        for scored in risk.before_event(partition, out.value["ts_ms"]):
+            yield as_record(catalog, scored)
         step = partitions[partition].process(Event.from_dict(out.value), partition)
         step.commit()
         for derived in step.outputs:
@@ -78,12 +79,8 @@ def offline_replay(
             if derived.topic == "risk_signals":
                 for scored in risk.apply(derived):
                     yield as_record(catalog, scored)
-    # Every partition's clock as a worker's last clock ticks report it once its sources went
-    # idle: the risk stage applies what every producer is past.
-    for partition, partition_pipeline in partitions.items():
-        for beat in partition_pipeline.clock_heartbeats(partition):
-            for scored in risk.apply(beat):
-                yield as_record(catalog, scored)
+    for scored in risk.end():
+        yield as_record(catalog, scored)
     if flush:
         for partition, partition_pipeline in partitions.items():
             step = partition_pipeline.flush(partition)
@@ -99,35 +96,64 @@ def offline_replay(
 
 class OfflineRisk:
     """The risk stage of an offline replay: a state per `risk_signals` partition, signals
-    applied as the replay derives them. Offline, a signal "arrives" at the time of the event
-    being replayed (`now`), and a producer (a `vigil.events` partition with events) stops
-    holding the risk clock when it sent no heartbeat for `offline_idle_ms` of that time, as a
-    worker's producer that stopped ticking would (tables/risk.py)."""
+    applied as the replay derives them, with the heartbeats a worker's partitions would send
+    (tables/risk.py): a partition that got no event for `offline_idle_ms` of event time
+    declares itself idle, as a worker's partition does once its sources are idle, and at the
+    end of input every partition reports its final clock, idle."""
 
-    def __init__(self, settings: Settings, catalogue: Any, events: list[Output]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Any,
+        events: list[Output],
+        pipelines: Mapping[int, Pipeline],
+    ) -> None:
         self.partitions = settings.partitions
         self.stage = RiskStage(
             risk_config(),
             catalogue=catalogue,
             producers=producing_partitions(events, settings.partitions),
-            idle_ms=offline_idle_ms(settings),
         )
+        self.pipelines = pipelines
+        self.idle_after = offline_idle_ms(settings)
         self.states = {p: StagedState({}) for p in range(settings.partitions)}
         self.offsets = dict.fromkeys(range(settings.partitions), 0)
-        #: the time of the event being replayed (the arrival time of what it derives)
-        self.now: int | None = None
+        #: partition -> time of its last event; the partitions declared idle since
+        self.last: dict[int, int] = {}
+        self.idle: set[int] = set()
 
     def apply(self, signal: Output) -> list[Output]:
         """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
         target = entity_partition(signal.key or "", self.partitions)
         state = self.states[target]
-        scored = self.stage.on_signal(signal.value, target, self.offsets[target], state, self.now)
+        scored = self.stage.on_signal(signal.value, target, self.offsets[target], state)
         self.offsets[target] += 1
         state.commit()
         return scored
 
+    def before_event(self, partition: int, ts_ms: int) -> list[Output]:
+        """Before `partition` processes an event at `ts_ms`: the partitions that got none for
+        the idle time declare themselves idle."""
+        scored: list[Output] = []
+        for other, last in sorted(self.last.items()):
+            if other not in self.idle and ts_ms - last > self.idle_after:
+                self.idle.add(other)
+                for beat in self.pipelines[other].clock_heartbeats(other, idle=True):
+                    scored += self.apply(beat)
+        self.last[partition] = ts_ms
+        self.idle.discard(partition)
+        return scored
+
+    def end(self) -> list[Output]:
+        """End of input: every partition's final clock, idle (its sources went quiet)."""
+        scored: list[Output] = []
+        for partition, pipeline in self.pipelines.items():
+            for beat in pipeline.clock_heartbeats(partition, idle=True):
+                scored += self.apply(beat)
+        return scored
+
     def flush(self) -> list[Output]:
-        """End of input: what every partition still holds (see `RiskStage.flush`)."""
+        """What every partition still holds (see `RiskStage.flush`)."""
         scored: list[Output] = []
         for partition, state in self.states.items():
             scored += self.stage.flush(state, partition)
@@ -136,9 +162,9 @@ class OfflineRisk:
 
 
 def offline_idle_ms(settings: Settings) -> int:
-    """How long (event time) an offline producer may send no heartbeat before it stops holding
-    the risk clock: the idle time plus two risk boundaries (heartbeats come at each boundary
-    offline, with no clock ticks between them)."""
+    """How long (event time) an offline partition may get no event before it declares itself
+    idle to the risk stage: the idle time plus two risk boundaries (a worker reading a backlog
+    runs through event time faster than wall time: a longer margin keeps such gaps in step)."""
     return settings.clock_idle_ms + 2 * RISK_TICK_MS
 
 

@@ -65,7 +65,7 @@ import orjson  # noqa: E402
 from app import kafka_io  # noqa: E402
 from app.events import Event  # noqa: E402
 from app.outputs import Origin  # noqa: E402
-from app.pipeline import Pipeline, PipelineState, Step, risk_config  # noqa: E402
+from app.pipeline import Pipeline, PipelineState, risk_config  # noqa: E402
 from app.replay import OfflineRisk  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
@@ -460,11 +460,12 @@ def _offline_mirror(
             else:
                 yield out.topic, out.value
     events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
-    risk = OfflineRisk(settings, ingest.catalogue, events)
+    risk = OfflineRisk(settings, ingest.catalogue, events, partitions)
     for out in events:
         yield "events", out.value
         partition = entity_partition(out.key or "", settings.partitions)
-        risk.now = out.value["ts_ms"]
+        for scored in risk.before_event(partition, out.value["ts_ms"]):
+            yield scored.topic, scored.value
         event = Event.from_dict(out.value)
         # Offline order is event time, not raw offset order: the `origin` resend check (which
         # relies on raw order) must not see it, exactly as `offline_replay` (no origins) does.
@@ -476,10 +477,8 @@ def _offline_mirror(
             if derived.topic == "risk_signals":
                 for scored in risk.apply(derived):
                     yield scored.topic, scored.value
-    for partition, pipeline in partitions.items():  # as `offline_replay` ends
-        for beat in pipeline.clock_heartbeats(partition):
-            for scored in risk.apply(beat):
-                yield scored.topic, scored.value
+    for scored in risk.end():  # as `offline_replay` ends
+        yield scored.topic, scored.value
 
 
 def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:
@@ -1061,11 +1060,9 @@ def process_in_order(
     }
     counts: Counter = Counter()
     values: dict[str, set[bytes]] = {}
-    risk = OfflineRisk(settings, None, events)
-    if arrivals:  # a worker's risk stage: every partition is a producer, arrival times in ms
-        risk.stage = RiskStage(
-            risk_config(), producers=settings.partitions, idle_ms=settings.clock_idle_ms
-        )
+    risk = OfflineRisk(settings, None, events, partitions)
+    if arrivals:  # a worker's risk stage: every partition is a producer
+        risk.stage = RiskStage(risk_config(), producers=settings.partitions)
 
     def count(out: Any) -> None:
         if wall_clock(out.topic, out.value):
@@ -1089,17 +1086,18 @@ def process_in_order(
         if not arrivals:
             event.origin = None  # event-time order is not raw order (see _offline_mirror)
         arrival = n if arrivals else None
-        risk.now = n if arrivals else out.value["ts_ms"]
+        if not arrivals:
+            for scored in risk.before_event(partition, out.value["ts_ms"]):
+                count(scored)
         collect(partitions[partition].process(event, partition, arrival_ms=arrival))
     if arrivals:  # then clock ticks, as workers write them, until every source is idle
         step = settings.clock_tick_ms
         for at in range(len(events) + step, len(events) + settings.clock_idle_ms + 2 * step, step):
-            risk.now = at
             for partition, pipeline in partitions.items():
                 collect(pipeline.tick(partition, None, at))
     else:  # as `offline_replay` ends: every partition's clock to the risk stage
-        for partition, pipeline in partitions.items():
-            collect(Step(pipeline.clock_heartbeats(partition), []))
+        for scored in risk.end():
+            count(scored)
     return counts, values
 
 

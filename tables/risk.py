@@ -45,7 +45,6 @@ import orjson
 
 from app.events import SEVERITY_RANK, event_id, format_time
 from app.outputs import Output
-from tables import partition_clock
 from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
@@ -180,7 +179,6 @@ class RiskStage:
         config: RiskConfig | None = None,
         catalogue: Any = None,
         producers: int | Iterable[int] | None = None,
-        idle_ms: int = 30_000,
     ) -> None:
         self.config = config or RiskConfig()
         services = getattr(catalogue, "services", None) or []
@@ -195,8 +193,6 @@ class RiskStage:
         if isinstance(producers, int):
             producers = range(producers)
         self.producers = None if producers is None else tuple(str(p) for p in producers)
-        #: A producer whose heartbeats stop for this long (arrival time) stops holding the clock.
-        self.idle_ms = idle_ms
         self._schedules: dict[int, RiskSchedule] = {}
         #: signals, replayed, too_old, emitted, scorecards, ticks.
         self.stats: Counter[str] = Counter()
@@ -209,14 +205,12 @@ class RiskStage:
         partition: int,
         offset: int | None,
         state: StagedState,
-        arrival_ms: int | None = None,
     ) -> list[Output]:
-        """Take in one risk signal or heartbeat read at (partition, offset), which arrived at
-        `arrival_ms` (the record's Kafka timestamp; offline None), then run every subject up
-        to the partition clock."""
+        """Take in one risk signal or heartbeat read at (partition, offset), then run every
+        subject up to the partition clock."""
         outputs: list[Output] = []
         schedule = self.schedule(partition, state)
-        clock = self._advance_clock(signal, partition, offset, state, arrival_ms)
+        clock = self._advance_clock(signal, partition, offset, state)
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
@@ -317,35 +311,44 @@ class RiskStage:
     # ---- time ------------------------------------------------------------------------
 
     def _advance_clock(
-        self,
-        signal: Mapping[str, Any],
-        partition: int,
-        offset: int | None,
-        state: StagedState,
-        arrival_ms: int | None,
+        self, signal: Mapping[str, Any], partition: int, offset: int | None, state: StagedState
     ) -> int | None:
-        """The partition clock after this signal (None: not started). With producers, only
-        their heartbeats move it: the lowest time among the producers still sending, which
-        have all sent every signal older than that (tables/partition_clock.py, with the
-        producers as sources); offline every producer counts until the end. Without
-        producers, every signal moves it to its own time. A replayed signal changes nothing."""
+        """The partition clock after this signal (None: not started; a replayed signal
+        changes nothing). With producers, only their heartbeats move it: a producer's entry is
+        the newest clock it reported and whether it declared itself idle (every source of its
+        partition idle: it has nothing to send). The clock waits until every producer was
+        heard from, then is one millisecond before the lowest clock among the producers not
+        idle (the newest clock when all are): they have all sent every signal older than
+        that. A producer that is merely slow (a backlog) holds it; only a declaration makes it
+        stop. Without producers, every signal moves the clock to just before its own time."""
         key = watermark_key(partition)
         record = state.get(key)
         if offset is not None and record is not None and record.get("_o", -1) >= offset:
             return record.get("clock", record.get("wm"))
+        record = dict(record) if record else {"t": "wm", "p": partition, "wm": None}
+        before = record.get("clock", record.get("wm"))
         time_ms = int(signal["time_ms"])
+        aligned: int | None = None
         if self.producers is None:
-            step = partition_clock.advance(record, "*", time_ms, None, self.idle_ms)
-        else:
-            producer = signal.get("from") if is_heartbeat(signal) else None
-            source, ts = (None, None) if producer is None else (str(producer), time_ms)
-            arrival = 0 if arrival_ms is None else arrival_ms  # offline: nobody goes idle
-            step = partition_clock.advance(
-                record, source, ts, arrival, self.idle_ms, self.producers
-            )
-        step.record.update(t="wm", p=partition, _o=offset if offset is not None else -1)
-        state[key] = step.record
-        return step.clock
+            aligned = time_ms
+        elif is_heartbeat(signal) and signal.get("from") is not None:
+            sources = dict(record.get("src") or {})
+            name = str(signal["from"])
+            previous = sources.get(name, [time_ms, False])[0]
+            sources[name] = [max(previous, time_ms), bool(signal.get("idle"))]
+            record["src"] = sources
+            if all(name in sources for name in self.producers):
+                active = [at for at, idle in sources.values() if not idle]
+                aligned = min(active) if active else max(at for at, _ in sources.values())
+        if aligned is not None or is_heartbeat(signal):  # the newest time reported
+            newest = record.get("wm")
+            record["wm"] = time_ms if newest is None else max(newest, time_ms)
+        clock = before
+        if aligned is not None and (clock is None or aligned - 1 > clock):
+            clock = aligned - 1
+        record.update(clock=clock, _o=offset if offset is not None else -1)
+        state[key] = record
+        return clock
 
     def _fire(
         self, schedule: RiskSchedule, clock: int, state: StagedState, outputs: list[Output]

@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from app.pipeline import NOT_STARTED
-from tables.risk import RiskStage
+from tables.risk import RiskStage, watermark_key
 from tables.risk_signals import signals_from, tick_signal
 from tables.staged import StagedState
 from tests.unit.risk_helpers import (
@@ -50,15 +50,14 @@ def producer_streams() -> dict[int, list[dict[str, Any]]]:
     return streams
 
 
-def run(order: list[dict[str, Any]], arrivals: bool = False) -> list[Any]:
-    """Every output of one risk partition fed `order` (arrival n ms for the n-th record)."""
-    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
+def run(order: list[dict[str, Any]]) -> list[Any]:
+    """Every output of one risk partition fed `order`."""
+    stage = RiskStage(producers=PRODUCERS)
     table: dict[str, Any] = {}
     outputs = []
     for offset, signal in enumerate(order):
         staged = StagedState(table)
-        arrival = offset if arrivals else None
-        outputs += stage.on_signal(signal, 0, offset, staged, arrival)
+        outputs += stage.on_signal(signal, 0, offset, staged)
         staged.commit()
     return [(out.topic, out.value) for out in outputs]
 
@@ -70,7 +69,6 @@ def test_any_interleaving_of_the_producers_gives_the_same_outputs():
     expected = run(one_then_other)
     assert [t for t, _ in expected].count("risk") >= 3
     assert run(other_then_one) == expected
-    assert run(one_then_other, arrivals=True) == expected
     rng = random.Random(3)
     for _ in range(20):  # random merges, each producer's own order kept
         queues = {p: list(s) for p, s in streams.items()}
@@ -78,7 +76,7 @@ def test_any_interleaving_of_the_producers_gives_the_same_outputs():
         while any(queues.values()):
             producer = rng.choice([p for p, q in queues.items() if q])
             merged.append(queues[producer].pop(0))
-        assert run(merged, arrivals=True) == expected
+        assert run(merged) == expected
 
 
 def test_without_producers_the_order_changes_the_scores():
@@ -97,17 +95,22 @@ def test_without_producers_the_order_changes_the_scores():
     assert runs[0] != runs[1]
 
 
-def test_signals_wait_until_every_producer_is_past_them():
-    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
+def _stage() -> tuple[RiskStage, dict[str, Any], Any]:
+    stage = RiskStage(producers=PRODUCERS)
     table: dict[str, Any] = {}
     feed = itertools.count()
 
-    def send(signal: dict[str, Any], arrival: int = 0) -> list[Any]:
+    def send(signal: dict[str, Any]) -> list[Any]:
         staged = StagedState(table)
-        outputs = stage.on_signal(signal, 0, next(feed), staged, arrival)
+        outputs = stage.on_signal(signal, 0, next(feed), staged)
         staged.commit()
         return outputs
 
+    return stage, table, send
+
+
+def test_signals_wait_until_every_producer_is_past_them():
+    _, table, send = _stage()
     finding = signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE)[0]
     assert send(finding) == []
     assert send(heartbeat(0, T0 + 10 * MIN)) == []  # producer 1 not heard from yet
@@ -120,24 +123,21 @@ def test_signals_wait_until_every_producer_is_past_them():
     assert table["payments"]["pend"] == []
 
 
-def test_a_producer_silent_for_the_idle_time_stops_holding_the_clock():
-    stage = RiskStage(producers=PRODUCERS, idle_ms=10_000)
-    table: dict[str, Any] = {}
-    feed = itertools.count()
-
-    def send(signal: dict[str, Any], arrival: int) -> list[Any]:
-        staged = StagedState(table)
-        outputs = stage.on_signal(signal, 0, next(feed), staged, arrival)
-        staged.commit()
-        return outputs
-
+def test_a_slow_producer_holds_the_clock_an_idle_one_does_not():
+    """Only a declaration makes a producer stop holding the clock: a backlog is not idleness."""
+    _, table, send = _stage()
     finding = signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE)[0]
-    send(heartbeat(1, T0, "clock"), 0)
-    send(finding, 1_000)
-    assert send(heartbeat(0, T0 + 10 * MIN, "clock"), 5_000) == []
-    assert send(heartbeat(0, T0 + 10 * MIN, "clock"), 9_000) == []
-    scored = send(heartbeat(0, T0 + 10 * MIN, "clock"), 12_000)  # producer 1 idle: 12 s
-    assert [out.value["time_ms"] for out in scored if out.topic == "risk"] == [T0 + MIN]
+    send(heartbeat(1, T0, "clock"))
+    send(finding)
+    for minutes in (10, 20, 30):  # producer 0 runs ahead, producer 1 is silent: held
+        assert send(heartbeat(0, T0 + minutes * MIN, "clock")) == []
+    idle = {**heartbeat(1, T0, "clock"), "idle": True}  # nothing left to send
+    scored = send(idle)
+    assert next(out.value["time_ms"] for out in scored if out.topic == "risk") == T0 + MIN
+    assert table[watermark_key(0)]["clock"] == T0 + 30 * MIN - 1
+    # every producer idle: the clock goes to the newest clock reported
+    send({**heartbeat(0, T0 + 40 * MIN, "clock"), "idle": True})
+    assert table[watermark_key(0)]["clock"] == T0 + 40 * MIN - 1
 
 
 def test_the_gate_sees_held_signals():
