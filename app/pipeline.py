@@ -322,6 +322,8 @@ class Pipeline:
         self._held: dict[int, held.HeldSchedule] = {}
         #: events dropped because ingest had sent them before (see `is_resent`)
         self.duplicates = 0
+        #: held events applied before the clock passed them (an entity over `held.MAX_HELD`)
+        self.held_overflow = 0
         #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
         self.raw_topics = frozenset(TopicCatalog(settings).raw_topics())
 
@@ -392,9 +394,11 @@ class Pipeline:
         before, clock = self._advance_clock(series, source, event.ts_ms, offset, arrival_ms)
         timers = self.timers(partition)
         self.alerts.receive_event(event, partition, offset, alerts, groups, timers)
+        overflow = None
         if self._decides_in_order(event):
-            held.hold(observed, event, partition, offset, self.held(partition))
-        released, raised = self._release(partition, clock, desired, observed, posture)
+            cutoff = held.hold(observed, event, partition, offset, self.held(partition))
+            overflow = None if cutoff is None else (held.held_key(event.entity), cutoff)
+        released, raised = self._release(partition, clock, desired, observed, posture, overflow)
         outputs += released
         raised += self._anomaly_alerts(outputs, series, event.source)
         for alert in raised:
@@ -415,16 +419,26 @@ class Pipeline:
         desired: StagedState,
         observed: StagedState,
         posture: StagedState,
+        overflow: tuple[str, int] | None = None,
     ) -> tuple[list[Output], list[AlertInput]]:
         """Apply the held events the clock passed to the drift and compliance stages, each
-        entity's in event-time order: their outputs and the alerts they raise."""
+        entity's in event-time order: their outputs and the alerts they raise. `overflow`:
+        an entity holding more than `held.MAX_HELD` events and the time up to which its
+        oldest are applied now, whatever the clock."""
         outputs: list[Output] = []
         raised: list[AlertInput] = []
-        if clock == NOT_STARTED:
-            return outputs, raised
         schedule = self.held(partition)
-        while (key := schedule.pop_due(clock)) is not None:
-            for marker, event in held.release(observed, key, clock, schedule):
+        due: list[tuple[str, int | float, bool]] = []
+        if overflow is not None:
+            due.append((*overflow, True))
+        if clock != NOT_STARTED:
+            while (key := schedule.pop_due(clock)) is not None:
+                due.append((key, clock, False))
+        for key, until, forced in due:
+            released = held.release(observed, key, until, schedule)
+            if forced:
+                self.held_overflow += len(released)
+            for marker, event in released:
                 outputs += self.drift.on_event(
                     event, partition, marker, event.ts_ms, desired, observed
                 )

@@ -27,6 +27,11 @@ from app.events import Event
 from tables.staged import StagedState
 
 HELD_MARK = "~held"
+#: Most events held per entity. Beyond it the oldest are applied at once, without waiting for
+#: the clock (their outputs then follow the arrival order again): a hot entity on a partition
+#: whose sources drift far apart must not grow one state record without bound (a changelog
+#: record must stay well under the broker's 1 MB message size).
+MAX_HELD = 250
 #: First release marker: above any offset a partition will reach.
 SEQ_BASE = 2**40
 
@@ -80,13 +85,14 @@ def hold(
     partition: int,
     offset: int | None,
     schedule: HeldSchedule,
-) -> None:
-    """Hold `event` (read at `offset`; a replay of a held offset is not held twice)."""
+) -> int | None:
+    """Hold `event` (read at `offset`; a replay of a held offset is not held twice). Returns
+    the time up to which held events must be released at once to keep `MAX_HELD`, if any."""
     key = held_key(event.entity)
     stored = observed.get(key)
     record = dict(stored) if stored else {"t": "held", "p": partition, "_o": -1, "seq": SEQ_BASE}
     if offset is not None and record["_o"] >= offset:
-        return
+        return None
     events = list(record.get("ev") or [])
     value = event.to_dict()
     order = _order(value)
@@ -98,6 +104,9 @@ def hold(
     observed[key] = record
     if index == 0:
         schedule.push(order[0], key)
+    if len(events) > MAX_HELD:
+        return int(events[len(events) - MAX_HELD - 1]["ts_ms"])
+    return None
 
 
 def release(

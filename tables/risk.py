@@ -84,6 +84,12 @@ _MAX_INCIDENTS = 500
 _MAX_CHANGES = 500
 
 
+#: Most signals a subject holds. Beyond it the oldest are applied at once, without waiting for
+#: the clock (the scores then follow the arrival order again): a producer far behind the others
+#: must not grow one state record without bound (a changelog record must stay well under the
+#: broker's 1 MB message size).
+MAX_HELD_SIGNALS = 400
+
 #: Most timer evaluations a subject runs through one quiet stretch (no signal) before the next
 #: signal or the clock: a replay spanning years must not evaluate every 5 minutes of them. Only
 #: stretches longer than this many check intervals (8 h 20 min by default) are shortened.
@@ -214,7 +220,7 @@ class RiskStage:
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
-            self._receive(signal, partition, offset, state, schedule)
+            self._receive(signal, partition, offset, state, schedule, outputs)
         if clock is not None:
             self._fire(schedule, clock, state, outputs)
         return outputs
@@ -226,8 +232,10 @@ class RiskStage:
         offset: int | None,
         state: StagedState,
         schedule: RiskSchedule,
+        outputs: list[Output],
     ) -> None:
-        """Hold a signal in its subject until the clock passes it (applied once per id)."""
+        """Hold a signal in its subject until the clock passes it (applied once per id).
+        Beyond `MAX_HELD_SIGNALS` the oldest held signals are applied at once."""
         key = str(signal["service"])
         stored = state.get(key)
         if isinstance(stored, dict):
@@ -241,6 +249,11 @@ class RiskStage:
         _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
         _insert_pending(st["pend"], dict(signal))
+        excess = len(st["pend"]) - MAX_HELD_SIGNALS
+        if excess > 0:
+            self.stats["overflow"] += excess
+            st = orjson.loads(orjson.dumps(st))  # _run changes nested values
+            self._run(key, st, int(st["pend"][excess - 1]["time_ms"]), outputs)
         self._set_due(st, key, schedule)
         state[key] = st
 

@@ -183,3 +183,14 @@ def test_a_quiet_stretch_longer_than_the_limit_evaluates_only_its_end():
     times = _periodic_times([clock])
     assert 0 < len(times) <= MAX_QUIET_EVALUATIONS
     assert min(times) >= clock - (MAX_QUIET_EVALUATIONS + 1) * check
+
+
+def test_a_subject_holds_a_bounded_number_of_signals():
+    from tables.risk import MAX_HELD_SIGNALS
+
+    stage, table, send = _stage()  # no producer heard: the clock never moves
+    for n in range(MAX_HELD_SIGNALS + 3):
+        signal = signals_from(None, [falco_alert("firing", T0 + n * 1000)], CATALOGUE)[0]
+        send({**signal, "id": f"s{n}"})
+    assert len(table["payments"]["pend"]) == MAX_HELD_SIGNALS
+    assert stage.stats["overflow"] == 3 and table["payments"]["items"]
