@@ -511,12 +511,18 @@ class Pipeline:
             beats.append(Output("risk_signals", key, beat))
         return beats
 
+    def settle(self, partition: int) -> Step:
+        """Offline end of input: the clock moves to the newest event time, as a worker's does
+        once every source went idle, and what that releases and fires comes out."""
+        return self.tick(partition, None, None, settle=True)
+
     def tick(
         self,
         partition: int,
         offset: int | None,
         arrival_ms: int | None,
         batch: Batch | None = None,
+        settle: bool = False,
     ) -> Step:
         """Apply one clock tick (tables/partition_clock.py): sources silent for the idle time
         stop holding the partition clock; alert timers and risk heartbeats follow it, and a
@@ -529,7 +535,7 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
-        before, clock = self._advance_clock(series, None, None, offset, arrival_ms)
+        before, clock = self._advance_clock(series, None, None, offset, arrival_ms, settle)
         outputs: list[Output] = []
         if clock != before:
             timers = self.timers(partition)
@@ -538,7 +544,8 @@ class Pipeline:
                 self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
             derived = self.alerts.on_watermark(clock, alerts, groups, timers)
             outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
-        outputs += self.clock_heartbeats(partition, series, arrival_ms)
+        if not settle:
+            outputs += self.clock_heartbeats(partition, series, arrival_ms)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(
@@ -548,6 +555,7 @@ class Pipeline:
         ts_ms: int | None,
         offset: int | None,
         arrival_ms: int | None,
+        settle: bool = False,
     ) -> tuple[int, int]:
         """The partition clock before and after this event or tick (replays change nothing);
         `NOT_STARTED` while the partition still waits for its sources' first events."""
@@ -557,7 +565,13 @@ class Pipeline:
             clock = NOT_STARTED if clock is None else clock
             return clock, clock
         step = partition_clock.advance(
-            record, source, ts_ms, arrival_ms, self.settings.clock_idle_ms, self.raw_topics
+            record,
+            source,
+            ts_ms,
+            arrival_ms,
+            self.settings.clock_idle_ms,
+            self.raw_topics,
+            settle,
         )
         step.record["_o"] = offset if offset is not None else -1
         series[PARTITION_WATERMARK] = step.record

@@ -79,6 +79,17 @@ def offline_replay(
             if derived.topic == "risk_signals":
                 for scored in risk.apply(derived):
                     yield as_record(catalog, scored)
+    # End of input, as a worker's sources going idle: each partition's clock reaches its newest
+    # event (what that releases and fires comes out), then every partition tells the risk
+    # stage its final clock.
+    for partition, partition_pipeline in partitions.items():
+        step = partition_pipeline.settle(partition)
+        step.commit()
+        for derived in step.outputs:
+            yield as_record(catalog, derived)
+            if derived.topic == "risk_signals":
+                for scored in risk.apply(derived):
+                    yield as_record(catalog, scored)
     for scored in risk.end():
         yield as_record(catalog, scored)
     if flush:

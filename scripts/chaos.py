@@ -477,7 +477,15 @@ def _offline_mirror(
             if derived.topic == "risk_signals":
                 for scored in risk.apply(derived):
                     yield scored.topic, scored.value
-    for scored in risk.end():  # as `offline_replay` ends
+    for partition, pipeline in partitions.items():  # as `offline_replay` ends
+        step = pipeline.settle(partition)
+        step.commit()
+        for derived in step.outputs:
+            yield derived.topic, derived.value
+            if derived.topic == "risk_signals":
+                for scored in risk.apply(derived):
+                    yield scored.topic, scored.value
+    for scored in risk.end():
         yield scored.topic, scored.value
 
 
@@ -1095,7 +1103,9 @@ def process_in_order(
         for at in range(len(events) + step, len(events) + settings.clock_idle_ms + 2 * step, step):
             for partition, pipeline in partitions.items():
                 collect(pipeline.tick(partition, None, at))
-    else:  # as `offline_replay` ends: every partition's clock to the risk stage
+    else:  # as `offline_replay` ends: clocks to the newest event, then to the risk stage
+        for partition, pipeline in partitions.items():
+            collect(pipeline.settle(partition))
         for scored in risk.end():
             count(scored)
     return counts, values

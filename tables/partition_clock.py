@@ -75,6 +75,7 @@ def advance(
     arrival_ms: int | None,
     idle_ms: int,
     expected: Collection[str] = (),
+    settle: bool = False,
 ) -> ClockAdvance:
     """Fold one event (`source`, `ts_ms`) or a tick (`source` None) that arrived at
     `arrival_ms` into a partition's clock record. `expected` names the sources that may send
@@ -83,7 +84,8 @@ def advance(
 
     The clock is one millisecond before the aligned watermark (everything up to it has
     arrived) and never goes back. With `arrival_ms` None (offline, in event-time order) the
-    aligned watermark is the newest event time.
+    aligned watermark is the newest event time. When every source is idle, or with `settle`
+    (offline end of input), the clock reaches the newest event time itself.
     """
     record = dict(record) if record else {"wm": None, "_o": -1}
     before = record.get("clock", record.get("wm"))
@@ -105,7 +107,9 @@ def advance(
         if arrival_ms is not None:  # offline the clock needs no per-source state
             mark = sources.get(source, (None, None))[0]
             sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
-    if arrival_ms is None:
+    if settle:  # end of input: nothing more is coming, the newest events are in too
+        aligned = None if newest is None else newest + 1
+    elif arrival_ms is None:
         aligned = newest
     elif _waiting_for_first(expected, sources, arrival_ms - record["start"], idle_ms):
         aligned = None
@@ -131,11 +135,14 @@ def _waiting_for_first(
 def _aligned(
     sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int, newest: int | None
 ) -> int | None:
-    """The lowest watermark among sources heard from within `idle_ms` of `now_ms` (the newest
-    event time when every source is idle)."""
+    """The lowest watermark among sources heard from within `idle_ms` of `now_ms` (just past
+    the newest event time when every source is idle)."""
     active = [
         mark
         for mark, arrival in sources.values()
         if mark is not None and arrival is not None and now_ms - arrival <= idle_ms
     ]
-    return min(active) if active else newest
+    if active:
+        return min(active)
+    # Every source idle: nothing more is expected, so events at the newest time are all in.
+    return None if newest is None else newest + 1

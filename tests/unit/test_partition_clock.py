@@ -124,7 +124,14 @@ def test_a_pause_of_the_whole_partition_is_charged_to_no_source():
     tick = advance(after_restart.record, None, None, 5 * IDLE + IDLE // 2, IDLE, expected)
     assert tick.clock == 99
     tick = advance(tick.record, None, None, 6 * IDLE + 1, IDLE, expected)
-    assert tick.clock == 949
+    assert tick.clock == 950  # every source idle: the newest events are all in
+
+
+def test_settling_moves_the_clock_to_the_newest_event():
+    """Offline end of input: as when every source went idle."""
+    record, clocks = feed([("falco", 100, None), ("metrics", 900, None)])
+    assert clocks[-1] == 899
+    assert advance(record, None, None, None, IDLE, settle=True).clock == 900
 
 
 def test_the_idle_time_must_exceed_the_tick_period():
