@@ -41,6 +41,7 @@ from app.replay import offline_replay
 from app.security import aiokafka_kwargs
 from app.settings import REPO_ROOT
 from app.topics import entity_partition
+from tables.risk_signals import is_heartbeat
 from tests.integration.harness import WorkerFactory, run_sync
 
 pytestmark = pytest.mark.integration
@@ -313,7 +314,10 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
     offline = _replay(records, settings, tmp_path)
     signals_topic = workers.topic("risk_signals")
     signals_after = [
-        sum(r["topic"] == signals_topic for r in _replay(records[: i + 1], settings, tmp_path))
+        sum(
+            r["topic"] == signals_topic and not is_heartbeat(r["value"])
+            for r in _replay(records[: i + 1], settings, tmp_path)
+        )
         for i in range(len(records))
     ]
     risk_topic = workers.topic("risk")
@@ -360,8 +364,9 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
             return [one, two]
 
         def signals() -> list[dict]:
-            """Risk signals on the topic but `clock` heartbeats (sent on every clock tick)."""
-            return [v for v in broker.values(signals_topic) if v.get("kind") != "clock"]
+            """Risk signals about subjects (heartbeats follow when the partitions' clocks
+            moved, which offline and live reach at other moments)."""
+            return [v for v in broker.values(signals_topic) if not is_heartbeat(v)]
 
         def produce(index: int) -> None:
             family, raw = records[index]
@@ -409,21 +414,23 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
             assert answer["decision"] == "allow" and answer["reasons"] == [], answer
             assert sum(c["points"] for c in answer["contributions"]) == answer["score"] < 50
 
-        # vigil.risk: what the offline replay prints, contributions adding up to each score
-        clock.wait(
-            f"{len(expected_risk)} vigil.risk records",
-            lambda: len(broker.values(risk_topic)) >= len(expected_risk),
-        )
+        # vigil.risk: contributions adding up to each score, every entity the offline replay
+        # scores scored. Not record for record: this test produces records one at a time,
+        # older ones after newer ones on other partitions, and waits between them, so the
+        # partitions declare themselves idle to the risk stage (wall time, tables/risk.py) at
+        # moments the offline replay (event time) does not see; `make chaos` compares risk
+        # record for record on a stream a worker reads as a backlog.
+        def decayed() -> list[dict] | None:
+            live = [v for v in broker.values(risk_topic) if v["entity"] == "payments"]
+            return live if live and live[-1]["score"] < 50 else None
+
+        clock.wait("payments' risk to decay below 50", decayed)
         live_risk = broker.values(risk_topic)
         for value in live_risk:
             assert sum(c["points"] for c in value["contributions"]) == value["score"], value
-        assert sorted(live_risk, key=lambda v: v["id"]) == sorted(
-            expected_risk, key=lambda v: v["id"]
-        )
+        assert {v["entity"] for v in expected_risk} <= {v["entity"] for v in live_risk}
         payments = [v for v in live_risk if v["entity"] == "payments"]
         assert payments[0]["reason"] == "first" and max(v["score"] for v in payments) == 100
-        # it decayed; whether a periodic emission or the decay record comes last depends on
-        # how heartbeats of the four partitions interleave on vigil.risk_signals
         assert payments[-1]["score"] < 50 and any(v["reason"] == "decay" for v in payments)
 
         # every decision on the audit trail, as gate.<decision>, in order
