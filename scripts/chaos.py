@@ -620,8 +620,8 @@ class Collector:
                         value = orjson.loads(message.value) if message.value else None
                     except orjson.JSONDecodeError:
                         value = None
-                    if is_tick(value):
-                        continue  # clock ticks on vigil.events: not outputs
+                    if is_tick(value) or wall_clock(logical, value):
+                        continue  # clock ticks and `clock` heartbeats: not outputs
                     self.last_record_at = time.monotonic()
                     self.tally.receive(logical, value)
                     if logical == "events":
