@@ -401,11 +401,25 @@ class Pipeline:
         released, raised = self._release(partition, clock, desired, observed, posture, overflow)
         outputs += released
         raised += self._anomaly_alerts(outputs, series, event.source)
-        for alert in raised:
-            self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
-        derived = self.alerts.on_watermark(clock, alerts, groups, timers)
+        derived = self._alerts_at(clock, raised, partition, offset, alerts, groups)
         outputs += self._conclude(event, outputs, derived, inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
+
+    def _alerts_at(
+        self,
+        clock: int,
+        raised: list[AlertInput],
+        partition: int,
+        offset: int | None,
+        alerts: StagedState,
+        groups: StagedState,
+    ) -> list[Output]:
+        """Take in the alert inputs `raised` by this step, then fire every alert timer due at
+        the partition `clock`: all inputs are in before any timer fires, so none is late."""
+        timers = self.timers(partition)
+        for alert in raised:
+            self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
+        return self.alerts.on_watermark(clock, alerts, groups, timers)
 
     def _decides_in_order(self, event: Event) -> bool:
         """Whether the compliance or drift stage reads this event (it is then held until the
@@ -432,8 +446,8 @@ class Pipeline:
         if overflow is not None:
             due.append((*overflow, True))
         if clock != NOT_STARTED:
-            while (key := schedule.pop_due(clock)) is not None:
-                due.append((key, clock, False))
+            while (entry := schedule.pop_due(clock)) is not None:
+                due.append((entry[1], clock, False))
         for key, until, forced in due:
             released = held.release(observed, key, until, schedule)
             if forced:
@@ -497,10 +511,8 @@ class Pipeline:
         record = series.get(PARTITION_WATERMARK) or {}
         clock = record.get("clock", record.get("wm"))
         if idle is None:
-            window = self.settings.clock_idle_ms
-            idle = arrival_ms is None or not any(
-                entry[1] is not None and arrival_ms - entry[1] <= window
-                for entry in (record.get("src") or {}).values()
+            idle = arrival_ms is None or not partition_clock.has_active_source(
+                record, arrival_ms, self.settings.clock_idle_ms
             )
         clock = NOT_STARTED if clock is None else clock
         beats = []
@@ -538,11 +550,8 @@ class Pipeline:
         before, clock = self._advance_clock(series, None, None, offset, arrival_ms, settle)
         outputs: list[Output] = []
         if clock != before:
-            timers = self.timers(partition)
             outputs, raised = self._release(partition, clock, desired, observed, posture)
-            for alert in raised:
-                self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
-            derived = self.alerts.on_watermark(clock, alerts, groups, timers)
+            derived = self._alerts_at(clock, raised, partition, offset, alerts, groups)
             outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
         if not settle:
             outputs += self.clock_heartbeats(partition, series, arrival_ms)

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, risk_config
+from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, Step, risk_config
 from app.settings import Settings
 from app.sources.files import file_records
 from app.sources.normalize import detect_family
@@ -73,34 +73,20 @@ def offline_replay(
         for scored in risk.before_event(partition, out.value["ts_ms"]):
             yield as_record(catalog, scored)
         step = partitions[partition].process(Event.from_dict(out.value), partition)
-        step.commit()
-        for derived in step.outputs:
+        for derived in risk.follow(step):
             yield as_record(catalog, derived)
-            if derived.topic == "risk_signals":
-                for scored in risk.apply(derived):
-                    yield as_record(catalog, scored)
     # End of input, as a worker's sources going idle: each partition's clock reaches its newest
     # event (what that releases and fires comes out), then every partition tells the risk
     # stage its final clock.
     for partition, partition_pipeline in partitions.items():
-        step = partition_pipeline.settle(partition)
-        step.commit()
-        for derived in step.outputs:
+        for derived in risk.follow(partition_pipeline.settle(partition)):
             yield as_record(catalog, derived)
-            if derived.topic == "risk_signals":
-                for scored in risk.apply(derived):
-                    yield as_record(catalog, scored)
     for scored in risk.end():
         yield as_record(catalog, scored)
     if flush:
         for partition, partition_pipeline in partitions.items():
-            step = partition_pipeline.flush(partition)
-            step.commit()
-            for derived in step.outputs:
+            for derived in risk.follow(partition_pipeline.flush(partition)):
                 yield as_record(catalog, derived)
-                if derived.topic == "risk_signals":
-                    for scored in risk.apply(derived):
-                        yield as_record(catalog, scored)
         for scored in risk.flush():
             yield as_record(catalog, scored)
 
@@ -141,6 +127,15 @@ class OfflineRisk:
         self.offsets[target] += 1
         state.commit()
         return scored
+
+    def follow(self, step: Step) -> Iterator[Output]:
+        """Commit a partition's step and yield its outputs, each risk signal followed by what
+        the risk stage derives from it."""
+        step.commit()
+        for out in step.outputs:
+            yield out
+            if out.topic == "risk_signals":
+                yield from self.apply(out)
 
     def before_event(self, partition: int, ts_ms: int) -> list[Output]:
         """Before `partition` processes an event at `ts_ms`: the partitions that got none for

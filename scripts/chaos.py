@@ -470,21 +470,11 @@ def _offline_mirror(
         # Offline order is event time, not raw offset order: the `origin` resend check (which
         # relies on raw order) must not see it, exactly as `offline_replay` (no origins) does.
         event.origin = None
-        step = partitions[partition].process(event, partition)
-        step.commit()
-        for derived in step.outputs:
+        for derived in risk.follow(partitions[partition].process(event, partition)):
             yield derived.topic, derived.value
-            if derived.topic == "risk_signals":
-                for scored in risk.apply(derived):
-                    yield scored.topic, scored.value
     for partition, pipeline in partitions.items():  # as `offline_replay` ends
-        step = pipeline.settle(partition)
-        step.commit()
-        for derived in step.outputs:
+        for derived in risk.follow(pipeline.settle(partition)):
             yield derived.topic, derived.value
-            if derived.topic == "risk_signals":
-                for scored in risk.apply(derived):
-                    yield scored.topic, scored.value
     for scored in risk.end():
         yield scored.topic, scored.value
 
@@ -1081,12 +1071,8 @@ def process_in_order(
             counts[f"alerts:{out.value.get('notification')}"] += 1
 
     def collect(step: Any) -> None:
-        step.commit()
-        for derived in step.outputs:
-            count(derived)
-            if derived.topic == "risk_signals":
-                for out in risk.apply(derived):
-                    count(out)
+        for out in risk.follow(step):
+            count(out)
 
     for n, out in enumerate(events):
         partition = entity_partition(out.key or "", settings.partitions)

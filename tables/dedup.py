@@ -58,6 +58,7 @@ the alert's `acc` field; `flush` sends a last repeat for alerts that have some.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import math
@@ -278,8 +279,7 @@ class AlertStage:
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one alert built elsewhere (anomalies), then fire due timers."""
-        ctx = _Ctx(alerts, groups, schedule, flush=False)
-        self._receive(alert, partition, offset, ctx)
+        self.receive_alert(alert, partition, offset, alerts, groups, schedule)
         mark = alert.ts_ms if watermark is None else watermark
         return self.on_watermark(mark, alerts, groups, schedule)
 
@@ -867,9 +867,5 @@ def _pending_order(item: dict[str, Any]) -> tuple[int, int, str]:
 
 
 def _insert_pending(pend: list[dict[str, Any]], item: dict[str, Any]) -> None:
-    """Keep waiting inputs sorted by `_pending_order`."""
-    order = _pending_order(item)
-    index = len(pend)
-    while index > 0 and _pending_order(pend[index - 1]) > order:
-        index -= 1
-    pend.insert(index, item)
+    """Keep waiting inputs sorted by `_pending_order` (after equal ones)."""
+    bisect.insort(pend, item, key=_pending_order)

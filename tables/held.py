@@ -19,11 +19,12 @@ starts above any Kafka offset, so state written with offsets before reads as old
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from collections.abc import Iterable
 from typing import Any
 
 from app.events import Event
+from tables.due_heap import DueHeap
 from tables.staged import StagedState
 
 HELD_MARK = "~held"
@@ -45,24 +46,9 @@ def _order(event: dict[str, Any]) -> tuple[int, str]:
     return int(event["ts_ms"]), str(event["id"])
 
 
-class HeldSchedule:
-    """In-memory min-heap of (time of the first held event, key) for one partition."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
-
-    def push(self, due: int, key: str) -> None:
-        heapq.heappush(self._heap, (due, key))
-
-    def pop_due(self, clock: int | float) -> str | None:
-        """A key with an event due at `clock`, or None (stale entries are checked by the
-        caller against the stored record)."""
-        if self._heap and self._heap[0][0] <= clock:
-            return heapq.heappop(self._heap)[1]
-        return None
-
-    def __len__(self) -> int:
-        return len(self._heap)
+class HeldSchedule(DueHeap):
+    """In-memory min-heap of (time of the first held event, key) for one partition; a popped
+    key may be stale (its events released already): `release` checks the stored record."""
 
     @classmethod
     def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> HeldSchedule:
@@ -96,9 +82,7 @@ def hold(
     events = list(record.get("ev") or [])
     value = event.to_dict()
     order = _order(value)
-    index = len(events)
-    while index > 0 and _order(events[index - 1]) > order:
-        index -= 1
+    index = bisect.bisect_right(events, order, key=_order)
     events.insert(index, value)
     record.update(ev=events, _o=offset if offset is not None else record["_o"])
     observed[key] = record

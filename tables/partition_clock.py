@@ -132,16 +132,27 @@ def _waiting_for_first(
     return elapsed_ms <= idle_ms and any(name not in sources for name in expected)
 
 
+def _active_marks(sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int) -> list[int]:
+    """The watermarks of the sources heard from within `idle_ms` of `now_ms`."""
+    return [
+        mark
+        for mark, arrival in sources.values()
+        if mark is not None and arrival is not None and now_ms - arrival <= idle_ms
+    ]
+
+
+def has_active_source(record: Mapping[str, Any], now_ms: int, idle_ms: int) -> bool:
+    """Whether a partition's clock record has a source still sending at `now_ms` (else the
+    partition has nothing to send: every source is idle, or none was heard from)."""
+    return bool(_active_marks(record.get("src") or {}, now_ms, idle_ms))
+
+
 def _aligned(
     sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int, newest: int | None
 ) -> int | None:
     """The lowest watermark among sources heard from within `idle_ms` of `now_ms` (just past
     the newest event time when every source is idle)."""
-    active = [
-        mark
-        for mark, arrival in sources.values()
-        if mark is not None and arrival is not None and now_ms - arrival <= idle_ms
-    ]
+    active = _active_marks(sources, now_ms, idle_ms)
     if active:
         return min(active)
     # Every source idle: nothing more is expected, so events at the newest time are all in.

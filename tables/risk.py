@@ -35,7 +35,7 @@ time, time_ms}`; the contributions' points add up to `score`.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -45,6 +45,7 @@ import orjson
 
 from app.events import SEVERITY_RANK, event_id, format_time
 from app.outputs import Output
+from tables.due_heap import DueHeap
 from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
@@ -101,26 +102,8 @@ def watermark_key(partition: int) -> str:
     return f"~wm|{partition}"
 
 
-class RiskSchedule:
+class RiskSchedule(DueHeap):
     """In-memory min-heap of (due, subject) for one partition, rebuilt from the table."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
-
-    def push(self, due: int, key: str) -> None:
-        heapq.heappush(self._heap, (due, key))
-
-    def pop_due(self, clock: int | float) -> tuple[int, str] | None:
-        if self._heap and self._heap[0][0] <= clock:
-            return heapq.heappop(self._heap)
-        return None
-
-    def drain(self) -> list[tuple[int, str]]:
-        items, self._heap = sorted(self._heap), []
-        return items
-
-    def __len__(self) -> int:
-        return len(self._heap)
 
     @classmethod
     def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> RiskSchedule:
@@ -170,11 +153,7 @@ def _first_time(pend: list[dict[str, Any]] | None) -> int | None:
 
 def _insert_pending(pend: list[dict[str, Any]], signal: dict[str, Any]) -> None:
     """Keep held signals sorted by (time, id)."""
-    order = (int(signal["time_ms"]), str(signal["id"]))
-    index = len(pend)
-    while index > 0 and (int(pend[index - 1]["time_ms"]), str(pend[index - 1]["id"])) > order:
-        index -= 1
-    pend.insert(index, signal)
+    bisect.insort(pend, signal, key=lambda s: (int(s["time_ms"]), str(s["id"])))
 
 
 class RiskStage:

@@ -30,15 +30,15 @@ def test_release_in_time_then_id_order_with_growing_markers():
     for offset, (ts, ident) in enumerate([(30, "b"), (10, "z"), (30, "a"), (50, "c")]):
         held.hold(observed, event(ts, ident=ident), 0, offset, schedule)
     held.hold(observed, event(10, ident="z"), 0, 1, schedule)  # a replayed offset: not twice
-    key = schedule.pop_due(30)
+    _, key = schedule.pop_due(30)
     assert key == held.held_key("tf:aws_s3_bucket.logs")
     released = held.release(observed, key, 30, schedule)
     assert [(e.ts_ms, e.id) for _, e in released] == [(10, "z"), (30, "a"), (30, "b")]
     markers = [marker for marker, _ in released]
     assert markers == sorted(markers) and markers[0] > held.SEQ_BASE
     while (stale := schedule.pop_due(49)) is not None:  # stale entries release nothing
-        assert held.release(observed, stale, 49, schedule) == []
-    assert schedule.pop_due(50) == key
+        assert held.release(observed, stale[1], 49, schedule) == []
+    assert schedule.pop_due(50) == (50, key)
     later = held.release(observed, key, 50, schedule)
     assert [marker for marker, _ in later] == [markers[-1] + 1]
     observed.commit()
