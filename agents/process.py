@@ -4,18 +4,22 @@ Consumes `vigil.events` (keyed by entity) so every table it touches is co-partit
 input: one hop from normalized event to every derived output. Events are processed in batches
 of up to `VIGIL_BATCH_MAX` (default 1: one event at a time; larger batches are opt-in until a
 window mis-count seen once under SIGKILL is explained, docs/crash-safety.md); a batch's outputs
-are sent and acknowledged before its state writes are applied (see app/pipeline.py), and its
-input offsets are committed after that.
+are sent and acknowledged together with a journal record of its state writes before those are
+applied (tables/step_journal.py: a crash then never leaves a step half-written), and its input
+offsets are committed after that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 
 import orjson
 
 from agents.acking import processed_batches
 from agents.current_event import make_current
+from agents.journal import Journal
 from agents.sending import send_and_confirm
 from app import metrics
 from app.events import Event
@@ -23,6 +27,7 @@ from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, Output, dead_letter
 from app.pipeline import Batch, Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
+from tables import changelog_writes, step_journal
 from tables.definitions import (
     alert_state,
     desired_state,
@@ -31,6 +36,7 @@ from tables.definitions import (
     inhibitors,
     observed_state,
     posture_state,
+    process_journal,
     series_state,
     silences,
 )
@@ -56,6 +62,12 @@ pipeline = Pipeline(
 
 metrics.watch_pipeline(pipeline)
 
+#: Each partition's last steps, applied again after a crash (tables/step_journal.py).
+journal = Journal(
+    process_journal,
+    {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
+)
+
 
 @app.timer(interval=60.0)
 async def _window_state_metrics() -> None:
@@ -65,8 +77,44 @@ async def _window_state_metrics() -> None:
 
 @app.on_partitions_revoked.connect
 async def _forget_schedules(sender, revoked, **kwargs) -> None:
-    """Partitions may move: window schedules are rebuilt from the tables on next use."""
+    """Partitions may move: window schedules are rebuilt from the tables on next use, and
+    each partition's journal is applied again before its next event."""
     pipeline.forget_schedules()
+    journal.reset()
+
+
+async def _recover(events: list) -> None:
+    """Before a partition's first event since an assignment, apply its last journal record
+    again and send its outputs again (tables/step_journal.py)."""
+    for event in events:
+        partition = event.message.partition
+        if journal.needs_recovery(partition):
+            make_current(event)
+            again = journal.recover(partition)
+            if again:
+                log.info("partition %s: applied its last step again from the journal", partition)
+                pipeline.forget_schedules()  # the tables changed behind them
+                await send_and_confirm(again)
+
+
+async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partition: dict) -> None:
+    """Journal each partition's writes, send every output, wait for both, then apply the
+    writes, each partition's under its last event (Faust writes a table's changelog to the
+    partition of the current event)."""
+    for partition, last in last_of_partition.items():
+        writes = step_journal.writes_of(batch.tables_of(partition))
+        if writes:
+            make_current(last)
+            journal.write(partition, last.message.offset, writes, outputs[partition])
+    journaled = changelog_writes.take()
+    await send_and_confirm([out for outs in outputs.values() for out in outs])
+    if journaled:
+        await asyncio.gather(*journaled)
+    for partition, last in last_of_partition.items():
+        make_current(last)
+        for staged in batch.for_partition(partition):
+            staged.commit()
+    journal.applied(changelog_writes.take())
 
 
 @app.agent(events_in_topic, concurrency=1)
@@ -78,17 +126,20 @@ async def process(stream):
     batch's input offsets released for commit.
     """
     await declare_output_topics()
+    changelog_writes.start()
     async for events in processed_batches(
         stream, settings.batch_max, settings.batch_linger_ms / 1000
     ):
+        await _recover(events)
         batch = Batch(pipeline.state)
-        outputs: list[Output] = []
+        outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
         observed = []
         for event in events:
             message = event.message
             make_current(event)
             last_of_partition[message.partition] = event
+            outputs = outputs_of.setdefault(message.partition, [])
             origin = Origin(message.topic, message.partition, message.offset, None)
             arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
             try:
@@ -121,11 +172,7 @@ async def process(stream):
                 observed.append((step.outputs, None, None, "clock"))
             else:
                 observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
-        await send_and_confirm(outputs)
-        for partition, last in last_of_partition.items():
-            make_current(last)
-            for staged in batch.for_partition(partition):
-                staged.commit()
+        await _commit(batch, outputs_of, last_of_partition)
         metrics.observe_batch(len(events))
         for step_outputs, source, ts_ms, topic in observed:
             metrics.observe_step(step_outputs, source, ts_ms, topic=topic)

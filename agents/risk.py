@@ -5,23 +5,27 @@ re-keyed by service because one service spans many entities (images, repositorie
 Every `vigil.events` partition sends heartbeats with its clock; a signal is held until every
 producer is past it, so scores do not depend on how the producers' signals interleave
 (tables/risk.py), and scores decay and re-emit while a service is quiet. As in the process
-stage, outputs are acknowledged before the state writes are applied.
+stage, outputs are acknowledged, together with a journal record of the state writes, before
+those are applied (tables/step_journal.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
 
 from agents.acking import processed_events
+from agents.journal import Journal
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, settings
 from app.outputs import Origin, dead_letter
 from app.pipeline import load_catalogue, risk_config
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.definitions import risk_state
+from tables import changelog_writes, step_journal
+from tables.definitions import risk_journal, risk_state
 from tables.risk import RiskStage
 from tables.staged import StagedState
 
@@ -41,19 +45,30 @@ stage = RiskStage(
     producers=settings.partitions,
 )
 
+#: Each partition's last steps, applied again after a crash (tables/step_journal.py).
+journal = Journal(risk_journal, {"risk": risk_state})
+
 
 @app.on_partitions_revoked.connect
 async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
     """Partitions may move: timer schedules are rebuilt from the table on next use."""
     stage.forget_schedules()
+    journal.reset()
 
 
 @app.agent(risk_signals_topic, concurrency=1)
 async def risk(stream):
     """Apply each risk signal; emit scores and scorecards."""
     await declare_output_topics()
+    changelog_writes.start()
     async for event in processed_events(stream):
         message = event.message
+        if journal.needs_recovery(message.partition):
+            again = journal.recover(message.partition)
+            if again:
+                log.info("risk partition %s: applied its last step again", message.partition)
+                stage.forget_schedules()  # the table changed behind them
+                await send_and_confirm(again)
         try:
             signal = orjson.loads(event.value)
             if not isinstance(signal, dict) or "time_ms" not in signal:
@@ -73,6 +88,13 @@ async def risk(stream):
             await send_outputs([dead_letter(origin, error, event.value or b"")])
             stage.forget_schedules()
             continue
+        writes = step_journal.writes_of({"risk": state})
+        if writes:
+            journal.write(message.partition, message.offset, writes, outputs)
+        journaled = changelog_writes.take()
         await send_and_confirm(outputs)
+        if journaled:
+            await asyncio.gather(*journaled)
         state.commit()
+        journal.applied(changelog_writes.take())
         metrics.observe_step(outputs, "risk")

@@ -300,6 +300,8 @@ class VigilMetrics:
         self._alert_stages = AlertAccountingCollector(self)
         r.register(self._alert_stages)
         r.register(SinkCollector(self))
+        self._bounds = BoundsCollector(self)
+        r.register(self._bounds)
         self._app_collector: FaustAppCollector | None = None
         self._faust_sensor = False
 
@@ -406,6 +408,10 @@ class VigilMetrics:
         """Report `pipeline.alerts` accounting and stats at every scrape."""
         self._alert_stages.stages.append(pipeline.alerts)
 
+    def watch_bound(self, buffer: str, count: Callable[[], int]) -> None:
+        """Report `count()` as `vigil_bound_overflow_total{buffer=...}` at every scrape."""
+        self._bounds.counts[buffer] = count
+
     def install(self, app: Any) -> None:
         """Faust sensor metrics (app.monitor) and the app collector. Call before the worker
         starts (app/main.py); calling again does nothing."""
@@ -495,6 +501,29 @@ class AlertAccountingCollector:
                 resolutions.add_metric([name.removeprefix("resolved_")[:MAX_LABEL_CHARS]], count)
         families.append(resolutions)
         return families
+
+
+class BoundsCollector:
+    """How often a bounded buffer overflowed (docs/backpressure.md), by buffer."""
+
+    def __init__(self, metrics: VigilMetrics) -> None:
+        self.metrics = metrics
+        self.counts: dict[str, Callable[[], int]] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "vigil_bound_overflow",
+            "Items a bounded buffer let through early because it was full (held_events, "
+            "risk_signals) or steps left out of the journal as too large (journal).",
+            labels=["buffer"],
+        )
+        try:
+            for buffer, count in sorted(self.counts.items()):
+                family.add_metric([buffer], count())
+        except Exception:
+            self.metrics._error("bounds")
+            return []
+        return [family]
 
 
 class SinkCollector:

@@ -94,6 +94,10 @@ class Batch:
         for staged in self._staged.values():
             staged.rollback()
 
+    def tables_of(self, partition: int) -> dict[str, StagedState]:
+        """The staged tables of one partition by table name."""
+        return {table: staged for (p, table), staged in self._staged.items() if p == partition}
+
     def for_partition(self, partition: int) -> list[StagedState]:
         """Every staged table of one partition, in commit order, to commit under one of that
         partition's events. `entities` goes last: its origins make a re-sent copy of an event

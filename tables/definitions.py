@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from app.faust_app import app, settings
+from tables import changelog_writes
 
 #: Keys are entity strings (UTF-8), values JSON via orjson.
 ENTITY_SCHEMA = faust.Schema(key_serializer="utf8", value_serializer="orjson")
@@ -22,6 +23,9 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
     go through the stdlib `json` codec, measured at ~30 % of a worker's CPU once the risk agent
     carries large values. Keys stay `json` (quoted strings), as already stored. Both codecs
     write JSON, so state written before this reads the same.
+
+    Its changelog records are tracked until the broker confirms them, so an agent can hold
+    back a step's writes until the previous step's are in (tables/changelog_writes.py).
     """
     factory = app.GlobalTable if shared else app.Table
     table = factory(
@@ -32,6 +36,8 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
         help=help,
     )
     table.value_serializer = "orjson"
+    # Every changelog record is tracked until acknowledged (tables/changelog_writes.py).
+    table.send_changelog = changelog_writes.track(table.send_changelog)
     return table
 
 
@@ -88,3 +94,13 @@ observed_state = _table(
 
 #: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
 posture_state = _table("posture", "Compliance posture per framework, control, scope and entity.")
+
+#: input partition -> the last steps of the process agent (tables/step_journal.py).
+process_journal = _table(
+    "process-journal", "Write-ahead record of the process agent's last steps per partition."
+)
+
+#: input partition -> the last steps of the risk agent (tables/step_journal.py).
+risk_journal = _table(
+    "risk-journal", "Write-ahead record of the risk agent's last steps per partition."
+)

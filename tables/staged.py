@@ -57,6 +57,13 @@ class StagedState:
                 self.pending[key] = previous
         self._undo.clear()
 
+    def changes(self) -> list[tuple[str, tuple[bool, Any]]]:
+        """The staged writes as `(key, (deleted, value))`, in the order first written."""
+        return [
+            (key, (value is _DELETED, None if value is _DELETED else value))
+            for key, value in self.pending.items()
+        ]
+
     def commit(self) -> int:
         """Apply every staged write to the base mapping; returns how many."""
         applied = len(self.pending)

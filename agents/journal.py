@@ -1,0 +1,92 @@
+"""An agent's step journal on a Faust table (the logic is in tables/step_journal.py).
+
+Per input partition the agent keeps the steps whose changelog records Kafka has not confirmed
+yet; each new step's journal record carries their writes and its own. Usage per step:
+
+1. `recover(partition)` before the first event of a partition after an assignment: applies the
+   last journal record again and returns its outputs, to be sent again;
+2. `write(partition, offset, writes, outputs)` under an event of that partition, then wait for
+   the outputs and the journal record (`take` of tables/changelog_writes.py gives its future);
+3. apply the writes, then `applied(partitions, futures)` with the futures of their records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+import orjson
+
+from app.outputs import Output
+from tables import changelog_writes, step_journal
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    """Write-ahead journal of one agent's steps, one record per input partition."""
+
+    def __init__(
+        self, table: MutableMapping[str, Any], tables: Mapping[str, MutableMapping[str, Any]]
+    ) -> None:
+        self.table = table
+        self.tables = tables
+        self._open: dict[int, list[tuple[list[asyncio.Future], step_journal.Writes]]] = {}
+        self._pending: dict[int, step_journal.Writes] = {}
+        self._recovered: set[int] = set()
+        #: steps not journaled because their record was too large for Kafka
+        self.oversize = 0
+
+    def reset(self) -> None:
+        """Partitions were revoked: recover each again before its next event."""
+        self._open.clear()
+        self._pending.clear()
+        self._recovered.clear()
+
+    def needs_recovery(self, partition: int) -> bool:
+        """Whether `recover` has not run for `partition` since the last assignment."""
+        return partition not in self._recovered
+
+    def recover(self, partition: int) -> list[Output]:
+        """Apply the partition's last journal record again (the current event must be of
+        that partition); returns the outputs to send again."""
+        self._recovered.add(partition)
+        journal = self.table.get(str(partition))
+        if not journal:
+            return []
+        return step_journal.redo(journal, self.tables)
+
+    def write(
+        self, partition: int, offset: int, writes: step_journal.Writes, outputs: Iterable[Output]
+    ) -> None:
+        """Journal a step's writes and outputs, with those of its unconfirmed predecessors
+        (the current event must be of `partition`)."""
+        steps = self._open.setdefault(partition, [])
+        steps[:] = [
+            (futures, w) for futures, w in steps if not changelog_writes.all_confirmed(futures)
+        ]
+        self._pending[partition] = writes
+        combined = step_journal.merged([*(w for _, w in steps), writes])
+        record = step_journal.record(offset, combined, outputs)
+        size = len(orjson.dumps(record))
+        if size > step_journal.MAX_RECORD_BYTES:
+            # Kafka would refuse it and the agent could never get past this step: journal
+            # nothing for it (a crash may then leave it half-written), loudly.
+            self.oversize += 1
+            log.warning(
+                "partition %s offset %s: journal record of %s bytes over %s; not journaled",
+                partition,
+                offset,
+                size,
+                step_journal.MAX_RECORD_BYTES,
+            )
+            record = step_journal.record(offset, {}, [])
+        self.table[str(partition)] = record
+
+    def applied(self, futures: list[asyncio.Future]) -> None:
+        """The journaled steps' writes were applied; `futures`: their changelog records."""
+        for partition, writes in self._pending.items():
+            self._open.setdefault(partition, []).append((futures, writes))
+        self._pending.clear()

@@ -1,0 +1,113 @@
+"""The agents' step journal (agents/journal.py, tables/step_journal.py) without Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.journal import Journal
+from app.outputs import Output
+from tables import changelog_writes, step_journal
+from tables.staged import StagedState
+
+
+def writes(**tables: dict[str, Any]) -> step_journal.Writes:
+    staged = {}
+    for name, changes in tables.items():
+        staged[name] = StagedState({"gone": 1})
+        for key, value in changes.items():
+            if value is step_journal.DELETED:
+                staged[name].delete(key)
+            else:
+                staged[name][key] = value
+    return step_journal.writes_of(staged)
+
+
+def test_a_record_applies_values_and_deletes_and_returns_the_outputs():
+    out = Output("alerts", "fp", {"id": "a1"})
+    changes = writes(alerts={"k": {"n": 1}, "gone": step_journal.DELETED})
+    record = step_journal.record(7, changes, [out])
+    record = orjson.loads(orjson.dumps(record))  # as Kafka returns it
+    tables: dict[str, dict[str, Any]] = {"alerts": {"k": {"n": 0}, "gone": {"x": 1}}}
+    assert step_journal.redo(record, tables) == [out]
+    assert tables == {"alerts": {"k": {"n": 1}}}
+    assert step_journal.redo(record, tables) == [out] and tables == {"alerts": {"k": {"n": 1}}}
+
+
+def test_a_record_for_an_unknown_table_is_an_error():
+    record = step_journal.record(1, writes(nope={"k": 1}), [])
+    with pytest.raises(KeyError, match="nope"):
+        step_journal.redo(record, {})
+
+
+def test_later_writes_of_a_key_win_when_steps_merge():
+    first = writes(a={"k": 1, "x": 1})
+    second = writes(a={"k": step_journal.DELETED}, b={"y": 2})
+    assert step_journal.merged([first, second]) == {
+        "a": {"k": step_journal.DELETED, "x": 1},
+        "b": {"y": 2},
+    }
+
+
+def test_unconfirmed_steps_ride_along_until_kafka_has_them():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        table: dict[str, Any] = {}
+        journal = Journal(table, {"a": {}})
+        journal.write(0, 10, writes(a={"k": 1}), [])
+        first = loop.create_future()
+        journal.applied([first])  # step 10's changelog record is not confirmed yet
+        journal.write(0, 11, writes(a={"j": 2}), [])
+        assert table["0"]["w"] == {"a": {"k": 1, "j": 2}} and table["0"]["o"] == 11
+        journal.applied([loop.create_future()])
+        first.set_result(None)  # step 10 is in Kafka now; step 11 is not
+        journal.write(0, 12, writes(a={"m": 3}), [])
+        assert table["0"]["w"] == {"a": {"j": 2, "m": 3}}
+        failed = loop.create_future()
+        failed.set_exception(RuntimeError("changelog send failed"))
+        journal.applied([failed])
+        with pytest.raises(RuntimeError, match="changelog send failed"):
+            journal.write(0, 13, writes(a={"z": 1}), [])
+
+    asyncio.run(scenario())
+
+
+def test_recovery_runs_once_per_assignment():
+    tables: dict[str, dict[str, Any]] = {"a": {"k": 0}}
+    out = Output("alerts", None, {"id": "x"})
+    journal = Journal({"3": step_journal.record(5, writes(a={"k": 9}), [out])}, tables)
+    assert journal.needs_recovery(3)
+    assert journal.recover(3) == [out] and tables["a"]["k"] == 9
+    assert not journal.needs_recovery(3)
+    assert journal.recover(4) == [] and not journal.needs_recovery(4)
+    journal.reset()
+    assert journal.needs_recovery(3)
+
+
+def test_changelog_records_are_tracked_per_task():
+    async def writer(name: str) -> list[Any]:
+        changelog_writes.start()
+        send = changelog_writes.track(lambda value: f"{name}:{value}")
+        for n in range(3):
+            send(n)
+            await asyncio.sleep(0)
+        return changelog_writes.take()
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        return tuple(await asyncio.gather(writer("a"), writer("b")))
+
+    a, b = asyncio.run(scenario())
+    assert a == ["a:0", "a:1", "a:2"] and b == ["b:0", "b:1", "b:2"]
+    assert changelog_writes.take() == []  # this (untracked) context has none
+
+
+def test_a_step_too_large_for_kafka_is_not_journaled(monkeypatch):
+    monkeypatch.setattr(step_journal, "MAX_RECORD_BYTES", 100)
+    table: dict[str, Any] = {}
+    journal = Journal(table, {"a": {}})
+    journal.write(2, 40, writes(a={"k": "x" * 200}), [])
+    assert journal.oversize == 1
+    assert table["2"] == {"o": 40, "w": {}, "d": {}, "out": []}
