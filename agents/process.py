@@ -67,6 +67,8 @@ journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
 )
+metrics.watch_bound("held_events", lambda: pipeline.held_overflow)
+metrics.watch_bound("process_journal", lambda: journal.oversize)
 
 
 @app.timer(interval=60.0)

@@ -47,6 +47,8 @@ stage = RiskStage(
 
 #: Each partition's last steps, applied again after a crash (tables/step_journal.py).
 journal = Journal(risk_journal, {"risk": risk_state})
+metrics.watch_bound("risk_signals", lambda: stage.stats["overflow"])
+metrics.watch_bound("risk_journal", lambda: journal.oversize)
 
 
 @app.on_partitions_revoked.connect

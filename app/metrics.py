@@ -514,7 +514,8 @@ class BoundsCollector:
         family = CounterMetricFamily(
             "vigil_bound_overflow",
             "Items a bounded buffer let through early because it was full (held_events, "
-            "risk_signals) or steps left out of the journal as too large (journal).",
+            "risk_signals) or steps left out of a journal as too large (process_journal, "
+            "risk_journal).",
             labels=["buffer"],
         )
         try:
@@ -753,5 +754,6 @@ observe_step = METRICS.observe_step
 observe_batch = METRICS.observe_batch
 refresh_window_state = METRICS.refresh_window_state
 watch_pipeline = METRICS.watch_pipeline
+watch_bound = METRICS.watch_bound
 install = METRICS.install
 render = METRICS.render

@@ -452,3 +452,19 @@ def test_alerting_rules_and_dashboard_only_use_exposed_metrics():
         assert wanted in used, wanted
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_bounded_buffers_report_their_overflow() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = VigilMetrics()
+    count = {"n": 3}
+    metrics.watch_bound("held_events", lambda: count["n"])
+    count["n"] = 5
+    body, _ = metrics.render()
+    samples = {
+        (s.name, s.labels.get("buffer")): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("vigil_bound_overflow_total", "held_events")] == 5
