@@ -68,6 +68,7 @@ journal = Journal(
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
 )
 metrics.watch_bound("held_events", lambda: pipeline.held_overflow)
+metrics.watch_bound("alert_inputs", lambda: pipeline.alerts.stats["overflow"])
 metrics.watch_bound("process_journal", lambda: journal.oversize)
 
 

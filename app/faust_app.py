@@ -36,6 +36,8 @@ app = faust.App(
     processing_guarantee=settings.processing_guarantee,
     key_serializer="utf8",
     value_serializer="orjson",
+    # Bounded input buffers (docs/backpressure.md).
+    stream_buffer_maxsize=settings.stream_buffer,
     # Faust's /table/ endpoints serve table contents to anyone: off. Vigil's own API is authed.
     web_tables_enabled=False,
     web_graph_enabled=False,

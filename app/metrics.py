@@ -514,8 +514,8 @@ class BoundsCollector:
         family = CounterMetricFamily(
             "vigil_bound_overflow",
             "Items a bounded buffer let through early because it was full (held_events, "
-            "risk_signals) or steps left out of a journal as too large (process_journal, "
-            "risk_journal).",
+            "alert_inputs, risk_signals) or steps left out of a journal as too large "
+            "(process_journal, risk_journal).",
             labels=["buffer"],
         )
         try:

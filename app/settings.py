@@ -95,6 +95,10 @@ class Settings:
     #: latency batching adds. Env `VIGIL_BATCH_LINGER_MS`. Default 10. 0: take only what is
     #: already buffered.
     batch_linger_ms: int = 10
+    #: Records each agent's input channel holds before Faust stops fetching for it (Faust's
+    #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
+    #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
+    stream_buffer: int = 1024
     #: A source that sent nothing to a `vigil.events` partition for this long (ms of processing
     #: time) stops holding that partition's clock, on which alert timers and risk heartbeats run
     #: (tables/partition_clock.py). Longer: alerts stay independent of how sources interleave
@@ -176,6 +180,7 @@ class Settings:
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
+            stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             clock_idle_ms=_env_int(env, "VIGIL_CLOCK_IDLE_MS", d.clock_idle_ms),
             clock_tick_ms=_env_int(env, "VIGIL_CLOCK_TICK_MS", d.clock_tick_ms),
             window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
@@ -208,6 +213,8 @@ class Settings:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
+        if self.stream_buffer < 1:
+            raise ValueError(f"VIGIL_STREAM_BUFFER must be at least 1, got {self.stream_buffer}")
         if self.clock_tick_ms < 0:
             raise ValueError(f"VIGIL_CLOCK_TICK_MS must be >= 0, got {self.clock_tick_ms}")
         if self.clock_idle_ms <= self.clock_tick_ms:

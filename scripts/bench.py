@@ -10,6 +10,8 @@ Measured on the local broker, each part with its own topic prefix:
 - latency: the generator at half the one-worker rate, event time = now; p50/p99/p99.9 of
   "record produced -> normalized event emitted" (Kafka timestamps) and Vigil's own
   event-to-emission histogram from /metrics;
+- backpressure: one worker over a tenth of the records; its peak RSS against the full run's
+  (`rss_backlog_growth`): the backlog waits in Kafka, not in the worker (docs/backpressure.md);
 - peak RSS of the workers (VmHWM), state size on disk per 100k series is left to the chaos and
   recovery measurements (docs/crash-safety.md);
 - normalization events/s per adapter, offline.
@@ -316,6 +318,9 @@ def main() -> int:
     results["baseline"] = asyncio.run(baseline(records))
     results["vigil_1w"] = vigil_run(records, 1, tmp)
     results["vigil_2w"] = vigil_run(records, 2, tmp)
+    # Backpressure: the whole input waits in Kafka when a worker starts (a burst far above any
+    # sustained rate); its memory must not follow the backlog (docs/backpressure.md).
+    results["vigil_1w_tenth"] = vigil_run(records[: len(records) // 10], 1, tmp)
     half = max(10.0, results["vigil_1w"]["events_per_s"] / 2)
     results["latency"] = latency_run(half, tmp)
     results["normalize_events_per_s"] = normalization_rates(records)
@@ -343,6 +348,10 @@ def main() -> int:
         "latency_ms_p99": results["latency"]["latency_ms_p99"],
         "latency_ms_p999": results["latency"]["latency_ms_p999"],
         "rss_mb": round(max(results["vigil_1w"]["rss_mb"], results["latency"]["rss_mb"]), 1),
+        "rss_mb_tenth_backlog": round(results["vigil_1w_tenth"]["rss_mb"], 1),
+        "rss_backlog_growth": round(
+            results["vigil_1w"]["rss_mb"] / results["vigil_1w_tenth"]["rss_mb"], 2
+        ),
     }
     results.update(summary)
     width = max(len(k) for k in summary)

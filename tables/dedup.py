@@ -98,6 +98,9 @@ _GROUP_RANK = 1
 #: Most repeats a group catches up on after a quiet stretch (no event on the partition for
 #: longer than this many `repeat_interval`s: 16 days 16 hours with the defaults).
 MAX_CATCH_UP_REPEATS = 100
+#: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
+#: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
+MAX_PENDING_INPUTS = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +323,13 @@ class AlertStage:
         _mark(state, offset, alert.id)
         self.accounting["inputs"] += 1
         _insert_pending(state["pend"], alert.to_dict())
+        excess = len(state["pend"]) - MAX_PENDING_INPUTS
+        if excess > 0:
+            # The clock is far behind this alert's inputs (a source read far behind the
+            # others): apply the oldest now rather than grow the record without bound.
+            self.stats["overflow"] += excess
+            self._advance_alert(key, state, state["pend"][excess - 1]["ts_ms"], ctx)
+            return
         self._save_alert(key, state, ctx)
 
     def _receive_scan(

@@ -16,7 +16,14 @@ from app.events import Event, event_id, format_time, parse_time
 from app.sources.alertmanager import alertmanager_fingerprint
 from app.sources.normalize import Normalizer
 from tables.alert_labels import alert_from_anomaly, alert_from_event, resolutions_from_scan
-from tables.dedup import AlertStage, DedupConfig, TimerSchedule, dedup_key, group_key
+from tables.dedup import (
+    MAX_PENDING_INPUTS,
+    AlertStage,
+    DedupConfig,
+    TimerSchedule,
+    dedup_key,
+    group_key,
+)
 from tables.staged import StagedState
 
 T0 = parse_time("2024-03-01T12:00:00Z")
@@ -673,3 +680,19 @@ def test_after_a_stretch_longer_than_the_catch_up_limit_only_the_last_repeats_go
     assert len(times) <= MAX_CATCH_UP_REPEATS + 1
     assert min(times) >= clock - (MAX_CATCH_UP_REPEATS + 1) * config.repeat_interval_ms
     assert max(times) > clock - config.repeat_interval_ms - config.group_interval_ms
+
+
+def test_inputs_waiting_for_the_clock_are_bounded_per_alert():
+    h = Harness()
+    h.watermark = T0  # the clock stays here: every sighting below is newer than it
+    key = None
+    for n in range(MAX_PENDING_INPUTS + 10):
+        event = falco(T0 + (n + 1) * S)
+        alerts, groups = StagedState(h.alerts), StagedState(h.groups)
+        h.stage.receive_event(event, 0, n, alerts, groups, h.schedule)
+        alerts.commit()
+        groups.commit()
+        key = key or next(iter(h.alerts))
+    assert len(h.alerts[key]["pend"]) == MAX_PENDING_INPUTS
+    assert h.stage.stats["overflow"] == 10
+    assert h.alerts[key]["count"] == 10  # the ten oldest sightings applied, in order
