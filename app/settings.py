@@ -99,6 +99,12 @@ class Settings:
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
     #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
     stream_buffer: int = 1024
+    #: RocksDB memory per table partition (MiB): memtable size (two of them at most) and block
+    #: cache. Faust's defaults are 64 MiB x 3 and a 2 GiB cache per database, and a worker
+    #: opens one database per table and partition (docs/backpressure.md). Env
+    #: `VIGIL_ROCKSDB_WRITE_BUFFER_MB` (default 4), `VIGIL_ROCKSDB_BLOCK_CACHE_MB` (default 8).
+    rocksdb_write_buffer_mb: int = 4
+    rocksdb_block_cache_mb: int = 8
     #: A source that sent nothing to a `vigil.events` partition for this long (ms of processing
     #: time) stops holding that partition's clock, on which alert timers and risk heartbeats run
     #: (tables/partition_clock.py). Longer: alerts stay independent of how sources interleave
@@ -181,6 +187,12 @@ class Settings:
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
+            rocksdb_write_buffer_mb=_env_int(
+                env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
+            ),
+            rocksdb_block_cache_mb=_env_int(
+                env, "VIGIL_ROCKSDB_BLOCK_CACHE_MB", d.rocksdb_block_cache_mb
+            ),
             clock_idle_ms=_env_int(env, "VIGIL_CLOCK_IDLE_MS", d.clock_idle_ms),
             clock_tick_ms=_env_int(env, "VIGIL_CLOCK_TICK_MS", d.clock_tick_ms),
             window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
@@ -205,6 +217,19 @@ class Settings:
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
 
+    def store_options(self) -> dict[str, int]:
+        """RocksDB options for every table (Faust `RocksDBOptions` fields); none for other
+        stores."""
+        if not self.store.startswith("rocksdb:"):
+            return {}
+        mib = 1024 * 1024
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mib,
+            "max_write_buffer_number": 2,
+            "block_cache_size": self.rocksdb_block_cache_mb * mib,
+            "block_cache_compressed_size": self.rocksdb_block_cache_mb * mib,
+        }
+
     def __repr__(self) -> str:  # tokens never reach logs
         return f"Settings(app_id={self.app_id!r}, broker_url={self.broker_url!r}, ...)"
 
@@ -213,6 +238,11 @@ class Settings:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
+        if self.rocksdb_write_buffer_mb < 1 or self.rocksdb_block_cache_mb < 1:
+            raise ValueError(
+                "VIGIL_ROCKSDB_WRITE_BUFFER_MB and VIGIL_ROCKSDB_BLOCK_CACHE_MB must be at least "
+                f"1, got {self.rocksdb_write_buffer_mb} and {self.rocksdb_block_cache_mb}"
+            )
         if self.stream_buffer < 1:
             raise ValueError(f"VIGIL_STREAM_BUFFER must be at least 1, got {self.stream_buffer}")
         if self.clock_tick_ms < 0:

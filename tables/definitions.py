@@ -34,6 +34,7 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
         partitions=settings.partitions if partitions is None else partitions,
         schema=ENTITY_SCHEMA,
         help=help,
+        options=settings.store_options(),  # bounded RocksDB memory (docs/backpressure.md)
     )
     table.value_serializer = "orjson"
     # Every changelog record is tracked until acknowledged (tables/changelog_writes.py).
