@@ -240,6 +240,12 @@ class VigilMetrics:
             ["source"],
             registry=r,
         )
+        self.source_pauses = Counter(
+            "vigil_source_pauses",
+            "Raw partitions paused for being more than VIGIL_ALIGN_DRIFT_MS ahead of the "
+            "slowest in event time (app/source_alignment.py).",
+            registry=r,
+        )
         self.risk = Gauge(
             "vigil_risk_score",
             "Latest risk score (0..100) per service; at most VIGIL_METRICS_MAX_SERVICES "
@@ -755,5 +761,6 @@ observe_batch = METRICS.observe_batch
 refresh_window_state = METRICS.refresh_window_state
 watch_pipeline = METRICS.watch_pipeline
 watch_bound = METRICS.watch_bound
+source_pauses = METRICS.source_pauses
 install = METRICS.install
 render = METRICS.render

@@ -99,6 +99,10 @@ class Settings:
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
     #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
     stream_buffer: int = 1024
+    #: Raw partitions more than this far ahead (event time, ms) of the slowest one still sending
+    #: are paused until it catches up (app/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
+    #: Default 60000. 0 turns alignment off.
+    align_drift_ms: int = 60_000
     #: RocksDB memory per table partition (MiB): memtable size (two of them at most) and block
     #: cache. Faust's defaults are 64 MiB x 3 and a 2 GiB cache per database, and a worker
     #: opens one database per table and partition (docs/backpressure.md). Env
@@ -187,6 +191,7 @@ class Settings:
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
+            align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=_env_int(
                 env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
             ),
@@ -243,6 +248,8 @@ class Settings:
                 "VIGIL_ROCKSDB_WRITE_BUFFER_MB and VIGIL_ROCKSDB_BLOCK_CACHE_MB must be at least "
                 f"1, got {self.rocksdb_write_buffer_mb} and {self.rocksdb_block_cache_mb}"
             )
+        if self.align_drift_ms < 0:
+            raise ValueError(f"VIGIL_ALIGN_DRIFT_MS must be >= 0, got {self.align_drift_ms}")
         if self.stream_buffer < 1:
             raise ValueError(f"VIGIL_STREAM_BUFFER must be at least 1, got {self.stream_buffer}")
         if self.clock_tick_ms < 0:
