@@ -61,10 +61,13 @@ def _align() -> None:
         return
     pause, resume = alignment.decide(time.monotonic())
     if pause:
-        app.consumer.pause_partitions(pause)
         metrics.source_pauses.inc(len(pause))
     if resume:
         app.consumer.resume_partitions(resume)
+    paused = alignment.paused()
+    if paused:
+        # Every time: Faust's own flow control (`on_buffer_drop`) may have re-activated one.
+        app.consumer.pause_partitions(paused)
 
 
 @app.timer(interval=1.0)
