@@ -7,28 +7,18 @@ Raw partitions too far ahead of the others in event time are paused (app/source_
 
 from __future__ import annotations
 
-import time
-
 from agents.acking import processed_events
+from agents.alignment import PartitionAligner
 from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, raw_topic, settings
 from app.outputs import Origin
 from app.pipeline import Pipeline
-from app.source_alignment import SourceAlignment
 
 pipeline = Pipeline(settings)
 
 #: Raw partitions paused for being too far ahead in event time (app/source_alignment.py).
-alignment = (
-    SourceAlignment(
-        settings.align_drift_ms,
-        idle_s=settings.clock_idle_ms / 1000,
-        max_pause_s=2 * settings.clock_idle_ms / 1000,
-    )
-    if settings.align_drift_ms > 0
-    else None
-)
+aligner = PartitionAligner(app, settings, "ingest")
 
 
 @app.agent(raw_topic, concurrency=1)
@@ -48,39 +38,18 @@ async def ingest(stream):
         outputs = pipeline.ingest(raw, family, origin)
         await send_outputs(outputs)
         metrics.observe_ingest(family, outputs)
-        if alignment is not None:
-            times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
-            if times:
-                alignment.observe(message.tp, max(times), time.monotonic())
-                _align()
-
-
-def _align() -> None:
-    """Pause the raw partitions too far ahead, resume those the others caught up with."""
-    if alignment is None:
-        return
-    pause, resume = alignment.decide(time.monotonic())
-    if pause:
-        metrics.source_pauses.inc(len(pause))
-    if resume:
-        app.consumer.resume_partitions(resume)
-    paused = alignment.paused()
-    if paused:
-        # Every time: Faust's own flow control (`on_buffer_drop`) may have re-activated one.
-        app.consumer.pause_partitions(paused)
+        times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
+        if times:
+            aligner.observe(message.tp, max(times))
 
 
 @app.timer(interval=1.0)
 async def _align_when_quiet() -> None:
     """Also decide without records: the slowest source may have stopped sending."""
-    _align()
+    aligner.align()
 
 
 @app.on_partitions_revoked.connect
 async def _alignment_over(sender, revoked, **kwargs) -> None:
     """Partitions may move: resume what alignment paused and start over."""
-    if alignment is not None:
-        paused = alignment.paused()
-        if paused:
-            app.consumer.resume_partitions(paused)
-        alignment.forget()
+    aligner.release()

@@ -18,6 +18,7 @@ import logging
 import orjson
 
 from agents.acking import processed_batches
+from agents.alignment import PartitionAligner
 from agents.current_event import make_current
 from agents.journal import Journal
 from agents.sending import send_and_confirm
@@ -67,6 +68,9 @@ journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
 )
+#: `vigil.events` partitions paused for being too far ahead in event time: the risk clock
+#: waits for the slowest partition (app/source_alignment.py).
+aligner = PartitionAligner(app, settings, "process")
 metrics.watch_bound("held_events", lambda: pipeline.held_overflow)
 metrics.watch_bound("alert_inputs", lambda: pipeline.alerts.stats["overflow"])
 metrics.watch_bound("process_journal", lambda: journal.oversize)
@@ -84,6 +88,13 @@ async def _forget_schedules(sender, revoked, **kwargs) -> None:
     each partition's journal is applied again before its next event."""
     pipeline.forget_schedules()
     journal.reset()
+    aligner.release()
+
+
+@app.timer(interval=1.0)
+async def _align_when_quiet() -> None:
+    """Also decide without events: the slowest partition may have stopped receiving."""
+    aligner.align()
 
 
 async def _recover(events: list) -> None:
@@ -171,6 +182,8 @@ async def process(stream):
                 outputs.append(dead_letter(origin, error, event.value or b""))
                 continue
             outputs.extend(step.outputs)
+            if canonical is not None:
+                aligner.observe(message.tp, canonical.ts_ms)
             if canonical is None:
                 observed.append((step.outputs, None, None, "clock"))
             else:

@@ -242,8 +242,10 @@ class VigilMetrics:
         )
         self.source_pauses = Counter(
             "vigil_source_pauses",
-            "Raw partitions paused for being more than VIGIL_ALIGN_DRIFT_MS ahead of the "
-            "slowest in event time (app/source_alignment.py).",
+            "Input partitions paused for being more than VIGIL_ALIGN_DRIFT_MS ahead of the "
+            "slowest in event time (app/source_alignment.py), by stage (ingest: raw topics, "
+            "process: vigil.events).",
+            ["stage"],
             registry=r,
         )
         self.risk = Gauge(
