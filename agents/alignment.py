@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from faust.types import TP
+
 from app import metrics
 from app.settings import Settings
 from app.source_alignment import SourceAlignment
@@ -27,10 +29,12 @@ class PartitionAligner:
             else None
         )
 
-    def observe(self, tp: Any, event_ms: int) -> None:
-        """A record of `tp` with events up to `event_ms` was read; pause or resume now."""
+    def observe(self, topic: str, partition: int, event_ms: int) -> None:
+        """A record of (topic, partition) with events up to `event_ms` was read; pause or
+        resume now."""
         if self.alignment is not None:
-            self.alignment.observe(tp, event_ms, time.monotonic())
+            # Faust's consumer wants its own TP type (a message's `tp` may be aiokafka's).
+            self.alignment.observe(TP(topic, partition), event_ms, time.monotonic())
             self.align()
 
     def align(self) -> None:

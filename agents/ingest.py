@@ -40,7 +40,7 @@ async def ingest(stream):
         metrics.observe_ingest(family, outputs)
         times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
         if times:
-            aligner.observe(message.tp, max(times))
+            aligner.observe(message.topic, message.partition, max(times))
 
 
 @app.timer(interval=1.0)

@@ -183,7 +183,7 @@ async def process(stream):
                 continue
             outputs.extend(step.outputs)
             if canonical is not None:
-                aligner.observe(message.tp, canonical.ts_ms)
+                aligner.observe(message.topic, message.partition, canonical.ts_ms)
             if canonical is None:
                 observed.append((step.outputs, None, None, "clock"))
             else:

@@ -64,3 +64,35 @@ def test_forgetting_starts_over():
     a.decide(0.0)
     a.forget()
     assert a.paused() == [] and a.decide(1.0) == ([], [])
+
+
+def test_the_agent_side_pauses_and_resumes_faust_partitions():
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from agents.alignment import PartitionAligner
+    from app.settings import Settings
+
+    calls: list[tuple[str, list]] = []
+
+    class Consumer:
+        def pause_partitions(self, tps):
+            assert all(type(tp) is TP for tp in tps)  # Faust asserts on its own type
+            calls.append(("pause", sorted(tps)))
+
+        def resume_partitions(self, tps):
+            assert all(type(tp) is TP for tp in tps)
+            calls.append(("resume", sorted(tps)))
+
+    aligner = PartitionAligner(
+        SimpleNamespace(consumer=Consumer()), Settings.from_env({}), "ingest"
+    )
+    aligner.observe("logs", 0, 0)
+    aligner.observe("metrics", 0, 10 * MIN)
+    assert calls == [("pause", [TP("metrics", 0)])]
+    aligner.observe("logs", 0, 10 * MIN)
+    assert calls[-1] == ("resume", [TP("metrics", 0)])
+    aligner.observe("metrics", 0, 20 * MIN)
+    aligner.release()
+    assert calls[-1] == ("resume", [TP("metrics", 0)])
