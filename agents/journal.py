@@ -53,10 +53,10 @@ class Journal:
         """Apply the partition's last journal record again (the current event must be of
         that partition); returns the outputs to send again."""
         self._recovered.add(partition)
-        journal = self.table.get(str(partition))
-        if not journal:
+        data = self.table.get(str(partition))
+        if not data:
             return []
-        return step_journal.redo(journal, self.tables)
+        return step_journal.redo(orjson.loads(data), self.tables)
 
     def write(
         self, partition: int, offset: int, writes: step_journal.Writes, outputs: Iterable[Output]
@@ -69,8 +69,8 @@ class Journal:
         ]
         self._pending[partition] = writes
         combined = step_journal.merged([*(w for _, w in steps), writes])
-        record = step_journal.record(offset, combined, outputs)
-        size = len(orjson.dumps(record))
+        data = orjson.dumps(step_journal.record(offset, combined, outputs))
+        size = len(data)
         if size > step_journal.MAX_RECORD_BYTES:
             # Kafka would refuse it and the agent could never get past this step: journal
             # nothing for it (a crash may then leave it half-written), loudly.
@@ -82,8 +82,8 @@ class Journal:
                 size,
                 step_journal.MAX_RECORD_BYTES,
             )
-            record = step_journal.record(offset, {}, [])
-        self.table[str(partition)] = record
+            data = orjson.dumps(step_journal.record(offset, {}, []))
+        self.table[str(partition)] = data  # serialized once: the table stores bytes
 
     def applied(self, futures: list[asyncio.Future]) -> None:
         """The journaled steps' writes were applied; `futures`: their changelog records."""

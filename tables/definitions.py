@@ -96,12 +96,15 @@ observed_state = _table(
 #: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
 posture_state = _table("posture", "Compliance posture per framework, control, scope and entity.")
 
-#: input partition -> the last steps of the process agent (tables/step_journal.py).
+#: input partition -> the last steps of the process agent (tables/step_journal.py), as JSON
+#: bytes (agents/journal.py serializes once, to check the size too).
 process_journal = _table(
     "process-journal", "Write-ahead record of the process agent's last steps per partition."
 )
+process_journal.value_serializer = "raw"
 
-#: input partition -> the last steps of the risk agent (tables/step_journal.py).
+#: input partition -> the last steps of the risk agent, as JSON bytes.
 risk_journal = _table(
     "risk-journal", "Write-ahead record of the risk agent's last steps per partition."
 )
+risk_journal.value_serializer = "raw"

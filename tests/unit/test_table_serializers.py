@@ -14,6 +14,9 @@ from tables import definitions  # noqa: F401  (registers the tables)
 def test_every_table_value_goes_through_orjson_and_keys_stay_json() -> None:
     assert len(app.tables) == 13  # with the two step journals
     for table in app.tables.values():
+        if table.name.endswith("-journal"):  # JSON bytes written by agents/journal.py
+            assert table.value_serializer == "raw", table.name
+            continue
         assert table.value_serializer == "orjson", table.name
         assert table.key_serializer == "json", table.name  # as already stored
 
