@@ -87,9 +87,17 @@ _MAX_CHANGES = 500
 
 #: Most signals a subject holds. Beyond it the oldest are applied at once, without waiting for
 #: the clock (the scores then follow the arrival order again): a producer far behind the others
-#: must not grow one state record without bound (a changelog record must stay well under the
-#: broker's 1 MB message size).
-MAX_HELD_SIGNALS = 400
+#: must not grow the state without bound.
+MAX_HELD_SIGNALS = 20_000
+#: Held signals kept in the subject record itself (the earliest ones); later ones wait in spill
+#: records of `SPILL_BUCKET_MS` of event time each (`<subject>|~held|<bucket>`), so a subject
+#: record stays small (a changelog record must stay well under Kafka's 1 MB) and a held signal
+#: costs one small record write, not a rewrite of everything held.
+INLINE_HELD = 200
+SPILL_BUCKET_MS = 10_000
+#: Most signals in one spill record (~600 bytes each): beyond, the oldest held signals up to
+#: its own oldest are applied at once (a scan listing thousands of findings at one instant).
+SPILL_BUCKET_MAX = 1_000
 
 #: Most timer evaluations a subject runs through one quiet stretch (no signal) before the next
 #: signal or the clock: a replay spanning years must not evaluate every 5 minutes of them. Only
@@ -151,9 +159,74 @@ def _first_time(pend: list[dict[str, Any]] | None) -> int | None:
     return int(pend[0]["time_ms"]) if pend else None
 
 
+def _held_order(signal: Mapping[str, Any]) -> tuple[int, str]:
+    return int(signal["time_ms"]), str(signal["id"])
+
+
 def _insert_pending(pend: list[dict[str, Any]], signal: dict[str, Any]) -> None:
     """Keep held signals sorted by (time, id)."""
-    bisect.insort(pend, signal, key=lambda s: (int(s["time_ms"]), str(s["id"])))
+    bisect.insort(pend, signal, key=_held_order)
+
+
+def spill_key(subject: str, bucket: int) -> str:
+    """The state key of a subject's held signals of one spill bucket."""
+    return f"{subject}|~held|{bucket}"
+
+
+def _hold(key: str, st: dict[str, Any], signal: dict[str, Any], state: StagedState) -> int | None:
+    """Hold a signal: in the subject record while it holds fewer than `INLINE_HELD` and
+    nothing is spilled, else the latest of the record's and this one goes to its spill bucket
+    (the record always holds the earliest held signals). Returns the time up to which held
+    signals must be applied at once to keep the bucket within `SPILL_BUCKET_MAX`, if any."""
+    pend = st["pend"]
+    spill = st.setdefault("spill", [])
+    if not spill and len(pend) < INLINE_HELD:
+        _insert_pending(pend, signal)
+        return None
+    if pend and _held_order(signal) < _held_order(pend[-1]):
+        _insert_pending(pend, signal)
+        signal = pend.pop()
+    bucket = int(signal["time_ms"]) // SPILL_BUCKET_MS
+    stored = state.get(spill_key(key, bucket))
+    entries = list(stored["s"]) if isinstance(stored, dict) else []
+    _insert_pending(entries, signal)
+    state[spill_key(key, bucket)] = {"t": "risk_held", "s": entries}
+    if bucket not in spill:
+        bisect.insort(spill, bucket)
+    st["spilled"] = st.get("spilled", 0) + 1
+    if len(entries) > SPILL_BUCKET_MAX:
+        return int(entries[len(entries) - SPILL_BUCKET_MAX - 1]["time_ms"])
+    return None
+
+
+def _refill(key: str, st: dict[str, Any], state: StagedState | None) -> None:
+    """Move the earliest spill bucket into the subject record once it holds nothing."""
+    while not st["pend"] and st.get("spill") and state is not None:
+        bucket = st["spill"].pop(0)
+        stored = state.get(spill_key(key, bucket))
+        entries = list(stored["s"]) if isinstance(stored, dict) else []
+        state.delete(spill_key(key, bucket))
+        st["pend"] = entries
+        st["spilled"] = st.get("spilled", 0) - len(entries)
+
+
+def _held_count(st: Mapping[str, Any]) -> int:
+    return len(st.get("pend") or []) + int(st.get("spilled") or 0)
+
+
+def _nth_held_time(key: str, st: Mapping[str, Any], n: int, state: StagedState) -> int:
+    """The time of the `n`-th earliest held signal (1-based), spill buckets included."""
+    pend = st.get("pend") or []
+    if n <= len(pend):
+        return int(pend[n - 1]["time_ms"])
+    n -= len(pend)
+    for bucket in st.get("spill") or []:
+        stored = state.get(spill_key(key, bucket))
+        entries = stored["s"] if isinstance(stored, dict) else []
+        if n <= len(entries):
+            return int(entries[n - 1]["time_ms"])
+        n -= len(entries)
+    raise ValueError(f"{key}: fewer held signals than {n}")
 
 
 class RiskStage:
@@ -218,8 +291,14 @@ class RiskStage:
         key = str(signal["service"])
         stored = state.get(key)
         if isinstance(stored, dict):
-            # Only `pend`, `_oi` and top-level fields change here: a shallow copy will do.
-            st = {**stored, "pend": list(stored.get("pend") or []), "_oi": list(stored["_oi"])}
+            # Only `pend`, `spill`, `_oi` and top-level fields change here: a shallow copy
+            # will do.
+            st = {
+                **stored,
+                "pend": list(stored.get("pend") or []),
+                "spill": list(stored.get("spill") or []),
+                "_oi": list(stored["_oi"]),
+            }
         else:
             st = new_subject(key, str(signal.get("entity_type") or "service"), partition)
         if _replayed(st, offset, str(signal["id"])):
@@ -227,12 +306,15 @@ class RiskStage:
             return
         _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
-        _insert_pending(st["pend"], dict(signal))
-        excess = len(st["pend"]) - MAX_HELD_SIGNALS
+        until = _hold(key, st, dict(signal), state)
+        excess = _held_count(st) - MAX_HELD_SIGNALS
         if excess > 0:
-            self.stats["overflow"] += excess
+            until = max(until or 0, _nth_held_time(key, st, excess, state))
+        if until is not None:
+            before = _held_count(st)
             st = orjson.loads(orjson.dumps(st))  # _run changes nested values
-            self._run(key, st, int(st["pend"][excess - 1]["time_ms"]), outputs)
+            self._run(key, st, until, outputs, state=state)
+            self.stats["overflow"] += before - _held_count(st)
         self._set_due(st, key, schedule)
         state[key] = st
 
@@ -271,21 +353,28 @@ class RiskStage:
                 continue
             st.setdefault("pend", [])
             if newest is not None:
-                self._run(key, st, newest - 1, outputs)
-            self._run(key, st, math.inf, outputs, final=True)
+                self._run(key, st, newest - 1, outputs, state=state)
+            self._run(key, st, math.inf, outputs, final=True, state=state)
             self._set_due(st, key, schedule)
             state[key] = st
         return outputs
 
-    def current(self, st: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def current(
+        self, st: Mapping[str, Any] | None, state: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """A copy of a subject's state with its held signals applied (not evaluated): what
-        the gate judges, so a deployment is judged on everything received so far."""
+        the gate judges, so a deployment is judged on everything received so far. `state`:
+        the risk table, to read the spilled ones too."""
         if st is None:
             return None
         view = orjson.loads(orjson.dumps(st))
-        for signal in view.pop("pend", None) or []:
+        held = list(view.pop("pend", None) or [])
+        for bucket in view.pop("spill", None) or []:
+            stored = state.get(spill_key(str(view["subject"]), bucket)) if state else None
+            held += stored["s"] if isinstance(stored, dict) else []
+        for signal in held:
             self._apply(view, signal)
-        view["pend"] = []
+        view.update(pend=[], spill=[], spilled=0)
         return view
 
     def schedule(self, partition: int, state: StagedState) -> RiskSchedule:
@@ -351,7 +440,7 @@ class RiskStage:
             if st is None or st.get("due") != due:
                 continue  # stale: the timer moved
             st.setdefault("pend", [])
-            self._run(key, st, clock, outputs)
+            self._run(key, st, clock, outputs, state=state)
             self._set_due(st, key, schedule)
             state[key] = st
 
@@ -362,13 +451,16 @@ class RiskStage:
         clock: int | float,
         outputs: list[Output],
         final: bool = False,
+        state: StagedState | None = None,
     ) -> None:
         """Apply the subject's held signals and fire its timers up to `clock`, in time order
         (a timer due before a signal's time first, at equal times the signal), each timer at
         its own due time: the result depends on the signals, not on how the clock stepped.
-        `final`: after the last held signal only what it changed is evaluated (no timers)."""
-        pend = st["pend"]
+        `final`: after the last held signal only what it changed is evaluated (no timers).
+        `state`: the risk table, to bring spilled signals back as the held ones run out."""
         while True:
+            _refill(key, st, state)
+            pend = st["pend"]
             timer = self._timer_due(st)
             nxt = pend[0]["time_ms"] if pend else None
             if nxt is not None and nxt <= clock and (timer is None or timer >= nxt):

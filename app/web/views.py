@@ -398,7 +398,9 @@ class GateView(AuthedView):
         from tables.scorecards import gate
 
         now_ms = int(time.time() * 1000)
-        decision = gate(stage.current(risk_state.get(service)), change, now_ms, stage.config)
+        decision = gate(
+            stage.current(risk_state.get(service), risk_state), change, now_ms, stage.config
+        )
         decision["service"] = service
         caller = request.headers.get("X-Vigil-Caller") or "api"
         await _send_control(

@@ -177,12 +177,60 @@ def test_a_quiet_stretch_longer_than_the_limit_evaluates_only_its_end():
     assert min(times) >= clock - (MAX_QUIET_EVALUATIONS + 1) * check
 
 
-def test_a_subject_holds_a_bounded_number_of_signals():
-    from tables.risk import MAX_HELD_SIGNALS
+def test_a_subject_holds_a_bounded_number_of_signals(monkeypatch):
+    from tables import risk
 
+    monkeypatch.setattr(risk, "MAX_HELD_SIGNALS", 30)
+    monkeypatch.setattr(risk, "INLINE_HELD", 5)
     stage, table, send = _stage()  # no producer heard: the clock never moves
-    for n in range(MAX_HELD_SIGNALS + 3):
+    for n in range(33):
         signal = signals_from(None, [falco_alert("firing", T0 + n * 1000)], CATALOGUE)[0]
         send({**signal, "id": f"s{n}"})
-    assert len(table["payments"]["pend"]) == MAX_HELD_SIGNALS
-    assert stage.stats["overflow"] == 3 and table["payments"]["items"]
+    subject = table["payments"]
+    spilled = [v for k, v in table.items() if k.startswith("payments|~held|")]
+    assert len(subject["pend"]) <= 5 + risk.SPILL_BUCKET_MS // 1000  # a refilled bucket at most
+    assert len(subject["pend"]) + sum(len(v["s"]) for v in spilled) == 30
+    assert subject["spilled"] == sum(len(v["s"]) for v in spilled)
+    assert stage.stats["overflow"] == 3 and subject["items"]
+    view = stage.current(subject, table)  # the gate sees the spilled signals too
+    assert view is not None and view["spill"] == [] and view["clock"] == T0 + 32 * 1000
+
+
+def test_spilling_held_signals_changes_no_output(monkeypatch):
+    """Signals held in spill records (beyond `INLINE_HELD`) come back in the same order."""
+    from tables import risk
+
+    streams = producer_streams()
+    expected = run(streams[0] + streams[1])
+    monkeypatch.setattr(risk, "INLINE_HELD", 2)
+    monkeypatch.setattr(risk, "SPILL_BUCKET_MS", 7 * MIN)
+    assert run(streams[1] + streams[0]) == expected
+    table: dict[str, Any] = {}
+    stage = RiskStage(producers=PRODUCERS)
+    for offset, signal in enumerate(streams[1] + streams[0]):
+        staged = StagedState(table)
+        stage.on_signal(signal, 0, offset, staged)
+        staged.commit()
+        if any("|~held|" in key for key in table):
+            break
+    else:
+        raise AssertionError("nothing was spilled: the check above proves nothing")
+
+
+def test_one_spill_record_is_bounded_too(monkeypatch):
+    """Thousands of signals at one instant (a scan's findings) must not make one huge record."""
+    from tables import risk
+
+    monkeypatch.setattr(risk, "INLINE_HELD", 2)
+    monkeypatch.setattr(risk, "SPILL_BUCKET_MAX", 4)
+    stage, table, send = _stage()
+    largest = 0
+    for n in range(12):
+        signal = signals_from(None, [falco_alert("firing", T0 + n)], CATALOGUE)[0]
+        send({**signal, "id": f"s{n:02d}"})
+        buckets = [v["s"] for k, v in table.items() if "|~held|" in k]
+        largest = max([largest, *(len(entries) for entries in buckets)])
+    assert largest == 4  # spilled, never beyond the bound
+    assert stage.stats["overflow"] > 0
+    held = len(table["payments"]["pend"]) + sum(len(entries) for entries in buckets)
+    assert held + stage.stats["overflow"] == 12
