@@ -14,7 +14,12 @@ from app.source_alignment import SourceAlignment
 
 
 class PartitionAligner:
-    """One agent's alignment over the app's consumer (does nothing when turned off)."""
+    """One agent's alignment over the app's consumer (does nothing when turned off).
+
+    Faust drops the records of a partition paused while their fetch was under way (its
+    `getmany` yields only active partitions), and its read position has moved past them. So a
+    resumed partition is sought back to just after the last record the agent handled: what
+    comes again is recognised as a repeat (agents/acking.py), nothing is skipped."""
 
     def __init__(self, app: Any, settings: Settings, stage: str) -> None:
         self.app = app
@@ -28,16 +33,21 @@ class PartitionAligner:
             if settings.align_drift_ms > 0
             else None
         )
+        self._next: dict[TP, int] = {}
 
-    def observe(self, topic: str, partition: int, event_ms: int) -> None:
-        """A record of (topic, partition) with events up to `event_ms` was read; pause or
-        resume now."""
-        if self.alignment is not None:
-            # Faust's consumer wants its own TP type (a message's `tp` may be aiokafka's).
-            self.alignment.observe(TP(topic, partition), event_ms, time.monotonic())
-            self.align()
+    async def observe(self, topic: str, partition: int, offset: int, event_ms: int | None) -> None:
+        """The agent handled the record at `offset` of (topic, partition), with events up to
+        `event_ms` (None: none); pause or resume partitions now."""
+        if self.alignment is None:
+            return
+        # Faust's consumer wants its own TP type (a message's `tp` may be aiokafka's).
+        tp = TP(topic, partition)
+        self._next[tp] = offset + 1
+        if event_ms is not None:
+            self.alignment.observe(tp, event_ms, time.monotonic())
+            await self.align()
 
-    def align(self) -> None:
+    async def align(self) -> None:
         """Pause the partitions too far ahead, resume those the others caught up with."""
         if self.alignment is None:
             return
@@ -45,16 +55,23 @@ class PartitionAligner:
         if pause:
             metrics.source_pauses.labels(self.stage).inc(len(pause))
         if resume:
-            self.app.consumer.resume_partitions(resume)
+            await self._resume(resume)
         paused = self.alignment.paused()
         if paused:
             # Every time: Faust's own flow control (`on_buffer_drop`) may re-activate one.
             self.app.consumer.pause_partitions(paused)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Partitions may move: resume what was paused and start over."""
         if self.alignment is not None:
             paused = self.alignment.paused()
             if paused:
                 self.app.consumer.resume_partitions(paused)
             self.alignment.forget()
+            self._next.clear()
+
+    async def _resume(self, tps: list[Any]) -> None:
+        back = {tp: self._next[tp] for tp in tps if tp in self._next}
+        if back:
+            await self.app.consumer.seek_wait(back)
+        self.app.consumer.resume_partitions(tps)

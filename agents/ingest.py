@@ -39,17 +39,18 @@ async def ingest(stream):
         await send_outputs(outputs)
         metrics.observe_ingest(family, outputs)
         times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
-        if times:
-            aligner.observe(message.topic, message.partition, max(times))
+        await aligner.observe(
+            message.topic, message.partition, message.offset, max(times) if times else None
+        )
 
 
 @app.timer(interval=1.0)
 async def _align_when_quiet() -> None:
     """Also decide without records: the slowest source may have stopped sending."""
-    aligner.align()
+    await aligner.align()
 
 
 @app.on_partitions_revoked.connect
 async def _alignment_over(sender, revoked, **kwargs) -> None:
     """Partitions may move: resume what alignment paused and start over."""
-    aligner.release()
+    await aligner.release()

@@ -88,13 +88,13 @@ async def _forget_schedules(sender, revoked, **kwargs) -> None:
     each partition's journal is applied again before its next event."""
     pipeline.forget_schedules()
     journal.reset()
-    aligner.release()
+    await aligner.release()
 
 
 @app.timer(interval=1.0)
 async def _align_when_quiet() -> None:
     """Also decide without events: the slowest partition may have stopped receiving."""
-    aligner.align()
+    await aligner.align()
 
 
 async def _recover(events: list) -> None:
@@ -182,8 +182,12 @@ async def process(stream):
                 outputs.append(dead_letter(origin, error, event.value or b""))
                 continue
             outputs.extend(step.outputs)
-            if canonical is not None:
-                aligner.observe(message.topic, message.partition, canonical.ts_ms)
+            await aligner.observe(
+                message.topic,
+                message.partition,
+                message.offset,
+                canonical.ts_ms if canonical is not None else None,
+            )
             if canonical is None:
                 observed.append((step.outputs, None, None, "clock"))
             else:

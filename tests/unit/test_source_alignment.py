@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.source_alignment import SourceAlignment
 
 MIN = 60_000
@@ -66,7 +68,8 @@ def test_forgetting_starts_over():
     assert a.paused() == [] and a.decide(1.0) == ([], [])
 
 
-def test_the_agent_side_pauses_and_resumes_faust_partitions():
+def test_the_agent_side_pauses_resumes_and_seeks_back_faust_partitions():
+    import asyncio
     from types import SimpleNamespace
 
     from faust.types import TP
@@ -74,7 +77,7 @@ def test_the_agent_side_pauses_and_resumes_faust_partitions():
     from agents.alignment import PartitionAligner
     from app.settings import Settings
 
-    calls: list[tuple[str, list]] = []
+    calls: list[tuple[str, Any]] = []
 
     class Consumer:
         def pause_partitions(self, tps):
@@ -85,14 +88,22 @@ def test_the_agent_side_pauses_and_resumes_faust_partitions():
             assert all(type(tp) is TP for tp in tps)
             calls.append(("resume", sorted(tps)))
 
-    aligner = PartitionAligner(
-        SimpleNamespace(consumer=Consumer()), Settings.from_env({}), "ingest"
-    )
-    aligner.observe("logs", 0, 0)
-    aligner.observe("metrics", 0, 10 * MIN)
-    assert calls == [("pause", [TP("metrics", 0)])]
-    aligner.observe("logs", 0, 10 * MIN)
-    assert calls[-1] == ("resume", [TP("metrics", 0)])
-    aligner.observe("metrics", 0, 20 * MIN)
-    aligner.release()
-    assert calls[-1] == ("resume", [TP("metrics", 0)])
+        async def seek_wait(self, offsets):
+            calls.append(("seek", dict(offsets)))
+
+    async def scenario() -> None:
+        aligner = PartitionAligner(
+            SimpleNamespace(consumer=Consumer()), Settings.from_env({}), "ingest"
+        )
+        await aligner.observe("logs", 0, 0, 0)
+        await aligner.observe("metrics", 0, 7, 10 * MIN)
+        assert calls == [("pause", [TP("metrics", 0)])]
+        await aligner.observe("logs", 0, 1, None)  # a dead letter: no event time
+        await aligner.observe("logs", 0, 2, 10 * MIN)
+        # records fetched while paused may have been dropped: read again after offset 7
+        assert calls[-2:] == [("seek", {TP("metrics", 0): 8}), ("resume", [TP("metrics", 0)])]
+        await aligner.observe("metrics", 0, 8, 20 * MIN)
+        await aligner.release()
+        assert calls[-1] == ("resume", [TP("metrics", 0)])
+
+    asyncio.run(scenario())
