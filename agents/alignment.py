@@ -51,7 +51,7 @@ class PartitionAligner:
         """Pause the partitions too far ahead, resume those the others caught up with."""
         if self.alignment is None:
             return
-        pause, resume = self.alignment.decide(time.monotonic())
+        pause, resume = self.alignment.decide(time.monotonic(), self._caught_up())
         if pause:
             metrics.source_pauses.labels(self.stage).inc(len(pause))
         if resume:
@@ -69,6 +69,18 @@ class PartitionAligner:
                 self.app.consumer.resume_partitions(paused)
             self.alignment.forget()
             self._next.clear()
+
+    def _caught_up(self) -> set[Any]:
+        """Partitions whose every record the agent handled (as far as the consumer knows)."""
+        done = set()
+        for tp in self.alignment.sources() if self.alignment is not None else []:
+            try:
+                end = self.app.consumer.highwater(tp)
+            except Exception:  # not assigned any more (a rebalance under way): not known
+                continue
+            if end is not None and end >= 0 and self._next.get(tp, -1) >= end:
+                done.add(tp)
+        return done
 
     async def _resume(self, tps: list[Any]) -> None:
         back = {tp: self._next[tp] for tp in tps if tp in self._next}

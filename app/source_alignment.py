@@ -8,8 +8,8 @@ piles up until the bounds overflow, after which outputs follow the arrival order
 
 So the ingest agent pauses fetching from a raw partition whose newest event time is more than
 `max_drift_ms` ahead of the slowest partition still sending (Flink's watermark alignment), and
-resumes it once the slowest caught up. A partition that sent nothing for `idle_ms` no longer
-counts as the slowest (it reached its end, or its source went quiet); a partition is never kept
+resumes it once the slowest caught up. A partition read to its end, or that sent nothing for
+`idle_ms` (its source went quiet), no longer counts as the slowest; a partition is never kept
 paused longer than `max_pause_ms` in a row, so a source whose clock runs ahead of the others
 for good still moves (at worst at half speed). Alignment only changes the order records are
 read in; outputs are decided by the clocks and do not depend on it.
@@ -17,7 +17,7 @@ read in; outputs are decided by the clocks and do not depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 
 
@@ -52,12 +52,16 @@ class SourceAlignment:
         """Partitions were reassigned: start over (nothing is paused any more)."""
         self._sources.clear()
 
-    def decide(self, now: float) -> tuple[list[Hashable], list[Hashable]]:
-        """The sources to pause and the sources to resume now."""
+    def decide(
+        self, now: float, caught_up: Collection[Hashable] = ()
+    ) -> tuple[list[Hashable], list[Hashable]]:
+        """The sources to pause and the sources to resume now. `caught_up`: sources whose
+        every record was read (nothing more to send now): they hold nobody back, without
+        waiting for the idle time."""
         sending = [
             s.newest_ms
-            for s in self._sources.values()
-            if s.paused_at is None and now - s.seen_at < self.idle_s
+            for name, s in self._sources.items()
+            if s.paused_at is None and now - s.seen_at < self.idle_s and name not in caught_up
         ]
         low = min(sending) if sending else None
         pause, resume = [], []
@@ -77,6 +81,10 @@ class SourceAlignment:
                 source.seen_at = now  # it starts sending again
                 resume.append(name)
         return pause, resume
+
+    def sources(self) -> list[Hashable]:
+        """Every source observed."""
+        return list(self._sources)
 
     def paused(self) -> list[Hashable]:
         """The sources paused now."""

@@ -91,6 +91,9 @@ def test_the_agent_side_pauses_resumes_and_seeks_back_faust_partitions():
         async def seek_wait(self, offsets):
             calls.append(("seek", dict(offsets)))
 
+        def highwater(self, tp):
+            return 1_000  # nothing read to its end here
+
     async def scenario() -> None:
         aligner = PartitionAligner(
             SimpleNamespace(consumer=Consumer()), Settings.from_env({}), "ingest"
@@ -107,3 +110,11 @@ def test_the_agent_side_pauses_resumes_and_seeks_back_faust_partitions():
         assert calls[-1] == ("resume", [TP("metrics", 0)])
 
     asyncio.run(scenario())
+
+
+def test_a_slowest_source_read_to_its_end_holds_nobody_at_once():
+    a = aligner()
+    a.observe("metrics", 10 * MIN, now=0.0)
+    a.observe("logs", 0, now=0.0)
+    assert a.decide(1.0) == (["metrics"], [])
+    assert a.decide(2.0, caught_up={"logs"}) == ([], ["metrics"])
