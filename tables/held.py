@@ -10,7 +10,9 @@ entity's events in event-time order instead: each waits here until the partition
 `(time, id)` order.
 
 State: key `<entity>|~held` in the `observed` table, `{"t": "held", "p": partition, "_o":
-offset of the last event held, "seq": release counter, "ev": [event dicts, sorted]}`. The
+offset of the last event held, "seq": release counter, "ev": [event dicts, sorted], "spill":
+[spill buckets], "spilled": count}`: the earliest `INLINE_HELD` events in the record, later
+ones in spill records `<entity>|~held|<bucket>` (`{"t": "held_spill", "ev": [...]}`). The
 record is kept (with an empty list) once it exists: `seq` only grows. Each released event gets
 the next `seq` as its offset marker in the stages' state (`_o`), so a crash that repeats a
 release repeats it with the same markers and the stages recognise what they applied; `seq`
@@ -30,9 +32,15 @@ from tables.staged import StagedState
 HELD_MARK = "~held"
 #: Most events held per entity. Beyond it the oldest are applied at once, without waiting for
 #: the clock (their outputs then follow the arrival order again): a hot entity on a partition
-#: whose sources drift far apart must not grow one state record without bound (a changelog
-#: record must stay well under the broker's 1 MB message size).
-MAX_HELD = 250
+#: whose sources drift far apart must not grow its state without bound.
+MAX_HELD = 5_000
+#: Held events kept in the entity's record (the earliest); later ones wait in spill records
+#: of `SPILL_BUCKET_MS` of event time each (`<entity>|~held|<bucket>`, at most
+#: `SPILL_BUCKET_MAX` events, ~1 KB each), so no record nears Kafka's 1 MB limit and holding
+#: an event rewrites one small record, not everything held.
+INLINE_HELD = 100
+SPILL_BUCKET_MS = 10_000
+SPILL_BUCKET_MAX = 250
 #: First release marker: above any offset a partition will reach.
 SEQ_BASE = 2**40
 
@@ -65,6 +73,11 @@ class HeldSchedule(DueHeap):
         return schedule
 
 
+def spill_key(key: str, bucket: int) -> str:
+    """The state key of one spill bucket of a held record `key`."""
+    return f"{key}|{bucket}"
+
+
 def hold(
     observed: StagedState,
     event: Event,
@@ -73,45 +86,97 @@ def hold(
     schedule: HeldSchedule,
 ) -> int | None:
     """Hold `event` (read at `offset`; a replay of a held offset is not held twice). Returns
-    the time up to which held events must be released at once to keep `MAX_HELD`, if any."""
+    the time up to which held events must be released at once to keep `MAX_HELD` (or a spill
+    record within `SPILL_BUCKET_MAX`), if any."""
     key = held_key(event.entity)
     stored = observed.get(key)
     record = dict(stored) if stored else {"t": "held", "p": partition, "_o": -1, "seq": SEQ_BASE}
     if offset is not None and record["_o"] >= offset:
         return None
     events = list(record.get("ev") or [])
+    spill = list(record.get("spill") or [])
     value = event.to_dict()
     order = _order(value)
-    index = bisect.bisect_right(events, order, key=_order)
-    events.insert(index, value)
-    record.update(ev=events, _o=offset if offset is not None else record["_o"])
+    cutoff = None
+    if not spill and len(events) < INLINE_HELD:
+        bisect.insort(events, value, key=_order)
+    else:
+        if events and order < _order(events[-1]):
+            bisect.insort(events, value, key=_order)
+            value = events.pop()  # the latest held event moves out instead
+        bucket = int(value["ts_ms"]) // SPILL_BUCKET_MS
+        spilled = observed.get(spill_key(key, bucket))
+        entries = list(spilled["ev"]) if spilled else []
+        bisect.insort(entries, value, key=_order)
+        observed[spill_key(key, bucket)] = {"t": "held_spill", "ev": entries}
+        if bucket not in spill:
+            bisect.insort(spill, bucket)
+        record["spilled"] = record.get("spilled", 0) + 1
+        if len(entries) > SPILL_BUCKET_MAX:
+            cutoff = int(entries[len(entries) - SPILL_BUCKET_MAX - 1]["ts_ms"])
+    record.update(ev=events, spill=spill, _o=offset if offset is not None else record["_o"])
     observed[key] = record
-    if index == 0:
+    if events and _order(events[0]) == order:
         schedule.push(order[0], key)
-    if len(events) > MAX_HELD:
-        return int(events[len(events) - MAX_HELD - 1]["ts_ms"])
-    return None
+    excess = len(events) + record.get("spilled", 0) - MAX_HELD
+    if excess > 0:
+        cutoff = max(cutoff or 0, _nth_time(observed, key, record, excess))
+    return cutoff
+
+
+def _nth_time(observed: StagedState, key: str, record: dict[str, Any], n: int) -> int:
+    """The time of the `n`-th earliest held event of `key` (1-based), spill included."""
+    events = record.get("ev") or []
+    if n <= len(events):
+        return int(events[n - 1]["ts_ms"])
+    n -= len(events)
+    for bucket in record.get("spill") or []:
+        spilled = observed.get(spill_key(key, bucket))
+        entries = spilled["ev"] if spilled else []
+        if n <= len(entries):
+            return int(entries[n - 1]["ts_ms"])
+        n -= len(entries)
+    raise ValueError(f"{key}: fewer held events than {n}")
 
 
 def release(
     observed: StagedState, key: str, clock: int | float, schedule: HeldSchedule
 ) -> list[tuple[int, Event]]:
     """Take the events of `key` at or before `clock`, in order, each with its offset marker
-    for the stages' state; reschedule what is left."""
+    for the stages' state; reschedule what is left. Spill records come back into the
+    entity's record as its own events run out."""
     stored = observed.get(key)
-    if not stored or not stored.get("ev"):
+    if not stored or not (stored.get("ev") or stored.get("spill")):
         return []
-    events = list(stored["ev"])
-    count = 0
-    while count < len(events) and events[count]["ts_ms"] <= clock:
-        count += 1
-    if count == 0:
-        schedule.push(_order(events[0])[0], key)  # a stale heap entry: put it back
+    record = dict(stored)
+    events = list(record.get("ev") or [])
+    spill = list(record.get("spill") or [])
+    taken: list[dict[str, Any]] = []
+    changed = False
+    while True:
+        if not events and spill:
+            bucket = spill.pop(0)
+            spilled = observed.get(spill_key(key, bucket))
+            events = list(spilled["ev"]) if spilled else []
+            observed.delete(spill_key(key, bucket))
+            record["spilled"] = record.get("spilled", 0) - len(events)
+            changed = True
+            continue
+        count = 0
+        while count < len(events) and events[count]["ts_ms"] <= clock:
+            count += 1
+        taken += events[:count]
+        events = events[count:]
+        if events or not spill:
+            break
+    if not taken and not changed:
+        if events:
+            schedule.push(_order(events[0])[0], key)  # a stale heap entry: put it back
         return []
-    seq = stored["seq"]
-    due = [(seq + 1 + i, Event.from_dict(value)) for i, value in enumerate(events[:count])]
-    rest = events[count:]
-    observed[key] = {**stored, "ev": rest, "seq": seq + count}
-    if rest:
-        schedule.push(_order(rest[0])[0], key)
+    seq = record["seq"]
+    due = [(seq + 1 + i, Event.from_dict(value)) for i, value in enumerate(taken)]
+    record.update(ev=events, spill=spill, seq=seq + len(taken))
+    observed[key] = record
+    if events:
+        schedule.push(_order(events[0])[0], key)
     return due

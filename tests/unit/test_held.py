@@ -46,13 +46,47 @@ def test_release_in_time_then_id_order_with_growing_markers():
     assert len(rebuilt) == 0  # nothing left held
 
 
-def test_a_hold_is_bounded():
+def test_a_hold_is_bounded(monkeypatch):
+    monkeypatch.setattr(held, "INLINE_HELD", 3)
+    monkeypatch.setattr(held, "SPILL_BUCKET_MS", 10)
+    monkeypatch.setattr(held, "MAX_HELD", 12)
     observed, schedule = StagedState({}), held.HeldSchedule()
-    cutoffs = [
-        held.hold(observed, event(1000 + n), 0, n, schedule) for n in range(held.MAX_HELD + 2)
-    ]
-    assert cutoffs[: held.MAX_HELD] == [None] * held.MAX_HELD
-    assert cutoffs[-1] == 1001  # the two oldest must go now, whatever the clock
+    cutoffs = [held.hold(observed, event(1000 + n), 0, n, schedule) for n in range(14)]
+    assert cutoffs[:12] == [None] * 12
+    assert cutoffs[12:] == [1000, 1001]  # the oldest must go now, whatever the clock
     key = held.held_key("tf:aws_s3_bucket.logs")
     assert len(held.release(observed, key, cutoffs[-1], schedule)) == 2
-    assert len(observed.get(key)["ev"]) == held.MAX_HELD
+    record = observed.get(key)
+    assert len(record["ev"]) <= 3 + 10 and len(record["ev"]) + record["spilled"] == 12
+
+
+def test_one_spill_record_is_bounded_too(monkeypatch):
+    monkeypatch.setattr(held, "INLINE_HELD", 2)
+    monkeypatch.setattr(held, "SPILL_BUCKET_MAX", 3)
+    observed, schedule = StagedState({}), held.HeldSchedule()
+    cutoffs = [held.hold(observed, event(1000 + n), 0, n, schedule) for n in range(7)]
+    assert cutoffs[:5] == [None] * 5 and cutoffs[5] == 1002  # 4 in one spill record
+
+
+def test_spilled_events_come_back_in_order(monkeypatch):
+    """The same events released through spill records as through the record alone."""
+    arrivals = [(ts, f"e{n}") for n, ts in enumerate([50, 10, 30, 90, 20, 70, 60, 40, 80, 15])]
+
+    def released(inline: int) -> list[tuple[int, int, str]]:
+        monkeypatch.setattr(held, "INLINE_HELD", inline)
+        monkeypatch.setattr(held, "SPILL_BUCKET_MS", 20)
+        observed, schedule = StagedState({}), held.HeldSchedule()
+        for offset, (ts, ident) in enumerate(arrivals):
+            held.hold(observed, event(ts, ident=ident), 0, offset, schedule)
+        key = held.held_key("tf:aws_s3_bucket.logs")
+        out = []
+        for clock in (25, 55, 100):
+            out += [(m, e.ts_ms, e.id) for m, e in held.release(observed, key, clock, schedule)]
+        spilled = any(k.startswith(key + "|") for k in observed.pending)
+        return out, spilled
+
+    whole, spilled = released(100)
+    assert not spilled
+    split, spilled = released(2)
+    assert spilled and split == whole
+    assert [ts for _, ts, _ in whole] == sorted(ts for ts, _ in arrivals)
