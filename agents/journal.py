@@ -5,20 +5,21 @@ yet; each new step's journal record carries their writes and its own. Usage per 
 
 1. `recover(partition)` before the first event of a partition after an assignment: applies the
    last journal record again and returns its outputs, to be sent again;
-2. `write(partition, offset, writes, outputs)` under an event of that partition, then wait for
-   the outputs and the journal record (`take` of tables/changelog_writes.py gives its future);
-3. apply the writes, then `applied(partitions, futures)` with the futures of their records.
+2. `write(partition, offset, writes, outputs)` under an event of that partition;
+3. `confirm_and_apply(outputs, apply)`: waits for the outputs and the journal records, then
+   applies the writes and remembers their changelog records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 
+from agents.sending import send_and_confirm
 from app.outputs import Output
 from tables import changelog_writes, step_journal
 
@@ -90,3 +91,13 @@ class Journal:
         for partition, writes in self._pending.items():
             self._open.setdefault(partition, []).append((futures, writes))
         self._pending.clear()
+
+    async def confirm_and_apply(self, outputs: list[Output], apply: Callable[[], None]) -> None:
+        """After `write`: send the outputs, wait for them and for the journal records, then
+        `apply` the writes and remember their changelog records (see the module docstring)."""
+        journaled = changelog_writes.take()
+        await send_and_confirm(outputs)
+        if journaled:
+            await asyncio.gather(*journaled)
+        apply()
+        self.applied(changelog_writes.take())

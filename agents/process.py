@@ -11,7 +11,6 @@ offsets are committed after that.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
@@ -120,15 +119,14 @@ async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partit
         if writes:
             make_current(last)
             journal.write(partition, last.message.offset, writes, outputs[partition])
-    journaled = changelog_writes.take()
-    await send_and_confirm([out for outs in outputs.values() for out in outs])
-    if journaled:
-        await asyncio.gather(*journaled)
-    for partition, last in last_of_partition.items():
-        make_current(last)
-        for staged in batch.for_partition(partition):
-            staged.commit()
-    journal.applied(changelog_writes.take())
+
+    def apply() -> None:
+        for partition, last in last_of_partition.items():
+            make_current(last)
+            for staged in batch.for_partition(partition):
+                staged.commit()
+
+    await journal.confirm_and_apply([out for outs in outputs.values() for out in outs], apply)
 
 
 @app.agent(events_in_topic, concurrency=1)

@@ -11,7 +11,6 @@ those are applied (tables/step_journal.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
@@ -93,10 +92,5 @@ async def risk(stream):
         writes = step_journal.writes_of({"risk": state})
         if writes:
             journal.write(message.partition, message.offset, writes, outputs)
-        journaled = changelog_writes.take()
-        await send_and_confirm(outputs)
-        if journaled:
-            await asyncio.gather(*journaled)
-        state.commit()
-        journal.applied(changelog_writes.take())
+        await journal.confirm_and_apply(outputs, state.commit)
         metrics.observe_step(outputs, "risk")
