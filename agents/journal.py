@@ -17,8 +17,6 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-import orjson
-
 from agents.sending import send_and_confirm
 from app.outputs import Output
 from tables import changelog_writes, step_journal
@@ -57,7 +55,7 @@ class Journal:
         data = self.table.get(str(partition))
         if not data:
             return []
-        return step_journal.redo(orjson.loads(data), self.tables)
+        return step_journal.redo(step_journal.decode(data), self.tables)
 
     def write(
         self, partition: int, offset: int, writes: step_journal.Writes, outputs: Iterable[Output]
@@ -70,7 +68,7 @@ class Journal:
         ]
         self._pending[partition] = writes
         combined = step_journal.merged([*(w for _, w in steps), writes])
-        data = orjson.dumps(step_journal.record(offset, combined, outputs))
+        data = step_journal.encode(step_journal.record(offset, combined, outputs))
         size = len(data)
         if size > step_journal.MAX_RECORD_BYTES:
             # Kafka would refuse it and the agent could never get past this step: journal
@@ -83,7 +81,7 @@ class Journal:
                 size,
                 step_journal.MAX_RECORD_BYTES,
             )
-            data = orjson.dumps(step_journal.record(offset, {}, []))
+            data = step_journal.encode(step_journal.record(offset, {}, []))
         self.table[str(partition)] = data  # serialized once: the table stores bytes
 
     def applied(self, futures: list[asyncio.Future]) -> None:

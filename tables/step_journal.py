@@ -14,14 +14,17 @@ steps wrote gets its latest value, whatever part of their changelog records surv
 journaled outputs are sent again (same ids). The record also carries the writes of earlier
 steps whose changelog records were not acknowledged yet, so the agent never waits for them.
 
-Record: `{"o": offset of the step's last input, "w": {table: {key: value}}, "d": {table:
-[deleted keys]}, "out": [[topic, key, value], ...]}`.
+Record (JSON, compressed when large: `encode`): `{"o": offset of the step's last input, "w":
+{table: {key: value}}, "d": {table: [deleted keys]}, "out": [[topic, key, value], ...]}`.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+
+import orjson
 
 from app.outputs import Output
 from tables.staged import StagedState
@@ -29,6 +32,8 @@ from tables.staged import StagedState
 #: Largest journal record written (Kafka's default message limit is 1 MiB); a step whose record
 #: would be larger is not journaled (agents/journal.py counts and logs it).
 MAX_RECORD_BYTES = 900_000
+#: Records from this size (bytes of JSON) on are stored zlib-compressed.
+COMPRESS_FROM = 16_384
 
 #: One step's writes: table name -> key -> value, `DELETED` for a removed key.
 Writes = dict[str, dict[str, Any]]
@@ -77,6 +82,23 @@ def record(offset: int, writes: Writes, outputs: Iterable[Output]) -> dict[str, 
         "d": deleted,
         "out": [[out.topic, out.key, out.value] for out in outputs],
     }
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """A journal record as stored: JSON, zlib-compressed (marker `Z`) beyond
+    `COMPRESS_FROM` bytes (a step resolving a scan's findings writes many similar alert states:
+    ~1 MB of JSON, ~10x smaller compressed)."""
+    data = orjson.dumps(record)
+    if len(data) < COMPRESS_FROM:
+        return data
+    return b"Z" + zlib.compress(data, 1)
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """A stored journal record (see `encode`)."""
+    if data[:1] == b"Z":
+        data = zlib.decompress(data[1:])
+    return orjson.loads(data)
 
 
 def redo(

@@ -113,3 +113,13 @@ def test_a_step_too_large_for_kafka_is_not_journaled(monkeypatch):
     journal.write(2, 40, writes(a={"k": "x" * 200}), [])
     assert journal.oversize == 1
     assert orjson.loads(table["2"]) == {"o": 40, "w": {}, "d": {}, "out": []}
+
+
+def test_large_records_are_stored_compressed_and_read_back():
+    big = writes(alerts={f"k{n}": {"pend": ["the same finding again"] * 50} for n in range(40)})
+    record = step_journal.record(9, big, [])
+    data = step_journal.encode(record)
+    assert data[:1] == b"Z" and len(data) * 10 < len(orjson.dumps(record))
+    assert step_journal.decode(data) == orjson.loads(orjson.dumps(record))
+    small = step_journal.record(9, writes(a={"k": 1}), [])
+    assert step_journal.decode(step_journal.encode(small)) == small
