@@ -32,8 +32,10 @@ from tables.staged import StagedState
 #: Largest journal record written (Kafka's default message limit is 1 MiB); a step whose record
 #: would be larger is not journaled (agents/journal.py counts and logs it).
 MAX_RECORD_BYTES = 900_000
-#: Records from this size (bytes of JSON) on are stored zlib-compressed.
-COMPRESS_FROM = 16_384
+#: Records from this size (bytes of JSON) on are stored zlib-compressed: only the rare huge
+#: ones (compressing every risk step's ~100 KB record cost the risk agent a third of its speed
+#: in a chaos run, and a slower worker made its sources look idle).
+COMPRESS_FROM = 262_144
 
 #: One step's writes: table name -> key -> value, `DELETED` for a removed key.
 Writes = dict[str, dict[str, Any]]

@@ -116,7 +116,7 @@ def test_a_step_too_large_for_kafka_is_not_journaled(monkeypatch):
 
 
 def test_large_records_are_stored_compressed_and_read_back():
-    big = writes(alerts={f"k{n}": {"pend": ["the same finding again"] * 50} for n in range(40)})
+    big = writes(alerts={f"k{n}": {"pend": ["the same finding again"] * 500} for n in range(40)})
     record = step_journal.record(9, big, [])
     data = step_journal.encode(record)
     assert data[:1] == b"Z" and len(data) * 10 < len(orjson.dumps(record))
