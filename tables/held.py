@@ -21,11 +21,11 @@ starts above any Kafka offset, so state written with offsets before reads as old
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from typing import Any
 
 from app.events import Event
+from tables import spill
 from tables.due_heap import DueHeap
 from tables.staged import StagedState
 
@@ -54,6 +54,10 @@ def _order(event: dict[str, Any]) -> tuple[int, str]:
     return int(event["ts_ms"]), str(event["id"])
 
 
+#: Where an entity holds its events (tables/spill.py): `ev`, then `<entity>|~held|<bucket>`.
+HELD = spill.Layout(inline="ev", items="ev", kind="held_spill", time="ts_ms", order=_order)
+
+
 class HeldSchedule(DueHeap):
     """In-memory min-heap of (time of the first held event, key) for one partition; a popped
     key may be stale (its events released already): `release` checks the stored record."""
@@ -73,11 +77,6 @@ class HeldSchedule(DueHeap):
         return schedule
 
 
-def spill_key(key: str, bucket: int) -> str:
-    """The state key of one spill bucket of a held record `key`."""
-    return f"{key}|{bucket}"
-
-
 def hold(
     observed: StagedState,
     event: Event,
@@ -93,50 +92,19 @@ def hold(
     record = dict(stored) if stored else {"t": "held", "p": partition, "_o": -1, "seq": SEQ_BASE}
     if offset is not None and record["_o"] >= offset:
         return None
-    events = list(record.get("ev") or [])
-    spill = list(record.get("spill") or [])
+    record.update(ev=list(record.get("ev") or []), spill=list(record.get("spill") or []))
     value = event.to_dict()
     order = _order(value)
-    cutoff = None
-    if not spill and len(events) < INLINE_HELD:
-        bisect.insort(events, value, key=_order)
-    else:
-        if events and order < _order(events[-1]):
-            bisect.insort(events, value, key=_order)
-            value = events.pop()  # the latest held event moves out instead
-        bucket = int(value["ts_ms"]) // SPILL_BUCKET_MS
-        spilled = observed.get(spill_key(key, bucket))
-        entries = list(spilled["ev"]) if spilled else []
-        bisect.insort(entries, value, key=_order)
-        observed[spill_key(key, bucket)] = {"t": "held_spill", "ev": entries}
-        if bucket not in spill:
-            bisect.insort(spill, bucket)
-        record["spilled"] = record.get("spilled", 0) + 1
-        if len(entries) > SPILL_BUCKET_MAX:
-            cutoff = int(entries[len(entries) - SPILL_BUCKET_MAX - 1]["ts_ms"])
-    record.update(ev=events, spill=spill, _o=offset if offset is not None else record["_o"])
+    limits = (INLINE_HELD, SPILL_BUCKET_MS, SPILL_BUCKET_MAX)
+    cutoff = spill.add(observed, key, record, value, HELD, limits)
+    record["_o"] = offset if offset is not None else record["_o"]
     observed[key] = record
-    if events and _order(events[0]) == order:
+    if record["ev"] and _order(record["ev"][0]) == order:
         schedule.push(order[0], key)
-    excess = len(events) + record.get("spilled", 0) - MAX_HELD
+    excess = spill.count(record, HELD) - MAX_HELD
     if excess > 0:
-        cutoff = max(cutoff or 0, _nth_time(observed, key, record, excess))
+        cutoff = max(cutoff or 0, spill.nth_time(observed, key, record, excess, HELD))
     return cutoff
-
-
-def _nth_time(observed: StagedState, key: str, record: dict[str, Any], n: int) -> int:
-    """The time of the `n`-th earliest held event of `key` (1-based), spill included."""
-    events = record.get("ev") or []
-    if n <= len(events):
-        return int(events[n - 1]["ts_ms"])
-    n -= len(events)
-    for bucket in record.get("spill") or []:
-        spilled = observed.get(spill_key(key, bucket))
-        entries = spilled["ev"] if spilled else []
-        if n <= len(entries):
-            return int(entries[n - 1]["ts_ms"])
-        n -= len(entries)
-    raise ValueError(f"{key}: fewer held events than {n}")
 
 
 def release(
@@ -148,26 +116,22 @@ def release(
     stored = observed.get(key)
     if not stored or not (stored.get("ev") or stored.get("spill")):
         return []
-    record = dict(stored)
-    events = list(record.get("ev") or [])
-    spill = list(record.get("spill") or [])
+    record = {
+        **stored,
+        "ev": list(stored.get("ev") or []),
+        "spill": list(stored.get("spill") or []),
+    }
     taken: list[dict[str, Any]] = []
     changed = False
     while True:
-        if not events and spill:
-            bucket = spill.pop(0)
-            spilled = observed.get(spill_key(key, bucket))
-            events = list(spilled["ev"]) if spilled else []
-            observed.delete(spill_key(key, bucket))
-            record["spilled"] = record.get("spilled", 0) - len(events)
-            changed = True
-            continue
+        changed |= spill.refill(observed, key, record, HELD)
+        events = record["ev"]
         count = 0
         while count < len(events) and events[count]["ts_ms"] <= clock:
             count += 1
         taken += events[:count]
-        events = events[count:]
-        if events or not spill:
+        record["ev"] = events = events[count:]
+        if events or not record["spill"]:
             break
     if not taken and not changed:
         if events:
@@ -175,7 +139,7 @@ def release(
         return []
     seq = record["seq"]
     due = [(seq + 1 + i, Event.from_dict(value)) for i, value in enumerate(taken)]
-    record.update(ev=events, spill=spill, seq=seq + len(taken))
+    record["seq"] = seq + len(taken)
     observed[key] = record
     if events:
         schedule.push(_order(events[0])[0], key)

@@ -35,7 +35,6 @@ time, time_ms}`; the contributions' points add up to `score`.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -45,6 +44,7 @@ import orjson
 
 from app.events import SEVERITY_RANK, event_id, format_time
 from app.outputs import Output
+from tables import spill
 from tables.due_heap import DueHeap
 from tables.risk_model import (
     CATEGORIES,
@@ -163,70 +163,16 @@ def _held_order(signal: Mapping[str, Any]) -> tuple[int, str]:
     return int(signal["time_ms"]), str(signal["id"])
 
 
-def _insert_pending(pend: list[dict[str, Any]], signal: dict[str, Any]) -> None:
-    """Keep held signals sorted by (time, id)."""
-    bisect.insort(pend, signal, key=_held_order)
+#: Where a subject holds its signals (tables/spill.py): `pend`, then `<subject>|~held|<bucket>`.
+HELD = spill.Layout(inline="pend", items="s", kind="risk_held", time="time_ms", order=_held_order)
 
 
-def spill_key(subject: str, bucket: int) -> str:
-    """The state key of a subject's held signals of one spill bucket."""
-    return f"{subject}|~held|{bucket}"
+def _spill_prefix(subject: str) -> str:
+    return f"{subject}|~held"
 
 
-def _hold(key: str, st: dict[str, Any], signal: dict[str, Any], state: StagedState) -> int | None:
-    """Hold a signal: in the subject record while it holds fewer than `INLINE_HELD` and
-    nothing is spilled, else the latest of the record's and this one goes to its spill bucket
-    (the record always holds the earliest held signals). Returns the time up to which held
-    signals must be applied at once to keep the bucket within `SPILL_BUCKET_MAX`, if any."""
-    pend = st["pend"]
-    spill = st.setdefault("spill", [])
-    if not spill and len(pend) < INLINE_HELD:
-        _insert_pending(pend, signal)
-        return None
-    if pend and _held_order(signal) < _held_order(pend[-1]):
-        _insert_pending(pend, signal)
-        signal = pend.pop()
-    bucket = int(signal["time_ms"]) // SPILL_BUCKET_MS
-    stored = state.get(spill_key(key, bucket))
-    entries = list(stored["s"]) if isinstance(stored, dict) else []
-    _insert_pending(entries, signal)
-    state[spill_key(key, bucket)] = {"t": "risk_held", "s": entries}
-    if bucket not in spill:
-        bisect.insort(spill, bucket)
-    st["spilled"] = st.get("spilled", 0) + 1
-    if len(entries) > SPILL_BUCKET_MAX:
-        return int(entries[len(entries) - SPILL_BUCKET_MAX - 1]["time_ms"])
-    return None
-
-
-def _refill(key: str, st: dict[str, Any], state: StagedState | None) -> None:
-    """Move the earliest spill bucket into the subject record once it holds nothing."""
-    while not st["pend"] and st.get("spill") and state is not None:
-        bucket = st["spill"].pop(0)
-        stored = state.get(spill_key(key, bucket))
-        entries = list(stored["s"]) if isinstance(stored, dict) else []
-        state.delete(spill_key(key, bucket))
-        st["pend"] = entries
-        st["spilled"] = st.get("spilled", 0) - len(entries)
-
-
-def _held_count(st: Mapping[str, Any]) -> int:
-    return len(st.get("pend") or []) + int(st.get("spilled") or 0)
-
-
-def _nth_held_time(key: str, st: Mapping[str, Any], n: int, state: StagedState) -> int:
-    """The time of the `n`-th earliest held signal (1-based), spill buckets included."""
-    pend = st.get("pend") or []
-    if n <= len(pend):
-        return int(pend[n - 1]["time_ms"])
-    n -= len(pend)
-    for bucket in st.get("spill") or []:
-        stored = state.get(spill_key(key, bucket))
-        entries = stored["s"] if isinstance(stored, dict) else []
-        if n <= len(entries):
-            return int(entries[n - 1]["time_ms"])
-        n -= len(entries)
-    raise ValueError(f"{key}: fewer held signals than {n}")
+def _limits() -> tuple[int, int, int]:
+    return INLINE_HELD, SPILL_BUCKET_MS, SPILL_BUCKET_MAX
 
 
 class RiskStage:
@@ -306,15 +252,16 @@ class RiskStage:
             return
         _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
-        until = _hold(key, st, dict(signal), state)
-        excess = _held_count(st) - MAX_HELD_SIGNALS
+        prefix = _spill_prefix(key)
+        until = spill.add(state, prefix, st, dict(signal), HELD, _limits())
+        excess = spill.count(st, HELD) - MAX_HELD_SIGNALS
         if excess > 0:
-            until = max(until or 0, _nth_held_time(key, st, excess, state))
+            until = max(until or 0, spill.nth_time(state, prefix, st, excess, HELD))
         if until is not None:
-            before = _held_count(st)
+            before = spill.count(st, HELD)
             st = orjson.loads(orjson.dumps(st))  # _run changes nested values
             self._run(key, st, until, outputs, state=state)
-            self.stats["overflow"] += before - _held_count(st)
+            self.stats["overflow"] += before - spill.count(st, HELD)
         self._set_due(st, key, schedule)
         state[key] = st
 
@@ -368,10 +315,8 @@ class RiskStage:
         if st is None:
             return None
         view = orjson.loads(orjson.dumps(st))
-        held = list(view.pop("pend", None) or [])
-        for bucket in view.pop("spill", None) or []:
-            stored = state.get(spill_key(str(view["subject"]), bucket)) if state else None
-            held += stored["s"] if isinstance(stored, dict) else []
+        prefix = _spill_prefix(str(view["subject"]))
+        held = list(view.get("pend") or []) + spill.spilled_items(state, prefix, view, HELD)
         for signal in held:
             self._apply(view, signal)
         view.update(pend=[], spill=[], spilled=0)
@@ -459,7 +404,8 @@ class RiskStage:
         `final`: after the last held signal only what it changed is evaluated (no timers).
         `state`: the risk table, to bring spilled signals back as the held ones run out."""
         while True:
-            _refill(key, st, state)
+            if state is not None:
+                spill.refill(state, _spill_prefix(key), st, HELD)
             pend = st["pend"]
             timer = self._timer_due(st)
             nxt = pend[0]["time_ms"] if pend else None
