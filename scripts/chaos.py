@@ -685,7 +685,7 @@ async def run_chaos(args: argparse.Namespace) -> int:
     bootstrap = bootstrap_servers()
     workdir = REPO / "var" / "chaos" / tag
     workdir.mkdir(parents=True, exist_ok=True)
-    env = isolated_env(tag, args.guarantee)
+    env = {**isolated_env(tag, args.guarantee), "VIGIL_ALIGN_DRIFT_MS": "60000"}  # as measured
     factory = WorkerFactory(bootstrap, env, workdir)
     collectors: list[Collector] = []
     try:

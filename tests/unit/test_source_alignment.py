@@ -96,7 +96,9 @@ def test_the_agent_side_pauses_resumes_and_seeks_back_faust_partitions():
 
     async def scenario() -> None:
         aligner = PartitionAligner(
-            SimpleNamespace(consumer=Consumer()), Settings.from_env({"VIGIL_ALIGN_DRIFT_MS": "60000"}), "ingest"
+            SimpleNamespace(consumer=Consumer()),
+            Settings.from_env({"VIGIL_ALIGN_DRIFT_MS": "60000"}),
+            "ingest",
         )
         await aligner.observe("logs", 0, 0, 0)
         await aligner.observe("metrics", 0, 7, 10 * MIN)
