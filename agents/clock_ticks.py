@@ -1,23 +1,51 @@
 """Clock ticks: every worker writes one record to each `vigil.events` partition every
 `VIGIL_CLOCK_TICK_MS`, so a partition's clock notices sources that went quiet even when nothing
-else arrives (tables/partition_clock.py). A tick is only its Kafka timestamp; its value marks it
-(`partition_clock.is_tick`), and consumers of `vigil.events` skip it."""
+else arrives (tables/partition_clock.py). A tick carries its Kafka timestamp and the worker's
+ingest progress: per raw partition it reads, the newest event time sent and whether records
+are still waiting in it (agents/raw_progress.py). Its value marks it
+(`partition_clock.is_tick`), and consumers of `vigil.events` other than the process agent
+skip it."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from faust.types import TP
+
+from agents.ingest import progress
 from agents.sending import send_outputs
-from app.faust_app import app, declare_output_topics, settings
+from app.faust_app import app, catalog, declare_output_topics, settings
 from app.outputs import Output
 from app.pipeline import partition_keys
 from tables.partition_clock import tick_value
 
 
-def clock_ticks(now_ms: int) -> list[Output]:
+def clock_ticks(now_ms: int, report: dict[str, Any] | None = None) -> list[Output]:
     """One tick per `vigil.events` partition (each under a key that hashes to it)."""
-    value = tick_value(now_ms)
+    value = tick_value(now_ms, report)
     return [Output("events", key, value) for key in partition_keys(settings.partitions)]
+
+
+def ingest_report() -> dict[str, Any]:
+    """This worker's ingest progress over the raw partitions assigned to it."""
+    consumer = app.consumer
+    raw = set(catalog.raw_topics())
+    try:
+        assigned = [(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in raw]
+    except Exception:  # no consumer yet (starting) or a rebalance under way: nothing known
+        return {}
+
+    def highwater(tp: tuple[str, int]) -> int | None:
+        try:
+            return consumer.highwater(TP(*tp))
+        except Exception:  # not assigned any more
+            return None
+
+    def committed(tp: tuple[str, int]) -> int | None:
+        return consumer._committed_offset.get(TP(*tp))  # as agents/acking.py reads it
+
+    return progress.report(assigned, highwater, committed)
 
 
 if settings.clock_tick_ms > 0:
@@ -26,4 +54,4 @@ if settings.clock_tick_ms > 0:
     async def send_clock_ticks() -> None:
         """Write this period's ticks (no acknowledgement awaited: the next period repeats)."""
         await declare_output_topics()
-        await send_outputs(clock_ticks(int(time.time() * 1000)))
+        await send_outputs(clock_ticks(int(time.time() * 1000), ingest_report()))

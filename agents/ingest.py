@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from agents.acking import processed_events
 from agents.alignment import PartitionAligner
+from agents.raw_progress import RawProgress
 from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, raw_topic, settings
@@ -19,6 +20,8 @@ pipeline = Pipeline(settings)
 
 #: Raw partitions paused for being too far ahead in event time (app/source_alignment.py).
 aligner = PartitionAligner(app, settings, "ingest")
+#: How far each raw partition was read: clock ticks report it (agents/clock_ticks.py).
+progress = RawProgress()
 
 
 @app.agent(raw_topic, concurrency=1)
@@ -39,9 +42,9 @@ async def ingest(stream):
         await send_outputs(outputs)
         metrics.observe_ingest(family, outputs)
         times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
-        await aligner.observe(
-            message.topic, message.partition, message.offset, max(times) if times else None
-        )
+        newest = max(times) if times else None
+        progress.observe(message.topic, message.partition, message.offset, newest)
+        await aligner.observe(message.topic, message.partition, message.offset, newest)
 
 
 @app.timer(interval=1.0)
@@ -53,4 +56,5 @@ async def _align_when_quiet() -> None:
 @app.on_partitions_revoked.connect
 async def _alignment_over(sender, revoked, **kwargs) -> None:
     """Partitions may move: resume what alignment paused and start over."""
+    progress.forget()
     await aligner.release()

@@ -40,7 +40,7 @@ from tables.definitions import (
     series_state,
     silences,
 )
-from tables.partition_clock import is_tick
+from tables.partition_clock import is_tick, tick_progress
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ aligner = PartitionAligner(app, settings, "process")
 metrics.watch_bound("held_events", lambda: pipeline.held_overflow)
 metrics.watch_bound("alert_inputs", lambda: pipeline.alerts.stats["overflow"])
 metrics.watch_bound("process_journal", lambda: journal.oversize)
+metrics.watch_behind_clock(lambda: pipeline.behind_clock)
 
 
 @app.timer(interval=60.0)
@@ -165,7 +166,13 @@ async def process(stream):
             batch.begin_event()
             try:
                 if canonical is None:
-                    step = pipeline.tick(message.partition, message.offset, arrival_ms, batch)
+                    step = pipeline.tick(
+                        message.partition,
+                        message.offset,
+                        arrival_ms,
+                        batch,
+                        progress=tick_progress(value),
+                    )
                 else:
                     step = pipeline.process(
                         canonical, message.partition, message.offset, batch, arrival_ms

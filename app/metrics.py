@@ -420,6 +420,10 @@ class VigilMetrics:
         """Report `count()` as `vigil_bound_overflow_total{buffer=...}` at every scrape."""
         self._bounds.counts[buffer] = count
 
+    def watch_behind_clock(self, count: Callable[[], int]) -> None:
+        """Report `count()` as `vigil_events_behind_clock_total` at every scrape."""
+        self._bounds.behind_clock = count
+
     def install(self, app: Any) -> None:
         """Faust sensor metrics (app.monitor) and the app collector. Call before the worker
         starts (app/main.py); calling again does nothing."""
@@ -517,8 +521,14 @@ class BoundsCollector:
     def __init__(self, metrics: VigilMetrics) -> None:
         self.metrics = metrics
         self.counts: dict[str, Callable[[], int]] = {}
+        self.behind_clock: Callable[[], int] | None = None
 
     def collect(self) -> Iterable[Metric]:
+        behind = CounterMetricFamily(
+            "vigil_events_behind_clock",
+            "Events that reached their vigil.events partition after its clock had passed "
+            "their time: alert, drift and compliance took them in out of event-time order.",
+        )
         family = CounterMetricFamily(
             "vigil_bound_overflow",
             "Items a bounded buffer let through early because it was full (held_events, "
@@ -529,10 +539,12 @@ class BoundsCollector:
         try:
             for buffer, count in sorted(self.counts.items()):
                 family.add_metric([buffer], count())
+            if self.behind_clock is not None:
+                behind.add_metric([], self.behind_clock())
         except Exception:
             self.metrics._error("bounds")
             return []
-        return [family]
+        return [family, behind] if self.behind_clock is not None else [family]
 
 
 class SinkCollector:

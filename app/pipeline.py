@@ -328,6 +328,8 @@ class Pipeline:
         self.duplicates = 0
         #: held events applied before the clock passed them (an entity over `held.MAX_HELD`)
         self.held_overflow = 0
+        #: events that arrived after the partition clock had passed their time
+        self.behind_clock = 0
         #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
         self.raw_topics = frozenset(TopicCatalog(settings).raw_topics())
 
@@ -539,10 +541,12 @@ class Pipeline:
         arrival_ms: int | None,
         batch: Batch | None = None,
         settle: bool = False,
+        progress: Mapping[str, Any] | None = None,
     ) -> Step:
-        """Apply one clock tick (tables/partition_clock.py): sources silent for the idle time
-        stop holding the partition clock; alert timers and risk heartbeats follow it, and a
-        `clock` heartbeat tells every risk partition where the clock is."""
+        """Apply one clock tick (tables/partition_clock.py) with the ingest `progress` it
+        carries: sources read to their end and silent for the idle time stop holding the
+        partition clock; alert timers and risk heartbeats follow it, and a `clock` heartbeat
+        tells every risk partition where the clock is."""
         batch = batch if batch is not None else Batch(self.state)
         series = batch.staged(partition, "series")
         alerts = batch.staged(partition, "alerts")
@@ -551,7 +555,9 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
-        before, clock = self._advance_clock(series, None, None, offset, arrival_ms, settle)
+        before, clock = self._advance_clock(
+            series, None, None, offset, arrival_ms, settle, progress
+        )
         outputs: list[Output] = []
         if clock != before:
             outputs, raised = self._release(partition, clock, desired, observed, posture)
@@ -569,6 +575,7 @@ class Pipeline:
         offset: int | None,
         arrival_ms: int | None,
         settle: bool = False,
+        progress: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
         """The partition clock before and after this event or tick (replays change nothing);
         `NOT_STARTED` while the partition still waits for its sources' first events."""
@@ -585,9 +592,12 @@ class Pipeline:
             self.settings.clock_idle_ms,
             self.raw_topics,
             settle,
+            progress,
         )
         step.record["_o"] = offset if offset is not None else -1
         series[PARTITION_WATERMARK] = step.record
+        if ts_ms is not None and step.before is not None and ts_ms <= step.before:
+            self.behind_clock += 1
         if step.clock is None:
             return NOT_STARTED, NOT_STARTED
         if step.before is None:

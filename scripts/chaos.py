@@ -1044,12 +1044,19 @@ def interleaved(plan: list[RawPlan], settings: Settings, batch: int) -> tuple[li
 
 
 def process_in_order(
-    events: list[Any], settings: Settings, arrivals: bool = False
+    events: list[Any],
+    settings: Settings,
+    arrivals: bool = False,
+    ms_per_event: int = 1,
+    progress: bool = True,
 ) -> tuple[Counter, dict[str, set[bytes]]]:
     """Output counts per topic (alerts also per notification kind) and every output's
     canonical value per topic, for events in this order, each in its entity's partition, as
-    `offline_replay` processes them. With `arrivals`, event n arrives at n ms, as on a worker
-    (tables/partition_clock.py), and clock ticks follow until every source is idle."""
+    `offline_replay` processes them. With `arrivals`, event n arrives at n * `ms_per_event` ms,
+    as on a worker (tables/partition_clock.py): clock ticks come every `clock_tick_ms` of
+    arrival time, carrying the ingest progress (each raw partition's newest event time so far
+    and whether events of it remain; none without `progress`), and follow the last event until
+    every source is idle."""
     silences: dict[str, Any] = {}
     inhibitors: dict[str, Any] = {}
     partitions = {
@@ -1074,27 +1081,55 @@ def process_in_order(
         for out in risk.follow(step):
             count(out)
 
+    remaining = Counter(_raw_partition(out) for out in events)
+    marks: dict[tuple[str, int], int] = {}
+
+    def report() -> dict[str, Any] | None:
+        if not progress:
+            return None
+        sent: dict[str, dict[str, list[Any]]] = {}
+        for (topic, part), left in remaining.items():
+            sent.setdefault(topic, {})[str(part)] = [marks.get((topic, part)), left > 0]
+        return sent
+
+    next_tick = settings.clock_tick_ms
     for n, out in enumerate(events):
         partition = entity_partition(out.key or "", settings.partitions)
         event = Event.from_dict(out.value)
         if not arrivals:
             event.origin = None  # event-time order is not raw order (see _offline_mirror)
-        arrival = n if arrivals else None
+        arrival = n * ms_per_event if arrivals else None
         if not arrivals:
             for scored in risk.before_event(partition, out.value["ts_ms"]):
                 count(scored)
+        else:
+            while next_tick <= arrival:  # the ticks written while this event was on its way
+                tick = report()
+                for p, pipeline in partitions.items():
+                    collect(pipeline.tick(p, None, next_tick, progress=tick))
+                next_tick += settings.clock_tick_ms
         collect(partitions[partition].process(event, partition, arrival_ms=arrival))
+        raw = _raw_partition(out)
+        remaining[raw] -= 1
+        marks[raw] = max(marks.get(raw, out.value["ts_ms"]), out.value["ts_ms"])
     if arrivals:  # then clock ticks, as workers write them, until every source is idle
         step = settings.clock_tick_ms
-        for at in range(len(events) + step, len(events) + settings.clock_idle_ms + 2 * step, step):
+        end = len(events) * ms_per_event
+        for at in range(end + step, end + settings.clock_idle_ms + 2 * step, step):
             for partition, pipeline in partitions.items():
-                collect(pipeline.tick(partition, None, at))
+                collect(pipeline.tick(partition, None, at, progress=report()))
     else:  # as `offline_replay` ends: clocks to the newest event, then to the risk stage
         for partition, pipeline in partitions.items():
             collect(pipeline.settle(partition))
         for scored in risk.end():
             count(scored)
     return counts, values
+
+
+def _raw_partition(out: Any) -> tuple[str, int]:
+    """The raw (topic, partition) an `events` output was ingested from."""
+    origin = out.value.get("origin") or {}
+    return origin.get("t", out.value["source"]), origin.get("p", 0)
 
 
 def run_order(args: argparse.Namespace) -> int:

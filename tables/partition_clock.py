@@ -21,6 +21,21 @@ Because ticks keep coming while any worker runs, a partition that got nothing at
 than `idle_ms` was paused as a whole (every worker down or restarting): such a pause is charged
 to no source, each one gets a fresh idle time from the first record after it.
 
+Arrival gaps alone cannot tell an idle source from a busy one read slowly: a worker working
+through a backlog (or paused for a while) leaves seconds between one source's records on a
+partition while that source still has hours of records to send, and a clock that took it for
+idle would move past events still to come. So ticks also carry the ingest side's *progress*
+(`tick_value(..., progress)`): for every raw partition the sending worker reads, the newest
+event time it has sent (`W`, its raw partition watermark: raw partitions are read in order, so
+nothing it sends later is older) and whether records are still waiting in it (not read to its
+end). A source with records waiting is never idle, however long its silence on this partition;
+its watermark here is at least the lowest `W` of its raw partitions (Flink broadcasts source
+watermarks to every downstream partition the same way), so a source busy sending to other
+partitions does not hold this one back either. The last report of each raw partition stands
+until the next one (a worker that took a partition over and has not read it yet reports
+nothing, and the partition still counts as waiting); once read to its end, a source is idle
+after `idle_ms` without records, as before.
+
 Offline (`vigil replay --offline`, no arrival times) events are processed in event-time order
 and the clock simply follows the newest event time. Either way the clock stays one millisecond
 behind (more events of the same millisecond may come), so events with equal times are all in
@@ -32,9 +47,9 @@ topic that has not sent yet could bring older events than those seen.
 
 State: one record per partition, `{"wm": newest event time, "lo": oldest event time,
 "clock": clock, "start": arrival of the first record (after the last pause), "last": newest
-arrival, "src": {source: [watermark, arrival]},
-"_o": offset of the last event applied}`; a record written by an older version (`{"wm", "_o"}`
-only) reads as a clock at its `wm`.
+arrival, "src": {source: [watermark, arrival]}, "prog": {source: {raw partition: [W, waiting,
+arrival of the report]}}, "_o": offset of the last event applied}`; a record written by an
+older version (`{"wm", "_o"}` only) reads as a clock at its `wm`.
 """
 
 from __future__ import annotations
@@ -47,9 +62,25 @@ from typing import Any
 TICK_FIELD = "~clock_tick"
 
 
-def tick_value(now_ms: int) -> dict[str, Any]:
-    """The value of one clock tick record."""
-    return {TICK_FIELD: now_ms}
+#: The field of a clock tick with the sending worker's ingest progress.
+PROGRESS_FIELD = "prog"
+
+
+def tick_value(
+    now_ms: int, progress: Mapping[str, Mapping[str, list[Any]]] | None = None
+) -> dict[str, Any]:
+    """The value of one clock tick record; `progress`: `{raw topic: {partition: [W,
+    waiting]}}` for the raw partitions the sending worker reads (see the module docstring)."""
+    value: dict[str, Any] = {TICK_FIELD: now_ms}
+    if progress:
+        value[PROGRESS_FIELD] = progress
+    return value
+
+
+def tick_progress(value: Mapping[str, Any]) -> Mapping[str, Mapping[str, list[Any]]] | None:
+    """The ingest progress a clock tick carries (None: none, a tick of an older version)."""
+    progress = value.get(PROGRESS_FIELD)
+    return progress if isinstance(progress, Mapping) else None
 
 
 def is_tick(value: Any) -> bool:
@@ -76,11 +107,13 @@ def advance(
     idle_ms: int,
     expected: Collection[str] = (),
     settle: bool = False,
+    progress: Mapping[str, Mapping[str, list[Any]]] | None = None,
 ) -> ClockAdvance:
     """Fold one event (`source`, `ts_ms`) or a tick (`source` None) that arrived at
     `arrival_ms` into a partition's clock record. `expected` names the sources that may send
     (the raw topics): until each was heard from, or the idle time passed since the partition's
-    first record, the clock waits.
+    first record, the clock waits. `progress`: what a tick reports of the raw partitions
+    (`tick_progress`).
 
     The clock is one millisecond before the aligned watermark (everything up to it has
     arrived) and never goes back. With `arrival_ms` None (offline, in event-time order) the
@@ -91,6 +124,7 @@ def advance(
     before = record.get("clock", record.get("wm"))
     newest = record.get("wm")
     sources = dict(record.get("src") or {})  # entries are replaced, never changed in place
+    reports = dict(record.get("prog") or {})
     if arrival_ms is not None:
         last = record.get("last")
         if last is None:
@@ -99,6 +133,10 @@ def advance(
             # The whole partition got nothing, ticks included: no worker was writing (a
             # restart, a rebalance). A pause of everything is charged to no source.
             sources = {name: [entry[0], arrival_ms] for name, entry in sources.items()}
+            reports = {
+                name: {p: [r[0], r[1], arrival_ms] for p, r in parts.items()}
+                for name, parts in reports.items()
+            }
             record["start"] = arrival_ms
         record["last"] = arrival_ms if last is None else max(last, arrival_ms)
     if source is not None and ts_ms is not None:
@@ -107,52 +145,96 @@ def advance(
         if arrival_ms is not None:  # offline the clock needs no per-source state
             mark = sources.get(source, (None, None))[0]
             sources[source] = [ts_ms if mark is None else max(mark, ts_ms), arrival_ms]
+    if progress and arrival_ms is not None:
+        reports = _take_reports(reports, progress, arrival_ms)
     if settle:  # end of input: nothing more is coming, the newest events are in too
         aligned = None if newest is None else newest + 1
     elif arrival_ms is None:
         aligned = newest
-    elif _waiting_for_first(expected, sources, arrival_ms - record["start"], idle_ms):
+    elif _waiting_for_first(expected, sources, reports, arrival_ms - record["start"], idle_ms):
         aligned = None
     else:
-        aligned = _aligned(sources, arrival_ms, idle_ms, newest)
+        aligned = _aligned(sources, reports, arrival_ms, idle_ms, newest)
     clock = before
     # A source may send more events at its watermark's very millisecond: only what is strictly
     # older has all arrived.
     if aligned is not None and (clock is None or aligned - 1 > clock):
         clock = aligned - 1
     record.update(wm=newest, clock=clock, src=sources)
+    if reports:
+        record["prog"] = reports
     return ClockAdvance(before, clock, record.get("lo"), record)
 
 
+def _take_reports(
+    reports: dict[str, Any], progress: Mapping[str, Mapping[str, list[Any]]], arrival_ms: int
+) -> dict[str, Any]:
+    """Fold a tick's progress into the stored reports: each raw partition's latest `waiting`,
+    its `W` never going back (a worker that took the partition over starts again below it, but
+    what it sends again is dropped as a resend)."""
+    reports = dict(reports)
+    for name, parts in progress.items():
+        mine = dict(reports.get(name) or {})
+        for part, (mark, waiting) in parts.items():
+            old = (mine.get(part) or [None])[0]
+            if mark is None or (old is not None and old > mark):
+                mark = old
+            mine[part] = [mark, bool(waiting), arrival_ms]
+        reports[name] = mine
+    return reports
+
+
 def _waiting_for_first(
-    expected: Collection[str], sources: Mapping[str, Any], elapsed_ms: int, idle_ms: int
+    expected: Collection[str],
+    sources: Mapping[str, Any],
+    reports: Mapping[str, Any],
+    elapsed_ms: int,
+    idle_ms: int,
 ) -> bool:
-    """True while an expected source has not been heard from yet and may still come: its
-    first events could be older than anything seen so far."""
-    return elapsed_ms <= idle_ms and any(name not in sources for name in expected)
+    """True while an expected source has not been heard from (nor reported) yet and may still
+    come: its first events could be older than anything seen so far."""
+    return elapsed_ms <= idle_ms and any(
+        name not in sources and name not in reports for name in expected
+    )
 
 
-def _active_marks(sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int) -> list[int]:
-    """The watermarks of the sources heard from within `idle_ms` of `now_ms`."""
-    return [
-        mark
-        for mark, arrival in sources.values()
-        if mark is not None and arrival is not None and now_ms - arrival <= idle_ms
-    ]
+def _source_marks(
+    sources: Mapping[str, list[Any]], reports: Mapping[str, Any], now_ms: int, idle_ms: int
+) -> list[int]:
+    """The watermarks of the sources still sending at `now_ms`: heard from within `idle_ms`,
+    or with records waiting in a raw partition. A source's watermark is the newest event time
+    it sent here, or the lowest `W` of its reported raw partitions when that is higher."""
+    marks = []
+    for name in {*sources, *reports}:
+        mark, arrival = sources.get(name) or (None, None)
+        parts = (reports.get(name) or {}).values()
+        waiting = any(part[1] for part in parts)
+        if not waiting and (arrival is None or now_ms - arrival > idle_ms):
+            continue  # idle: read to its end and silent here for the idle time
+        reported = [part[0] for part in parts]
+        if reported and None not in reported:
+            mark = min(reported) if mark is None else max(mark, min(reported))
+        if mark is not None:
+            marks.append(mark)
+    return marks
 
 
 def has_active_source(record: Mapping[str, Any], now_ms: int, idle_ms: int) -> bool:
     """Whether a partition's clock record has a source still sending at `now_ms` (else the
     partition has nothing to send: every source is idle, or none was heard from)."""
-    return bool(_active_marks(record.get("src") or {}, now_ms, idle_ms))
+    return bool(_source_marks(record.get("src") or {}, record.get("prog") or {}, now_ms, idle_ms))
 
 
 def _aligned(
-    sources: Mapping[str, list[Any]], now_ms: int, idle_ms: int, newest: int | None
+    sources: Mapping[str, list[Any]],
+    reports: Mapping[str, Any],
+    now_ms: int,
+    idle_ms: int,
+    newest: int | None,
 ) -> int | None:
-    """The lowest watermark among sources heard from within `idle_ms` of `now_ms` (just past
-    the newest event time when every source is idle)."""
-    active = _active_marks(sources, now_ms, idle_ms)
+    """The lowest watermark among the sources still sending at `now_ms` (just past the
+    newest event time when every source is idle)."""
+    active = _source_marks(sources, reports, now_ms, idle_ms)
     if active:
         return min(active)
     # Every source idle: nothing more is expected, so events at the newest time are all in.

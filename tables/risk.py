@@ -93,7 +93,7 @@ MAX_HELD_SIGNALS = 20_000
 #: records of `SPILL_BUCKET_MS` of event time each (`<subject>|~held|<bucket>`), so a subject
 #: record stays small (a changelog record must stay well under Kafka's 1 MB) and a held signal
 #: costs one small record write, not a rewrite of everything held.
-INLINE_HELD = 200
+INLINE_HELD = 50
 SPILL_BUCKET_MS = 10_000
 #: Most signals in one spill record (~600 bytes each): beyond, the oldest held signals up to
 #: its own oldest are applied at once (a scan listing thousands of findings at one instant).

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from app.settings import REPO_ROOT, Settings
-from tables.partition_clock import advance, is_tick, tick_value
+from tables.partition_clock import advance, is_tick, tick_progress, tick_value
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import chaos
@@ -138,3 +138,68 @@ def test_the_idle_time_must_exceed_the_tick_period():
     with pytest.raises(ValueError, match="VIGIL_CLOCK_IDLE_MS must be longer"):
         Settings.from_env({"VIGIL_CLOCK_IDLE_MS": "5000", "VIGIL_CLOCK_TICK_MS": "5000"})
     assert Settings.from_env({"VIGIL_CLOCK_TICK_MS": "0", "VIGIL_CLOCK_IDLE_MS": "1"})
+
+
+def test_a_slow_worker_with_ingest_progress_still_matches_event_time_order(orders):
+    """A worker reading the backlog at 50 ms an event leaves each source silent on a partition
+    for longer than the idle time while its raw partition still has records waiting. The ticks'
+    ingest progress keeps such a source in the clock (and moves its watermark on partitions it
+    does not send to), so every output is still the event-time order's."""
+    settings, in_time, in_batches = orders
+    _, spec = chaos.process_in_order(in_time, settings)
+    _, slow = chaos.process_in_order(in_batches, settings, arrivals=True, ms_per_event=50)
+    for topic in INTERLEAVING_FREE:
+        assert slow.get(topic) == spec.get(topic), topic
+
+
+def test_without_progress_a_slow_worker_takes_busy_sources_for_idle(orders):
+    """The check above has teeth: the same slow reading with ticks that carry no progress
+    (idleness inferred from arrival gaps alone) gives other alerts."""
+    settings, in_time, in_batches = orders
+    _, spec = chaos.process_in_order(in_time, settings)
+    _, slow = chaos.process_in_order(
+        in_batches, settings, arrivals=True, ms_per_event=50, progress=False
+    )
+    assert slow["alerts"] != spec["alerts"]
+
+
+def test_a_source_with_records_waiting_is_never_idle():
+    """However long its silence here, a source whose raw partition has records waiting holds
+    the clock; once reported read to its end, it counts only while heard from within the idle
+    time, as before."""
+    record, _ = feed([("falco", 100, 0), ("metrics", 900, 0)])
+    expected = ("falco", "metrics")
+    waiting = {"falco": {"0": [100, True]}, "metrics": {"0": [900, False]}}
+    for at in range(IDLE // 2, 10 * IDLE, IDLE // 2):
+        step = advance(record, None, None, at, IDLE, expected, progress=waiting)
+        record = step.record
+        assert step.clock == 99, at
+    step = advance(record, "falco", 150, 10 * IDLE, IDLE, expected, progress=waiting)
+    assert step.clock == 149
+    done = {"falco": {"0": [150, False]}}
+    step = advance(step.record, None, None, 10 * IDLE + 10, IDLE, expected, progress=done)
+    assert step.clock == 149  # read to its end, but heard from within the idle time
+    step = advance(step.record, None, None, 11 * IDLE + 1, IDLE, expected, progress=done)
+    assert step.clock == 900  # and now silent for the idle time: every source idle
+
+
+def test_a_reported_watermark_moves_a_source_that_sends_elsewhere():
+    """A source busy on other partitions holds this one at its reported raw watermark, not at
+    the last event it sent here; a lower report later (a new owner re-reading) never moves it
+    back, and a report with no watermark yet leaves the partition's own one."""
+    record, _ = feed([("falco", 100, 0), ("metrics", 900, 0)])
+    expected = ("falco", "metrics")
+    step = advance(record, None, None, 10, IDLE, expected, progress={"falco": {"0": [500, True]}})
+    assert step.clock == 499
+    step = advance(
+        step.record, None, None, 20, IDLE, expected, progress={"falco": {"0": [300, True]}}
+    )
+    assert step.clock == 499 and step.record["prog"]["falco"]["0"][0] == 500
+    fresh = advance(record, None, None, 10, IDLE, expected, progress={"falco": {"0": [None, True]}})
+    assert fresh.clock == 99
+
+
+def test_a_tick_carries_the_progress_it_is_given():
+    value = tick_value(5, {"telemetry.falco": {"0": [100, True]}})
+    assert is_tick(value) and tick_progress(value) == {"telemetry.falco": {"0": [100, True]}}
+    assert tick_progress(tick_value(5)) is None
