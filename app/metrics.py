@@ -775,6 +775,7 @@ observe_batch = METRICS.observe_batch
 refresh_window_state = METRICS.refresh_window_state
 watch_pipeline = METRICS.watch_pipeline
 watch_bound = METRICS.watch_bound
+watch_behind_clock = METRICS.watch_behind_clock
 source_pauses = METRICS.source_pauses
 install = METRICS.install
 render = METRICS.render

@@ -468,3 +468,22 @@ def test_bounded_buffers_report_their_overflow() -> None:
         for s in family.samples
     }
     assert samples[("vigil_bound_overflow_total", "held_events")] == 5
+
+
+def test_events_behind_the_partition_clock_are_counted() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app import metrics as module
+
+    assert module.watch_behind_clock  # what agents/process.py calls
+    metrics = VigilMetrics()
+    count = {"n": 0}
+    metrics.watch_behind_clock(lambda: count["n"])
+    count["n"] = 7
+    body, _ = metrics.render()
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples["vigil_events_behind_clock_total"] == 7

@@ -203,3 +203,20 @@ def test_a_tick_carries_the_progress_it_is_given():
     value = tick_value(5, {"telemetry.falco": {"0": [100, True]}})
     assert is_tick(value) and tick_progress(value) == {"telemetry.falco": {"0": [100, True]}}
     assert tick_progress(tick_value(5)) is None
+
+
+def test_the_pipeline_counts_events_that_arrive_behind_its_clock():
+    settings = Settings.from_env({})
+    pipeline = chaos.Pipeline(settings)
+    base = {"entity": "host-1", "source": "falco", "type": "runtime_alert", "severity": "low"}
+
+    def event(n, ts):
+        return chaos.Event.from_dict({**base, "id": f"e{n}", "ts_ms": ts})
+
+    topics = sorted(pipeline.raw_topics)
+    pipeline.raw_topics = frozenset(topics[:1])  # one source: the clock follows it
+    for n, ts in enumerate([1_000, 5_000, 3_000]):
+        ev = event(n, ts)
+        ev.origin = {"t": topics[0], "p": 0, "o": n, "i": 0}
+        pipeline.process(ev, 0, n, arrival_ms=n).commit()
+    assert pipeline.behind_clock == 1
