@@ -1088,8 +1088,10 @@ def process_in_order(
         if not progress:
             return None
         sent: dict[str, dict[str, list[Any]]] = {}
-        for (topic, part), left in remaining.items():
-            sent.setdefault(topic, {})[str(part)] = [marks.get((topic, part)), left > 0]
+        for topic in {topic for topic, _ in remaining}:  # every partition, the empty ones too
+            for part in range(settings.partitions):
+                left = remaining.get((topic, part), 0)
+                sent.setdefault(topic, {})[str(part)] = [marks.get((topic, part)), left > 0]
         return sent
 
     next_tick = settings.clock_tick_ms

@@ -211,12 +211,25 @@ def _source_marks(
         waiting = any(part[1] for part in parts)
         if not waiting and (arrival is None or now_ms - arrival > idle_ms):
             continue  # idle: read to its end and silent here for the idle time
-        reported = [part[0] for part in parts]
-        if reported and None not in reported:
-            mark = min(reported) if mark is None else max(mark, min(reported))
+        reported = _reported_mark(parts)
+        if reported is not None:
+            mark = reported if mark is None else max(mark, reported)
         if mark is not None:
             marks.append(mark)
     return marks
+
+
+def _reported_mark(parts: Collection[list[Any]]) -> int | None:
+    """The lowest `W` of a source's reported raw partitions: nothing it sends from now on is
+    older. A partition read to its end that never had an event (empty, or only dead letters)
+    does not count; one with records waiting and no `W` yet makes it unknown (None)."""
+    marks = []
+    for mark, waiting, _ in parts:
+        if mark is not None:
+            marks.append(mark)
+        elif waiting:
+            return None
+    return min(marks) if marks else None
 
 
 def has_active_source(record: Mapping[str, Any], now_ms: int, idle_ms: int) -> bool:

@@ -220,3 +220,17 @@ def test_the_pipeline_counts_events_that_arrive_behind_its_clock():
         ev.origin = {"t": topics[0], "p": 0, "o": n, "i": 0}
         pipeline.process(ev, 0, n, arrival_ms=n).commit()
     assert pipeline.behind_clock == 1
+
+
+def test_empty_raw_partitions_do_not_hide_a_reported_watermark():
+    """A topic's partitions read to their end without ever an event (empty) leave its
+    reported watermark to the others; one with records waiting and no watermark yet makes it
+    unknown, and the partition's own watermark for the source counts."""
+    record, _ = feed([("falco", 100, 0), ("metrics", 900, 0)])
+    expected = ("falco", "metrics")
+    empty = {"falco": {"0": [500, True], "1": [None, False], "2": [None, False]}}
+    step = advance(record, None, None, 10, IDLE, expected, progress=empty)
+    assert step.clock == 499
+    unknown = {"falco": {"0": [500, True], "1": [None, True]}}
+    step = advance(record, None, None, 10, IDLE, expected, progress=unknown)
+    assert step.clock == 99
