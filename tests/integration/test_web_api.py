@@ -98,7 +98,15 @@ def test_two_workers_answer_for_every_key(workers, fixtures_dir):
         entities = {row["key"]: row["value"] for row in body["items"]} if status == 200 else {}
         return entities if sum(v["events"] for v in entities.values()) == expected else None
 
-    entities = wait_for(all_entities, 90)
+    try:
+        entities = wait_for(all_entities, 90)
+    except AssertionError:
+        for b in base:  # what each worker holds, for the failure report
+            status, body = get(f"{b}/api/tables/entities?local=1&limit=500", READ)
+            counts = {r["key"]: r["value"]["events"] for r in body.get("items", [])}
+            owned = get(f"{b}/api/pipeline", READ)[1].get("event_partitions")
+            print(f"{b}: partitions {owned}, {sum(counts.values())} events: {counts}")
+        raise
     owners_seen = set()
     for entity, value in entities.items():
         answers = [get(f"{b}/api/tables/entities?key={entity}", READ) for b in base]
