@@ -2,8 +2,8 @@
 
 Consumes `vigil.events` (keyed by entity) so every table it touches is co-partitioned with its
 input: one hop from normalized event to every derived output. Events are processed in batches
-of up to `VIGIL_BATCH_MAX` (default 1: one event at a time; larger batches are opt-in until a
-window mis-count seen once under SIGKILL is explained, docs/crash-safety.md); a batch's outputs
+of up to `VIGIL_BATCH_MAX` (default 500: what is buffered, waiting at most
+`VIGIL_BATCH_LINGER_MS` for more; docs/crash-safety.md has the chaos runs); a batch's outputs
 are sent and acknowledged together with a journal record of its state writes before those are
 applied (tables/step_journal.py: a crash then never leaves a step half-written), and its input
 offsets are committed after that.
