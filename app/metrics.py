@@ -516,7 +516,8 @@ class AlertAccountingCollector:
 
 
 class BoundsCollector:
-    """How often a bounded buffer overflowed (docs/backpressure.md), by buffer."""
+    """How often a bounded buffer overflowed (docs/backpressure.md), by buffer, and how many
+    events came in behind their partition clock: what makes outputs follow arrival order."""
 
     def __init__(self, metrics: VigilMetrics) -> None:
         self.metrics = metrics

@@ -171,11 +171,15 @@ def _take_reports(
 ) -> dict[str, Any]:
     """Fold a tick's progress into the stored reports: each raw partition's latest `waiting`,
     its `W` never going back (a worker that took the partition over starts again below it, but
-    what it sends again is dropped as a resend)."""
+    what it sends again is dropped as a resend). An empty partition (no `W`, nothing waiting,
+    never reported otherwise) is not stored: the clock ignores it, and the record is rewritten
+    at every step; its topic still counts as reported."""
     reports = dict(reports)
     for name, parts in progress.items():
         mine = dict(reports.get(name) or {})
         for part, (mark, waiting) in parts.items():
+            if mark is None and not waiting and part not in mine:
+                continue
             old = (mine.get(part) or [None])[0]
             if mark is None or (old is not None and old > mark):
                 mark = old

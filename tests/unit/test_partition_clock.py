@@ -231,6 +231,7 @@ def test_empty_raw_partitions_do_not_hide_a_reported_watermark():
     empty = {"falco": {"0": [500, True], "1": [None, False], "2": [None, False]}}
     step = advance(record, None, None, 10, IDLE, expected, progress=empty)
     assert step.clock == 499
+    assert step.record["prog"] == {"falco": {"0": [500, True, 10]}}  # empty ones not stored
     unknown = {"falco": {"0": [500, True], "1": [None, True]}}
     step = advance(record, None, None, 10, IDLE, expected, progress=unknown)
     assert step.clock == 99
