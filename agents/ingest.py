@@ -2,12 +2,14 @@
 
 Stateless; each raw record becomes events or one dead letter. Runs with concurrency 1, since
 higher agent concurrency can commit offsets past in-flight messages (faust-streaming#606).
+Records are taken in batches of what is already buffered (up to `VIGIL_BATCH_MAX`, no
+lingering: no latency added), and acknowledged once the whole batch was handed to the producer.
 Raw partitions too far ahead of the others in event time are paused (app/source_alignment.py).
 """
 
 from __future__ import annotations
 
-from agents.acking import processed_events
+from agents.acking import processed_batches
 from agents.alignment import PartitionAligner
 from agents.raw_progress import RawProgress
 from agents.sending import send_outputs
@@ -28,23 +30,28 @@ progress = RawProgress()
 async def ingest(stream):
     """Normalize every raw record; anything unreadable goes to the dead-letter topic."""
     await declare_output_topics()
-    async for event in processed_events(stream):
-        message = event.message
-        origin = Origin(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-        )
-        raw = event.value if isinstance(event.value, bytes) else b""
-        family = catalog.family_of(message.topic)
-        outputs = pipeline.ingest(raw, family, origin)
-        await send_outputs(outputs)
-        metrics.observe_ingest(family, outputs)
-        times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
-        newest = max(times) if times else None
-        progress.observe(message.topic, message.partition, message.offset, newest)
-        await aligner.observe(message.topic, message.partition, message.offset, newest)
+    async for events in processed_batches(stream, settings.batch_max):
+        handled = []
+        for event in events:
+            message = event.message
+            origin = Origin(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+            )
+            raw = event.value if isinstance(event.value, bytes) else b""
+            family = catalog.family_of(message.topic)
+            outputs = pipeline.ingest(raw, family, origin)
+            await send_outputs(outputs)
+            metrics.observe_ingest(family, outputs)
+            times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
+            handled.append((message, max(times) if times else None))
+        # After every event of the batch went to the producer: a clock tick reporting this
+        # progress is sent after them (agents/clock_ticks.py).
+        for message, newest in handled:
+            progress.observe(message.topic, message.partition, message.offset, newest)
+            await aligner.observe(message.topic, message.partition, message.offset, newest)
 
 
 @app.timer(interval=1.0)

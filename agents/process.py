@@ -22,6 +22,7 @@ from agents.current_event import make_current
 from agents.journal import Journal
 from agents.sending import send_and_confirm
 from app import metrics
+from app.codecs import dumps_value
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, Output, dead_letter
@@ -40,24 +41,44 @@ from tables.definitions import (
     series_state,
     silences,
 )
+from tables.global_snapshot import GlobalSnapshot
 from tables.partition_clock import is_tick, tick_progress
+from tables.table_cache import CachedTable
 
 log = logging.getLogger(__name__)
+
+
+def _cached(table):
+    """The table behind a decoded-value cache (tables/table_cache.py), unless it is off."""
+    if settings.table_cache_keys == 0:
+        return table
+    stores_bytes = settings.store.startswith("rocksdb:")
+    return CachedTable(table, settings.table_cache_keys, stores_bytes=stores_bytes)
+
 
 pipeline = Pipeline(
     settings,
     PipelineState(
-        entities=entity_stats,
-        series=series_state,
-        alerts=alert_state,
-        groups=group_state,
-        silences=silences,
-        inhibitors=inhibitors,
-        desired=desired_state,
-        observed=observed_state,
-        posture=posture_state,
+        entities=_cached(entity_stats),
+        series=_cached(series_state),
+        alerts=_cached(alert_state),
+        groups=_cached(group_state),
+        # Global tables (other workers write them too): read from a snapshot, taken again
+        # after every change (tables/global_snapshot.py).
+        silences=GlobalSnapshot(silences),
+        inhibitors=GlobalSnapshot(inhibitors),
+        desired=_cached(desired_state),
+        observed=_cached(observed_state),
+        posture=_cached(posture_state),
     ),
 )
+#: The cached tables and snapshots, forgotten on every rebalance.
+snapshots = [pipeline.state.silences, pipeline.state.inhibitors]
+cached_tables = [
+    table
+    for table in (getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState))
+    if isinstance(table, CachedTable)
+]
 
 
 metrics.watch_pipeline(pipeline)
@@ -88,6 +109,10 @@ async def _forget_schedules(sender, revoked, **kwargs) -> None:
     each partition's journal is applied again before its next event."""
     pipeline.forget_schedules()
     journal.reset()
+    for table in cached_tables:
+        table.forget()
+    for snapshot in snapshots:
+        snapshot.invalidate()
     await aligner.release()
 
 
@@ -103,6 +128,8 @@ async def _recover(events: list) -> None:
     for event in events:
         partition = event.message.partition
         if journal.needs_recovery(partition):
+            for table in cached_tables:  # recovery or another worker may have changed it
+                table.forget(partition)
             make_current(event)
             again = journal.recover(partition)
             if again:
@@ -114,7 +141,9 @@ async def _recover(events: list) -> None:
 async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partition: dict) -> None:
     """Journal each partition's writes, send every output, wait for both, then apply the
     writes, each partition's under its last event (Faust writes a table's changelog to the
-    partition of the current event)."""
+    partition of the current event). Each written value is serialized once, for the journal
+    and the table alike."""
+    batch.encode(dumps_value)
     for partition, last in last_of_partition.items():
         writes = step_journal.writes_of(batch.tables_of(partition))
         if writes:

@@ -8,12 +8,17 @@ import orjson
 from faust.serializers import codecs
 
 
+def dumps_value(obj: Any) -> bytes:
+    """A table value as the `orjson` codec writes it (non-string keys become strings, as the
+    stdlib codec writes them)."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+
+
 class OrjsonCodec(codecs.Codec):
-    """JSON via orjson (several times faster than the stdlib codec Faust uses by default).
-    Non-string keys become strings, as the stdlib codec writes them."""
+    """JSON via orjson (several times faster than the stdlib codec Faust uses by default)."""
 
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        return dumps_value(obj)
 
     def _loads(self, s: bytes) -> Any:
         return orjson.loads(s)

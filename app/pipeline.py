@@ -14,7 +14,7 @@ import functools
 import itertools
 import math
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +80,14 @@ class Batch:
     def staged(self, partition: int, table: str) -> StagedState:
         """The staged view of one table for one partition in this batch."""
         key = (partition, table)
-        if key not in self._staged:
-            self._staged[key] = StagedState(getattr(self.state, table))
-        return self._staged[key]
+        staged = self._staged.get(key)
+        if staged is None:
+            base = getattr(self.state, table)
+            view = getattr(base, "partition_view", None)  # tables/table_cache.py
+            if view is not None:
+                base = view(partition)
+            staged = self._staged[key] = StagedState(base)
+        return staged
 
     def begin_event(self) -> None:
         """Start one event's unit of work (see `rollback_event`)."""
@@ -93,6 +98,12 @@ class Batch:
         """Undo the writes of the event that failed, keep the rest of the batch."""
         for staged in self._staged.values():
             staged.rollback()
+
+    def encode(self, dumps: Callable[[Any], bytes]) -> None:
+        """Serialize the batch's writes once, where the tables can store them so
+        (`StagedState.encode`)."""
+        for staged in self._staged.values():
+            staged.encode(dumps)
 
     def tables_of(self, partition: int) -> dict[str, StagedState]:
         """The staged tables of one partition by table name."""

@@ -95,6 +95,9 @@ class Settings:
     #: latency batching adds. Env `VIGIL_BATCH_LINGER_MS`. Default 10. 0: take only what is
     #: already buffered.
     batch_linger_ms: int = 10
+    #: Decoded table values the process agent keeps in memory, per table (tables/table_cache.py;
+    #: 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0 turns the cache off.
+    table_cache_keys: int = 4096
     #: Records each agent's input channel holds before Faust stops fetching for it (Faust's
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
     #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
@@ -191,6 +194,7 @@ class Settings:
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
+            table_cache_keys=_env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=_env_int(
@@ -242,6 +246,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.batch_max < 1:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
+        if self.table_cache_keys < 0:
+            raise ValueError(f"VIGIL_TABLE_CACHE_KEYS must be >= 0, got {self.table_cache_keys}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
         if self.rocksdb_write_buffer_mb < 1 or self.rocksdb_block_cache_mb < 1:

@@ -83,12 +83,13 @@ async def baseline(records) -> dict:
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
     await consumer.start()
     await producer.start()
-    done, started = 0, None
+    done, started, cpu_started = 0, None, 0.0
     try:
         while done < len(records):
             batches = await consumer.getmany(timeout_ms=1000)
             if started is None and batches:
                 started = time.perf_counter()
+                cpu_started = time.process_time()
             for messages in batches.values():
                 for message in messages:
                     try:
@@ -100,11 +101,17 @@ async def baseline(records) -> dict:
             await consumer.commit()
         await producer.flush()
         elapsed = time.perf_counter() - (started or time.perf_counter())
+        cpu = time.process_time() - cpu_started
     finally:
         await consumer.stop()
         await producer.stop()
         await kafka_io.delete_topics_with_prefix(BOOTSTRAP, [f"bench-{tag}."])
-    return {"events": done, "seconds": elapsed, "events_per_s": done / elapsed}
+    return {
+        "events": done,
+        "seconds": elapsed,
+        "events_per_s": done / elapsed,
+        "cpu_ms_per_record": 1000 * cpu / max(done, 1),
+    }
 
 
 def start_worker(env: dict, name: str, tmp: Path) -> subprocess.Popen:
@@ -161,6 +168,12 @@ def peak_rss_mb(process: subprocess.Popen) -> float:
     return 0.0
 
 
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time a process used so far, in seconds."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vigil_run(records, workers: int, tmp: Path) -> dict:
     """The full pipeline over pre-loaded records with `workers` workers."""
     tag = uuid.uuid4().hex[:8]
@@ -192,6 +205,7 @@ def vigil_run(records, workers: int, tmp: Path) -> dict:
         # from its first record: start-up is reported on its own.
         wait_ready(ports, procs)
         started = time.perf_counter()
+        cpu_at_start = sum(cpu_seconds(p) for p in procs)
         while True:
             time.sleep(1.0)
             try:
@@ -203,6 +217,7 @@ def vigil_run(records, workers: int, tmp: Path) -> dict:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"workers did not finish (lag {lag})")
         elapsed = time.perf_counter() - started
+        cpu = sum(cpu_seconds(p) for p in procs) - cpu_at_start
         rss = max(peak_rss_mb(p) for p in procs)
     finally:
         for p in procs:
@@ -216,6 +231,8 @@ def vigil_run(records, workers: int, tmp: Path) -> dict:
         "seconds": elapsed,
         "startup_s": started - launched,
         "events_per_s": len(records) / elapsed,
+        # Worker CPU per raw record: steadier than records/s on a shared machine.
+        "cpu_ms_per_record": 1000 * cpu / len(records),
         "rss_mb": rss,
     }
 
@@ -344,6 +361,12 @@ def main() -> int:
         "vigil_2w_events_per_s": round(results["vigil_2w"]["events_per_s"]),
         "ratio": round(results["vigil_1w"]["events_per_s"] / base, 4),
         "ratio_2w": round(results["vigil_2w"]["events_per_s"] / base, 4),
+        # CPU per raw record (worker process; baseline loop): steadier on a shared machine
+        "baseline_cpu_ms_per_record": round(results["baseline"]["cpu_ms_per_record"], 4),
+        "vigil_cpu_ms_per_record": round(results["vigil_1w"]["cpu_ms_per_record"], 3),
+        "cpu_ratio": round(
+            results["baseline"]["cpu_ms_per_record"] / results["vigil_1w"]["cpu_ms_per_record"], 4
+        ),
         "latency_ms_p50": results["latency"]["latency_ms_p50"],
         "latency_ms_p99": results["latency"]["latency_ms_p99"],
         "latency_ms_p999": results["latency"]["latency_ms_p999"],

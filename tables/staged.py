@@ -7,8 +7,10 @@ again (same deterministic ids, deduplicated downstream) instead of being lost.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
+
+import orjson
 
 _DELETED = object()
 _ABSENT = object()
@@ -22,6 +24,8 @@ class StagedState:
         self.pending: dict[str, Any] = {}
         #: Previous pending values of the keys written since `mark()` (for `rollback()`).
         self._undo: dict[str, Any] = {}
+        #: The pending values serialized by `encode`, by key.
+        self._encoded: dict[str, bytes] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The staged value if any, else the stored one."""
@@ -34,11 +38,13 @@ class StagedState:
     def __setitem__(self, key: str, value: Any) -> None:
         self._remember(key)
         self.pending[key] = value
+        self._encoded.pop(key, None)
 
     def delete(self, key: str) -> None:
         """Stage the removal of `key`."""
         self._remember(key)
         self.pending[key] = _DELETED
+        self._encoded.pop(key, None)
 
     def _remember(self, key: str) -> None:
         if key not in self._undo:
@@ -57,27 +63,51 @@ class StagedState:
                 self.pending[key] = previous
         self._undo.clear()
 
+    def encode(self, dumps: Callable[[Any], bytes]) -> None:
+        """Serialize every staged value once, if the base can store it so (`put_encoded`, as
+        tables/table_cache.py does): `changes()` then gives the journal the bytes `commit()`
+        stores, as orjson fragments. Call it when the batch's writes are final."""
+        if hasattr(self.base, "put_encoded"):
+            self._encoded = {
+                key: dumps(value) for key, value in self.pending.items() if value is not _DELETED
+            }
+
     def changes(self) -> list[tuple[str, tuple[bool, Any]]]:
-        """The staged writes as `(key, (deleted, value))`, in the order first written."""
+        """The staged writes as `(key, (deleted, value))`, in the order first written (a
+        value `encode`d already comes as an `orjson.Fragment` of its bytes)."""
+        encoded = self._encoded
         return [
-            (key, (value is _DELETED, None if value is _DELETED else value))
+            (
+                key,
+                (
+                    value is _DELETED,
+                    None
+                    if value is _DELETED
+                    else orjson.Fragment(encoded[key])
+                    if key in encoded
+                    else value,
+                ),
+            )
             for key, value in self.pending.items()
         ]
 
     def commit(self) -> int:
         """Apply every staged write to the base mapping; returns how many."""
         applied = len(self.pending)
+        encoded = self._encoded
         for key, value in self.pending.items():
             if value is _DELETED:
                 if key in self.base:
                     del self.base[key]
+            elif key in encoded:
+                self.base.put_encoded(key, value, encoded[key])  # type: ignore[attr-defined]
             else:
                 self.base[key] = value
-        self.pending.clear()
-        self._undo.clear()
+        self.discard()
         return applied
 
     def discard(self) -> None:
         """Forget the staged writes."""
         self.pending.clear()
         self._undo.clear()
+        self._encoded = {}

@@ -35,6 +35,7 @@ def test_every_table_opens_with_those_options():
         {"VIGIL_STREAM_BUFFER": "0"},
         {"VIGIL_ROCKSDB_WRITE_BUFFER_MB": "0"},
         {"VIGIL_ROCKSDB_BLOCK_CACHE_MB": "-1"},
+        {"VIGIL_TABLE_CACHE_KEYS": "-1"},
     ],
 )
 def test_a_bound_below_one_is_refused_with_its_name(env):
