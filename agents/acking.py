@@ -31,7 +31,7 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import Any
 
@@ -215,7 +215,7 @@ async def processed_events(stream: Any) -> AsyncIterator[Any]:
 
 
 async def processed_batches(
-    stream: Any, max_events: int, linger_s: float = 0.0
+    stream: Any, max_events: int, linger_s: float | Callable[[], float] = 0.0
 ) -> AsyncIterator[list[Any]]:
     """Yield the stream's events in batches, in offset order per partition; ack a batch's
     events only after the loop body handled the whole batch.
@@ -223,7 +223,8 @@ async def processed_batches(
     A batch waits for its first event; then it takes the events buffered in the stream's
     channel, up to `max_events`, waiting at most `linger_s` for more while the buffer is empty.
     The latency a batch adds is therefore at most `linger_s`; with `max_events=1` it is none
-    (the channel's buffer is Faust's `stream_buffer_maxsize`).
+    (the channel's buffer is Faust's `stream_buffer_maxsize`). A callable `linger_s` is asked
+    once per batch.
     """
     _guarded_topics.update(_topic_names(stream))
     consumer = stream.app.consumer
@@ -242,7 +243,8 @@ async def processed_batches(
                     break
                 if buffered.empty():
                     if deadline is None:
-                        deadline = loop.time() + linger_s
+                        wait = linger_s() if callable(linger_s) else linger_s
+                        deadline = loop.time() + wait
                     if loop.time() >= deadline:
                         break
                     await asyncio.sleep(_POLL_S)

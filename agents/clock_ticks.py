@@ -27,14 +27,15 @@ def clock_ticks(now_ms: int, report: dict[str, Any] | None = None) -> list[Outpu
     return [Output("events", key, value) for key in partition_keys(settings.partitions)]
 
 
-def ingest_report() -> dict[str, Any]:
-    """This worker's ingest progress over the raw partitions assigned to it."""
+def _raw_partitions() -> tuple[list[tuple[str, int]], Any, Any] | None:
+    """The raw partitions assigned to this worker, with their highwater and committed
+    offsets as functions; None while that is not known (starting, rebalancing)."""
     consumer = app.consumer
     raw = set(catalog.raw_topics())
     try:
         assigned = [(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in raw]
     except Exception:  # no consumer yet (starting) or a rebalance under way: nothing known
-        return {}
+        return None
 
     def highwater(tp: tuple[str, int]) -> int | None:
         try:
@@ -45,7 +46,19 @@ def ingest_report() -> dict[str, Any]:
     def committed(tp: tuple[str, int]) -> int | None:
         return consumer._committed_offset.get(TP(*tp))  # as agents/acking.py reads it
 
-    return progress.report(assigned, highwater, committed)
+    return assigned, highwater, committed
+
+
+def ingest_report() -> dict[str, Any]:
+    """This worker's ingest progress over the raw partitions assigned to it."""
+    raw = _raw_partitions()
+    return progress.report(*raw) if raw is not None else {}
+
+
+def ingest_backlog() -> int:
+    """Raw records left to read by this worker's ingest (0 when not known)."""
+    raw = _raw_partitions()
+    return progress.backlog(*raw) if raw is not None else 0
 
 
 if settings.clock_tick_ms > 0:

@@ -29,6 +29,25 @@ class RawProgress:
         self._marks.clear()
         self._next.clear()
 
+    def backlog(
+        self,
+        assigned: Iterable[tuple[str, int]],
+        highwater: Callable[[tuple[str, int]], int | None],
+        committed: Callable[[tuple[str, int]], int | None],
+    ) -> int:
+        """Records left to read in the `assigned` raw partitions (an unknown highwater counts
+        none), from the same offsets as `report`."""
+        left = 0
+        for tp in assigned:
+            end = highwater(tp)
+            if end is None or end < 0:
+                continue
+            start = self._next.get(tp)
+            if start is None:
+                start = committed(tp) or 0
+            left += max(0, end - start)
+        return left
+
     def report(
         self,
         assigned: Iterable[tuple[str, int]],

@@ -95,6 +95,11 @@ class Settings:
     #: latency batching adds. Env `VIGIL_BATCH_LINGER_MS`. Default 10. 0: take only what is
     #: already buffered.
     batch_linger_ms: int = 10
+    #: The same while this worker's ingest reads a backlog (at least `VIGIL_BATCH_MAX` raw
+    #: records left to read): nothing is waited for that is not late already, and larger
+    #: batches write each table key and the journal fewer times (docs/performance.md).
+    #: Env `VIGIL_BATCH_BACKLOG_LINGER_MS`. Default 100.
+    batch_backlog_linger_ms: int = 100
     #: Decoded table values the process agent keeps in memory, per table (tables/table_cache.py;
     #: 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0 turns the cache off.
     table_cache_keys: int = 4096
@@ -194,6 +199,9 @@ class Settings:
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
             batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
+            batch_backlog_linger_ms=_env_int(
+                env, "VIGIL_BATCH_BACKLOG_LINGER_MS", d.batch_backlog_linger_ms
+            ),
             table_cache_keys=_env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
@@ -250,6 +258,10 @@ class Settings:
             raise ValueError(f"VIGIL_TABLE_CACHE_KEYS must be >= 0, got {self.table_cache_keys}")
         if self.batch_linger_ms < 0:
             raise ValueError(f"VIGIL_BATCH_LINGER_MS must be >= 0, got {self.batch_linger_ms}")
+        if self.batch_backlog_linger_ms < 0:
+            raise ValueError(
+                f"VIGIL_BATCH_BACKLOG_LINGER_MS must be >= 0, got {self.batch_backlog_linger_ms}"
+            )
         if self.rocksdb_write_buffer_mb < 1 or self.rocksdb_block_cache_mb < 1:
             raise ValueError(
                 "VIGIL_ROCKSDB_WRITE_BUFFER_MB and VIGIL_ROCKSDB_BLOCK_CACHE_MB must be at least "

@@ -232,12 +232,12 @@ def test_offsets_deleted_by_retention_before_they_were_read_are_reported_and_ski
     assert consumer.acked == [10, 11]
 
 
-def run_batches(stream: FakeStream, max_events: int, body=None) -> list[list[int]]:
+def run_batches(stream: FakeStream, max_events: int, body=None, linger=0.0) -> list[list[int]]:
     """Offsets of each batch the loop body saw."""
     seen: list[list[int]] = []
 
     async def consume() -> None:
-        async for batch in acking.processed_batches(stream, max_events):
+        async for batch in acking.processed_batches(stream, max_events, linger):
             seen.append([event.message.offset for event in batch])
             if body is not None:
                 body(batch)
@@ -256,6 +256,21 @@ def test_a_batch_takes_what_is_buffered_up_to_its_size_and_never_waits_for_more(
 
     assert run_batches(stream, 3, body) == [[0, 1, 2], [3, 4], [5], [6]]
     assert consumer.acked == tp_events
+
+
+def test_a_linger_given_as_a_function_is_asked_once_per_batch_that_waits():
+    stream, consumer = stream_of("guarded-batch-d", [0, 1, 2, 3, 4, 5, 6])
+    stream._arrivals = [5, 1, 1]
+    asked: list[int] = []
+
+    def linger() -> float:  # the process agent's: longer while ingest reads a backlog
+        asked.append(1)
+        return 0.0
+
+    assert run_batches(stream, 3, linger=linger) == [[0, 1, 2], [3, 4], [5], [6]]
+    # the first batch filled without waiting; the others found the buffer empty once each
+    assert len(asked) == 3
+    assert consumer.acked == [0, 1, 2, 3, 4, 5, 6]
 
 
 def test_a_failed_batch_leaves_every_event_of_it_unacked():

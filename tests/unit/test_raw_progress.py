@@ -46,3 +46,14 @@ def test_the_watermark_never_goes_back_and_forget_starts_over():
     assert report(progress, {FALCO: 2}, committed={FALCO: 1}) == {
         "telemetry.falco": {"0": [None, True]}
     }
+
+
+def test_backlog_counts_the_records_left_to_read():
+    progress = RawProgress()
+    progress.observe(*FALCO, offset=4, event_ms=1_000)
+    highwaters = {FALCO: 10, UNREAD: 7, CAUGHT_UP: 3, EMPTY: None}
+    committed = {UNREAD: 2, CAUGHT_UP: 3}
+    # 10 - 5 on FALCO, 7 - 2 on UNREAD (from its committed offset), none where not known
+    assert progress.backlog(highwaters, highwaters.get, committed.get) == 10
+    progress.observe(*FALCO, offset=9, event_ms=2_000)
+    assert progress.backlog(highwaters, highwaters.get, committed.get) == 5
