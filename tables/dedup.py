@@ -183,9 +183,20 @@ def dedup_key(group: str) -> str:
 
 
 def _load(table: StagedState, key: str) -> dict[str, Any] | None:
-    """A private copy of a stored value (StagedState hands out the stored object itself)."""
+    """A private copy of a stored value (StagedState hands out the stored object itself).
+
+    Two levels deep: this stage changes a record's top-level fields and its `pend` and `_oi`
+    lists in place, and replaces every nested dict it changes (`labels`, `log`, `notified`,
+    ...) instead of editing it, so the items of a list are shared safely. A deep copy (an
+    orjson round trip) cost 8 % of a worker's CPU on alerts holding 250 pending inputs.
+    """
     value = table.get(key)
-    return orjson.loads(orjson.dumps(value)) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    return {
+        k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+        for k, v in value.items()
+    }
 
 
 @dataclass(slots=True)
