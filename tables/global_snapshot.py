@@ -20,7 +20,7 @@ class GlobalSnapshot(MutableMapping):
     def __init__(self, table: Any) -> None:
         self.table = table
         self._snapshot: dict[str, Any] | None = None
-        for hook in ("on_key_set", "on_key_del", "apply_changelog_batch"):
+        for hook in ("on_key_set", "on_key_del", "on_clear", "apply_changelog_batch"):
             setattr(table, hook, self._invalidating(getattr(table, hook)))
 
     def _invalidating(self, method: Any) -> Any:

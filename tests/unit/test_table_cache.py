@@ -62,6 +62,9 @@ class SerializingTable(dict):
     def on_key_del(self, key: str) -> None:
         pass
 
+    def on_clear(self) -> None:
+        pass
+
     def apply_changelog_batch(self, batch: Any) -> None:
         for key, value in batch:
             dict.__setitem__(self, key, value)
