@@ -53,8 +53,7 @@ def _cached(table):
     """The table behind a decoded-value cache (tables/table_cache.py), unless it is off."""
     if settings.table_cache_keys == 0:
         return table
-    stores_bytes = settings.store.startswith("rocksdb:")
-    return CachedTable(table, settings.table_cache_keys, stores_bytes=stores_bytes)
+    return CachedTable(table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb)
 
 
 pipeline = Pipeline(

@@ -40,12 +40,8 @@ class RawProgress:
         left = 0
         for tp in assigned:
             end = highwater(tp)
-            if end is None or end < 0:
-                continue
-            start = self._next.get(tp)
-            if start is None:
-                start = committed(tp) or 0
-            left += max(0, end - start)
+            if end is not None and end >= 0:
+                left += max(0, end - self._start(tp, committed))
         return left
 
     def report(
@@ -61,9 +57,14 @@ class RawProgress:
         report: dict[str, dict[str, list[Any]]] = {}
         for tp in assigned:
             end = highwater(tp)
-            start = self._next.get(tp)
-            if start is None:
-                start = committed(tp) or 0
-            waiting = end is None or end < 0 or start < end
+            waiting = end is None or end < 0 or self._start(tp, committed) < end
             report.setdefault(tp[0], {})[str(tp[1])] = [self._marks.get(tp), waiting]
         return report
+
+    def _start(
+        self, tp: tuple[str, int], committed: Callable[[tuple[str, int]], int | None]
+    ) -> int:
+        """The next offset to handle in `tp`: after the last handled record, or the
+        `committed` offset when nothing was handled since the assignment."""
+        start = self._next.get(tp)
+        return (committed(tp) or 0) if start is None else start

@@ -235,10 +235,15 @@ class Settings:
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
 
+    @property
+    def store_is_rocksdb(self) -> bool:
+        """Whether tables live in RocksDB (serialized values), not in memory (objects)."""
+        return self.store.startswith("rocksdb:")
+
     def store_options(self) -> dict[str, int]:
         """RocksDB options for every table (Faust `RocksDBOptions` fields); none for other
         stores."""
-        if not self.store.startswith("rocksdb:"):
+        if not self.store_is_rocksdb:
             return {}
         mib = 1024 * 1024
         return {

@@ -76,20 +76,15 @@ class StagedState:
         """The staged writes as `(key, (deleted, value))`, in the order first written (a
         value `encode`d already comes as an `orjson.Fragment` of its bytes)."""
         encoded = self._encoded
-        return [
-            (
-                key,
-                (
-                    value is _DELETED,
-                    None
-                    if value is _DELETED
-                    else orjson.Fragment(encoded[key])
-                    if key in encoded
-                    else value,
-                ),
-            )
-            for key, value in self.pending.items()
-        ]
+        out: list[tuple[str, tuple[bool, Any]]] = []
+        for key, value in self.pending.items():
+            if value is _DELETED:
+                out.append((key, (True, None)))
+            elif key in encoded:
+                out.append((key, (False, orjson.Fragment(encoded[key]))))
+            else:
+                out.append((key, (False, value)))
+        return out
 
     def commit(self) -> int:
         """Apply every staged write to the base mapping; returns how many."""

@@ -68,7 +68,7 @@ class PartitionView:
         self._remember(key, value)
 
     def __delitem__(self, key: str) -> None:
-        if key in self._owner.table:
+        if self.get(key) is not None:  # the cached answer: no second store read
             del self._owner.table[key]
         self._remember(key, None)
 
