@@ -204,11 +204,13 @@ def _waiting_for_first(
 
 def _source_marks(
     sources: Mapping[str, list[Any]], reports: Mapping[str, Any], now_ms: int, idle_ms: int
-) -> list[int]:
+) -> list[int | None]:
     """The watermarks of the sources still sending at `now_ms`: heard from within `idle_ms`,
     or with records waiting in a raw partition. A source's watermark is the newest event time
-    it sent here, or the lowest `W` of its reported raw partitions when that is higher."""
-    marks = []
+    it sent here, or the lowest `W` of its reported raw partitions when that is higher; None
+    when neither is known (records waiting, none read yet, none sent here): it may bring
+    anything, so it holds the clock, and it is not idle."""
+    marks: list[int | None] = []
     for name in {*sources, *reports}:
         mark, arrival = sources.get(name) or (None, None)
         parts = (reports.get(name) or {}).values()
@@ -218,8 +220,7 @@ def _source_marks(
         reported = _reported_mark(parts)
         if reported is not None:
             mark = reported if mark is None else max(mark, reported)
-        if mark is not None:
-            marks.append(mark)
+        marks.append(mark)
     return marks
 
 
@@ -252,7 +253,9 @@ def _aligned(
     """The lowest watermark among the sources still sending at `now_ms` (just past the
     newest event time when every source is idle)."""
     active = _source_marks(sources, reports, now_ms, idle_ms)
+    if None in active:
+        return None  # a source with records waiting and no watermark known: hold
     if active:
-        return min(active)
+        return min(active)  # type: ignore[type-var]
     # Every source idle: nothing more is expected, so events at the newest time are all in.
     return None if newest is None else newest + 1

@@ -8,12 +8,13 @@ import sys
 import pytest
 
 from app.settings import REPO_ROOT, Settings
-from tables.partition_clock import advance, is_tick, tick_progress, tick_value
+from tables.partition_clock import advance, has_active_source, is_tick, tick_progress, tick_value
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import chaos
 
 IDLE = 1_000
+EXPECTED = ("falco", "metrics")
 
 
 def feed(steps, expected=("falco", "metrics"), record=None):
@@ -235,3 +236,26 @@ def test_empty_raw_partitions_do_not_hide_a_reported_watermark():
     unknown = {"falco": {"0": [500, True], "1": [None, True]}}
     step = advance(record, None, None, 10, IDLE, expected, progress=unknown)
     assert step.clock == 99
+
+
+def test_a_waiting_source_with_no_watermark_known_holds_the_clock_and_is_not_idle():
+    """A source that never sent to this partition, with records waiting in a raw partition not
+    read yet (no `W`), could bring events older than anything seen here: the clock does not
+    move past them, and the partition does not call itself idle (the risk stage would stop
+    waiting for it). Once its `W` is reported, it holds the clock there."""
+    record, clocks = feed([("metrics", 900, 0)])
+    assert clocks == [None]  # falco not heard from yet
+    unknown = {"falco": {"0": [None, True]}}
+    step = advance(record, None, None, 10, IDLE, EXPECTED, progress=unknown)
+    assert step.clock is None
+    quiet = advance(step.record, None, None, 5 * IDLE, IDLE, EXPECTED, progress=unknown)
+    assert quiet.clock is None  # metrics idle by now, falco still waiting
+    assert has_active_source(quiet.record, 5 * IDLE, IDLE)
+    known = {"falco": {"0": [300, True]}}
+    step = advance(quiet.record, None, None, 5 * IDLE + 10, IDLE, EXPECTED, progress=known)
+    assert step.clock == 299
+    done = {"falco": {"0": [None, False]}}
+    step = advance(record, None, None, 10, IDLE, EXPECTED, progress=done)
+    assert step.clock == 899  # read to its end without an event: metrics alone counts
+    step = advance(step.record, None, None, IDLE + 5, IDLE, EXPECTED, progress=done)
+    assert step.clock == 900 and not has_active_source(step.record, IDLE + 5, IDLE)
