@@ -3,6 +3,9 @@
 Measured on the local broker, each part with its own topic prefix:
 
 - baseline: a plain aiokafka consume -> orjson parse -> produce loop over the same records;
+- faust_floor: the same work as one naive Faust agent (`await send` per record), and batched
+  (`take_events` + `send_soon`), scripts/bench_faust_floor.py: what one Faust hop costs here,
+  the most any Faust pipeline can reach per hop;
 - vigil_1w / vigil_2w: the full pipeline (ingest, windows and detectors, dedup, scoring, risk)
   over a mixed `vigil generate` stream pre-loaded into the raw topics, with one worker and then
   with two; throughput = records / time from the workers' readiness (start-up reported apart)
@@ -111,6 +114,73 @@ async def baseline(records) -> dict:
         "seconds": elapsed,
         "events_per_s": done / elapsed,
         "cpu_ms_per_record": 1000 * cpu / max(done, 1),
+    }
+
+
+async def _end_offsets(topic: str) -> int:
+    """Records on `topic` (sum of its partitions' end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or range(4)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+def faust_floor(records, tmp: Path, batched: bool = False) -> dict:
+    """The naive one-hop Faust agent (scripts/bench_faust_floor.py) over the same records,
+    or its batched form: timed from its first record out until every record is out."""
+    tag = uuid.uuid4().hex[:8]
+    source, sink = f"floor-{tag}.in", f"floor-{tag}.out"
+    asyncio.run(kafka_io.ensure_topics(BOOTSTRAP, [source, sink], 4, 1))
+    asyncio.run(
+        kafka_io.produce(BOOTSTRAP, ((source, None, r.value) for r in records), linger_ms=20)
+    )
+    env = {
+        **os.environ,
+        "FLOOR_APP_ID": f"floor-{tag}",
+        "FLOOR_BROKER": f"kafka://{BOOTSTRAP}",
+        "FLOOR_SOURCE": source,
+        "FLOOR_SINK": sink,
+        "FLOOR_DATADIR": str(tmp / f"floor-{tag}"),
+        "FLOOR_BATCH": "1" if batched else "",
+    }
+    log = (tmp / f"floor-{tag}.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "bench_faust_floor.py"), "worker", "-l", "warn"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 600
+    try:
+        first = 0
+        while first == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Faust floor agent did not start")
+            time.sleep(0.1)
+            first = asyncio.run(_end_offsets(sink))
+        started, cpu_at_start = time.perf_counter(), cpu_seconds(proc)
+        done = first
+        while done < len(records):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Faust floor agent did not finish ({done} out)")
+            time.sleep(0.2)
+            done = asyncio.run(_end_offsets(sink))
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(proc) - cpu_at_start
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        asyncio.run(kafka_io.delete_topics_with_prefix(BOOTSTRAP, [f"floor-{tag}."]))
+    timed = len(records) - first
+    return {
+        "events": timed,
+        "seconds": elapsed,
+        "events_per_s": timed / elapsed,
+        "cpu_ms_per_record": 1000 * cpu / timed,
     }
 
 
@@ -333,6 +403,8 @@ def main() -> int:
     records = generated(RECORDS, start_ms)
     results: dict = {"records": RECORDS, "families": sorted({r.family for r in records})}
     results["baseline"] = asyncio.run(baseline(records))
+    results["faust_floor"] = faust_floor(records, tmp)
+    results["faust_floor_batched"] = faust_floor(records, tmp, batched=True)
     results["vigil_1w"] = vigil_run(records, 1, tmp)
     results["vigil_2w"] = vigil_run(records, 2, tmp)
     # Backpressure: the whole input waits in Kafka when a worker starts (a burst far above any
@@ -361,6 +433,17 @@ def main() -> int:
         "vigil_2w_events_per_s": round(results["vigil_2w"]["events_per_s"]),
         "ratio": round(results["vigil_1w"]["events_per_s"] / base, 4),
         "ratio_2w": round(results["vigil_2w"]["events_per_s"] / base, 4),
+        # The naive one-hop Faust agent: the most any Faust pipeline gets per hop here.
+        "faust_floor_events_per_s": round(results["faust_floor"]["events_per_s"]),
+        "faust_floor_ratio": round(results["faust_floor"]["events_per_s"] / base, 4),
+        "vigil_to_faust_floor": round(
+            results["vigil_1w"]["events_per_s"] / results["faust_floor"]["events_per_s"], 4
+        ),
+        "faust_floor_cpu_ms_per_record": round(results["faust_floor"]["cpu_ms_per_record"], 4),
+        "faust_floor_batched_events_per_s": round(results["faust_floor_batched"]["events_per_s"]),
+        "faust_floor_batched_ratio": round(
+            results["faust_floor_batched"]["events_per_s"] / base, 4
+        ),
         # CPU per raw record (worker process; baseline loop): steadier on a shared machine
         "baseline_cpu_ms_per_record": round(results["baseline"]["cpu_ms_per_record"], 4),
         "vigil_cpu_ms_per_record": round(results["vigil_1w"]["cpu_ms_per_record"], 3),
