@@ -28,9 +28,14 @@ class Journal:
     """Write-ahead journal of one agent's steps, one record per input partition."""
 
     def __init__(
-        self, table: MutableMapping[str, Any], tables: Mapping[str, MutableMapping[str, Any]]
+        self,
+        table: MutableMapping[str, Any],
+        tables: Mapping[str, MutableMapping[str, Any]],
+        name: str = "journal",
     ) -> None:
         self.table = table
+        #: the agent's name, for the log
+        self.name = name
         self.tables = tables
         self._open: dict[int, list[tuple[list[asyncio.Future], step_journal.Writes]]] = {}
         self._pending: dict[int, step_journal.Writes] = {}
@@ -56,6 +61,16 @@ class Journal:
         if not data:
             return []
         return step_journal.redo(step_journal.decode(data), self.tables)
+
+    async def redo(self, partition: int, tables_changed: Callable[[], None]) -> None:
+        """`recover` the partition, and when its last step was applied again: tell the agent
+        its tables changed behind whatever it derived from them (`tables_changed`), then send
+        the step's outputs again and wait for them."""
+        again = self.recover(partition)
+        if again:
+            log.info("%s partition %s: applied its last step again", self.name, partition)
+            tables_changed()
+            await send_and_confirm(again)
 
     def write(
         self, partition: int, offset: int, writes: step_journal.Writes, outputs: Iterable[Output]

@@ -21,7 +21,6 @@ from agents.alignment import PartitionAligner
 from agents.clock_ticks import ingest_backlog
 from agents.current_event import make_current
 from agents.journal import Journal
-from agents.sending import send_and_confirm
 from app import metrics
 from app.codecs import dumps_value
 from app.events import Event
@@ -87,6 +86,7 @@ metrics.watch_pipeline(pipeline)
 journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
+    name="process",
 )
 #: `vigil.events` partitions paused for being too far ahead in event time: the risk clock
 #: waits for the slowest partition (app/source_alignment.py).
@@ -131,11 +131,7 @@ async def _recover(events: list) -> None:
             for table in cached_tables:  # recovery or another worker may have changed it
                 table.forget(partition)
             make_current(event)
-            again = journal.recover(partition)
-            if again:
-                log.info("partition %s: applied its last step again from the journal", partition)
-                pipeline.forget_schedules()  # the tables changed behind them
-                await send_and_confirm(again)
+            await journal.redo(partition, pipeline.forget_schedules)
 
 
 async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partition: dict) -> None:

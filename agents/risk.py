@@ -17,7 +17,7 @@ import orjson
 
 from agents.acking import processed_events
 from agents.journal import Journal
-from agents.sending import send_and_confirm, send_outputs
+from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, settings
 from app.outputs import Origin, dead_letter
@@ -45,7 +45,7 @@ stage = RiskStage(
 )
 
 #: Each partition's last steps, applied again after a crash (tables/step_journal.py).
-journal = Journal(risk_journal, {"risk": risk_state})
+journal = Journal(risk_journal, {"risk": risk_state}, name="risk")
 metrics.watch_bound("risk_signals", lambda: stage.stats["overflow"])
 metrics.watch_bound("risk_journal", lambda: journal.oversize)
 
@@ -65,11 +65,7 @@ async def risk(stream):
     async for event in processed_events(stream):
         message = event.message
         if journal.needs_recovery(message.partition):
-            again = journal.recover(message.partition)
-            if again:
-                log.info("risk partition %s: applied its last step again", message.partition)
-                stage.forget_schedules()  # the table changed behind them
-                await send_and_confirm(again)
+            await journal.redo(message.partition, stage.forget_schedules)
         try:
             signal = orjson.loads(event.value)
             if not isinstance(signal, dict) or "time_ms" not in signal:

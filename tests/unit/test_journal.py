@@ -89,6 +89,25 @@ def test_recovery_runs_once_per_assignment():
     assert journal.needs_recovery(3)
 
 
+def test_redo_applies_the_last_step_tells_the_agent_and_sends_its_outputs_again(monkeypatch):
+    tables: dict[str, dict[str, Any]] = {"a": {"k": 0}}
+    out = Output("alerts", None, {"id": "x"})
+    record = step_journal.record(5, writes(a={"k": 9}), [out])
+    journal = Journal({"3": orjson.dumps(record)}, tables, name="process")
+    sent: list[list[Output]] = []
+    changed: list[str] = []
+
+    async def send_and_confirm(outputs):
+        assert tables["a"]["k"] == 9 and changed  # applied, and the agent told, first
+        sent.append(list(outputs))
+
+    monkeypatch.setattr("agents.journal.send_and_confirm", send_and_confirm)
+    asyncio.run(journal.redo(3, lambda: changed.append("3")))
+    asyncio.run(journal.redo(4, lambda: changed.append("4")))  # nothing journaled there
+    assert sent == [[out]] and changed == ["3"]
+    assert not journal.needs_recovery(3) and not journal.needs_recovery(4)
+
+
 def test_changelog_records_are_tracked_per_task():
     async def writer(name: str) -> list[Any]:
         changelog_writes.start()
