@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import faust
+from faust.transport.producer import ProducerBuffer
 
 from app.codecs import register_codecs
 from app.security import faust_credentials
@@ -43,6 +44,9 @@ app = faust.App(
     web_graph_enabled=False,
     autodiscover=False,
 )
+
+# The producer buffer's bound is a class attribute in Faust (one app per worker process).
+ProducerBuffer.max_messages = settings.producer_buffer
 
 #: Every raw telemetry topic, consumed as bytes by the ingest agent (it decodes them itself, so
 #: that undecodable records reach the dead-letter topic instead of Faust's error log).

@@ -107,6 +107,11 @@ class Settings:
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
     #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
     stream_buffer: int = 1024
+    #: Table changelog records Faust's producer buffer holds before its conductor stops handing
+    #: records to the agents until it drained that many (`ProducerBuffer.max_messages`, Faust's
+    #: default 100, which a batch's changelog records exceed: a WARNING per stop). Env
+    #: `VIGIL_PRODUCER_BUFFER`. Default 2000.
+    producer_buffer: int = 2000
     #: Raw partitions more than this far ahead (event time, ms) of the slowest one still sending
     #: are paused until it catches up (app/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
     #: Default 0 (off): with 60000 the two-worker web API test missed its deadline in 1 of 3
@@ -204,6 +209,7 @@ class Settings:
             ),
             table_cache_keys=_env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
+            producer_buffer=_env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=_env_int(
                 env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
@@ -276,6 +282,10 @@ class Settings:
             raise ValueError(f"VIGIL_ALIGN_DRIFT_MS must be >= 0, got {self.align_drift_ms}")
         if self.stream_buffer < 1:
             raise ValueError(f"VIGIL_STREAM_BUFFER must be at least 1, got {self.stream_buffer}")
+        if self.producer_buffer < 1:
+            raise ValueError(
+                f"VIGIL_PRODUCER_BUFFER must be at least 1, got {self.producer_buffer}"
+            )
         if self.clock_tick_ms < 0:
             raise ValueError(f"VIGIL_CLOCK_TICK_MS must be >= 0, got {self.clock_tick_ms}")
         if self.clock_idle_ms <= self.clock_tick_ms:

@@ -27,12 +27,14 @@ def test_every_table_opens_with_those_options():
         assert options.block_cache_size == settings.rocksdb_block_cache_mb * 1024**2, table.name
         assert options.write_buffer_size == settings.rocksdb_write_buffer_mb * 1024**2
     assert app.conf.stream_buffer_maxsize == settings.stream_buffer
+    assert app.producer.buffer.max_messages == settings.producer_buffer == 2000
 
 
 @pytest.mark.parametrize(
     "env",
     [
         {"VIGIL_STREAM_BUFFER": "0"},
+        {"VIGIL_PRODUCER_BUFFER": "0"},
         {"VIGIL_ROCKSDB_WRITE_BUFFER_MB": "0"},
         {"VIGIL_ROCKSDB_BLOCK_CACHE_MB": "-1"},
         {"VIGIL_TABLE_CACHE_KEYS": "-1"},
