@@ -3,8 +3,8 @@
 Per input partition the agent keeps the steps whose changelog records Kafka has not confirmed
 yet; each new step's journal record carries their writes and its own. Usage per step:
 
-1. `recover(partition)` before the first event of a partition after an assignment: applies the
-   last journal record again and returns its outputs, to be sent again;
+1. `redo(partition, tables_changed)` before the first event of a partition after an
+   assignment: applies the last journal record again (`recover`) and sends its outputs again;
 2. `write(partition, offset, writes, outputs)` under an event of that partition;
 3. `confirm_and_apply(outputs, apply)`: waits for the outputs and the journal records, then
    applies the writes and remembers their changelog records.

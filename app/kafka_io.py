@@ -135,12 +135,34 @@ async def consume(
         await consumer.stop()
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partition ids from fresh metadata (empty while the topic does not exist)."""
+    # `consumer.topics()` fetches fresh metadata but does not store it; read it directly.
+    cluster = await consumer._client.fetch_all_metadata()
+    return cluster.partitions_for_topic(topic) or set()
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of `topics` (a topic not there yet has none)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **aiokafka_kwargs(os.environ)
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(await partitions_of(consumer, topic))
+        ]
+        return await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+
+
 async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str, deadline: float | None):
     """The topic's partition ids, waiting (until `deadline`) for the topic to exist."""
     while True:
-        # `consumer.topics()` fetches fresh metadata but does not store it; read it directly.
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(topic)
+        partitions = await partitions_of(consumer, topic)
         if partitions:
             return partitions
         if deadline is not None and time.monotonic() > deadline:

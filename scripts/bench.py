@@ -117,15 +117,9 @@ async def baseline(records) -> dict:
     }
 
 
-async def _end_offsets(topic: str) -> int:
-    """Records on `topic` (sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or range(4)]
-        return sum((await consumer.end_offsets(tps)).values())
-    finally:
-        await consumer.stop()
+def _records_on(topic: str) -> int:
+    """Records on `topic` (the sum of its partitions' end offsets)."""
+    return sum(asyncio.run(kafka_io.end_offsets(BOOTSTRAP, [topic])).values())
 
 
 def faust_floor(records, tmp: Path, batched: bool = False) -> dict:
@@ -161,14 +155,14 @@ def faust_floor(records, tmp: Path, batched: bool = False) -> dict:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Faust floor agent did not start")
             time.sleep(0.1)
-            first = asyncio.run(_end_offsets(sink))
+            first = _records_on(sink)
         started, cpu_at_start = time.perf_counter(), cpu_seconds(proc)
         done = first
         while done < len(records):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Faust floor agent did not finish ({done} out)")
             time.sleep(0.2)
-            done = asyncio.run(_end_offsets(sink))
+            done = _records_on(sink)
         elapsed = time.perf_counter() - started
         cpu = cpu_seconds(proc) - cpu_at_start
     finally:

@@ -544,27 +544,6 @@ async def _check_offsets(pending: list) -> None:
     pending.clear()
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[Any, int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
-        return await consumer.end_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: Any, topic: str) -> set[int]:
-    cluster = await consumer._client.fetch_all_metadata()
-    return cluster.partitions_for_topic(topic) or set()
-
-
 class Collector:
     """Reads every downstream topic from the beginning, continuously, into a Tally."""
 
@@ -594,7 +573,7 @@ class Collector:
         await self.consumer.start()
         tps = []
         for name in self.names:
-            for p in sorted(await _partitions(self.consumer, name)):
+            for p in sorted(await kafka_io.partitions_of(self.consumer, name)):
                 tps.append(TopicPartition(name, p))
         self.consumer.assign(tps)
         await self.consumer.seek_to_beginning(*tps)
@@ -649,7 +628,7 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[s
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    ends = await end_offsets(bootstrap, topics)
+    ends = await kafka_io.end_offsets(bootstrap, topics)
     lag: Counter = Counter()
     for tp, end in ends.items():
         meta = committed.get(tp)
@@ -765,7 +744,7 @@ async def _chaos(
             worker = factory.start(f"w1-{incarnation}", APP_DATADIR=datadir)
             continue
         if kill_at:
-            on_events = sum((await end_offsets(bootstrap, [events_topic])).values())
+            on_events = sum((await kafka_io.end_offsets(bootstrap, [events_topic])).values())
             if on_events >= kill_at[0]:
                 worker.kill()
                 kills.append(
@@ -992,7 +971,7 @@ async def run_recovery(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         await produce_changelog(bootstrap, changelog, args.keys, settings.partitions)
         result["produce_s"] = round(time.monotonic() - t0, 1)
-        ends = await end_offsets(bootstrap, [changelog])
+        ends = await kafka_io.end_offsets(bootstrap, [changelog])
         log(f"{sum(ends.values())} records on {changelog} ({result['produce_s']} s to produce)")
 
         datadir = str(workdir / "data-restored")
