@@ -368,24 +368,10 @@ class AlertStage:
             "source": alert.source,
             "type": alert.type,
             "labels": dict(alert.labels),
-            "annotations": {},
             "group": group_key(alert.entity, alert.labels, self.config.group_by),
             "scope": alert.scope,
-            "first_seen": None,
-            "last_seen": None,
-            "starts": None,
-            "count": 0,
-            "status": None,
-            "ends": None,
-            "resolved_at": None,
-            "resolved_by": None,
             "severity": alert.severity,
-            "scoring": {},
-            "notified": None,
-            "silenced_by": [],
-            "inhibited_by": [],
-            "acc": 0,
-            "in_group": False,
+            **_fresh_history(),
             "pend": [],
             "due": None,
         }
@@ -436,11 +422,14 @@ class AlertStage:
             not ctx.flush
             and state["status"] == "resolved"
             and not state["in_group"]
-            and not state["pend"]
             and now >= self._retention_due(state)
         ):
-            ctx.alerts.delete(key)
-            return
+            if not state["pend"]:
+                ctx.alerts.delete(key)
+                return
+            # Retention passed before the next input's time: that input starts the alert
+            # afresh, as it would had it arrived after the record was deleted.
+            _forget_history(state)
         self._save_alert(key, state, ctx, popped=True)
 
     def _resolution_time(self, state: dict[str, Any]) -> int | None:
@@ -861,6 +850,37 @@ class AlertStage:
 
 def _time(ts_ms: int | None) -> str | None:
     return format_time(ts_ms) if ts_ms is not None else None
+
+
+#: The fields of an alert record that describe its episodes (reset by `_forget_history`).
+_HISTORY = {
+    "annotations": {},
+    "first_seen": None,
+    "last_seen": None,
+    "starts": None,
+    "count": 0,
+    "status": None,
+    "ends": None,
+    "resolved_at": None,
+    "resolved_by": None,
+    "scoring": {},
+    "notified": None,
+    "silenced_by": [],
+    "inhibited_by": [],
+    "acc": 0,
+    "in_group": False,
+}
+
+
+def _fresh_history() -> dict[str, Any]:
+    """The episode fields of a new alert record."""
+    return {k: v.copy() if isinstance(v, dict | list) else v for k, v in _HISTORY.items()}
+
+
+def _forget_history(state: dict[str, Any]) -> None:
+    """Reset an alert record to a new alert's, keeping its identity, waiting inputs and
+    offset marker (what `_new_alert` gives, with its inputs still to apply)."""
+    state.update(_fresh_history())
 
 
 def _replayed(state: dict[str, Any], offset: int | None, ident: str) -> bool:

@@ -696,3 +696,38 @@ def test_inputs_waiting_for_the_clock_are_bounded_per_alert():
     assert len(h.alerts[key]["pend"]) == MAX_PENDING_INPUTS
     assert h.stage.stats["overflow"] == 10
     assert h.alerts[key]["count"] == 10  # the ten oldest sightings applied, in order
+
+
+class _CountingSchedule(TimerSchedule):
+    """A timer schedule that fails a test instead of spinning (a timer re-armed in the past)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        super().__init__()
+        self.pops, self.limit = 0, limit
+
+    def pop_due(self, clock: int):
+        self.pops += 1
+        assert self.pops < self.limit, f"{self.pops} timers fired: a timer keeps re-arming"
+        return super().pop_due(clock)
+
+
+def test_an_alert_past_retention_with_a_newer_input_waiting_starts_afresh():
+    """The alert resolved, its retention passed while its next sighting (30 days later) still
+    waits for the clock: the sighting starts a new alert, as if the old record were gone."""
+    day = 24 * HOUR
+    h = Harness()
+    h.schedule = _CountingSchedule()
+    first = h.feed(falco(T0))
+    first += h.advance(T0 + HOUR)
+    assert [r["notification"] for r in records(first)] == ["firing", "resolved"]
+    later = falco(T0 + 30 * day)
+    alerts, groups = StagedState(h.alerts), StagedState(h.groups)
+    h.stage.receive_event(later, 0, h.next_offset, alerts, groups, h.schedule)
+    alerts.commit()
+    groups.commit()
+    assert records(h.advance(later.ts_ms - 1)) == []  # retention fired; the sighting waits
+    (state,) = (v for k, v in h.alerts.items() if "~scope" not in k)
+    assert state["count"] == 0 and state["status"] is None and len(state["pend"]) == 1
+    again = records(h.advance(later.ts_ms + HOUR))
+    assert [(r["notification"], r["count"]) for r in again] == [("firing", 1), ("resolved", 1)]
+    assert again[0]["first_seen"] == format_time(later.ts_ms)
