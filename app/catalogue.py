@@ -12,6 +12,9 @@ A YAML file (see `docs/catalogue.example.yaml`):
           - image:registry.example.com/payments
           - k8s:prod/*/payments-*
 
+A service name (`SERVICE_NAME`) is 1 to 128 letters, digits, `.`, `_` and `-`, starting with
+a letter or digit: the syntax `/gate/{service}` accepts too.
+
 `service_for(entity)` returns `{name, criticality, exposure, ...}` for the first service that
 lists the entity exactly, else the first (in file order) whose glob matches it, else None.
 """
@@ -19,6 +22,7 @@ lists the entity exactly, else the first (in file order) whose glob matches it, 
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ import yaml
 CRITICALITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 EXPOSURES: tuple[str, ...] = ("internal", "internet")
 _GLOB_CHARS = frozenset("*?[")
+#: The syntax of a service name (catalogue entries, `/gate/{service}`).
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(slots=True)
@@ -46,6 +52,10 @@ class Catalogue:
                     self._globs.append((pattern, info))
                 else:
                     self._exact.setdefault(pattern, info)
+
+    def names(self) -> frozenset[str]:
+        """Every service name in the catalogue."""
+        return frozenset(service["name"] for service in self.services)
 
     def service_for(self, entity: str) -> dict[str, Any] | None:
         """`{name, criticality, exposure, ...}` of the entity's service, or None."""
@@ -70,8 +80,11 @@ class Catalogue:
             if not isinstance(entry, dict):
                 raise ValueError(f"{where}: must be a mapping")
             name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"{where}: 'name' must be a non-empty string")
+            if not isinstance(name, str) or not SERVICE_NAME.match(name):
+                raise ValueError(
+                    f"{where}: 'name' must be 1-128 letters, digits, '.', '_' or '-', starting "
+                    f"with a letter or digit, got {name!r}"
+                )
             criticality = entry.get("criticality", "medium")
             if criticality not in CRITICALITIES:
                 raise ValueError(

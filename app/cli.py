@@ -210,7 +210,7 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
     """Create or expire a silence by sending a command to the control topic."""
     from app import kafka_io
-    from tables.silences import parse_silence
+    from tables.silences import check_silence_bounds, parse_silence
 
     now_ms = int(time.time() * 1000)
     if args.action == "add":
@@ -225,6 +225,7 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
                     "comment": args.comment,
                 }
             )
+            check_silence_bounds(silence, now_ms, int(settings.silence_max_hours * 3_600_000))
         except ValueError as exc:
             _err({"error": "invalid silence", "message": str(exc)})
             return 2
@@ -365,9 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help='label matcher, e.g. alertname="Write below root" (repeatable)',
     )
-    q.add_argument("--hours", type=float, default=2.0, help="duration (default 2)")
+    q.add_argument(
+        "--hours", type=float, default=2.0, help="duration (default 2; VIGIL_SILENCE_MAX_HOURS)"
+    )
     q.add_argument("--start", default=None, help="start time (default now)")
-    q.add_argument("--by", required=True, help="who creates it")
+    q.add_argument("--by", required=True, help="who creates it (recorded as createdBy)")
     q.add_argument("--comment", required=True, help="why")
     q = silence_sub.add_parser("expire", help="end a silence now")
     q.add_argument("id")

@@ -42,6 +42,9 @@ app = faust.App(
     # Faust's /table/ endpoints serve table contents to anyone: off. Vigil's own API is authed.
     web_tables_enabled=False,
     web_graph_enabled=False,
+    # /router/ lists workers and partitions to anyone: off. Vigil routes with app.router's
+    # in-process methods (the assignor's metadata), never through these endpoints.
+    web_router_enabled=False,
     autodiscover=False,
 )
 

@@ -176,6 +176,15 @@ class Settings:
     read_tokens: str = ""
     #: Bearer tokens with admin rights (silences; implies read). Env `VIGIL_ADMIN_TOKENS`.
     admin_tokens: str = ""
+    #: Named bearer tokens, `principal:role:token` comma list (app/web/auth.py); the principal
+    #: is who the audit trail names. Env `VIGIL_TOKENS`. Default none.
+    tokens: str = ""
+    #: The gate's decision for a service neither in the catalogue nor with any risk state:
+    #: `allow`, `warn` or `block`. Env `VIGIL_GATE_UNKNOWN_DECISION`. Default `warn`.
+    gate_unknown_decision: str = "warn"
+    #: Longest a silence created through the API may last, from now (hours). Env
+    #: `VIGIL_SILENCE_MAX_HOURS`. Default 720 (30 days).
+    silence_max_hours: float = 720.0
     #: Where the shared fixtures and NAB data live. Env `VIGIL_SHARED_DIR`. Default `../shared`.
     shared_dir: str = str(REPO_ROOT.parent / "shared")
     #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
@@ -237,6 +246,9 @@ class Settings:
             k8s_cluster=_env(env, "VIGIL_K8S_CLUSTER", d.k8s_cluster),
             read_tokens=_env(env, "VIGIL_READ_TOKENS", d.read_tokens),
             admin_tokens=_env(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),
+            tokens=_env(env, "VIGIL_TOKENS", d.tokens),
+            gate_unknown_decision=_env(env, "VIGIL_GATE_UNKNOWN_DECISION", d.gate_unknown_decision),
+            silence_max_hours=_env_float(env, "VIGIL_SILENCE_MAX_HOURS", d.silence_max_hours),
             shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
             log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
         )
@@ -294,6 +306,13 @@ class Settings:
                 f"got no tick for the idle time was paused), got {self.clock_idle_ms} and "
                 f"{self.clock_tick_ms}"
             )
+        if self.gate_unknown_decision not in ("allow", "warn", "block"):
+            raise ValueError(
+                "VIGIL_GATE_UNKNOWN_DECISION must be allow, warn or block, got "
+                f"{self.gate_unknown_decision!r}"
+            )
+        if not self.silence_max_hours > 0:
+            raise ValueError(f"VIGIL_SILENCE_MAX_HOURS must be > 0, got {self.silence_max_hours}")
         if not self.datadir:
             object.__setattr__(self, "datadir", str(REPO_ROOT / "var" / "data" / self.app_id))
 

@@ -386,10 +386,26 @@ def gate(
 ) -> dict[str, Any]:
     """The gate's answer for `proposed_change` (`commit_sha`, `branch`, `artifact`,
     `environment`, `lines_changed` or `additions`/`deletions`, `files_changed`, ...; None:
-    the service as it stands) at `now_ms`. An unknown service (no state) is allowed."""
+    the service as it stands) at `now_ms`. A service without state is allowed here: the web
+    view answers `unknown_gate` for one that is not in the catalogue either."""
     result = evaluate(service_state, now_ms, config, proposed_change)
     return {
         "service": (service_state or {}).get("subject"),
         **result,
+        "time": format_time(now_ms),
+    }
+
+
+def unknown_gate(service: str, decision: str, now_ms: int) -> dict[str, Any]:
+    """The gate's answer for a service neither in the catalogue nor with any risk state: the
+    configured `decision` (`VIGIL_GATE_UNKNOWN_DECISION`) with reason `unknown_service`."""
+    message = f"{service} is not in the service catalogue and has no risk state"
+    return {
+        "service": service,
+        "decision": decision,
+        "reasons": [_reason("unknown_service", decision, message, [])],
+        "score": 0,
+        "contributions": [],
+        "facts": {},
         "time": format_time(now_ms),
     }

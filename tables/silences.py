@@ -184,6 +184,38 @@ def parse_silence(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Bounds on a silence created through the API or the CLI (`check_silence_bounds`).
+MAX_MATCHERS = 32
+MAX_MATCHER_CHARS = 1024
+MAX_COMMENT_BYTES = 4096
+MAX_NAME_CHARS = 128
+
+
+def check_silence_bounds(silence: Mapping[str, Any], now_ms: int, max_ms: int) -> None:
+    """ValueError with the reason when a parsed silence (`parse_silence`) exceeds the bounds:
+    at most MAX_MATCHERS matchers of at most MAX_MATCHER_CHARS characters each, a comment of at
+    most MAX_COMMENT_BYTES bytes (UTF-8), `createdBy` and `id` of at most MAX_NAME_CHARS
+    characters, and an end at most `max_ms` after `now_ms` (`VIGIL_SILENCE_MAX_HOURS`)."""
+    matchers = silence["matchers"]
+    if len(matchers) > MAX_MATCHERS:
+        raise ValueError(f"silence: at most {MAX_MATCHERS} matchers, got {len(matchers)}")
+    for i, matcher in enumerate(matchers):
+        if len(matcher["value"]) > MAX_MATCHER_CHARS:
+            raise ValueError(
+                f"silence: matchers[{i}]: the value is longer than {MAX_MATCHER_CHARS} characters"
+            )
+    if len(silence["comment"].encode("utf-8", "surrogatepass")) > MAX_COMMENT_BYTES:
+        raise ValueError(f"silence: 'comment' is longer than {MAX_COMMENT_BYTES} bytes")
+    for field_name in ("createdBy", "id"):
+        if len(silence[field_name]) > MAX_NAME_CHARS:
+            raise ValueError(f"silence: '{field_name}' is longer than {MAX_NAME_CHARS} characters")
+    if silence["ends_ms"] > now_ms + max_ms:
+        raise ValueError(
+            f"silence: 'endsAt' is more than {max_ms / 3_600_000:g} hours from now "
+            "(VIGIL_SILENCE_MAX_HOURS)"
+        )
+
+
 def silence_state(silence: Mapping[str, Any], now_ms: int) -> str:
     """`pending` before startsAt, `active` while startsAt <= now < endsAt, else `expired`."""
     if now_ms < silence["starts_ms"]:

@@ -9,8 +9,14 @@
   worker (`local=1` asks one worker for its own part only).
 - `GET /api/silences`, `POST /api/silences` (admin), `POST /api/silences/{id}/expire` (admin).
 - `GET /api/pipeline`: this worker's partitions, rebalancing and recovery state.
+- `GET /gate/{service}`, `POST /gate/{service}` (read): the release gate.
 
-Faust's own `/table/` endpoints are disabled (app/faust_app.py); CORS stays off.
+Public on purpose: the page, the health probes and `/metrics` (no table contents). Everything
+else needs a bearer token (app/web/auth.py); the audit trail and silences name the token's
+principal, never a header or body value. Bad input is answered 400 (413 for a body over
+app/web/schema.py's bound, 404 for an unknown table or silence) with `{"error": reason}`.
+Faust's own `/table/`, `/router/` and `/graph/` endpoints are disabled (app/faust_app.py);
+CORS stays off.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp.web import Response
 from faust.web import Request, View
@@ -28,7 +35,15 @@ from app import metrics
 from app.events import format_time
 from app.faust_app import app, catalog, settings
 from app.topics import entity_partition
-from app.web.auth import TokenAuth
+from app.web.auth import Principal, TokenAuth
+from app.web.schema import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    check_service,
+    claimed_caller,
+    gate_change,
+    json_body,
+)
 from tables.control import apply_command
 from tables.definitions import (
     alert_state,
@@ -43,6 +58,7 @@ from tables.definitions import (
     series_state,
     silences,
 )
+from tables.silences import check_silence_bounds
 
 AUTH = TokenAuth.from_settings(settings)
 
@@ -74,22 +90,51 @@ def entity_of(key: str) -> str:
     return key[: min(cut)] if cut else key
 
 
+class Refused(Exception):
+    """A request refused before it is served (401, 403)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 class AuthedView(View):
     """A view that needs a bearer token (`read` role unless a method asks for `admin`)."""
 
+    def principal(self, request: Request, needed: str = "read") -> Principal:
+        """The caller's principal; raises Refused (401/403) when it may not proceed."""
+        principal = AUTH.principal_of(request.headers.get("Authorization"))
+        if principal is None:
+            raise Refused(
+                self.json(
+                    {"error": "unauthorized: send Authorization: Bearer <token>"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="vigil"'},
+                )
+            )
+        if not principal.allows(needed):
+            raise Refused(self.json({"error": f"forbidden: needs the {needed} role"}, status=403))
+        return principal
+
     def denied(self, request: Request, needed: str = "read") -> Response | None:
         """A 401/403 response when the request may not proceed, else None."""
-        header = request.headers.get("Authorization")
-        role = AUTH.role_of(header)
-        if role is None:
-            return self.json(
-                {"error": "unauthorized: send Authorization: Bearer <token>"},
-                status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="vigil"'},
-            )
-        if not AUTH.allows(header, needed):
-            return self.json({"error": f"forbidden: needs the {needed} role"}, status=403)
+        try:
+            self.principal(request, needed)
+        except Refused as refused:
+            return refused.response
         return None
+
+    def bad(self, problem: BadRequest) -> Response:
+        """The JSON answer to a bad request."""
+        return self.json({"error": str(problem)}, status=problem.status)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused (413) beyond MAX_BODY_BYTES when it says its length (a
+    chunked one is read up to aiohttp's 1 MiB bound, then checked by `json_body`)."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise BadRequest(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+    return await request.read()
 
 
 def _page(name: str) -> str:
@@ -164,7 +209,9 @@ class TableView(AuthedView):
         if (refused := self.denied(request)) is not None:
             return refused
         if name not in TABLES:
-            return self.json({"error": f"unknown table {name!r}", "tables": list(TABLES)}, 404)
+            return self.json(
+                {"error": f"unknown table {name[:64]!r}", "tables": list(TABLES)}, status=404
+            )
         table, source = TABLES[name]
         key = request.query.get("key")
         entity = request.query.get("entity")
@@ -178,7 +225,10 @@ class TableView(AuthedView):
         prefix = request.query.get("prefix", "")
         rows = _local_rows(table, prefix)
         if source is not None and request.query.get("local") != "1":
-            rows += await _remote_rows(request, name, prefix)
+            try:
+                rows += await _remote_rows(request, name, prefix)
+            except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
+                return self.json({"error": f"a worker did not answer: {exc}"}, status=502)
         rows.sort(key=lambda row: row["key"])
         return self.json(
             {"total": len(rows), "offset": offset, "items": rows[offset : offset + limit]}
@@ -221,15 +271,19 @@ async def _forward(request: Request, owner: str, body: Any = None) -> Response:
         for name in ("Authorization", "X-Vigil-Caller")
         if name in request.headers
     }
-    async with app.http_client.request(
-        request.method,
-        f"{owner}{request.path}",
-        params=params,
-        headers=headers,
-        data=orjson.dumps(body) if body is not None else None,
-    ) as response:
-        body = await response.read()
-        return Response(body=body, status=response.status, content_type="application/json")
+    try:
+        async with app.http_client.request(
+            request.method,
+            f"{owner}{request.path}",
+            params=params,
+            headers=headers,
+            data=orjson.dumps(body) if body is not None else None,
+        ) as response:
+            body = await response.read()
+            return Response(body=body, status=response.status, content_type="application/json")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = {"error": f"the owning worker {owner} did not answer: {exc}"}
+        return Response(body=orjson.dumps(error), status=502, content_type="application/json")
 
 
 def _local_rows(table: Any, prefix: str) -> list[dict[str, Any]]:
@@ -282,13 +336,25 @@ class SilencesView(AuthedView):
         return self.json({"items": sorted(items, key=lambda s: s["starts_ms"])})
 
     async def post(self, request: Request) -> Response:
-        if (refused := self.denied(request, "admin")) is not None:
-            return refused
+        """Create a silence; its `createdBy` is the token's principal (a body value is
+        ignored), its bounds those of tables/silences.py `check_silence_bounds`."""
         try:
-            body = orjson.loads(await request.read())
-            command = {"command": "silence.create", "silence": body}
+            principal = self.principal(request, "admin")
+            body = json_body(await _read_body(request), allow_empty=False)
+            if not isinstance(body, dict):
+                raise BadRequest("silence: must be a JSON object")
+            command = {
+                "command": "silence.create",
+                "silence": {**body, "createdBy": principal.name},
+            }
             (silence,) = apply_command(command, silences).values()
-        except (orjson.JSONDecodeError, ValueError) as exc:
+            max_ms = int(settings.silence_max_hours * 3_600_000)
+            check_silence_bounds(silence, int(time.time() * 1000), max_ms)
+        except Refused as refused:
+            return refused.response
+        except BadRequest as problem:
+            return self.bad(problem)
+        except ValueError as exc:
             return self.json({"error": str(exc)}, status=400)
         await _send_control({"command": "silence.create", "silence": silence})
         return self.json({"silence": silence, "status": "accepted"}, status=202)
@@ -299,22 +365,24 @@ class ExpireSilenceView(AuthedView):
     """Expire a silence now (admin)."""
 
     async def post(self, request: Request, silence_id: str) -> Response:
-        if (refused := self.denied(request, "admin")) is not None:
-            return refused
+        """The body is optional (empty or a JSON object, ignored): who expires the silence is
+        the token's principal."""
+        try:
+            principal = self.principal(request, "admin")
+            body = json_body(await _read_body(request))
+            if body is not None and not isinstance(body, dict):
+                raise BadRequest("body must be empty or a JSON object")
+        except Refused as refused:
+            return refused.response
+        except BadRequest as problem:
+            return self.bad(problem)
         if silences.get(silence_id) is None:
             return self.json({"error": "no such silence"}, status=404)
-        body = {}
-        raw = await request.read()
-        if raw:
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                return self.json({"error": "body must be JSON"}, status=400)
         command = {
             "command": "silence.expire",
             "id": silence_id,
             "at": format_time(int(time.time() * 1000)),
-            "by": str(body.get("by") or "api"),
+            "by": principal.name,
         }
         await _send_control(command)
         return self.json({"status": "accepted", "command": command}, status=202)
@@ -336,7 +404,10 @@ class PostureView(AuthedView):
         from tables.compliance import posture_rows
 
         rows = _local_rows(posture_state, "")
-        rows += await _remote_rows(request, "posture", "")
+        try:
+            rows += await _remote_rows(request, "posture", "")
+        except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
+            return self.json({"error": f"a worker did not answer: {exc}"}, status=502)
         framework = request.query.get("framework")
         result = posture_rows((row["key"], row["value"]) for row in rows)
         if framework:
@@ -366,27 +437,30 @@ class AuditView(AuthedView):
 class GateView(AuthedView):
     """The release gate: allow, warn or block for a service, from live risk state.
 
-    `GET` judges the service as it stands; `POST` a proposed change (JSON: `commit_sha`,
-    `branch`, `artifact`, `environment`, `lines_changed`, `files_changed`, ...). Answered by
-    the worker that owns the service's risk partition; every decision is audited.
+    `GET` judges the service as it stands; `POST` a proposed change (app/web/schema.py: JSON
+    with `commit_sha`, `branch`, `artifact`, `environment`, `lines_changed`, `files_changed`,
+    ...; other keys are refused). Answered by the worker that owns the service's risk
+    partition; every decision is audited under the token's principal (`X-Vigil-Caller`, when
+    sent, is kept as `details.claimed_by` only). A service neither in the catalogue nor with
+    risk state gets `VIGIL_GATE_UNKNOWN_DECISION` with reason `unknown_service`.
     """
 
     async def get(self, request: Request, service: str) -> Response:
-        return await self._judge(request, service, None)
+        return await self._judge(request, service, read_body=False)
 
     async def post(self, request: Request, service: str) -> Response:
-        raw = await request.read()
-        try:
-            change = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            return self.json({"error": "body must be a JSON object"}, status=400)
-        if change is not None and not isinstance(change, dict):
-            return self.json({"error": "body must be a JSON object"}, status=400)
-        return await self._judge(request, service, change)
+        return await self._judge(request, service, read_body=True)
 
-    async def _judge(self, request: Request, service: str, change: dict | None) -> Response:
-        if (refused := self.denied(request)) is not None:
-            return refused
+    async def _judge(self, request: Request, service: str, read_body: bool) -> Response:
+        try:
+            principal = self.principal(request)
+            check_service(service)
+            claimed = claimed_caller(request.headers.get("X-Vigil-Caller"))
+            change = gate_change(json_body(await _read_body(request))) if read_body else None
+        except Refused as refused:
+            return refused.response
+        except BadRequest as problem:
+            return self.bad(problem)
         if request.query.get("local") != "1":
             partition = entity_partition(service, settings.partitions)
             owner = _owner_of_partition(catalog.name("risk_signals"), partition)
@@ -395,29 +469,29 @@ class GateView(AuthedView):
             if owner != _me():
                 return await _forward(request, owner, change)
         from agents.risk import stage
-        from tables.scorecards import gate
+        from tables.scorecards import gate, unknown_gate
 
         now_ms = int(time.time() * 1000)
-        decision = gate(
-            stage.current(risk_state.get(service), risk_state), change, now_ms, stage.config
-        )
-        decision["service"] = service
-        caller = request.headers.get("X-Vigil-Caller") or "api"
+        state = risk_state.get(service)
+        if state is None and service not in stage.services:
+            decision = unknown_gate(service, settings.gate_unknown_decision, now_ms)
+        else:
+            decision = gate(stage.current(state, risk_state), change, now_ms, stage.config)
+            decision["service"] = service
+        details = {"service": service, "score": decision.get("score"), "change": change or {}}
+        if claimed is not None:
+            details["claimed_by"] = claimed
         await _send_control(
             {
                 "command": "audit.append",
-                "who": caller,
+                "who": principal.name,
                 "what": f"gate.{decision['decision']}",
                 "why": "; ".join(
                     str(r.get("message", r)) if isinstance(r, dict) else str(r)
                     for r in decision.get("reasons") or []
                 )
                 or "no findings",
-                "details": {
-                    "service": service,
-                    "score": decision.get("score"),
-                    "change": change or {},
-                },
+                "details": details,
             }
         )
         return self.json(decision)

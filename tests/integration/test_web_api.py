@@ -1,5 +1,5 @@
-"""The web API through real workers: auth, Faust's /table endpoints off, and key lookups
-routed to the owning worker so that either of two workers answers for any key."""
+"""The web API through real workers: auth, Faust's /table and /router endpoints off, and key
+lookups routed to the owning worker so that either of two workers answers for any key."""
 
 from __future__ import annotations
 
@@ -80,6 +80,8 @@ def test_two_workers_answer_for_every_key(workers, fixtures_dir):
     assert get(f"{base[0]}/api/tables/entities")[0] == 401
     assert get(f"{base[0]}/api/tables/entities", "wrong-token")[0] == 401
     assert get(f"{base[0]}/table/entity-stats")[0] == 404
+    # Faust's /router/ is off; routing below goes through app.router's in-process metadata
+    assert get(f"{base[0]}/router/")[0] == get(f"{base[0]}/router/topics", READ)[0] == 404
     status, _ = get(f"{base[0]}/api/silences", READ, method="POST", json={})
     assert status == 403
 

@@ -85,3 +85,13 @@ def test_offline_replay_of_the_falco_host_capture_prints_215_events(fixtures_dir
     records = _lines(capfdbinary.readouterr().out)
     assert sum(r["topic"] == "vigil.events" for r in records) == 215
     assert all(r["key"] == r["value"]["entity"] for r in records if r["topic"] == "vigil.events")
+
+
+def test_silence_add_refuses_what_exceeds_the_bounds(capfdbinary, monkeypatch):
+    """Checked before anything is sent (no broker needed): duration and comment size."""
+    monkeypatch.setenv("VIGIL_SILENCE_MAX_HOURS", "24")
+    for extra in (["--hours", "25"], ["--comment", "x" * 5000]):
+        argv = ["silence", "add", "-m", 'alertname="x"', "--by", "me", "--comment", "why"]
+        assert main(argv + extra) == 2
+        error = orjson.loads(capfdbinary.readouterr().err)
+        assert error["error"] == "invalid silence", error
