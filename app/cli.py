@@ -19,8 +19,9 @@ import orjson
 from app.events import format_time, parse_time
 from app.security import KafkaSecurity
 from app.settings import Settings
+from app.sources.decode import too_large
 from app.sources.errors import NormalizeError
-from app.sources.files import file_records
+from app.sources.files import OversizeRecord, file_records
 from app.topics import RAW_FAMILIES, TopicCatalog
 
 
@@ -54,6 +55,20 @@ def _partitions_of(catalog: TopicCatalog, topic: str) -> int:
 def _file_key(path: str) -> bytes:
     """Records of one file share a key, so they stay in one partition and in file order."""
     return Path(path).name.encode()
+
+
+def _producible(path: str, settings: Settings, skipped: list[int]) -> Iterator[bytes]:
+    """The records of a file to produce. One over `VIGIL_MAX_RECORD_BYTES` is reported on
+    stderr and left out (counted in `skipped`): it is never held whole, and a worker would
+    only dead-letter it."""
+    for index, raw in file_records(path, settings.max_record_bytes):
+        if isinstance(raw, OversizeRecord):
+            error = too_large(raw.size, settings.max_record_bytes)
+            message = f"{error.message}; not produced"
+            _err({"file": path, "record": index, "error_code": "too_large", "message": message})
+            skipped.append(index)
+            continue
+        yield raw
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -92,10 +107,12 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     catalog = TopicCatalog(settings)
     topic = _resolve_topic(catalog, args.topic)
 
+    skipped: list[int] = []
+
     def records() -> Iterator[tuple[str, bytes | None, bytes]]:
         for path in args.files:
             key = _file_key(path)
-            for _, raw in file_records(path):
+            for raw in _producible(path, settings, skipped):
                 yield topic, key, raw
 
     async def run() -> int:
@@ -106,7 +123,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
     count = asyncio.run(run())
     _err({"produced": count, "topic": topic})
-    return 0
+    return 1 if skipped else 0
 
 
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,10 +172,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         plan.append((path, catalog.raw(family)))
 
+    skipped: list[int] = []
+
     def records() -> Iterator[tuple[str, bytes | None, bytes]]:
         for path, topic in plan:
             key = _file_key(path)
-            for _, raw in file_records(path):
+            for raw in _producible(path, settings, skipped):
                 yield topic, key, raw
 
     async def run() -> int:
@@ -172,38 +191,44 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     count = asyncio.run(run())
     _err({"produced": count, "files": len(plan)})
-    return 0
+    return 1 if skipped else 0
 
 
 def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
-    """Normalize files offline; events on stdout, one JSON error line per bad record on stderr."""
+    """Normalize files offline; events on stdout, one JSON error line per bad record on stderr.
+
+    Files are read a record at a time (app/sources/files.py): memory stays bounded by
+    `VIGIL_MAX_RECORD_BYTES` whatever a file's size.
+    """
     from app.pipeline import build_normalizer
 
     normalizer = build_normalizer(settings)
     failures = 0
+
+    def failed(path: str, index: int, error: NormalizeError, event: int | None = None) -> None:
+        nonlocal failures
+        failures += 1
+        where = {"file": path, "record": index} | ({} if event is None else {"event": event})
+        _err(where | {"error_code": error.code.value, "message": error.message})
+
     for path in args.files:
         try:
-            records = list(file_records(path))
+            for index, raw in file_records(path, settings.max_record_bytes):
+                if isinstance(raw, OversizeRecord):
+                    failed(path, index, too_large(raw.size, settings.max_record_bytes))
+                    continue
+                try:
+                    normalized = normalizer.normalize_record(raw, source=args.source)
+                except NormalizeError as exc:
+                    failed(path, index, exc)
+                    continue
+                for event_index, error in normalized.rejected:
+                    failed(path, index, error, event_index)
+                for event in normalized.events:
+                    _out(event.to_dict())
         except OSError as exc:
             _err({"file": path, "error_code": "unreadable", "message": exc.strerror or str(exc)})
             failures += 1
-            continue
-        for index, raw in records:
-            try:
-                events = normalizer.normalize(raw, source=args.source)
-            except NormalizeError as exc:
-                failures += 1
-                _err(
-                    {
-                        "file": path,
-                        "record": index,
-                        "error_code": exc.code.value,
-                        "message": exc.message,
-                    }
-                )
-                continue
-            for event in events:
-                _out(event.to_dict())
     return 1 if failures else 0
 
 
@@ -272,9 +297,13 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from app.generate import TelemetryGenerator
 
     generator = TelemetryGenerator(seed=args.seed, bad_ratio=args.bad_ratio)
-    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
     if args.stdout:
         count = args.count if args.count is not None else int(args.rate * (args.duration or 10))
+        # By default the stream ends now: no event time ahead of the wall clock, which a
+        # worker would dead-letter past VIGIL_MAX_FUTURE_SKEW_MS.
+        span_ms = int(count * 1000 / args.rate) if args.rate > 0 else 0
+        now_ms = int(time.time() * 1000)
+        start_ms = args.start_ms if args.start_ms is not None else now_ms - span_ms
         for record in generator.records(start_ms, args.rate, count):
             _out({"family": record.family, "raw": record.value.decode("utf-8", "replace")})
         return 0

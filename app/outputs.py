@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.events import event_id, format_time
-from app.sources.errors import NormalizeError
+from app.sources.errors import ErrorCode, NormalizeError
+from app.sources.files import OVERSIZE_HEAD_BYTES, OversizeRecord
 
 #: Most original bytes a dead letter carries. Base64 grows them by a third, and the result must
 #: fit Kafka's default 1 MB message limit; longer records are cut, flagged `raw_truncated`, and
 #: identified by `raw_sha256` (the whole record stays at its offset in the source topic).
-DEADLETTER_RAW_CAP = 512 * 1024
+DEADLETTER_RAW_CAP = OVERSIZE_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,26 +36,40 @@ class Origin:
     timestamp_ms: int | None = None
 
 
-def dead_letter(origin: Origin, error: NormalizeError, raw: bytes) -> Output:
+def dead_letter(
+    origin: Origin,
+    error: NormalizeError,
+    raw: bytes | OversizeRecord,
+    event_index: int | None = None,
+) -> Output:
     """The `vigil.deadletter` record for a raw record that could not be normalized.
 
     Keeps the original bytes (base64, up to DEADLETTER_RAW_CAP) so the record can be replayed
     once fixed. `time` is the record's broker timestamp when known, so a replay writes the same
-    dead letter.
+    dead letter. `event_index`: the one event of a multi-event record refused on its own (a
+    future event time); the rest of the record went on. A record over the size limit is
+    identified by its SHA-256: a file reader never holds it whole (app/sources/files.py), and
+    held or not it gets the same dead letter.
     """
     time_ms = origin.timestamp_ms
-    kept = raw[:DEADLETTER_RAW_CAP]
+    if isinstance(raw, OversizeRecord):
+        kept, size, sha256 = raw.head[:DEADLETTER_RAW_CAP], raw.size, raw.sha256
+    else:
+        kept, size, sha256 = raw[:DEADLETTER_RAW_CAP], len(raw), hashlib.sha256(raw).hexdigest()
+    identity = f"sha256:{sha256}" if error.code is ErrorCode.TOO_LARGE else raw
+    parts = (origin.topic, origin.partition, origin.offset, identity)
     value = {
-        "id": event_id("deadletter", origin.topic, origin.partition, origin.offset, raw),
+        "id": event_id("deadletter", *parts, *(() if event_index is None else (event_index,))),
         "source_topic": origin.topic,
         "partition": origin.partition,
         "offset": origin.offset,
+        "event_index": event_index,
         "error_code": error.code.value,
         "message": error.message,
         "raw_b64": base64.b64encode(kept).decode("ascii"),
-        "raw_bytes": len(raw),
-        "raw_truncated": len(kept) < len(raw),
-        "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        "raw_bytes": size,
+        "raw_truncated": len(kept) < size,
+        "raw_sha256": sha256,
         "time": format_time(time_ms) if time_ms is not None else None,
     }
     return Output("deadletter", f"{origin.topic}:{origin.partition}:{origin.offset}", value)

@@ -25,8 +25,9 @@ from app.events import Event
 from app.masking import MaskingPolicy
 from app.outputs import Origin, Output, dead_letter
 from app.settings import Settings
-from app.sources.decode import DecodeLimits
+from app.sources.decode import DecodeLimits, too_large
 from app.sources.errors import NormalizeError
+from app.sources.files import OversizeRecord
 from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog, entity_partition
 from tables import held, partition_clock
@@ -133,10 +134,11 @@ class Step:
 
 
 def build_normalizer(settings: Settings) -> Normalizer:
-    """The Normalizer configured from settings (limits and masking)."""
+    """The Normalizer configured from settings (limits, masking, future event times)."""
     return Normalizer(
         limits=DecodeLimits(max_bytes=settings.max_record_bytes, max_depth=settings.max_depth),
         masking=MaskingPolicy(enabled=settings.masking, mask_ips=settings.mask_ips),
+        max_future_skew_ms=settings.max_future_skew_ms,
     )
 
 
@@ -344,14 +346,26 @@ class Pipeline:
         #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
         self.raw_topics = frozenset(TopicCatalog(settings).raw_topics())
 
-    def ingest(self, raw: bytes, family: str | None, origin: Origin) -> list[Output]:
-        """Normalize one raw record into `events` outputs, or one `deadletter` output."""
+    def ingest(
+        self, raw: bytes | OversizeRecord, family: str | None, origin: Origin
+    ) -> list[Output]:
+        """Normalize one raw record into `events` outputs, or one `deadletter` output.
+
+        A record some of whose events are future-dated gives a dead letter per such event
+        (original bytes, `event_index`) and the other events. An OversizeRecord (a file's
+        record over the size limit) is dead-lettered `too_large`.
+        """
+        if isinstance(raw, OversizeRecord):
+            error = too_large(raw.size, self.normalizer.limits.max_bytes)
+            return [dead_letter(origin, error, raw)]
         try:
-            events = self.normalizer.normalize(raw, family=family)
+            normalized = self.normalizer.normalize_record(raw, family=family)
         except NormalizeError as error:
             return [dead_letter(origin, error, raw)]
+        refused = [dead_letter(origin, error, raw, index) for index, error in normalized.rejected]
+        events = normalized.events
         if origin.partition is not None and origin.offset is not None:
-            for index, event in enumerate(events):
+            for index, event in normalized.accepted:
                 event.origin = {
                     "t": origin.topic,
                     "p": origin.partition,
@@ -365,7 +379,7 @@ class Pipeline:
                     # broker's record timestamp, fixed at produce time, is the next best.
                     event.ts_ms = origin.timestamp_ms
                     event.attributes["time_source"] = "kafka_timestamp"
-        return [Output("events", event.entity, event.to_dict()) for event in events]
+        return refused + [Output("events", event.entity, event.to_dict()) for event in events]
 
     def process(
         self,

@@ -15,7 +15,7 @@ from app.events import Event
 from app.outputs import Origin, Output
 from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, Step, risk_config
 from app.settings import Settings
-from app.sources.files import file_records
+from app.sources.files import OversizeRecord, file_records
 from app.sources.normalize import detect_family
 from app.topics import TopicCatalog, entity_partition
 from tables.risk import RiskStage
@@ -25,6 +25,8 @@ from tables.staged import StagedState
 def file_family(path: str | Path) -> str | None:
     """The raw family of a telemetry file, from its first recognisable record."""
     for _, raw in file_records(path):
+        if isinstance(raw, OversizeRecord):
+            continue
         family = detect_family(raw)
         if family is not None:
             return family
@@ -58,7 +60,7 @@ def offline_replay(
     for path in paths:
         path_family = family or file_family(path)
         topic = catalog.raw(path_family) if path_family else str(path)
-        for index, raw in file_records(path):
+        for index, raw in file_records(path, settings.max_record_bytes):
             origin = Origin(topic=topic, partition=None, offset=index)
             for out in pipeline.ingest(raw, path_family, origin):
                 if out.topic == "events":

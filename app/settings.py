@@ -82,6 +82,10 @@ class Settings:
     max_record_bytes: int = 1_048_576
     #: Deepest JSON nesting accepted. Env `VIGIL_MAX_DEPTH`. Default 64.
     max_depth: int = 64
+    #: Event times further ahead of the wall clock than this (ms) are dead-lettered
+    #: (`future_timestamp`) before they reach a watermark. Env `VIGIL_MAX_FUTURE_SKEW_MS`.
+    #: Default 3600000 (1 h). 0 turns the check off (backfills of synthetic future data).
+    max_future_skew_ms: int = 3_600_000
     #: Mask secrets and personal data in outputs. Env `VIGIL_MASKING`. Default true.
     masking: bool = True
     #: Also mask IPv4 addresses. Env `VIGIL_MASK_IPS`. Default false.
@@ -209,6 +213,7 @@ class Settings:
             topic_prefix=_env(env, "VIGIL_TOPIC_PREFIX", d.topic_prefix),
             max_record_bytes=_env_int(env, "VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
             max_depth=_env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
+            max_future_skew_ms=_env_int(env, "VIGIL_MAX_FUTURE_SKEW_MS", d.max_future_skew_ms),
             masking=_env_bool(env, "VIGIL_MASKING", d.masking),
             mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
             batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
@@ -275,6 +280,10 @@ class Settings:
         return f"Settings(app_id={self.app_id!r}, broker_url={self.broker_url!r}, ...)"
 
     def __post_init__(self) -> None:
+        if self.max_future_skew_ms < 0:
+            raise ValueError(
+                f"VIGIL_MAX_FUTURE_SKEW_MS must be >= 0 (0: off), got {self.max_future_skew_ms}"
+            )
         if self.batch_max < 1:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.table_cache_keys < 0:

@@ -19,21 +19,24 @@ class DecodeLimits:
 
 
 def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) -> Any:
-    """Decode one raw record: size check, UTF-8, JSON, nesting depth.
+    """Decode one raw record: size check, UTF-8, no NUL byte, JSON, nesting depth.
 
     With `allow_text`, a record that is valid UTF-8 but not JSON is returned as a `str` (for
     text formats such as the Prometheus exposition format) instead of failing.
     """
     if len(raw) > limits.max_bytes:
-        raise NormalizeError(
-            ErrorCode.TOO_LARGE, f"record is {len(raw)} bytes, over the {limits.max_bytes} limit"
-        )
+        raise too_large(len(raw), limits.max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NormalizeError(
             ErrorCode.INVALID_UTF8, f"record is not UTF-8 (byte {exc.start})"
         ) from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # never valid JSON, and no text format either
+        raise NormalizeError(
+            ErrorCode.BINARY, f"record holds a NUL byte (byte {nul}): binary data, not JSON or text"
+        )
     if not text.strip():
         raise NormalizeError(ErrorCode.EMPTY, "record is empty")
     try:
@@ -50,6 +53,11 @@ def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) ->
     if nesting_depth(doc, limits.max_depth) > limits.max_depth:
         raise NormalizeError(ErrorCode.TOO_DEEP, f"nesting deeper than {limits.max_depth} levels")
     return doc
+
+
+def too_large(size: int, limit: int) -> NormalizeError:
+    """The TOO_LARGE error for a record of `size` bytes (also raised by the file reader)."""
+    return NormalizeError(ErrorCode.TOO_LARGE, f"record is {size} bytes, over the {limit} limit")
 
 
 def nesting_depth(doc: Any, stop_after: int) -> int:

@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
 
     TOO_LARGE = "too_large"  # record over the configured size limit
     INVALID_UTF8 = "invalid_utf8"  # bytes are not UTF-8
+    BINARY = "binary"  # UTF-8 but holds a NUL byte: binary data, neither JSON nor text
     MALFORMED_JSON = "malformed_json"  # not parseable as JSON (or the source's text format)
     TOO_DEEP = "too_deep"  # nesting deeper than the configured limit
     UNKNOWN_FORMAT = "unknown_format"  # no adapter recognises the record
@@ -17,6 +18,7 @@ class ErrorCode(StrEnum):
     WRONG_TYPE = "wrong_type"  # a field has the wrong JSON type
     INVALID_VALUE = "invalid_value"  # a field has an impossible value (e.g. a bad timestamp)
     EMPTY = "empty"  # the record holds nothing to normalize
+    FUTURE_TIMESTAMP = "future_timestamp"  # event time too far ahead of the wall clock
     INTERNAL = "internal_error"  # an adapter bug; the record is kept for replay after a fix
 
 

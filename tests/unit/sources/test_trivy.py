@@ -169,7 +169,7 @@ def test_finding_key_ignores_severity_cvss_fixed_version_and_time(fixtures_dir):
     doc = load(fixtures_dir, "alpine-39.json")
     before = keys_of(run(doc))
     changed = copy.deepcopy(doc)
-    changed["CreatedAt"] = "2030-01-01T00:00:00Z"
+    changed["CreatedAt"] = "2026-06-01T00:00:00Z"  # a later scan (not ahead of the clock)
     changed["ArtifactID"] = "sha256:" + "0" * 64  # a rebuilt image
     changed["Metadata"]["RepoTags"] = ["ghcr.io/aquasecurity/trivy-test-images:v2"]
     for vuln in changed["Results"][0]["Vulnerabilities"]:
