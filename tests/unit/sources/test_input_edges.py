@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 
+from app.cli import main
 from app.events import format_time
 from app.outputs import Origin
 from app.pipeline import Pipeline, build_normalizer
@@ -20,10 +21,8 @@ ORIGIN = Origin(topic="telemetry.falco", partition=0, offset=7)
 
 
 def falco_alert(when: str, hostname: str = "web-1") -> bytes:
-    return orjson.dumps(
-        {"rule": "Write below etc", "priority": "Error", "output": "o", "time": when,
-         "hostname": hostname}
-    )  # fmt: skip
+    alert = {"rule": "Write below etc", "priority": "Error", "output": "o", "time": when}
+    return orjson.dumps(alert | {"hostname": hostname})
 
 
 def from_now(ms: int) -> str:
@@ -113,3 +112,18 @@ def test_raw_nul_byte_has_its_own_code():
             Normalizer().normalize(b'up{job="a"} 1\x00\n', family=family)
         assert caught.value.code is ErrorCode.BINARY
         assert "NUL byte" in caught.value.message
+
+
+def test_vigil_normalize_reports_each_refused_event_and_prints_the_rest(
+    fixtures_dir, tmp_path, capfdbinary
+):
+    name = "stratus-aws.credential-access.secretsmanager-batch-retrieve-secrets.json"
+    records = orjson.loads((fixtures_dir / "cloudtrail" / name).read_bytes())
+    records[2]["eventTime"] = from_now(2 * DAY_MS)[:19] + "Z"
+    path = tmp_path / "trail.json"
+    path.write_bytes(orjson.dumps(records))
+    assert main(["normalize", str(path)]) == 1
+    out, err = capfdbinary.readouterr()
+    (error,) = [orjson.loads(line) for line in err.splitlines()]
+    assert (error["record"], error["event"], error["error_code"]) == (0, 2, "future_timestamp")
+    assert len(out.splitlines()) == 4
