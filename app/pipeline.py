@@ -153,6 +153,7 @@ def dedup_config(settings: Settings) -> DedupConfig:
         group_wait_ms=settings.group_wait_ms,
         group_interval_ms=settings.group_interval_ms,
         repeat_interval_ms=settings.repeat_interval_ms,
+        state_repeat_interval_ms=settings.finding_repeat_interval_ms,
         resolve_timeout_ms=settings.resolve_timeout_ms,
         inhibit_rules=rules,
     )
@@ -306,9 +307,10 @@ def partition_keys(partitions: int) -> tuple[str, ...]:
 #: Event-time spacing of the heartbeats the risk stage receives (its check interval).
 RISK_TICK_MS = risk_config().check_interval_ms
 
-#: Most risk heartbeats one clock step sends per risk partition (a jump over days of event
-#: time sends the latest ones only).
-MAX_RISK_TICKS = 100
+#: Most risk heartbeats one clock step sends per risk partition: the latest boundaries it
+#: crossed. The risk stage runs each subject's timers between two clocks itself (each at its
+#: own time), so a jump over days of event time costs a few heartbeats, not one per boundary.
+MAX_RISK_TICKS = 3
 
 #: The partition clock before a partition heard from its sources: fires no timer.
 NOT_STARTED = -(2**62)

@@ -50,12 +50,6 @@ def offline_replay(
     """
     catalog = TopicCatalog(settings)
     pipeline = Pipeline(settings)  # stateless ingest
-    silences: dict[str, Any] = {}
-    inhibitors: dict[str, Any] = {}
-    partitions = {
-        p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
-        for p in range(settings.partitions)
-    }
     events: list[Output] = []
     for path in paths:
         path_family = family or file_family(path)
@@ -67,8 +61,23 @@ def offline_replay(
                     events.append(out)
                 else:
                     yield as_record(catalog, out)
-    events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
-    risk = OfflineRisk(settings, pipeline.catalogue, events, partitions)
+    yield from replay_events(events, settings, pipeline.catalogue, flush)
+
+
+def replay_events(
+    events: list[Output], settings: Settings, catalogue: Any, flush: bool = True
+) -> Iterator[dict[str, Any]]:
+    """The stateful part of `offline_replay`: canonical events (`events` outputs of the ingest
+    stage) in event-time order, each followed by what the stateful logic derives from it."""
+    catalog = TopicCatalog(settings)
+    silences: dict[str, Any] = {}
+    inhibitors: dict[str, Any] = {}
+    partitions = {
+        p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
+        for p in range(settings.partitions)
+    }
+    events = sorted(events, key=lambda out: (out.value["ts_ms"], out.value["id"]))
+    risk = OfflineRisk(settings, catalogue, events, partitions)
     for out in events:
         yield as_record(catalog, out)
         partition = entity_partition(out.key or "", settings.partitions)

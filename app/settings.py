@@ -156,6 +156,10 @@ class Settings:
     group_interval_ms: int = 300_000
     #: Alertmanager's repeat_interval (ms). Env `VIGIL_REPEAT_INTERVAL_MS`. Default 4 h.
     repeat_interval_ms: int = 4 * 3_600_000
+    #: How often a still-open finding (scanner, code scanning, dependency alerts) or CI failure
+    #: is notified again (ms); 0 = never: they notify when they open, resolve or reopen.
+    #: Env `VIGIL_FINDING_REPEAT_INTERVAL_MS`. Default 0.
+    finding_repeat_interval_ms: int = 0
     #: Alertmanager's resolve_timeout (ms). Env `VIGIL_RESOLVE_TIMEOUT_MS`. Default 300000.
     resolve_timeout_ms: int = 300_000
     #: Service catalogue YAML (criticality, exposure). Env `VIGIL_CATALOGUE`. Default none.
@@ -241,6 +245,9 @@ class Settings:
             group_wait_ms=_env_int(env, "VIGIL_GROUP_WAIT_MS", d.group_wait_ms),
             group_interval_ms=_env_int(env, "VIGIL_GROUP_INTERVAL_MS", d.group_interval_ms),
             repeat_interval_ms=_env_int(env, "VIGIL_REPEAT_INTERVAL_MS", d.repeat_interval_ms),
+            finding_repeat_interval_ms=_env_int(
+                env, "VIGIL_FINDING_REPEAT_INTERVAL_MS", d.finding_repeat_interval_ms
+            ),
             resolve_timeout_ms=_env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
             catalogue=_env(env, "VIGIL_CATALOGUE", d.catalogue),
             inhibit_rules=_env(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),

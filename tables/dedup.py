@@ -95,9 +95,6 @@ _ALERT_RANK = 0  # alert and scope timers run before group flushes due at the sa
 _GROUP_RANK = 1
 
 
-#: Most repeats a group catches up on after a quiet stretch (no event on the partition for
-#: longer than this many `repeat_interval`s: 16 days 16 hours with the defaults).
-MAX_CATCH_UP_REPEATS = 100
 #: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
 #: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
 MAX_PENDING_INPUTS = 250
@@ -120,6 +117,11 @@ class DedupConfig:
     #: How long resolved alerts and idle groups' logs are kept (Alertmanager's nflog: 120h).
     retention_ms: int = 120 * 3_600_000
     timeout_kinds: frozenset[str] = frozenset({"runtime", "prom", "anomaly", "violation"})
+    #: Kinds that are state rather than incidents (a finding is open until a rescan or a fix
+    #: resolves it): they notify when they open, resolve or reopen, and repeat only every
+    #: `state_repeat_interval_ms` (0: never), as an Alertmanager route of their own would.
+    state_kinds: frozenset[str] = frozenset({"finding", "ci"})
+    state_repeat_interval_ms: int = 0
     inhibit_rules: tuple[InhibitRule, ...] = ()
 
     def __post_init__(self) -> None:
@@ -127,6 +129,8 @@ class DedupConfig:
             raise ValueError("group_interval and repeat_interval must be positive")
         if min(self.group_wait_ms, self.resolve_timeout_ms, self.slack_ms) < 0:
             raise ValueError("group_wait, resolve_timeout and slack must not be negative")
+        if self.state_repeat_interval_ms < 0:
+            raise ValueError("the findings' repeat interval must not be negative (0: off)")
         if self.retention_ms <= 0:
             raise ValueError("retention must be positive")
 
@@ -675,19 +679,36 @@ class AlertStage:
         if group is None or group.get("due") is None or group["due"] > due:
             return  # stale timer
         if group["alive"]:
-            # At the timer's own time, however far the clock jumped past it: a worker's clock
-            # moves in steps of any size (tables/partition_clock.py), so skipping the repeats
-            # of a jump would make notifications depend on the step sizes. Except in a quiet
-            # stretch longer than MAX_CATCH_UP_REPEATS repeats (weeks without an event on the
-            # partition): then only the last ones are sent.
-            floor = ctx.clock - MAX_CATCH_UP_REPEATS * self.config.repeat_interval_ms
-            if not ctx.flush and due < floor and self._only_repeats(group, due, ctx):
+            # After the clock jumped over several repeat intervals (a backlog, an old replay),
+            # a flush that could only repeat goes out once, at the last tick a repeat was due
+            # by, as Alertmanager sends one notification, not one per interval missed.
+            interval = self._repeat_interval(self._member_states(group, ctx))
+            floor = None if interval is None else ctx.clock - interval
+            if (
+                not ctx.flush
+                and floor is not None
+                and due < floor
+                and self._only_repeats(group, due, ctx)
+            ):
                 group["next"] = self._tick_at_or_after(group, floor)
                 self._save_group(key, group, ctx, popped=True)
                 return
             self._flush_group(key, group, due, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
+
+    def _member_states(self, group: dict[str, Any], ctx: _Ctx) -> list[dict[str, Any]]:
+        """The stored records of a group's members."""
+        states = (ctx.alerts.get(alert_key) for alert_key in group["members"])
+        return [state for state in states if isinstance(state, dict)]
+
+    def _repeat_interval(self, states: Iterable[Mapping[str, Any]]) -> int | None:
+        """How often a group of these alerts repeats (None: never): `repeat_interval` while
+        any member is an incident, the findings' own interval when all are state."""
+        kinds = {state["kind"] for state in states}
+        if kinds and kinds <= self.config.state_kinds:
+            return self.config.state_repeat_interval_ms or None
+        return self.config.repeat_interval_ms
 
     def _only_repeats(self, group: dict[str, Any], now: int, ctx: _Ctx) -> bool:
         """Whether a flush of the group at `now` could only repeat its last notification."""
@@ -699,7 +720,7 @@ class AlertStage:
             if state is None or state["status"] is None or any(self._mute(state, now)):
                 continue
             (firing if state["status"] == "firing" else resolved).add(state["fp"])
-        return not self._needs_update(group["log"], firing, resolved, now, repeat=False)
+        return not self._needs_update(group["log"], firing, resolved, now, None)
 
     def _needs_update(
         self,
@@ -707,9 +728,9 @@ class AlertStage:
         firing: set[str],
         resolved: set[str],
         now: int,
-        repeat: bool = True,
+        repeat_interval: int | None,
     ) -> bool:
-        """Alertmanager's DedupStage.needsUpdate (`repeat` False: changes only)."""
+        """Alertmanager's DedupStage.needsUpdate (`repeat_interval` None: changes only)."""
         if log is None:
             return bool(firing)
         if not firing <= set(log["firing"]):
@@ -718,7 +739,7 @@ class AlertStage:
             return bool(log["firing"])
         if self.config.send_resolved and not resolved <= set(log["resolved"]):
             return True
-        return repeat and log["time"] < now - self.config.repeat_interval_ms
+        return repeat_interval is not None and log["time"] < now - repeat_interval
 
     def _flush_group(self, key: str, group: dict[str, Any], now: int, ctx: _Ctx) -> None:
         group["last"] = now
@@ -743,7 +764,12 @@ class AlertStage:
         rset = {s["fp"] for _, s in resolved}
         # While flushing, repeat only for alerts with inputs no notification carried yet.
         repeat = not ctx.flush or any(s["acc"] for _, s in firing)
-        if (firing or resolved) and self._needs_update(log, fset, rset, now, repeat):
+        interval = self._repeat_interval(state for _, state in members)
+        if ctx.flush and interval is None and repeat:
+            interval = self.config.repeat_interval_ms  # the last repeat of unsent inputs
+        if (firing or resolved) and self._needs_update(
+            log, fset, rset, now, interval if repeat else None
+        ):
             previous = set(log["firing"]) if log else set()
             sent = firing + (resolved if self.config.send_resolved else [])
             for _, state in sorted(sent, key=lambda item: item[1]["fp"]):
@@ -805,8 +831,11 @@ class AlertStage:
             if s["status"] == "firing" and not s["silenced_by"] and not s["inhibited_by"]
         ]
         wants_repeat = not flush or any(s["acc"] for s in unmuted_firing)
-        if log is not None and unmuted_firing and wants_repeat:
-            reasons.append(log["time"] + self.config.repeat_interval_ms + 1)
+        interval = self._repeat_interval(state for _, state in members)
+        if flush and interval is None and wants_repeat:
+            interval = self.config.repeat_interval_ms  # the last repeat of unsent inputs
+        if log is not None and unmuted_firing and wants_repeat and interval is not None:
+            reasons.append(log["time"] + interval + 1)
         if not flush and any(s["inhibited_by"] for _, s in members):
             reasons.append(now + 1)
         if self.silences:

@@ -447,7 +447,7 @@ class RiskStage:
             return None
         if self._changing(st):
             return (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
-        if st["emit"] is not None and st["emit"]["score"] > 0:
+        if cfg.emit_period_ms and st["emit"] is not None and st["emit"]["score"] > 0:
             return (st["eval"] // cfg.emit_period_ms + 1) * cfg.emit_period_ms
         return None
 
@@ -499,8 +499,10 @@ class RiskStage:
             reason = "first" if score > 0 else None
         elif abs(score - last["score"]) > cfg.emit_delta:
             reason = trigger
-        elif (score > 0 or last["score"] > 0) and (
-            at // cfg.emit_period_ms > last["time"] // cfg.emit_period_ms
+        elif (
+            cfg.emit_period_ms
+            and (score > 0 or last["score"] > 0)
+            and at // cfg.emit_period_ms > last["time"] // cfg.emit_period_ms
         ):
             reason = "periodic"
         if reason is None:

@@ -69,8 +69,9 @@ class RiskConfig:
     half_life_ms: int = 6 * HOUR_MS
     #: Emit when the score moved by more than this many points since the last emission.
     emit_delta: float = 5.0
-    #: Emit at least once per period of event time while the score (or the last one) is > 0.
-    emit_period_ms: int = 15 * MINUTE_MS
+    #: Emit at least once per period of event time while the score (or the last one) is > 0;
+    #: 0 (the default): only on a change of more than `emit_delta`.
+    emit_period_ms: int = 0
     #: Grid of the decay re-evaluations (the period must be a multiple of it).
     check_interval_ms: int = 5 * MINUTE_MS
     #: How long resolved items are kept (also: older item signals are ignored).
@@ -120,12 +121,14 @@ class RiskConfig:
     deploy_cooldown_ms: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("half_life_ms", "emit_period_ms", "check_interval_ms", "retention_ms")
+        positive = ("half_life_ms", "check_interval_ms", "retention_ms")
         for name in (*positive, "ci_window_ms", "cfr_window_ms", "max_items"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"risk config: {name} must be positive")
-        if self.emit_period_ms % self.check_interval_ms:
-            raise ValueError("risk config: emit_period_ms must be a multiple of check_interval_ms")
+        if self.emit_period_ms < 0 or self.emit_period_ms % self.check_interval_ms:
+            raise ValueError(
+                "risk config: emit_period_ms must be 0 or a multiple of check_interval_ms"
+            )
         if self.emit_delta < 0 or self.incident_window_ms < 0 or self.prior_count < 0:
             raise ValueError("risk config: emit_delta, incident_window, prior must be >= 0")
         if self.incident_min_severity not in SEVERITY_RANK:

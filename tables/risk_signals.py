@@ -289,6 +289,8 @@ def _from_alert(record: Mapping[str, Any], catalogue: Catalogue | None, cluster:
     kinds = {"finding": "finding", "runtime": "incident", "prom": "incident"}
     kinds["violation"] = "violation"
     signal_kind = kinds.get(kind)  # ci and anomaly alerts: first-hand signals exist
+    if record.get("notification") == "repeat":
+        return []  # a reminder: the alert's state did not change, so neither does the risk
     entity = record.get("entity")
     time_ms = _time(record.get("time"))
     if signal_kind is None or not isinstance(entity, str) or time_ms is None:

@@ -357,7 +357,7 @@ def _scenario_signals() -> list[dict]:
 
 
 def test_stage_emits_first_change_decay_and_periodic():
-    harness = Harness()
+    harness = Harness(RiskConfig(emit_period_ms=15 * MIN))
     outputs = harness.feed(_scenario_signals())
     outputs += harness.feed([tick_signal("p0", T0 + 2 * DAY)])
     risk = [v for v in values(outputs, "risk") if v["entity"] == "payments"]
@@ -379,7 +379,7 @@ def test_stage_emits_first_change_decay_and_periodic():
 
 
 def test_periodic_emissions_stop_once_the_score_is_zero():
-    harness = Harness()
+    harness = Harness(RiskConfig(emit_period_ms=15 * MIN))
     signals = signals_from(None, [falco_alert("firing", T0)], CATALOGUE)
     signals += signals_from(None, [falco_alert("resolved", T0 + MIN)], CATALOGUE)
     harness.feed(sorted([s for s in signals if s["service"] == "payments"], key=_order))

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.pipeline import NOT_STARTED
 from tables.risk import RiskStage, watermark_key
+from tables.risk_model import RiskConfig
 from tables.risk_signals import signals_from, tick_signal
 from tables.staged import StagedState
 from tests.unit.risk_helpers import (
@@ -147,7 +148,7 @@ def test_the_gate_sees_held_signals():
 
 
 def _periodic_times(steps: list[int]) -> list[int]:
-    stage = RiskStage()
+    stage = RiskStage(RiskConfig(emit_period_ms=15 * MIN))
     table: dict[str, Any] = {}
     staged = StagedState(table)
     outputs = []
