@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.events import event_id, format_time
+from app.masking import MaskingPolicy, mask_raw, mask_text
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import OVERSIZE_HEAD_BYTES, OversizeRecord
 
@@ -15,6 +16,10 @@ from app.sources.files import OVERSIZE_HEAD_BYTES, OversizeRecord
 #: fit Kafka's default 1 MB message limit; longer records are cut, flagged `raw_truncated`, and
 #: identified by `raw_sha256` (the whole record stays at its offset in the source topic).
 DEADLETTER_RAW_CAP = OVERSIZE_HEAD_BYTES
+#: Bytes past the cap masked together with the kept ones, so that a secret the cap cuts is
+#: still recognised whole (and masked) rather than kept in part.
+_MASK_OVERLAP = 64 * 1024
+_MASK_ALL = MaskingPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +46,29 @@ def dead_letter(
     error: NormalizeError,
     raw: bytes | OversizeRecord,
     event_index: int | None = None,
+    *,
+    masking: MaskingPolicy = _MASK_ALL,
 ) -> Output:
     """The `vigil.deadletter` record for a raw record that could not be normalized.
 
     Keeps the original bytes (base64, up to DEADLETTER_RAW_CAP) so the record can be replayed
-    once fixed. `time` is the record's broker timestamp when known, so a replay writes the same
-    dead letter. `event_index`: the one event of a multi-event record refused on its own (a
-    future event time); the rest of the record went on. A record over the size limit is
+    once fixed, masked with the same rules as events (app/masking.py `mask_raw`; bytes with
+    nothing to mask are kept exactly, `raw_masked` says which); `raw_bytes` and `raw_sha256`
+    describe the original, which stays clear only at its offset in the source topic. `time` is
+    the record's broker timestamp when known, so a replay writes the same dead letter.
+    `event_index`: the one event of a multi-event record refused on its own (a future event
+    time); the rest of the record went on. A record over the size limit is
     identified by its SHA-256: a file reader never holds it whole (app/sources/files.py), and
     held or not it gets the same dead letter.
     """
     time_ms = origin.timestamp_ms
     if isinstance(raw, OversizeRecord):
-        kept, size, sha256 = raw.head[:DEADLETTER_RAW_CAP], raw.size, raw.sha256
+        head, size, sha256 = raw.head, raw.size, raw.sha256
     else:
-        kept, size, sha256 = raw[:DEADLETTER_RAW_CAP], len(raw), hashlib.sha256(raw).hexdigest()
+        head, size, sha256 = raw, len(raw), hashlib.sha256(raw).hexdigest()
+    window = head[: DEADLETTER_RAW_CAP + _MASK_OVERLAP]
+    masked = mask_raw(window, masking)
+    kept = masked[:DEADLETTER_RAW_CAP]
     identity = f"sha256:{sha256}" if error.code is ErrorCode.TOO_LARGE else raw
     parts = (origin.topic, origin.partition, origin.offset, identity)
     value = {
@@ -65,10 +78,11 @@ def dead_letter(
         "offset": origin.offset,
         "event_index": event_index,
         "error_code": error.code.value,
-        "message": error.message,
+        "message": mask_text(error.message, masking),
         "raw_b64": base64.b64encode(kept).decode("ascii"),
         "raw_bytes": size,
-        "raw_truncated": len(kept) < size,
+        "raw_truncated": len(kept) < len(masked) or len(window) < size,
+        "raw_masked": masked is not window,
         "raw_sha256": sha256,
         "time": format_time(time_ms) if time_ms is not None else None,
     }

@@ -359,12 +359,15 @@ class Pipeline:
         """
         if isinstance(raw, OversizeRecord):
             error = too_large(raw.size, self.normalizer.limits.max_bytes)
-            return [dead_letter(origin, error, raw)]
+            return [dead_letter(origin, error, raw, masking=self.normalizer.masking)]
         try:
             normalized = self.normalizer.normalize_record(raw, family=family)
         except NormalizeError as error:
-            return [dead_letter(origin, error, raw)]
-        refused = [dead_letter(origin, error, raw, index) for index, error in normalized.rejected]
+            return [dead_letter(origin, error, raw, masking=self.normalizer.masking)]
+        refused = [
+            dead_letter(origin, error, raw, index, masking=self.normalizer.masking)
+            for index, error in normalized.rejected
+        ]
         events = normalized.events
         if origin.partition is not None and origin.offset is not None:
             for index, event in normalized.accepted:
