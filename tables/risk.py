@@ -50,6 +50,7 @@ from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
     assess,
+    deployment_time,
     item_anchor,
     item_open,
     item_points,
@@ -99,10 +100,9 @@ SPILL_BUCKET_MS = 10_000
 #: its own oldest are applied at once (a scan listing thousands of findings at one instant).
 SPILL_BUCKET_MAX = 1_000
 
-#: Most timer evaluations a subject runs through one quiet stretch (no signal) before the next
-#: signal or the clock: a replay spanning years must not evaluate every 5 minutes of them. Only
-#: stretches longer than this many check intervals (8 h 20 min by default) are shortened.
-MAX_QUIET_EVALUATIONS = 100
+#: Longest sleep of a subject whose score cannot change (`_next_audible`), in check intervals
+#: (about ten years with the defaults): past it, the subject is evaluated once and sleeps again.
+_MAX_SLEEP_STEPS = 2**20
 
 
 def watermark_key(partition: int) -> str:
@@ -218,7 +218,7 @@ class RiskStage:
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
-            self._receive(signal, partition, offset, state, schedule, outputs)
+            self._receive(signal, partition, offset, state, schedule, outputs, clock)
         if clock is not None:
             self._fire(schedule, clock, state, outputs)
         return outputs
@@ -231,9 +231,11 @@ class RiskStage:
         state: StagedState,
         schedule: RiskSchedule,
         outputs: list[Output],
+        clock: int | None = None,
     ) -> None:
         """Hold a signal in its subject until the clock passes it (applied once per id).
-        Beyond `MAX_HELD_SIGNALS` the oldest held signals are applied at once."""
+        Beyond `MAX_HELD_SIGNALS` the oldest held signals are applied at once. A signal the
+        `clock` passed already finds its subject run up to the clock."""
         key = str(signal["service"])
         stored = state.get(key)
         if isinstance(stored, dict):
@@ -252,6 +254,8 @@ class RiskStage:
             return
         _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
+        if clock is not None and int(signal["time_ms"]) <= clock:
+            self._wake_before(st, clock + 1)
         prefix = _spill_prefix(key)
         until = spill.add(state, prefix, st, dict(signal), HELD, _limits())
         excess = spill.count(st, HELD) - MAX_HELD_SIGNALS
@@ -410,6 +414,7 @@ class RiskStage:
             timer = self._timer_due(st)
             nxt = pend[0]["time_ms"] if pend else None
             if nxt is not None and nxt <= clock and (timer is None or timer >= nxt):
+                self._wake_before(st, nxt)
                 if self._apply(st, pend.pop(0)):
                     st["dirty"] = True
             elif final and not pend:
@@ -417,17 +422,78 @@ class RiskStage:
                     self._evaluate_dirty(key, st, outputs)
                 return
             elif timer is not None and timer <= clock:
-                horizon = nxt if nxt is not None and nxt <= clock else clock
-                skip_to = horizon - MAX_QUIET_EVALUATIONS * self.config.check_interval_ms
-                if not st["dirty"] and st["eval"] is not None and timer < skip_to:
-                    # A quiet stretch (days between two fixtures' events): only its last
-                    # evaluations run, as many as a clock stepping in one jump would give.
-                    check = self.config.check_interval_ms
-                    st["eval"] = skip_to // check * check
-                    continue
                 self._advance(key, st, timer, outputs)
             else:
                 return
+
+    def _next_audible(self, st: dict[str, Any], first: int) -> int:
+        """The first step of the evaluation grid from `first` on at which an evaluation
+        emits, changes what the subject's windows hold, or ends the decay (no timer follows).
+
+        Between two such steps (and without new signals, which make the subject dirty) a
+        score only decays: an evaluation there emits nothing, so the subject sleeps through
+        them. Found by doubling then bisection, so the work grows with the log of a quiet
+        stretch; the emissions are those of an evaluation at every step."""
+        cfg = self.config
+        check = cfg.check_interval_ms
+        upcoming = [at for at in self._window_instants(st) if at > st["eval"]]
+        bound = ((min(upcoming) - 1) // check + 1) * check if upcoming else None
+        emitted = st["emit"]["score"]
+        windowed = self._windowed_at(st, first)
+
+        def audible(at: int) -> bool:
+            if bound is not None and at >= bound:
+                return True
+            if not windowed and not any(
+                item.get("m") == "decay" and not item_open(item) and item_points(item, at, cfg)
+                for item in st["items"].values()
+            ):
+                return True
+            return abs(assess(st, at, cfg).score - emitted) > cfg.emit_delta
+
+        if audible(first):
+            return first
+        low, span = first, check  # audible(low) is false
+        while not audible(low + span):
+            low, span = low + span, span * 2
+            if span > _MAX_SLEEP_STEPS * check:
+                return low + span
+        high = low + span
+        while high - low > check:
+            middle = low + (high - low) // 2 // check * check
+            low, high = (low, middle) if audible(middle) else (middle, high)
+        return high
+
+    def _wake_before(self, st: dict[str, Any], at: int) -> None:
+        """A sleeping subject (`_next_audible`) gets a signal at `at`: its grid moves to the
+        last step before `at` that it slept through, as if each had been evaluated."""
+        memo = st.get("wake")
+        if st["dirty"] or not memo or memo[0] != st["eval"]:
+            return
+        check = self.config.check_interval_ms
+        slept = min(memo[1] - check, (at - 1) // check * check)
+        if slept > st["eval"]:
+            st["eval"] = slept
+
+    def _window_instants(self, st: Mapping[str, Any]) -> list[int]:
+        """When a CI run or a deployment leaves its scoring window, or is dropped from the
+        subject (`_prune`): the instants at which a score may move other than by decay."""
+        cfg = self.config
+        instants = []
+        for run in st["runs"].values():
+            instants += [run["t"] + cfg.ci_window_ms, run["t"] + cfg.ci_window_ms + 1]
+        for deploy in st["deploys"].values():
+            instants.append(deployment_time(deploy) + cfg.cfr_window_ms)
+            instants.append(_deploy_kept_until(deploy, cfg) + 1)
+        return instants
+
+    def _windowed_at(self, st: Mapping[str, Any], at: int) -> bool:
+        """Whether the subject still keeps a CI run or a deployment after `_prune` at `at`
+        (its score may then still change without decay: `_changing`)."""
+        cfg = self.config
+        return any(run["t"] >= at - cfg.ci_window_ms for run in st["runs"].values()) or any(
+            _deploy_kept_until(deploy, cfg) >= at for deploy in st["deploys"].values()
+        )
 
     def _advance(self, key: str, st: dict[str, Any], at: int, outputs: list[Output]) -> None:
         """Fire the subject's timer due at `at`."""
@@ -446,7 +512,13 @@ class RiskStage:
         if st["eval"] is None:
             return None
         if self._changing(st):
-            return (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
+            step = (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
+            if cfg.emit_period_ms or st["emit"] is None:
+                return step
+            memo = st.get("wake")
+            if not memo or memo[0] != st["eval"]:
+                memo = st["wake"] = [st["eval"], self._next_audible(st, step)]
+            return memo[1]
         if cfg.emit_period_ms and st["emit"] is not None and st["emit"]["score"] > 0:
             return (st["eval"] // cfg.emit_period_ms + 1) * cfg.emit_period_ms
         return None
@@ -486,6 +558,7 @@ class RiskStage:
         cards: bool = False,
     ) -> None:
         cfg = self.config
+        st.pop("wake", None)
         st["eval"] = at if st["eval"] is None else max(st["eval"], at)
         self._refresh_info(st)
         self._prune(st, at)
@@ -577,7 +650,7 @@ class RiskStage:
                 del items[key]
         _trim(st["runs"], lambda r: r["t"], at - cfg.ci_window_ms, _MAX_RUNS)
         horizon = at - cfg.cfr_window_ms - cfg.incident_window_ms
-        _trim(st["deploys"], lambda d: max(d["t0"], d.get("t") or 0), horizon, _MAX_DEPLOYS)
+        _trim(st["deploys"], _deploy_time, horizon, _MAX_DEPLOYS)
         _trim(st["incidents"], lambda t: t, horizon, _MAX_INCIDENTS)
         _trim(st["changes"], lambda c: c["t"], at - cfg.cfr_window_ms, _MAX_CHANGES)
 
@@ -712,6 +785,16 @@ class RiskStage:
                 deploy[attr] = details[name]
                 deploy["src"][attr] = ident
         st["deploys"][key] = deploy
+
+
+def _deploy_time(deploy: Mapping[str, Any]) -> int:
+    """The time `_prune` keeps a deployment by."""
+    return max(deploy["t0"], deploy.get("t") or 0)
+
+
+def _deploy_kept_until(deploy: Mapping[str, Any], config: RiskConfig) -> int:
+    """The last evaluation time at which `_prune` keeps a deployment."""
+    return _deploy_time(deploy) + config.cfr_window_ms + config.incident_window_ms
 
 
 def _trim(table: dict[str, Any], time_of, horizon: int, cap: int) -> None:

@@ -17,6 +17,7 @@ from tests.unit.risk_helpers import (
     HOUR,
     MIN,
     T0,
+    Harness,
     ci_event,
     falco_alert,
     kev_finding,
@@ -168,14 +169,49 @@ def test_periodic_emissions_do_not_depend_on_how_the_clock_steps():
     )  # an open finding: every 15 min after the first
 
 
-def test_a_quiet_stretch_longer_than_the_limit_evaluates_only_its_end():
-    from tables.risk import MAX_QUIET_EVALUATIONS
+def _decay_after_an_incident(steps: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """(time, score) of the decay emissions after a resolved incident, and the assessments
+    the stage made, with the clock moved through `steps`."""
+    from tables import risk
 
+    calls = 0
+    assess = risk.assess
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return assess(*args, **kwargs)
+
+    harness = Harness()
+    signals = signals_from(None, [falco_alert("firing", T0)], CATALOGUE)
+    signals += signals_from(None, [falco_alert("resolved", T0 + MIN)], CATALOGUE)
+    payments = [s for s in signals if s["service"] == "payments"]
+    harness.feed(sorted(payments, key=lambda s: (s["time_ms"], s["id"])))
+    risk.assess = counting
+    try:
+        outputs = [out for at in steps for out in harness.tick(at)]
+    finally:
+        risk.assess = assess
+    decays = [
+        (out.value["time_ms"], out.value["score"])
+        for out in outputs
+        if out.topic == "risk" and out.value["reason"] == "decay"
+    ]
+    return decays, calls
+
+
+def test_a_quiet_stretch_costs_its_emissions_not_its_length():
+    """A subject sleeps through the evaluation steps that cannot emit: a 30-day jump of the
+    clock gives the decay emissions of a clock stepping every 5 minutes, for a few dozen
+    assessments instead of one per step."""
     check = RiskStage().config.check_interval_ms
-    clock = T0 + 30 * 24 * HOUR
-    times = _periodic_times([clock])
-    assert 0 < len(times) <= MAX_QUIET_EVALUATIONS
-    assert min(times) >= clock - (MAX_QUIET_EVALUATIONS + 1) * check
+    one_jump, jump_calls = _decay_after_an_incident([T0 + 30 * 24 * HOUR])
+    stepped, _ = _decay_after_an_incident(list(range(T0 + check, T0 + 4 * 24 * HOUR, check)))
+    assert one_jump == stepped and len(one_jump) >= 5
+    assert [score for _, score in one_jump] == sorted(
+        (score for _, score in one_jump), reverse=True
+    )
+    assert jump_calls < 20 * len(one_jump), jump_calls
 
 
 def test_a_subject_holds_a_bounded_number_of_signals(monkeypatch):
