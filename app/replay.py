@@ -83,7 +83,11 @@ def replay_events(
         partition = entity_partition(out.key or "", settings.partitions)
         for scored in risk.before_event(partition, out.value["ts_ms"]):
             yield as_record(catalog, scored)
-        step = partitions[partition].process(Event.from_dict(out.value), partition)
+        event = Event.from_dict(out.value)
+        # Event-time order, not raw offset order: the `origin` resend check (which relies on
+        # raw order) must not see it.
+        event.origin = None
+        step = partitions[partition].process(event, partition)
         for derived in risk.follow(step):
             yield as_record(catalog, derived)
     # End of input, as a worker's sources going idle: each partition's clock reaches its newest

@@ -66,7 +66,7 @@ from app import kafka_io  # noqa: E402
 from app.events import Event  # noqa: E402
 from app.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState, risk_config  # noqa: E402
-from app.replay import OfflineRisk  # noqa: E402
+from app.replay import OfflineRisk, replay_events  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
 from tables.partition_clock import is_tick  # noqa: E402
@@ -419,64 +419,25 @@ def kafka_origin(rec: RawPlan) -> Origin:
 def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tuple[str, dict]]:
     """`(logical topic, value)` of every output the spec emits for the planned records.
 
-    Uses `app.replay.offline_replay_records` when app/replay.py provides it (records in, same
-    algorithm as `offline_replay`); until then this is `offline_replay(..., flush=False)`'s
-    algorithm, fed records instead of files. Each record is ingested with the Origin the
-    ingest agent will build from its Kafka message (topic, partition, offset, and the broker
-    timestamp as Faust converts it), so dead-letter ids, `origin` fields and Kafka-time events
-    come out as a worker writes them. Then the events are processed in event-time order, each
-    in its entity's `vigil.events` partition with that partition's own state, and risk signals
-    feed the risk stage in theirs. Windows still open at the end stay open, as on a worker.
+    `offline_replay(..., flush=False)` fed records instead of files: each record is ingested
+    with the Origin the ingest agent will build from its Kafka message (topic, partition,
+    offset, and the broker timestamp as Faust converts it), so dead-letter ids, `origin`
+    fields and Kafka-time events come out as a worker writes them; then the events go through
+    the stateful logic as `app.replay.replay_events` runs it (event-time order, each in its
+    entity's `vigil.events` partition). Windows still open at the end stay open, as on a
+    worker.
     """
-    from app import replay
-
-    inputs = [(rec.family, kafka_origin(rec), rec.value) for rec in plan]
-    shared = getattr(replay, "offline_replay_records", None)
-    if shared is not None:
-        catalog = TopicCatalog(settings)
-        logical = {spec.name: spec.logical for spec in catalog.specs()}
-        for record in shared(inputs, settings, flush=False):
-            yield logical.get(record["topic"], record["topic"]), record["value"]
-        return
-    yield from _offline_mirror(inputs, settings)
-
-
-def _offline_mirror(
-    inputs: list[tuple[str, Origin, bytes]], settings: Settings
-) -> Iterator[tuple[str, dict]]:
-    """`app.replay.offline_replay`'s algorithm (flush=False) over `(family, origin, raw)`."""
     ingest = Pipeline(settings)
-    silences: dict[str, Any] = {}
-    inhibitors: dict[str, Any] = {}
-    partitions = {
-        p: Pipeline(settings, PipelineState(silences=silences, inhibitors=inhibitors))
-        for p in range(settings.partitions)
-    }
     events = []
-    for family, origin, raw in inputs:
-        for out in ingest.ingest(raw, family, origin):
+    for rec in plan:
+        for out in ingest.ingest(rec.value, rec.family, kafka_origin(rec)):
             if out.topic == "events":
                 events.append(out)
             else:
                 yield out.topic, out.value
-    events.sort(key=lambda out: (out.value["ts_ms"], out.value["id"]))
-    risk = OfflineRisk(settings, ingest.catalogue, events, partitions)
-    for out in events:
-        yield "events", out.value
-        partition = entity_partition(out.key or "", settings.partitions)
-        for scored in risk.before_event(partition, out.value["ts_ms"]):
-            yield scored.topic, scored.value
-        event = Event.from_dict(out.value)
-        # Offline order is event time, not raw offset order: the `origin` resend check (which
-        # relies on raw order) must not see it, exactly as `offline_replay` (no origins) does.
-        event.origin = None
-        for derived in risk.follow(partitions[partition].process(event, partition)):
-            yield derived.topic, derived.value
-    for partition, pipeline in partitions.items():  # as `offline_replay` ends
-        for derived in risk.follow(pipeline.settle(partition)):
-            yield derived.topic, derived.value
-    for scored in risk.end():
-        yield scored.topic, scored.value
+    logical = {spec.name: spec.logical for spec in TopicCatalog(settings).specs()}
+    for record in replay_events(events, settings, ingest.catalogue, flush=False):
+        yield logical.get(record["topic"], record["topic"]), record["value"]
 
 
 def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:
