@@ -52,7 +52,7 @@ def dead_letter(
     """The `vigil.deadletter` record for a raw record that could not be normalized.
 
     Keeps the original bytes (base64, up to DEADLETTER_RAW_CAP) so the record can be replayed
-    once fixed, masked with the same rules as events (app/masking.py `mask_raw`; bytes with
+    once fixed, masked with the same rules as events (app/masking/ `mask_raw`; bytes with
     nothing to mask are kept exactly, `raw_masked` says which); `raw_bytes` and `raw_sha256`
     describe the original, which stays clear only at its offset in the source topic. `time` is
     the record's broker timestamp when known, so a replay writes the same dead letter.

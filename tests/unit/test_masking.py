@@ -1,4 +1,4 @@
-"""Masking of secrets and personal data (app/masking.py), alone and through the Normalizer.
+"""Masking of secrets and personal data (app/masking/), alone and through the Normalizer.
 
 `-p` on a command line: only the MySQL/MariaDB clients' attached form `-pSECRET` and
 `docker login -p SECRET` (podman alike) are passwords and are masked. `-p 22` (ssh, nc,
