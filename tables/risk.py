@@ -50,6 +50,7 @@ from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
     assess,
+    decay_curve,
     deployment_time,
     item_anchor,
     item_open,
@@ -440,16 +441,20 @@ class RiskStage:
         bound = ((min(upcoming) - 1) // check + 1) * check if upcoming else None
         emitted = st["emit"]["score"]
         windowed = self._windowed_at(st, first)
+        decaying = [
+            item
+            for item in st["items"].values()
+            if item.get("m") == "decay" and not item_open(item)
+        ]
+
+        score_at = decay_curve(st, first, cfg)
 
         def audible(at: int) -> bool:
             if bound is not None and at >= bound:
                 return True
-            if not windowed and not any(
-                item.get("m") == "decay" and not item_open(item) and item_points(item, at, cfg)
-                for item in st["items"].values()
-            ):
+            if not windowed and not any(item_points(item, at, cfg) for item in decaying):
                 return True
-            return abs(assess(st, at, cfg).score - emitted) > cfg.emit_delta
+            return abs(score_at(at) - emitted) > cfg.emit_delta
 
         if audible(first):
             return first
@@ -511,14 +516,15 @@ class RiskStage:
             return st["clock"]
         if st["eval"] is None:
             return None
+        memo = st.get("wake")  # a sleeping subject's wake-up (cleared by every evaluation)
+        if memo and memo[0] == st["eval"]:
+            return memo[1]
         if self._changing(st):
             step = (st["eval"] // cfg.check_interval_ms + 1) * cfg.check_interval_ms
             if cfg.emit_period_ms or st["emit"] is None:
                 return step
-            memo = st.get("wake")
-            if not memo or memo[0] != st["eval"]:
-                memo = st["wake"] = [st["eval"], self._next_audible(st, step)]
-            return memo[1]
+            st["wake"] = [st["eval"], self._next_audible(st, step)]
+            return st["wake"][1]
         if cfg.emit_period_ms and st["emit"] is not None and st["emit"]["score"] > 0:
             return (st["eval"] // cfg.emit_period_ms + 1) * cfg.emit_period_ms
         return None

@@ -28,7 +28,7 @@ its signals arrived in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -485,6 +485,53 @@ def allocate(total: int, shares: Mapping[str, float], order: Iterable[str]) -> d
     return parts
 
 
+def _combine(
+    cats: Mapping[str, list[tuple[str, float, dict[str, Any]]]], m: float, config: RiskConfig
+) -> tuple[dict[str, float], dict[str, float], float, float, int]:
+    """(category scores, weighted category scores, combined, raw score, score) of the items."""
+    x: dict[str, float] = {}
+    category_scores: dict[str, float] = {}
+    for category in CATEGORIES:
+        score = noisy_or(points for _, points, _ in cats[category])
+        category_scores[category] = score
+        x[category] = config.weight(category) * score
+    combined = noisy_or(100.0 * x[c] for c in CATEGORIES)
+    raw = 100.0 * min(1.0, m * combined)
+    return category_scores, x, combined, raw, min(100, math.floor(raw + 0.5))
+
+
+def decay_curve(
+    state: Mapping[str, Any], start_ms: int, config: RiskConfig
+) -> Callable[[int], int]:
+    """The subject's score (`assess(...).score`) as a function of time from `start_ms` on,
+    while only decay changes it: no new signal, and no CI run or deployment entering or
+    leaving its window. Only the decaying items are recomputed at each time, in the order
+    `category_items` lists them, so the score is the very number `assess` gives."""
+    cats, _, _ = category_items(state, start_ms, config)
+    m = multiplier(state)[0]
+    plan = {
+        category: [
+            (points, payload if "c" in payload and not item_open(payload) else None)
+            for _, points, payload in entries
+        ]
+        for category, entries in cats.items()
+    }
+
+    def score_at(now_ms: int) -> int:
+        current = {
+            category: [
+                ("", points if item is None else item_points(item, now_ms, config), {})
+                for points, item in entries
+            ]
+            for category, entries in plan.items()
+        }
+        for entries in current.values():
+            entries[:] = [entry for entry in entries if entry[1] > 0]
+        return _combine(current, m, config)[4]
+
+    return score_at
+
+
 def assess(
     state: Mapping[str, Any],
     now_ms: int,
@@ -496,15 +543,7 @@ def assess(
     (the gate's proposed change)."""
     cats, ci, cfr = category_items(state, now_ms, config, extra)
     m, described = multiplier(state)
-    x: dict[str, float] = {}
-    category_scores: dict[str, float] = {}
-    for category in CATEGORIES:
-        score = noisy_or(points for _, points, _ in cats[category])
-        category_scores[category] = score
-        x[category] = config.weight(category) * score
-    combined = noisy_or(100.0 * x[c] for c in CATEGORIES)
-    raw = 100.0 * min(1.0, m * combined)
-    score = min(100, math.floor(raw + 0.5))
+    category_scores, x, combined, raw, score = _combine(cats, m, config)
     shares = {c: -math.log1p(-min(x[c], _MAX_X)) for c in CATEGORIES}
     points = allocate(score, shares, CATEGORIES)
     contributions = []
