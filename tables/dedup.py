@@ -98,6 +98,9 @@ _GROUP_RANK = 1
 #: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
 #: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
 MAX_PENDING_INPUTS = 250
+#: Most repeats a group catches up on after a quiet stretch (no event on the partition for
+#: longer than this many repeat intervals: 16 days 16 hours with the defaults).
+MAX_CATCH_UP_REPEATS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,11 +682,13 @@ class AlertStage:
         if group is None or group.get("due") is None or group["due"] > due:
             return  # stale timer
         if group["alive"]:
-            # After the clock jumped over several repeat intervals (a backlog, an old replay),
-            # a flush that could only repeat goes out once, at the last tick a repeat was due
-            # by, as Alertmanager sends one notification, not one per interval missed.
+            # At the timer's own time, however far the clock jumped past it: a worker's clock
+            # moves in steps of any size (batches, ticks; tables/partition_clock.py), so
+            # skipping the repeats of a jump would make notifications depend on the step
+            # sizes. Except in a quiet stretch longer than MAX_CATCH_UP_REPEATS repeats (weeks
+            # without an event on the partition): then only the last ones are sent.
             interval = self._repeat_interval(self._member_states(group, ctx))
-            floor = None if interval is None else ctx.clock - interval
+            floor = None if interval is None else ctx.clock - MAX_CATCH_UP_REPEATS * interval
             if (
                 not ctx.flush
                 and floor is not None
