@@ -441,18 +441,13 @@ class RiskStage:
         bound = ((min(upcoming) - 1) // check + 1) * check if upcoming else None
         emitted = st["emit"]["score"]
         windowed = self._windowed_at(st, first)
-        decaying = [
-            item
-            for item in st["items"].values()
-            if item.get("m") == "decay" and not item_open(item)
-        ]
-
+        decaying = _decaying_items(st)
         score_at = decay_curve(st, first, cfg)
 
         def audible(at: int) -> bool:
             if bound is not None and at >= bound:
                 return True
-            if not windowed and not any(item_points(item, at, cfg) for item in decaying):
+            if not windowed and not _decays_at(decaying, at, cfg):
                 return True
             return abs(score_at(at) - emitted) > cfg.emit_delta
 
@@ -541,11 +536,7 @@ class RiskStage:
         """Whether the score can move without new signals (decay, sliding windows)."""
         if st["runs"] or st["deploys"]:
             return True
-        at = st["eval"]
-        return any(
-            item.get("m") == "decay" and not item_open(item) and item_points(item, at, self.config)
-            for item in st["items"].values()
-        )
+        return _decays_at(_decaying_items(st), st["eval"], self.config)
 
     # ---- evaluation ------------------------------------------------------------------
 
@@ -791,6 +782,18 @@ class RiskStage:
                 deploy[attr] = details[name]
                 deploy["src"][attr] = ident
         st["deploys"][key] = deploy
+
+
+def _decaying_items(st: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The subject's items whose points decay once closed (`m` decay), not open now."""
+    return [
+        item for item in st["items"].values() if item.get("m") == "decay" and not item_open(item)
+    ]
+
+
+def _decays_at(items: list[dict[str, Any]], at: int, config: RiskConfig) -> bool:
+    """Whether any of these decaying items still has points at `at`."""
+    return any(item_points(item, at, config) for item in items)
 
 
 def _deploy_time(deploy: Mapping[str, Any]) -> int:
