@@ -289,6 +289,13 @@ def cmd_nab_score(args: argparse.Namespace, settings: Settings) -> int:
     """Score a NAB results folder: three profiles, threshold sweep, normalized scores."""
     from app.nab import score_main
 
+    if args.loco:
+        from app.nab_loco import loco_main
+
+        return loco_main(args.data or "", args.windows)
+    if not args.results:
+        print("nab-score needs --results (or --loco with --data)", file=sys.stderr)
+        return 2
     return score_main(args.results, args.windows, args.data)
 
 
@@ -410,9 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results dir (writes vigil/<category>/...)")
 
     p = sub.add_parser("nab-score", help="score NAB results with NAB's scoring rules")
-    p.add_argument("--results", required=True, help="results dir of one detector")
+    p.add_argument("--results", default=None, help="results dir of one detector")
     p.add_argument("--windows", required=True, help="combined_windows.json")
     p.add_argument("--data", default=None, help="data dir, to check row counts")
+    p.add_argument(
+        "--loco", action="store_true", help="leave-one-category-out tuning and scoring of --data"
+    )
 
     p = sub.add_parser("generate", help="synthetic telemetry for the demo and benchmarks")
     p.add_argument("--rate", type=float, default=50.0, help="records per second")
