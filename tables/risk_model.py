@@ -10,16 +10,18 @@ Score at time `now` (docs/risk.md):
 - item points r_i (0..100): open items hold their points; closed `hold` items (findings,
   drift records, CI pipelines) count 0; closed `decay` items (runtime/prom alerts, violations)
   and transient ones (anomalies) count r × 0.5 ** ((now − t) / half_life) from the time t
-  they closed or happened.
-- category score c_k = 1 − Π(1 − r_i / 100) over the category's items (REFERENCE.md: combine
-  open exposure as `1 − Π(1 − risk_i/100)`); CI adds a failure-rate item and one item per flaky
-  job, change adds the DORA change failure rate.
-- x_k = weight_k × c_k; combined = 1 − Π(1 − x_k); raw = 100 × min(1, M × combined), with
-  M = criticality × exposure from the catalogue (as alert scoring: low 0.6 .. critical 1.2;
-  internet 1.25) for services and 1 for aggregates; score = round(raw), an integer.
-- contributions: the score is split over categories in proportion to −ln(1 − x_k) (each
-  category's share of the combined log-survival, which is additive), by largest remainder, so
-  the integer points add up to the score exactly.
+  they closed or happened. CI adds a failure-rate item and one item per flaky job, change
+  adds the DORA change failure rate.
+- weighted risk w_i = weight(category) × r_i; sorted from the largest, the i-th counts
+  w_i / i^1.5 (Elastic's entity risk scoring: a Riemann zeta series), and
+  base = Σ w_i / i^1.5 / ζ(1.5): 0..100, never above the largest w_i, so many low-risk items
+  approach but never reach one high-risk item.
+- score = round(100 × o·M / (1 + o·M)), o = base / (100 − base): M = criticality × exposure
+  from the catalogue (as alert scoring: low 0.6 .. critical 1.2; internet 1.25) for services,
+  1 for aggregates, applied to the odds (Elastic's Bayesian criticality update), so it
+  ranks without ever reaching 100 unless base does.
+- contributions: the score is split over categories in proportion to their items' terms
+  (w_i / i^1.5, additive), by largest remainder, so the integer points add up to the score.
 
 Every iteration runs in sorted key order: the same state gives the same floats, whatever order
 its signals arrived in.
@@ -53,8 +55,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 
 #: Decayed points below this are treated as gone.
 MIN_POINTS = 0.05
-#: Largest x_k used in a log share (x_k = 1 would be an infinite share).
-_MAX_X = 1 - 1e-12
+#: The exponent of the rank weights 1 / i^s and their sum over all ranks, ζ(1.5).
+RANK_EXPONENT = 1.5
+ZETA = 2.612375348685488
 DECISIONS: tuple[str, ...] = ("allow", "warn", "block")
 
 
@@ -102,8 +105,8 @@ class RiskConfig:
     lines_per_file: int = 20
     # ---- gate and scorecards ---------------------------------------------------------------
     #: Score from which the gate warns / blocks on the score alone.
-    warn_score: int = 50
-    block_score: int = 80
+    warn_score: int = 40
+    block_score: int = 70
     #: Block (not only warn) on open critical findings that are not in KEV.
     block_critical_findings: bool = False
     #: Warn at this CI failure rate with at least `min_runs` runs in the window.
@@ -400,10 +403,14 @@ class Assessment:
 
 
 def _summary(key: str, item: Mapping[str, Any], points: float) -> dict[str, Any]:
+    """An item as a contribution lists it: its points now and `recency` (points now / its
+    own points: 1 while open, halving every half-life after it closed or happened)."""
+    own = float(item.get("p") or 0.0)
     return {
         "key": key,
         "entity": item.get("e"),
         "points": round(points, 1),
+        "recency": round(points / own, 3) if own > 0 else 1.0,
         "status": item_status(item),
         "severity": item.get("sev"),
         **(item.get("d") or {}),
@@ -461,12 +468,25 @@ def category_items(
     return cats, ci, cfr
 
 
-def noisy_or(points: Iterable[float]) -> float:
-    """1 − Π(1 − r/100), 0..1."""
-    survival = 1.0
-    for value in points:
-        survival *= 1.0 - min(1.0, max(0.0, value) / 100.0)
-    return 1.0 - survival
+def ranked_terms(weighted: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """`(category, w_i / i^1.5)` for the weighted risks ranked from the largest: each item's
+    term of the base score's sum (ties rank alike in any order: equal values, equal sum)."""
+    ranked = sorted((value for value in weighted if value[1] > 0), key=lambda v: -v[1])
+    return [
+        (category, value / (rank**RANK_EXPONENT))
+        for rank, (category, value) in enumerate(ranked, start=1)
+    ]
+
+
+def criticality_update(base: float, m: float) -> float:
+    """`base` (0..100) with the criticality modifier `m` applied to its odds: 100 × o·m /
+    (1 + o·m), o = base / (100 − base) (Elastic's Bayesian update)."""
+    if base <= 0:
+        return 0.0
+    if base >= 100:
+        return 100.0
+    odds = m * base / (100.0 - base)
+    return 100.0 * odds / (1.0 + odds)
 
 
 def allocate(total: int, shares: Mapping[str, float], order: Iterable[str]) -> dict[str, int]:
@@ -487,17 +507,19 @@ def allocate(total: int, shares: Mapping[str, float], order: Iterable[str]) -> d
 
 def _combine(
     cats: Mapping[str, list[tuple[str, float, dict[str, Any]]]], m: float, config: RiskConfig
-) -> tuple[dict[str, float], dict[str, float], float, float, int]:
-    """(category scores, weighted category scores, combined, raw score, score) of the items."""
-    x: dict[str, float] = {}
-    category_scores: dict[str, float] = {}
-    for category in CATEGORIES:
-        score = noisy_or(points for _, points, _ in cats[category])
-        category_scores[category] = score
-        x[category] = config.weight(category) * score
-    combined = noisy_or(100.0 * x[c] for c in CATEGORIES)
-    raw = 100.0 * min(1.0, m * combined)
-    return category_scores, x, combined, raw, min(100, math.floor(raw + 0.5))
+) -> tuple[dict[str, float], float, float, int]:
+    """(each category's part of the base, base, raw score, score) of the items."""
+    terms = ranked_terms(
+        (category, config.weight(category) * points)
+        for category in CATEGORIES
+        for _, points, _ in cats[category]
+    )
+    parts = dict.fromkeys(CATEGORIES, 0.0)
+    for category, term in terms:
+        parts[category] += term / ZETA
+    base = min(100.0, sum(parts.values()))
+    raw = criticality_update(base, m)
+    return parts, base, raw, min(100, math.floor(raw + 0.5))
 
 
 def decay_curve(
@@ -527,7 +549,7 @@ def decay_curve(
         }
         for entries in current.values():
             entries[:] = [entry for entry in entries if entry[1] > 0]
-        return _combine(current, m, config)[4]
+        return _combine(current, m, config)[3]
 
     return score_at
 
@@ -543,9 +565,8 @@ def assess(
     (the gate's proposed change)."""
     cats, ci, cfr = category_items(state, now_ms, config, extra)
     m, described = multiplier(state)
-    category_scores, x, combined, raw, score = _combine(cats, m, config)
-    shares = {c: -math.log1p(-min(x[c], _MAX_X)) for c in CATEGORIES}
-    points = allocate(score, shares, CATEGORIES)
+    parts, base, raw, score = _combine(cats, m, config)
+    points = allocate(score, parts, CATEGORIES)
     contributions = []
     for category in CATEGORIES:
         entries = cats[category]
@@ -561,14 +582,14 @@ def assess(
                 "points": points[category],
                 "count": len(entries),
                 "details": {
-                    "category_score": round(100 * category_scores[category], 2),
+                    "base_points": round(parts[category], 2),
                     "weight": config.weight(category),
                     "top": [summary for _, _, summary in ranked],
                 },
             }
         )
     contributions.sort(key=lambda c: (-c["points"], CATEGORIES.index(c["factor"])))
-    factors = {"multiplier": round(m, 4), **described, "combined": round(combined, 6)}
+    factors = {"multiplier": round(m, 4), **described, "base": round(base, 4)}
     return Assessment(score, raw, m, factors, contributions, cats, ci, cfr)
 
 

@@ -21,11 +21,13 @@ from tables.alert_scoring import grype_risk
 from tables.risk import RiskSchedule, RiskStage
 from tables.risk_model import (
     CATEGORIES,
+    ZETA,
     RiskConfig,
     allocate,
     assess,
     change_failure,
     ci_metrics,
+    criticality_update,
     new_subject,
     parse_weights,
 )
@@ -251,33 +253,54 @@ def test_decay_math():
     config = RiskConfig(half_life_ms=6 * HOUR)
     closed = {"c": "incidents", "m": "decay", "o": T0, "x": T0 + HOUR, "tr": None, "p": 80.0}
     state = _state_with({"incident|a": closed})
-    assert assess(state, T0 + HOUR, config).score == 80  # aggregate: M = 1, weight 1
-    assert assess(state, T0 + 7 * HOUR, config).score == 40  # one half-life after closing
-    assert assess(state, T0 + 13 * HOUR, config).score == 20
-    assert assess(state, T0 + 7 * HOUR, config).raw == pytest.approx(40.0)
+    # one item of 80: base = 80 / ζ(1.5) (aggregate: M = 1, weight 1)
+    assert assess(state, T0 + HOUR, config).raw == pytest.approx(80 / ZETA)
+    assert assess(state, T0 + 7 * HOUR, config).raw == pytest.approx(40 / ZETA)  # a half-life
+    assert assess(state, T0 + 13 * HOUR, config).raw == pytest.approx(20 / ZETA)
     anomaly = {"c": "anomalies", "m": "decay", "o": None, "x": None, "tr": T0, "p": 60.0}
     state = _state_with({"anomaly|b": anomaly})
-    assert assess(state, T0 + 6 * HOUR, config).raw == pytest.approx(0.5 * 30.0)  # weight 0.5
+    assert assess(state, T0 + 6 * HOUR, config).raw == pytest.approx(0.5 * 30.0 / ZETA)
     finding = {"c": "findings", "m": "hold", "o": T0, "x": None, "tr": None, "p": 50.0}
     state = _state_with({"finding|c": finding})
-    assert assess(state, T0 + 30 * DAY, config).score == 50  # open findings hold
+    assert assess(state, T0 + 30 * DAY, config).score == round(50 / ZETA)  # open findings hold
     finding["x"] = T0 + DAY
     assert assess(state, T0 + DAY, config).score == 0  # and vanish once resolved
 
 
-def test_category_noisy_or_and_catalogue_multiplier():
-    items = {
-        f"finding|{i}": {"c": "findings", "m": "hold", "o": T0, "x": None, "tr": None, "p": 50.0}
-        for i in range(2)
-    }
+def _open(category: str, points: float) -> dict:
+    return {"c": category, "m": "hold", "o": T0, "x": None, "tr": None, "p": points}
+
+
+def test_ranked_sum_and_criticality_odds():
+    items = {"finding|a": _open("findings", 50.0), "finding|b": _open("findings", 50.0)}
     state = _state_with(items, entity_type="service")
     state["info"] = {"criticality": "medium", "exposure": "internal"}
     result = assess(state, T0, RiskConfig())
-    assert result.raw == pytest.approx(100 * 0.8 * (1 - 0.5 * 0.5))  # 1 − Π(1 − r/100), × 0.8
-    assert result.score == 60
+    base = (50 + 50 / 2**1.5) / ZETA  # the second-ranked item counts 1 / 2^1.5
+    assert result.factors["base"] == pytest.approx(base, abs=1e-4)
+    odds = 0.8 * base / (100 - base)  # medium × internal = 0.8, applied to the odds
+    assert result.raw == pytest.approx(100 * odds / (1 + odds))
     assert result.contributions[0]["count"] == 2
     state["info"] = {"criticality": "critical", "exposure": "internet"}
-    assert assess(state, T0, RiskConfig()).score == 100  # 1.5 × 75, capped
+    critical = assess(state, T0, RiskConfig())
+    assert result.score < critical.score < 100  # 1.5 on the odds: higher, never capped
+
+
+def test_many_low_risks_never_reach_one_critical():
+    critical = _state_with({"finding|kev": _open("findings", 99.75)})
+    one = assess(critical, T0, RiskConfig()).raw
+    lows = {f"incident|{i}": _open("incidents", 30.0) for i in range(1000)}
+    many = assess(_state_with(lows), T0, RiskConfig()).raw
+    assert many < 30.0 < one  # a thousand lows approach their own 30, the KEV finding 38
+    both = dict(lows, **{"finding|kev": _open("findings", 99.75)})
+    assert assess(_state_with(both), T0, RiskConfig()).raw > one
+
+
+def test_criticality_update_bounds():
+    assert criticality_update(0.0, 1.5) == 0.0
+    assert criticality_update(100.0, 0.6) == 100.0
+    assert criticality_update(50.0, 1.0) == pytest.approx(50.0)
+    assert criticality_update(50.0, 1.5) == pytest.approx(60.0)
 
 
 def test_allocate_is_exact_and_stable():
@@ -357,12 +380,12 @@ def _scenario_signals() -> list[dict]:
 
 
 def test_stage_emits_first_change_decay_and_periodic():
-    harness = Harness(RiskConfig(emit_period_ms=15 * MIN))
+    harness = Harness(RiskConfig(emit_period_ms=2 * HOUR, emit_delta=2))
     outputs = harness.feed(_scenario_signals())
     outputs += harness.feed([tick_signal("p0", T0 + 2 * DAY)])
     risk = [v for v in values(outputs, "risk") if v["entity"] == "payments"]
     assert risk[0]["reason"] == "first"
-    assert risk[0]["score"] == 100
+    assert 40 <= risk[0]["score"] < 100  # a KEV finding and a firing alert: high, not capped
     assert risk[0]["entity_type"] == "service"
     reasons = {v["reason"] for v in risk}
     assert {"first", "periodic", "decay"} <= reasons
@@ -409,13 +432,13 @@ def test_emission_threshold():
             "details": {},
         }
 
-    outputs = harness.feed([finding(0, "open", 10), finding(1, "open", 3), finding(2, "open", 2)])
-    outputs += harness.feed([finding(3, "open", 4), finding(4, "open", 0.5)])
+    outputs = harness.feed([finding(0, "open", 50), finding(1, "open", 20), finding(2, "open", 20)])
+    outputs += harness.feed([finding(3, "open", 30), finding(4, "open", 5)])
     outputs += harness.feed([tick_signal("p0", T0 + 10 * MIN)])
     risk = values(outputs, "risk")
-    # 10 (first), 12.7 -> 13 (no), 14.4 -> 14 (moved 4: no), 17.8 -> 18 (moved 8: yes),
-    # 18.2 -> 18 (no).
-    assert [(v["score"], v["reason"]) for v in risk] == [(10, "first"), (18, "change")]
+    # base = Σ w_i / i^1.5 / ζ(1.5) over the ranked points: 50 -> 19 (first), + 20 -> 22 (no),
+    # + 20 -> 23 (moved 4: no), + 30 -> 26 (moved 7: yes), + 5 -> 26 (no).
+    assert [(v["score"], v["reason"]) for v in risk] == [(19, "first"), (26, "change")]
     assert risk[1]["time_ms"] == T0 + 3 * MIN
 
 
@@ -652,7 +675,7 @@ def test_config_validation_and_weights():
 
 
 def test_on_tick_without_partition_and_item_cap():
-    harness = Harness(RiskConfig(max_items=3))
+    harness = Harness(RiskConfig(max_items=3, emit_delta=0))
     signals = [
         _signal(i, "finding", "open", SUBJECTS[2], T0 + i * MIN, 10.0 + i, "high", i)
         for i in range(6)
