@@ -38,6 +38,7 @@ from tables.compliance import ComplianceConfig, ComplianceStage
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
 from tables.drift import DriftConfig, DriftStage
 from tables.entity_stats import update_entity_stats
+from tables.policy_rules import PolicyReloader
 from tables.rate_detector import RateDetectorConfig
 from tables.risk_model import RiskConfig, parse_weights
 from tables.risk_signals import signal_outputs, signals_from, tick_signal
@@ -336,6 +337,11 @@ class Pipeline:
         )
         self.drift = DriftStage(drift_config(settings))
         self.compliance = ComplianceStage(compliance_config(settings))
+        #: Rego policies in the compliance pack; `vigil policy reload` swaps them in place.
+        self.policies = PolicyReloader(
+            self.compliance, settings.compliance_rules or None, settings.policy_dir or None
+        )
+        self.policies.reload(strict=True)
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
         self._timers: dict[int, TimerSchedule] = {}
         self._held: dict[int, held.HeldSchedule] = {}

@@ -177,6 +177,9 @@ class Settings:
     #: Compliance rule pack YAML. Env `VIGIL_COMPLIANCE_RULES`. Default the bundled pack
     #: (app/rules/compliance.yaml).
     compliance_rules: str = ""
+    #: Directory of Rego policies and Gatekeeper YAML added to the bundled policies
+    #: (app/rules/policies/; docs/drift.md). Env `VIGIL_POLICY_DIR`. Default none.
+    policy_dir: str = ""
     #: Kubernetes cluster name used in compliance scopes. Env `VIGIL_K8S_CLUSTER`. Default none.
     k8s_cluster: str = ""
     #: Bearer tokens allowed to read the API and dashboard (comma list). Env `VIGIL_READ_TOKENS`.
@@ -255,6 +258,7 @@ class Settings:
             iac_user_agents=_env(env, "VIGIL_IAC_USER_AGENTS", d.iac_user_agents),
             iac_identities=_env(env, "VIGIL_IAC_IDENTITIES", d.iac_identities),
             compliance_rules=_env(env, "VIGIL_COMPLIANCE_RULES", d.compliance_rules),
+            policy_dir=_env(env, "VIGIL_POLICY_DIR", d.policy_dir),
             k8s_cluster=_env(env, "VIGIL_K8S_CLUSTER", d.k8s_cluster),
             read_tokens=_env(env, "VIGIL_READ_TOKENS", d.read_tokens),
             admin_tokens=_env(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),

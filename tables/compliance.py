@@ -32,7 +32,7 @@ same outputs and alerts (same ids) instead of losing them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -135,6 +135,9 @@ class Rule:
     #: How long a violation keeps the posture failing when nothing can show compliance
     #: (None: until a `pass` observation).
     window_ms: int | None = None
+    #: A Rego policy's evaluation (tables/policy_rules.py) instead of `match` / `pass`: the
+    #: violation messages for an event dict, () when compliant, None when not applicable.
+    check: Callable[[dict[str, Any]], tuple[str, ...] | None] | None = None
 
     @property
     def stateful(self) -> bool:
@@ -183,6 +186,8 @@ class Violation:
     approximate: tuple[str, ...]
     actor: dict[str, Any]
     identity: str | None = None
+    #: What a Rego policy said (its `deny` / `violation` messages); empty for YAML rules.
+    messages: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -206,7 +211,7 @@ class Violation:
             "controls": {fw: list(ids) for fw, ids in sorted(self.controls.items())},
             "approximate": list(self.approximate),
             "actor": self.actor,
-        }
+        } | ({"messages": list(self.messages)} if self.messages else {})
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -264,6 +269,12 @@ def parse_rule_pack(doc: Any, where: str = "rule pack") -> RulePack:
             raise RulePackError(f"{where}: rule '{rule.id}' (#{index + 1}): duplicate id")
         seen.add(rule.id)
         rules.append(rule)
+    return pack_of(rules, frameworks)
+
+
+def pack_of(rules: Iterable[Rule], frameworks: Mapping[str, str]) -> RulePack:
+    """A pack of `rules` (in order) with its indexes by event type."""
+    rules = tuple(rules)
     by_type: dict[str, list[Rule]] = {}
     prior_by_type: dict[str, list[Rule]] = {}
     for rule in rules:
@@ -275,7 +286,7 @@ def parse_rule_pack(doc: Any, where: str = "rule pack") -> RulePack:
     return RulePack(
         version=1,
         frameworks=dict(frameworks),
-        rules=tuple(rules),
+        rules=rules,
         by_type={k: tuple(v) for k, v in by_type.items()},
         prior_by_type={k: tuple(v) for k, v in prior_by_type.items()},
     )
@@ -316,7 +327,7 @@ def _parse_rule(raw: Any, index: int, frameworks: Mapping[str, str], where: str)
     if not isinstance(include_failed, bool):
         raise RulePackError(f"{label}: 'include_failed' must be true or false")
     subject = tuple(_paths(raw.get("subject", []), f"{label}: 'subject'"))
-    controls = _controls(raw["controls"], frameworks, label)
+    controls = parse_controls(raw["controls"], frameworks, label)
     approximate = tuple(_strings(raw.get("approximate", []), f"{label}: 'approximate'", True))
     for fw in approximate:
         if fw not in controls:
@@ -376,7 +387,10 @@ def _paths(value: Any, what: str) -> list[str]:
     return paths
 
 
-def _controls(value: Any, frameworks: Mapping[str, str], label: str) -> dict[str, tuple[str, ...]]:
+def parse_controls(
+    value: Any, frameworks: Mapping[str, str], label: str
+) -> dict[str, tuple[str, ...]]:
+    """`controls` (framework id -> control ids) checked against the known frameworks."""
     if not isinstance(value, dict) or not value:
         raise RulePackError(f"{label}: 'controls' maps frameworks to control id lists")
     out: dict[str, tuple[str, ...]] = {}
@@ -532,8 +546,27 @@ def _skipped(event: Event) -> bool:
     return event.type == "k8s_audit" and event.attributes.get("stage") in SKIPPED_AUDIT_STAGES
 
 
+def outcome(rule: Rule, doc: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """("fail", messages), ("pass", ()) or (None, ()): what the rule says about an event dict
+    (`match`, then `pass`; a Rego rule's `check`, whose clean result is a pass when the rule
+    has `pass`)."""
+    if rule.check is not None:
+        messages = rule.check(doc)
+        if messages:
+            return "fail", messages
+        return ("pass" if messages is not None and rule.pass_ is not None else None), ()
+    if rule.match(doc):
+        return "fail", ()
+    return ("pass" if rule.pass_ is not None and rule.pass_(doc) else None), ()
+
+
 def _violation(
-    rule: Rule, event: Event, doc: dict[str, Any], k8s_cluster: str | None, identity: str | None
+    rule: Rule,
+    event: Event,
+    doc: dict[str, Any],
+    k8s_cluster: str | None,
+    identity: str | None,
+    messages: tuple[str, ...] = (),
 ) -> Violation:
     return Violation(
         rule_id=rule.id,
@@ -550,6 +583,7 @@ def _violation(
         approximate=rule.approximate,
         actor=actor_of(event),
         identity=identity,
+        messages=messages,
     )
 
 
@@ -572,8 +606,9 @@ def evaluate(
             continue
         if is_failed and not rule.include_failed:
             continue
-        if rule.match(doc):
-            out.append(_violation(rule, event, doc, k8s_cluster, None))
+        status, messages = outcome(rule, doc)
+        if status == "fail":
+            out.append(_violation(rule, event, doc, k8s_cluster, None, messages))
     return out
 
 
@@ -619,6 +654,8 @@ def violation_alert(violation: Violation, event: Event, pack: RulePack | None = 
         annotations["approximate_mappings"] = ",".join(rule.approximate)
     if rule.description:
         annotations["description"] = rule.description[:1024]
+    if violation.messages:
+        annotations["messages"] = _annotation_json(list(violation.messages))
     return AlertInput(
         id=violation.id,
         fingerprint=alertmanager_fingerprint(labels),
@@ -746,7 +783,8 @@ class ComplianceStage:
             if is_failed and not rule.include_failed:
                 continue
             subject = _first_text(doc, rule.subject) if rule.subject else None
-            if rule.match(doc):
+            status, messages = outcome(rule, doc)
+            if status == "fail":
                 identity = None
                 if rule.first_seen is not None:
                     identity = _first_text(doc, rule.first_seen.identity)
@@ -759,9 +797,11 @@ class ComplianceStage:
                 ):
                     passes.append((rule, subject))
                     continue
-                violation = _violation(rule, event, doc, self.config.k8s_cluster, identity)
+                violation = _violation(
+                    rule, event, doc, self.config.k8s_cluster, identity, messages
+                )
                 fails.append((rule, violation))
-            elif rule.pass_ is not None and rule.pass_(doc):
+            elif status == "pass":
                 passes.append((rule, subject))
         for _, violation in fails:
             result.violations.append(violation)

@@ -8,6 +8,9 @@ REFERENCE.md): `auditID`, `level`, `stage`, `verb`, `user`, `impersonatedUser`, 
 `EventList` (webhook backend batch), which gives one event per item. Older `v1beta1` events
 carry `timestamp`, used when the v1 timestamps are missing.
 
+A `create` or `update` keeps the object it wrote as `request_object` (not for Secrets, at most
+`MAX_OBJECT_BYTES`), the document Gatekeeper-style policies review (app/policy/inputs.py).
+
 Identity: `auditID` + `stage` (one request is logged once per stage). Hand-edited samples that
 reuse an auditID therefore share an id, as replays of the same audit event should.
 
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from app.events import Event, event_id, max_severity, parse_time
 from app.sources.base import check_time_range, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
@@ -36,6 +41,8 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 READ_VERBS = frozenset({"get", "list", "watch"})
 RBAC_RESOURCES = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
 SHELL_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
+#: Largest request object an event keeps as `request_object` (create/update, not Secrets).
+MAX_OBJECT_BYTES = 16_384
 #: Resources whose request object embeds a pod spec, and where that spec sits.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "pods": ("spec",),
@@ -149,6 +156,9 @@ class K8sAuditAdapter:
             attributes["authorization_reason"] = reason
         if spec_summary is not None:
             attributes["spec_summary"] = spec_summary
+        reviewed = _reviewed_object(verb, resource, subresource, stage, record)
+        if reviewed is not None:
+            attributes["request_object"] = reviewed
         return Event(
             id=event_id(self.name, audit_id, stage),
             source=self.name,
@@ -158,6 +168,24 @@ class K8sAuditAdapter:
             severity=severity,
             attributes=attributes,
         )
+
+
+def _reviewed_object(
+    verb: str, resource: str | None, subresource: str | None, stage: str, record: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The object a create/update wrote (Gatekeeper-style policies review it, app/policy/),
+    except Secrets and objects over `MAX_OBJECT_BYTES`; None otherwise."""
+    obj = record.get("requestObject")
+    if (
+        verb not in ("create", "update")
+        or subresource is not None
+        or resource in ("secrets", None)
+        or stage == "RequestReceived"
+        or not isinstance(obj, dict)
+        or len(orjson.dumps(obj)) > MAX_OBJECT_BYTES
+    ):
+        return None
+    return obj
 
 
 def _event_time(record: dict[str, Any]) -> int:
