@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from app.generate_scenarios import SCENARIOS, with_falco, with_incidents
 from app.generate_sources import HOSTS, IMAGES, SERVICES, Sources
 
 __all__ = ["HOSTS", "IMAGES", "MIX", "SERVICES", "RawRecord", "TelemetryGenerator"]
@@ -64,6 +65,13 @@ FALCO_RULES = (
         ["network", "mitre_command_and_control"],
     ),
 )
+
+#: How often each rule fires, relative to the others a scenario allows.
+_FALCO_WEIGHTS = (30, 8, 5, 6, 1)
+_FALCO_SERVICES = with_falco(SERVICES)
+_INCIDENT_SERVICES = with_incidents(SERVICES)
+#: Falco bursts (event-rate anomalies) happen in the noisy service's containers.
+_BURST_SERVICE = next(s for s in SERVICES if SCENARIOS[s].name == "noisy")
 
 METRICS = {
     "http_requests_per_second": (120.0, 25.0, 6.0),  # baseline, daily amplitude, noise sd
@@ -152,13 +160,15 @@ class TelemetryGenerator:
         family, build = self._choices[bisect.bisect_right(self._thresholds, rnd.random())]
         return RawRecord(family, ts_ms, build(ts_ms))
 
-    def _falco(self, ts_ms: int, host: str | None = None, rule_index: int | None = None) -> bytes:
+    def _falco(self, ts_ms: int, host: str | None = None, service: str | None = None) -> bytes:
+        """A Falco alert in a container of `service` (else one whose scenario has Falco rules),
+        one of the rules its scenario lets fire."""
         rnd = self.random
         host = host or rnd.choice(HOSTS)
-        service = rnd.choice(SERVICES)
-        rule, priority, template, tags = FALCO_RULES[
-            rule_index if rule_index is not None else rnd.choices(range(5), (30, 8, 5, 6, 1))[0]
-        ]
+        service = service or rnd.choice(_FALCO_SERVICES)
+        rules = SCENARIOS[service].falco_rules
+        index = rnd.choices(rules, [_FALCO_WEIGHTS[i] for i in rules])[0]
+        rule, priority, template, tags = FALCO_RULES[index]
         container_id = _container_id(host, service)
         tag = self.sources.version(service)
         container = f"container_id={container_id} image={IMAGES[service]}:{tag} k8s.ns=prod"
@@ -186,11 +196,12 @@ class TelemetryGenerator:
         return orjson.dumps(alert)
 
     def _falco_burst(self, ts_ms: int) -> bytes:
+        """A burst of alerts on one node, in the containers of a noisy (low-severity) service."""
         if self._burst_left == 0:
             self._burst_left = self.random.randint(40, 120)
             self._burst_host = self.random.choice(HOSTS)
         self._burst_left -= 1
-        return self._falco(ts_ms, host=self._burst_host, rule_index=0)
+        return self._falco(ts_ms, host=self._burst_host, service=_BURST_SERVICE)
 
     def _metric(self, ts_ms: int) -> bytes:
         rnd = self.random
@@ -199,7 +210,7 @@ class TelemetryGenerator:
         base, amplitude, noise = METRICS[name]
         day = (ts_ms / 86_400_000.0) * 2 * math.pi
         value = base + amplitude * math.sin(day) + rnd.gauss(0, noise)
-        if self._spike_left == 0 and rnd.random() < 0.0004:
+        if self._spike_left == 0 and rnd.random() < 0.0004 and service in _INCIDENT_SERVICES:
             self._spike_left, self._spike_service = rnd.randint(5, 20), service
             self.sources.incident(service)
         if self._spike_left > 0 and service == self._spike_service:

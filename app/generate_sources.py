@@ -21,14 +21,20 @@ from typing import Any
 
 import orjson
 
+from app.generate_scenarios import SCENARIOS, with_alerts, with_incidents
 from app.sources.alertmanager import alertmanager_fingerprint
 
 HOSTS = ("node-a", "node-b", "node-c", "node-d")
 SERVICES = ("payments", "checkout", "search", "auth")
+#: The services that raise Alertmanager alerts and those whose metrics spike (scenarios).
+ALERTING = with_alerts(SERVICES)
+#: The services people exec into (a medium compliance violation each time).
+EXEC_SERVICES = tuple(s for s in SERVICES if SCENARIOS[s].pod_exec)
+INCIDENT_SERVICES = with_incidents(SERVICES)
 IMAGES = {service: f"registry.example.com/{service}" for service in SERVICES}
 #: payments and checkout build on GitHub Actions, search and auth on GitLab CI.
 GITHUB_SERVICES = ("payments", "checkout")
-STACKS = {"payments": "python", "checkout": "go", "search": "java", "auth": "node"}
+STACKS = {"payments": "java", "checkout": "go", "search": "python", "auth": "node"}
 ACCOUNT = "493817265094"
 NAMESPACE = "prod"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -206,12 +212,12 @@ SEMGREP_RULES = {
         ("python.lang.security.audit.formatted-sql-query.formatted-sql-query",
          "Detected possible formatted SQL query. Use parameterized queries instead.", "error",
          "CWE-89: Improper Neutralization of Special Elements used in an SQL Command",
-         "src/payments/repository.py", 88),
+         "src/{service}/repository.py", 88),
         ("python.lang.security.audit.subprocess-shell-true.subprocess-shell-true",
          "Found 'subprocess' function 'run' with 'shell=True'. This is dangerous because this "
          "call will spawn the command using a shell process.", "error",
          "CWE-78: Improper Neutralization of Special Elements used in an OS Command",
-         "src/payments/reports.py", 41),
+         "src/{service}/reports.py", 41),
     ),
     "go": (
         ("go.lang.security.audit.crypto.math_random.math-random-used",
@@ -226,12 +232,12 @@ SEMGREP_RULES = {
         ("java.lang.security.audit.formatted-sql-string.formatted-sql-string",
          "Detected a formatted string in a SQL statement. This could lead to SQL injection.",
          "error", "CWE-89: Improper Neutralization of Special Elements used in an SQL Command",
-         "src/main/java/com/acme/search/QueryBuilder.java", 133),
+         "src/main/java/com/acme/{service}/QueryBuilder.java", 133),
         ("java.lang.security.audit.xxe.documentbuilderfactory-disallow-doctype-decl-missing."
          "documentbuilderfactory-disallow-doctype-decl-missing",
          "DOCTYPE declarations are enabled for this DocumentBuilderFactory.", "warning",
          "CWE-611: Improper Restriction of XML External Entity Reference",
-         "src/main/java/com/acme/search/FeedImporter.java", 64),
+         "src/main/java/com/acme/{service}/FeedImporter.java", 64),
     ),
     "node": (
         ("javascript.express.security.audit.xss.direct-response-write.direct-response-write",
@@ -306,6 +312,7 @@ GITLAB_JOBS = (
     ("deploy", "deploy-production"),
 )
 DEVELOPERS = ("alice", "bob", "carol", "dave", "erin")
+FEATURES = ("retry-backoff", "new-checkout-flow", "bump-deps", "refactor-auth", "fix-flaky-test")
 COMMIT_TITLES = (
     "Fix retry on idempotency key conflict",
     "Bump dependencies",
@@ -476,7 +483,9 @@ class Sources:
         self.clock = Clock()
         self._patch = {service: 2 for service in SERVICES}
         self.versions = {service: "1.4.2" for service in SERVICES}
-        self._open_cves: dict[str, list[Cve]] = {}
+        self._scanned: set[str] = set()
+        #: service -> the latest commit a security job passed on (what gets deployed)
+        self._scanned_commits: dict[str, str] = {}
         self._firing: list[dict[str, Any]] = []  # webhook payloads, oldest first
         self._alert_hint: str | None = None
         self._serial = rnd.randrange(10**8, 9 * 10**8)
@@ -484,7 +493,7 @@ class Sources:
         self.forbidden_left = 0
         self._forbidden_user = ""
         self._error_left = 0
-        self._error_service = SERVICES[0]
+        self._error_service = INCIDENT_SERVICES[0]
 
     # -- shared helpers ------------------------------------------------------------------
 
@@ -519,19 +528,13 @@ class Sources:
         rnd = self.rnd
         service = rnd.choice(SERVICES)
         stack = STACKS[service]
-        found = self._open_cves.get(service)
-        candidates = [*OS_CVES, *LANG_CVES[stack]]
-        if found is None:  # first scan of this image
-            found = sorted(rnd.sample(candidates, rnd.randint(3, 6)))
-        else:  # a rescan: some CVEs fixed, now and then a new one
-            if len(found) > 1 and rnd.random() < 0.35:
-                fixed = rnd.sample(found, min(len(found) - 1, rnd.randint(1, 2)))
-                found = [c for c in found if c not in fixed]
-            if rnd.random() < 0.2:
-                new = [c for c in candidates if c not in found]
-                found = sorted([*found, rnd.choice(new)]) if new else found
-        self._open_cves[service] = found
-        enriched = rnd.random() < 0.3
+        scenario = SCENARIOS[service]
+        known = {c[0]: c for c in (*OS_CVES, *LANG_CVES[stack])}
+        first = service not in self._scanned
+        self._scanned.add(service)
+        ids = (*scenario.cves, *scenario.fixed_cves) if first else scenario.cves
+        found = sorted(known[cve_id] for cve_id in ids)
+        enriched = scenario.enriched or rnd.random() < 0.3
         version = self.version(service)
         reference = f"{IMAGES[service]}:{version}"
         digest = _hex(service, version, size=32)
@@ -576,7 +579,8 @@ class Sources:
         rules = SEMGREP_RULES[STACKS[service]]
         results = []
         for index, (rule_id, message, level, _cwe, path, line) in enumerate(rules):
-            if rnd.random() < 0.3:
+            path = path.format(service=service)
+            if rnd.random() < 0.3 or not SCENARIOS[service].sast:
                 continue  # fixed, or not reached this run
             results.append(
                 {
@@ -637,7 +641,7 @@ class Sources:
         rnd = self.rnd
         service = rnd.choice(SERVICES)
         github = service in GITHUB_SERVICES
-        if rnd.random() < 0.125:
+        if rnd.random() < 0.125 and service in self._scanned_commits:
             body = self._deployment(service, ts_ms, github)
         elif not github:
             body = self._gitlab_pipeline(service, ts_ms)
@@ -654,10 +658,16 @@ class Sources:
         job = rnd.choice(jobs).format(lang=CODEQL_LANG[STACKS[service]])
         return name, path, job, rnd.random() < failure
 
+    def _branch(self, failed: bool) -> str:
+        """Main branches stay green: failed runs are on feature branches."""
+        return f"feature/{self.rnd.choice(FEATURES)}" if failed else "main"
+
     def _workflow_run(self, service: str, ts_ms: int) -> dict[str, Any]:
         rnd, clock = self.rnd, self.clock
         workflow, path, _job, failed = self._workflow(service)
         run_id, sha, actor = self._next_id(), self._sha(), rnd.choice(DEVELOPERS)
+        if not failed and workflow != "CI":
+            self._scanned_commits[service] = sha
         started = ts_ms - rnd.randint(40, 900) * 1000
         url = f"https://github.com/acme/{service}/actions/runs/{run_id}"
         repository = REPOSITORIES[service]
@@ -665,7 +675,7 @@ class Sources:
         run = {
             "id": run_id,
             "name": workflow,
-            "head_branch": "main",
+            "head_branch": self._branch(failed),
             "head_sha": sha,
             "path": path,
             "display_title": title,
@@ -697,7 +707,9 @@ class Sources:
     def _workflow_job(self, service: str, ts_ms: int) -> dict[str, Any]:
         rnd, clock = self.rnd, self.clock
         workflow, _path, job, failed = self._workflow(service)
-        job_id, run_id = self._next_id(), self._next_id()
+        job_id, run_id, sha = self._next_id(), self._next_id(), self._sha()
+        if not failed and workflow != "CI":
+            self._scanned_commits[service] = sha
         started = ts_ms - rnd.randint(20, 600) * 1000
         main_step = "Run " + job if job in ("trivy-scan", "gitleaks") else "Run make " + job
         if job.startswith("Analyze"):
@@ -711,8 +723,8 @@ class Sources:
                 "id": job_id,
                 "run_id": run_id,
                 "run_attempt": 1,
-                "head_sha": self._sha(),
-                "head_branch": "main",
+                "head_sha": sha,
+                "head_branch": self._branch(failed),
                 "html_url": f"https://github.com/acme/{service}/actions/runs/{run_id}/job/{job_id}",
                 "status": "completed",
                 "conclusion": "failure" if failed else "success",
@@ -736,11 +748,12 @@ class Sources:
 
     def _deployment(self, service: str, ts_ms: int, github: bool) -> dict[str, Any]:
         rnd, clock = self.rnd, self.clock
-        ok = rnd.random() < 0.9
+        ok = rnd.random() >= SCENARIOS[service].deploy_failure
         if ok:
             self._patch[service] += 1
             self.versions[service] = f"1.4.{self._patch[service]}"
-        deployment_id, sha, actor = self._next_id(), self._sha(), rnd.choice(DEVELOPERS)
+        deployment_id, actor = self._next_id(), rnd.choice(DEVELOPERS)
+        sha = self._scanned_commits[service]  # a commit a security scan passed
         if github:
             return {
                 "action": "created",
@@ -810,13 +823,16 @@ class Sources:
                     "runner": {"id": 7, "description": "k8s-runner", "tags": ["k8s"]},
                 }
             )
+        if failing is None:
+            self._scanned_commits[service] = sha  # its security stage passed
         project = PROJECTS[service]
         return {
             "object_kind": "pipeline",
             "object_attributes": {
                 "id": pipeline_id,
                 "iid": pipeline_id % 3000,
-                "ref": "main",
+                "name": "build, test, security scan, deploy",  # `workflow:name`
+                "ref": self._branch(failing is not None),
                 "tag": False,
                 "sha": sha,
                 "source": "push",
@@ -869,6 +885,7 @@ class Sources:
             name = PODS[service][0]["name"] if verb == "get" else None
             return self._audit(ts_ms, verb, user, HUMAN_GROUPS, "pods", name, ua=KUBECTL)
         if r < 0.99:
+            service = rnd.choice(EXEC_SERVICES)
             user, name = f"oidc:{rnd.choice(DEVELOPERS)}", PODS[service][1]["name"]
             return self._audit(
                 ts_ms, "create", user, HUMAN_GROUPS, "pods", name, sub="exec", ua=KUBECTL
@@ -1209,10 +1226,12 @@ class Sources:
                 alert["endsAt"] = self.clock.millis(ts_ms)
             return orjson.dumps(payload)
         if self._alert_hint is not None:
-            service, alert_index = self._alert_hint, 0
+            service = self._alert_hint
+            alert_index = SCENARIOS[service].alerts[0]
             self._alert_hint = None
         else:
-            service, alert_index = rnd.choice(SERVICES), rnd.choices((0, 1, 2), (2, 3, 3))[0]
+            service = rnd.choice(ALERTING)
+            alert_index = rnd.choice(SCENARIOS[service].alerts)
         name, severity, summary, description, expr = ALERTS[alert_index]
         alerts = []
         for pod in rnd.sample(PODS[service], rnd.randint(1, 3)):
@@ -1266,7 +1285,7 @@ class Sources:
         else:
             if self._error_left == 0 and rnd.random() < 0.0001:
                 self._error_left = rnd.randint(40, 150)
-                self._error_service = rnd.choice(SERVICES)
+                self._error_service = rnd.choice(INCIDENT_SERVICES)
             service = SERVICES[rnd.getrandbits(2)]
             status = _STATUSES[int(rnd.random() * 1000)]
         # getrandbits and indexing rather than choice/randint: logs are a third of the stream

@@ -65,10 +65,15 @@ def offline_replay(
 
 
 def replay_events(
-    events: list[Output], settings: Settings, catalogue: Any, flush: bool = True
+    events: list[Output],
+    settings: Settings,
+    catalogue: Any,
+    flush: bool = True,
+    risk_states: dict[int, StagedState] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The stateful part of `offline_replay`: canonical events (`events` outputs of the ingest
-    stage) in event-time order, each followed by what the stateful logic derives from it."""
+    stage) in event-time order, each followed by what the stateful logic derives from it.
+    `risk_states`, when given, receives the risk table of each `risk_signals` partition."""
     catalog = TopicCatalog(settings)
     silences: dict[str, Any] = {}
     inhibitors: dict[str, Any] = {}
@@ -78,6 +83,8 @@ def replay_events(
     }
     events = sorted(events, key=lambda out: (out.value["ts_ms"], out.value["id"]))
     risk = OfflineRisk(settings, catalogue, events, partitions)
+    if risk_states is not None:
+        risk_states.update(risk.states)
     for out in events:
         yield as_record(catalog, out)
         partition = entity_partition(out.key or "", settings.partitions)
