@@ -3,6 +3,9 @@
 Commands are JSON:
 - `{"command": "silence.create", "silence": {...}, "by"?, "why"?}`
 - `{"command": "silence.expire", "id", "at", "by", "why"?}`
+- `{"command": "policy.reload", "by", "why"?}`: written to the `policy` global table, which
+  every worker watches (`_reload_policies`): each reloads its Rego policies; a set that does
+  not load is logged and the previous one keeps running on that worker
 - `{"command": "audit.append", "who", "what", "why", "details"?}` (gate decisions, reloads)
 
 The control topic has a single partition, so one agent instance sees every command in order
@@ -14,9 +17,12 @@ dead-letter topic with the reason; nothing is applied half-way.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from agents.acking import processed_events
+from agents.process import pipeline
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import format_time
@@ -25,7 +31,7 @@ from app.outputs import Origin, Output, dead_letter
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.audit import append
 from tables.control import apply_command, audit_entry
-from tables.definitions import audit_state, silences
+from tables.definitions import audit_state, policy_state, silences
 
 control_topic = app.topic(
     catalog.name("control"),
@@ -36,6 +42,10 @@ control_topic = app.topic(
 )
 
 RECENT = 200
+#: How often each worker looks for a new policy reload request.
+POLICY_CHECK_S = 2.0
+
+log = logging.getLogger(__name__)
 
 
 @app.agent(control_topic, concurrency=1)
@@ -64,7 +74,34 @@ async def control(stream):
         await send_and_confirm([Output("audit", None, record)])
         for key, value in changes.items():
             silences[key] = value
+        if command.get("command") == "policy.reload":
+            policy_state["reload"] = {"seq": message.offset, "by": who, "at": when}
         audit_state["head"] = {**record, "offset": message.offset}
         metrics.observe_step((Output("audit", None, record),), "control", topic="control")
         recent = audit_state.get("recent") or []
         audit_state["recent"] = [*recent[-(RECENT - 1) :], record]
+
+
+_policy_seq: list[int] = []
+
+
+@app.timer(interval=POLICY_CHECK_S)
+async def _reload_policies() -> None:
+    """Reload this worker's Rego policies when a newer reload request is in the table (the
+    first look only notes the current one: the worker loaded its policies at start)."""
+    request = policy_state.get("reload") or {}
+    seq = request.get("seq", -1)
+    if not _policy_seq:
+        _policy_seq.append(seq)
+        return
+    if seq > _policy_seq[0]:
+        _policy_seq[0] = seq
+        result = pipeline.policies.reload()
+        log.info(
+            "policy reload #%s by %s: %s",
+            seq,
+            request.get("by"),
+            f"loaded {result.policies} policies ({result.digest[:12]})"
+            if result.ok
+            else f"rejected, previous set kept: {result.error}",
+        )

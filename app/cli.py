@@ -234,7 +234,6 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
     """Create or expire a silence by sending a command to the control topic."""
-    from app import kafka_io
     from tables.silences import check_silence_bounds, parse_silence
 
     now_ms = int(time.time() * 1000)
@@ -262,6 +261,14 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
             "at": format_time(now_ms),
             "by": args.by,
         }
+    _send_control(settings, command)
+    return 0
+
+
+def _send_control(settings: Settings, command: dict) -> None:
+    """Write one command on the control topic (creating it if needed) and print it."""
+    from app import kafka_io
+
     catalog = TopicCatalog(settings)
     topic = catalog.name("control")
 
@@ -275,6 +282,28 @@ def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run())
     _out(command)
+
+
+def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    """Test policies, evaluate them on a document, or have every worker reload them."""
+    from app.policy import commands
+    from tables.policy_rules import policy_dirs
+
+    if args.action == "test":
+        return commands.run_tests(args.dirs)
+    dirs = [*policy_dirs(settings.policy_dir or None), *args.policies]
+    if args.action == "eval":
+        return commands.evaluate_file(args.input, dirs)
+    if not args.no_check:  # the workers would reject it too: say so now
+        from app.policy.loader import PolicyError, load_policies
+
+        try:
+            load_policies(dirs)
+        except PolicyError as exc:
+            _err({"error": "policy set does not load", "message": str(exc)})
+            return 2
+    command = {"command": "policy.reload", "by": args.by, "why": args.comment}
+    _send_control(settings, {**command, "at": format_time(int(time.time() * 1000))})
     return 0
 
 
@@ -412,6 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id")
     q.add_argument("--by", required=True, help="who expires it")
 
+    p = sub.add_parser("policy", help="test, evaluate or reload the Rego policies")
+    policy_sub = p.add_subparsers(dest="action", required=True)
+    q = policy_sub.add_parser("test", help="run a policy set's test_* rules (OPA's convention)")
+    q.add_argument("dirs", nargs="+", help="policy directories or files")
+    q = policy_sub.add_parser("eval", help="print the violations of one document")
+    q.add_argument("--input", "-i", required=True, help="plan JSON, Kubernetes object or events")
+    q.add_argument(
+        "--policies", "-p", action="append", default=[], help="more policy dirs (repeatable)"
+    )
+    q = policy_sub.add_parser("reload", help="every worker reloads its policy directories")
+    q.add_argument("--by", required=True, help="who asks (recorded in the audit trail)")
+    q.add_argument("--comment", default="policy reload", help="why")
+    q.add_argument("--no-check", action="store_true", help="send without loading the set here")
+    q.set_defaults(policies=[])
+
     p = sub.add_parser("nab", help="run the metric anomaly detector over a NAB data folder")
     p.add_argument("--data", required=True, help="NAB data dir: <category>/<file>.csv")
     p.add_argument("--out", required=True, help="results dir (writes vigil/<category>/...)")
@@ -448,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_worker(args)
     handlers = {
         "silence": cmd_silence,
+        "policy": cmd_policy,
         "nab": cmd_nab,
         "nab-score": cmd_nab_score,
         "produce": cmd_produce,

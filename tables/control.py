@@ -1,4 +1,5 @@
-"""Control commands (silences) applied to state: pure, shared by the agent and offline replay."""
+"""Control commands (silences, policy reloads) applied to state: pure, shared by the agent and
+offline replay."""
 
 from __future__ import annotations
 
@@ -33,13 +34,18 @@ def apply_command(command: Any, silences: Mapping[str, Any]) -> dict[str, dict[s
         expired = {**current, "ends_ms": ends, "endsAt": format_time(ends)}
         expired["expiredBy"] = str(command.get("by") or "unknown")
         return {silence_id: expired}
+    if kind == "policy.reload":
+        if not isinstance(command.get("by"), str) or not command["by"]:
+            raise ValueError("policy.reload: 'by' must be a non-empty string")
+        return {}
     if kind == "audit.append":
         for field_name in ("who", "what", "why"):
             if not isinstance(command.get(field_name), str) or not command[field_name]:
                 raise ValueError(f"audit.append: '{field_name}' must be a non-empty string")
         return {}
     raise ValueError(
-        f"unknown control command {kind!r} (silence.create, silence.expire, audit.append)"
+        f"unknown control command {kind!r} "
+        "(silence.create, silence.expire, policy.reload, audit.append)"
     )
 
 
@@ -56,6 +62,8 @@ def audit_entry(
             command["why"],
             details if isinstance(details, dict) else {},
         )
+    if kind == "policy.reload":
+        return command["by"], "policy.reload", str(command.get("why") or "policy reload"), {}
     ((silence_id, silence),) = changes.items()
     if kind == "silence.create":
         why = silence.get("comment", "")

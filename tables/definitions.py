@@ -67,6 +67,12 @@ group_state = _table("alert-groups", "Alert groups with Alertmanager's notificat
 #: control agent, so it has the control topic's single partition.
 silences = _table("silences", "Active, pending and expired silences.", partitions=1, shared=True)
 
+#: `reload` -> the last `policy.reload` command (its control offset, who, when): every worker
+#: holds it and reloads its Rego policies when it changes (agents/control.py).
+policy_state = _table(
+    "policy", "The last policy reload requested on the control topic.", partitions=1, shared=True
+)
+
 #: fingerprint -> firing alert that can inhibit others; every worker holds all of them.
 inhibitors = _table(
     "inhibitors", "Firing alerts that match an inhibition rule's source side.", shared=True

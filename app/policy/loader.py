@@ -115,6 +115,7 @@ class PolicySet:
     files: tuple[str, ...]
     digest: str
     tests: int = 0
+    modules: tuple[Module, ...] = ()
     _failed: set[str] = field(default_factory=set)
 
     def messages(self, policy: Policy, document: Any) -> tuple[str, ...]:
@@ -215,7 +216,9 @@ def load_policies(paths: Sequence[str | Path], run_tests: bool = True) -> Policy
             + "; ".join(f"{name} ({file}): {status}" for file, name, status in failures)
         )
     paths_read = tuple(map(str, files))
-    return PolicySet(tuple(policies), engine, paths_read, digest.hexdigest(), len(tests))
+    return PolicySet(
+        tuple(policies), engine, paths_read, digest.hexdigest(), len(tests), tuple(modules)
+    )
 
 
 def _read(path: Path) -> str:
@@ -416,7 +419,7 @@ def _check_decisions(engine: RegoEngine, policy: Policy) -> None:
             )
 
 
-def run_policy_tests(modules: list[Module]) -> list[tuple[str, str, str]]:
+def run_policy_tests(modules: Sequence[Module]) -> list[tuple[str, str, str]]:
     """(file, test, `pass` | `fail` | `error: ...`) for every `test_*` rule, OPA's way: a test
     passes when it is true. Runs on its own engine holding the test files too."""
     engine = RegoEngine()
