@@ -93,30 +93,32 @@ def read_metadata(source: str) -> PolicyMetadata:
 
 
 def _parse_block(text: str, line: int) -> dict[str, Any]:
+    where = f"METADATA at line {line}"
     try:
         block = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise MetadataError(f"line {line}: METADATA is not valid YAML: {exc}") from None
+        raise MetadataError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(block, dict):
-        raise MetadataError(f"line {line}: METADATA must be a YAML mapping")
+        raise MetadataError(f"{where}: must be a YAML mapping")
     return block
 
 
 def _metadata(block: dict[str, Any], line: int) -> PolicyMetadata:
+    where = f"METADATA at line {line}"
     custom = block.get("custom") or {}
     if not isinstance(custom, dict):
-        raise MetadataError(f"line {line}: METADATA 'custom' must be a mapping")
+        raise MetadataError(f"{where}: 'custom' must be a mapping")
     unknown = sorted(set(custom) - CUSTOM_FIELDS)
     if unknown:
         raise MetadataError(
-            f"line {line}: unknown custom field '{unknown[0]}' "
+            f"{where}: unknown custom field '{unknown[0]}' "
             f"(known: {', '.join(sorted(CUSTOM_FIELDS))})"
         )
     if "severity" in custom and custom["severity"] not in SEVERITIES:
-        raise MetadataError(f"line {line}: custom.severity must be one of {', '.join(SEVERITIES)}")
+        raise MetadataError(f"{where}: custom.severity must be one of {', '.join(SEVERITIES)}")
     if "input" in custom and custom["input"] not in INPUT_SHAPES:
-        raise MetadataError(f"line {line}: custom.input must be one of {', '.join(INPUT_SHAPES)}")
+        raise MetadataError(f"{where}: custom.input must be one of {', '.join(INPUT_SHAPES)}")
     for name in ("title", "description"):
         if name in block and not isinstance(block[name], str):
-            raise MetadataError(f"line {line}: METADATA '{name}' must be a string")
+            raise MetadataError(f"{where}: '{name}' must be a string")
     return PolicyMetadata(block.get("title"), block.get("description"), dict(custom))
