@@ -28,7 +28,10 @@ Notification rules (Alertmanager dispatch.go and notify.go `DedupStage.needsUpda
   in the log's firing set; when nothing fires any more but the log had firing alerts; when
   `send_resolved` is on and an alert resolved that the log did not list as resolved; otherwise
   only when the log entry is older than `repeat_interval` (strictly, so with the defaults
-  repeats come every 4h05m: the first tick after 4h);
+  repeats come every 4h05m: the first tick after 4h) and a firing member was sighted since
+  the last notification (a repeat restates new evidence: a problem that keeps firing keeps
+  being sighted, so it repeats every interval; after a clock jump over many intervals
+  without sightings, one repeat goes out, not one per interval);
 - resolved members leave the group after every flush, notified or not, so an alert that
   resolves within `group_wait` sends nothing; silenced and inhibited members are left out of
   both sets (and nothing is sent when every member is muted).
@@ -98,9 +101,6 @@ _GROUP_RANK = 1
 #: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
 #: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
 MAX_PENDING_INPUTS = 250
-#: Most repeats a group catches up on after a quiet stretch (no event on the partition for
-#: longer than this many repeat intervals: 16 days 16 hours with the defaults).
-MAX_CATCH_UP_REPEATS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +523,8 @@ class AlertStage:
                 self._inhibitor(state, "firing", now, ctx)
             if new_episode or not state["in_group"]:
                 self._join_group(key, state, now, ctx)
+            elif not (silenced or inhibited):
+                self._repeat_due(state, now, ctx)
             return
         if state["status"] == "firing":
             if newest:
@@ -660,6 +662,18 @@ class AlertStage:
             group["next"] = tick if group["next"] is None else min(group["next"], tick)
         self._save_group(group_id, group, ctx)
 
+    def _repeat_due(self, state: dict[str, Any], now: int, ctx: _Ctx) -> None:
+        """A new sighting of a notified, firing member: make sure its group ticks when the
+        repeat is due (a group with nothing new to say has no tick scheduled)."""
+        group = _load(ctx.groups, state["group"])
+        if group is None or not group["flushed"] or group["next"] is not None:
+            return
+        interval = self._repeat_interval(self._member_states(group, ctx))
+        if group["log"] is None or interval is None:
+            return
+        group["next"] = self._tick_at_or_after(group, max(now, group["log"]["time"] + interval + 1))
+        self._save_group(state["group"], group, ctx)
+
     def _tick_at_or_after(self, group: dict[str, Any], at: int) -> int:
         gi, base = self.config.group_interval_ms, group["base"]
         steps = max(1, -(-(at - base) // gi))
@@ -683,21 +697,7 @@ class AlertStage:
             return  # stale timer
         if group["alive"]:
             # At the timer's own time, however far the clock jumped past it: a worker's clock
-            # moves in steps of any size (batches, ticks; tables/partition_clock.py), so
-            # skipping the repeats of a jump would make notifications depend on the step
-            # sizes. Except in a quiet stretch longer than MAX_CATCH_UP_REPEATS repeats (weeks
-            # without an event on the partition): then only the last ones are sent.
-            interval = self._repeat_interval(self._member_states(group, ctx))
-            floor = None if interval is None else ctx.clock - MAX_CATCH_UP_REPEATS * interval
-            if (
-                not ctx.flush
-                and floor is not None
-                and due < floor
-                and self._only_repeats(group, due, ctx)
-            ):
-                group["next"] = self._tick_at_or_after(group, floor)
-                self._save_group(key, group, ctx, popped=True)
-                return
+            # moves in steps of any size (batches, ticks; tables/partition_clock.py).
             self._flush_group(key, group, due, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
@@ -714,18 +714,6 @@ class AlertStage:
         if kinds and kinds <= self.config.state_kinds:
             return self.config.state_repeat_interval_ms or None
         return self.config.repeat_interval_ms
-
-    def _only_repeats(self, group: dict[str, Any], now: int, ctx: _Ctx) -> bool:
-        """Whether a flush of the group at `now` could only repeat its last notification."""
-        if group["log"] is None:
-            return False
-        firing, resolved = set(), set()
-        for alert_key in group["members"]:
-            state = _load(ctx.alerts, alert_key)
-            if state is None or state["status"] is None or any(self._mute(state, now)):
-                continue
-            (firing if state["status"] == "firing" else resolved).add(state["fp"])
-        return not self._needs_update(group["log"], firing, resolved, now, None)
 
     def _needs_update(
         self,
@@ -767,8 +755,9 @@ class AlertStage:
         log = group["log"]
         fset = {s["fp"] for _, s in firing}
         rset = {s["fp"] for _, s in resolved}
-        # While flushing, repeat only for alerts with inputs no notification carried yet.
-        repeat = not ctx.flush or any(s["acc"] for _, s in firing)
+        # A repeat restates new evidence: only for alerts with sightings no notification
+        # carried yet (Alertmanager's senders re-send what still fires).
+        repeat = any(s["acc"] for _, s in firing)
         interval = self._repeat_interval(state for _, state in members)
         if ctx.flush and interval is None and repeat:
             interval = self.config.repeat_interval_ms  # the last repeat of unsent inputs
@@ -825,7 +814,7 @@ class AlertStage:
         flush: bool,
     ) -> int | None:
         """The first tick at which a flush could send something without new inputs: the
-        repeat (in `flush` mode only for alerts with inputs not yet notified), the end or start
+        repeat (only for alerts with sightings not yet notified), the end or start
         of a matching silence, and (unless flushing) every tick while a member is inhibited,
         since inhibition sources change outside this partition."""
         reasons: list[int] = []
@@ -835,7 +824,7 @@ class AlertStage:
             for _, s in members
             if s["status"] == "firing" and not s["silenced_by"] and not s["inhibited_by"]
         ]
-        wants_repeat = not flush or any(s["acc"] for s in unmuted_firing)
+        wants_repeat = any(s["acc"] for s in unmuted_firing)
         interval = self._repeat_interval(state for _, state in members)
         if flush and interval is None and wants_repeat:
             interval = self.config.repeat_interval_ms  # the last repeat of unsent inputs

@@ -4,6 +4,7 @@ rules in event time, fingerprints, the Falco and Trivy fixtures, replay determin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import random
 from collections import Counter, defaultdict
@@ -649,37 +650,37 @@ def test_ci_failure_fires_and_the_next_success_of_the_same_workflow_resolves_it(
     assert [v["status"] for v in h.alerts.values()] == ["firing"]
 
 
-# ---- catching up after a quiet stretch ---------------------------------------------------
+# ---- repeats restate new evidence ---------------------------------------------------------
 
 
-def _repeat_times(steps: list[int]) -> list[int]:
-    config = DedupConfig(resolve_timeout_ms=365 * 24 * HOUR)  # the alert stays firing
-    harness = Harness(config)
-    outputs = harness.feed(falco(T0))
-    for watermark in steps:
+def _repeat_times(sightings: list[int], steps: list[int]) -> list[int]:
+    """Repeat notification times of one Falco alert sighted at `sightings` (it never times
+    out), the clock advanced through `steps`."""
+    harness = Harness(DedupConfig(resolve_timeout_ms=365 * 24 * HOUR))
+    outputs = []
+    for watermark in sorted({*sightings, *steps}):
+        if watermark in sightings:
+            outputs += harness.feed(falco(watermark))
         outputs += harness.advance(watermark)
     return [parse_time(r["time"]) for r in records(outputs) if r["notification"] == "repeat"]
 
 
-def test_repeats_through_a_quiet_stretch_do_not_depend_on_how_the_clock_steps():
-    day = 24 * HOUR
-    one_jump = _repeat_times([T0 + 10 * day])
-    daily = _repeat_times([T0 + d * day for d in range(1, 11)])
-    assert one_jump == daily
-    gaps = {b - a for a, b in itertools.pairwise(one_jump)}
-    assert gaps == {4 * HOUR + 5 * MIN} and len(one_jump) == 58  # 10 days of 4h05m repeats
+def test_an_alert_that_keeps_firing_repeats_every_repeat_interval():
+    sightings = [T0 + n * 30 * MIN for n in range(25)]  # every 30 min for 12 hours
+    times = _repeat_times(sightings, [T0 + n * MIN for n in range(12 * 60 + 1)])
+    assert {b - a for a, b in itertools.pairwise(times)} == {4 * HOUR + 5 * MIN}
+    assert len(times) == 2  # 4h05 and 8h10; 12h15 is past the last sighting's clock
 
 
-def test_after_a_stretch_longer_than_the_catch_up_limit_only_the_last_repeats_go_out():
-    from tables.dedup import MAX_CATCH_UP_REPEATS
-
-    config = DedupConfig()
-    day = 24 * HOUR
-    clock = T0 + 60 * day
-    times = _repeat_times([clock])
-    assert len(times) <= MAX_CATCH_UP_REPEATS + 1
-    assert min(times) >= clock - (MAX_CATCH_UP_REPEATS + 1) * config.repeat_interval_ms
-    assert max(times) > clock - config.repeat_interval_ms - config.group_interval_ms
+def test_after_a_clock_jump_of_ten_intervals_it_notifies_once():
+    interval = DedupConfig().repeat_interval_ms
+    sightings = [T0, T0 + HOUR]  # sighted again after the first notification
+    jump = T0 + 10 * interval + HOUR
+    one_jump = _repeat_times(sightings, [jump])
+    daily = _repeat_times(sightings, [T0 + d * 24 * HOUR for d in range(1, 3)] + [jump])
+    assert len(one_jump) == 1 and one_jump == daily  # one repeat, whatever the clock steps,
+    assert one_jump[0] < T0 + interval + 10 * MIN  # at its own time: 4h05 after group_wait
+    assert _repeat_times([T0], [jump]) == []  # nothing new since the first notification
 
 
 def test_open_findings_notify_when_they_change_not_on_a_repeat_interval(fixtures_dir):
@@ -695,8 +696,9 @@ def test_open_findings_notify_when_they_change_not_on_a_repeat_interval(fixtures
     assert kinds["repeat"] == 0 and kinds["firing"] == len({e.id for e in findings}), kinds
     reminded = Harness(DedupConfig(state_repeat_interval_ms=7 * day))
     out = reminded.feed(*findings)
-    for n in range(1, 31):
-        out += reminded.advance(findings[0].ts_ms + n * day)
+    for n in range(1, 31):  # a daily rescan still lists them: the evidence a reminder restates
+        rescan = [dataclasses.replace(e, ts_ms=e.ts_ms + n * day) for e in findings]
+        out += reminded.feed(*rescan) + reminded.advance(findings[0].ts_ms + n * day)
     repeats = {parse_time(r["time"]) for r in records(out) if r["notification"] == "repeat"}
     assert len(repeats) == 4  # weekly reminders over 30 days
 
