@@ -23,8 +23,9 @@ Without producers (a test feeding one ordered stream) every signal moves the clo
 
 A subject timer (`_advance`) evaluates the dirty subject at its clock: pending deployments get
 their scorecard (`scorecards`, key service), then the score is emitted on `risk` (key subject)
-when it is the first non-zero score, moved by more than `emit_delta`, or an `emit_period_ms`
-boundary passed since the last emission while the score (or the last one) is non-zero. Then,
+when it is the first non-zero score, moved by more than `emit_delta`, has a new top
+contributing category after new signals, or an `emit_period_ms` boundary passed since the last
+emission while the score (or the last one) is non-zero. Then,
 while something decays or slides out of a window, the subject is re-evaluated on the
 `check_interval_ms` grid (decay and periodic emissions), else at the next period boundary.
 
@@ -570,6 +571,12 @@ class RiskStage:
         elif abs(score - last["score"]) > cfg.emit_delta:
             reason = trigger
         elif (
+            trigger == "change"
+            and score > 0
+            and _top_factor(assessment.contributions) != _top_factor(last["contributions"])
+        ):
+            reason = trigger  # new signals changed what drives the score
+        elif (
             cfg.emit_period_ms
             and (score > 0 or last["score"] > 0)
             and at // cfg.emit_period_ms > last["time"] // cfg.emit_period_ms
@@ -814,3 +821,10 @@ def _trim(table: dict[str, Any], time_of, horizon: int, cap: int) -> None:
     if len(table) > cap:
         for key in sorted(table, key=lambda k: (time_of(table[k]), k))[: len(table) - cap]:
             del table[key]
+
+
+def _top_factor(contributions: list[dict[str, Any]]) -> str | None:
+    """The category that contributes the most points (None when none does)."""
+    if not contributions or contributions[0]["points"] <= 0:
+        return None
+    return contributions[0]["factor"]

@@ -687,3 +687,30 @@ def test_on_tick_without_partition_and_item_cap():
     assert values(outputs, "risk")
     items = harness.current("cluster:default")["items"]
     assert sorted(items) == ["finding|3", "finding|4", "finding|5"]  # the highest points kept
+
+
+def test_emits_when_new_signals_change_the_top_contributor():
+    harness = Harness(RiskConfig(emit_delta=20))
+
+    def signal(i: int, kind: str, points: float) -> dict:
+        return {
+            "id": f"t{i}",
+            "service": "repo:acme/x",
+            "entity_type": "repository",
+            "entity": "repo:acme/x",
+            "kind": kind,
+            "key": f"k{i}",
+            "status": "open",
+            "points_input": points,
+            "severity": "high",
+            "time_ms": T0 + i * MIN,
+            "details": {},
+        }
+
+    outputs = harness.feed([signal(0, "finding", 50)])
+    outputs += harness.feed([signal(1, "incident", 55)])  # moves the score by 9 only
+    outputs += harness.feed([signal(2, "finding", 10)])  # neither moves it nor changes the top
+    outputs += harness.feed([tick_signal("p0", T0 + 10 * MIN)])
+    risk = values(outputs, "risk")
+    tops = [(v["reason"], v["contributions"][0]["factor"]) for v in risk]
+    assert tops == [("first", "findings"), ("change", "incidents")]
