@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install Vigil with its dev extras
 	@scripts/kafka.sh jars
+	@scripts/vendor_uplot.sh check || scripts/vendor_uplot.sh fetch
 
 kafka-up: ## start the local Kafka broker (KRaft) and wait until it answers; reuses a running one
 	@scripts/kafka.sh up

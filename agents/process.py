@@ -20,13 +20,14 @@ from agents.acking import processed_batches
 from agents.alignment import PartitionAligner
 from agents.clock_ticks import ingest_backlog
 from agents.current_event import make_current
+from agents.history import record_process
 from agents.journal import Journal
 from app import metrics
 from app.codecs import dumps_value
 from app.events import Event
 from app.faust_app import app, declare_output_topics, events_in_topic, settings
 from app.outputs import Origin, Output, dead_letter
-from app.pipeline import Batch, Pipeline, PipelineState
+from app.pipeline import PARTITION_WATERMARK, Batch, Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError
 from tables import changelog_writes, step_journal
 from tables.definitions import (
@@ -230,6 +231,9 @@ async def process(stream):
             else:
                 observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
         await _commit(batch, outputs_of, last_of_partition)
+        record_process(
+            outputs_of, last_of_partition, observed, pipeline.state.series, PARTITION_WATERMARK
+        )
         metrics.observe_batch(len(events))
         for step_outputs, source, ts_ms, topic in observed:
             metrics.observe_step(step_outputs, source, ts_ms, topic=topic)

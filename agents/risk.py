@@ -16,6 +16,7 @@ import logging
 import orjson
 
 from agents.acking import processed_events
+from agents.history import record_risk
 from agents.journal import Journal
 from agents.sending import send_outputs
 from app import metrics
@@ -89,4 +90,5 @@ async def risk(stream):
         if writes:
             journal.write(message.partition, message.offset, writes, outputs)
         await journal.confirm_and_apply(outputs, state.commit)
+        record_risk(outputs)
         metrics.observe_step(outputs, "risk")

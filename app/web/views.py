@@ -22,6 +22,7 @@ CORS stays off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from importlib import resources
 from typing import Any
@@ -137,8 +138,26 @@ async def _read_body(request: Request) -> bytes:
     return await request.read()
 
 
+#: The vendored chart library (uPlot, MIT: app/web/static/uplot-<version>.LICENSE), fetched from
+#: the npm registry and checked against its integrity by scripts/vendor_uplot.sh.
+UPLOT_VERSION = "1.6.32"
+
+
+@functools.lru_cache(maxsize=4)
 def _page(name: str) -> str:
-    return resources.files("app.web").joinpath("static", name).read_text()
+    """A static page, with the chart library inlined where it says `<!-- vendor:uplot -->`:
+    the page works offline and needs no route of its own for scripts."""
+    static = resources.files("app.web").joinpath("static")
+    text = static.joinpath(name).read_text()
+    if "<!-- vendor:uplot -->" in text:
+        stem = f"uplot-{UPLOT_VERSION}"
+        inlined = (
+            f"<style>{static.joinpath(stem + '.min.css').read_text()}</style>\n"
+            f"<script>/*! uPlot {UPLOT_VERSION} (c) Leon Sorokin, MIT: {stem}.LICENSE */\n"
+            f"{static.joinpath(stem + '.iife.min.js').read_text()}</script>"
+        )
+        text = text.replace("<!-- vendor:uplot -->", inlined)
+    return text
 
 
 @app.page("/")
@@ -519,3 +538,8 @@ class PipelineView(AuthedView):
                 "assignment": [f"{t}:{p}" for t, p in assignment],
             }
         )
+
+
+# The pages' APIs register their routes on import (after this module's helpers exist).
+from app.web import alerts_page as _alerts_page  # noqa: E402, F401
+from app.web import pages as _pages  # noqa: E402, F401

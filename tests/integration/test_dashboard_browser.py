@@ -76,16 +76,19 @@ def test_sign_in_see_alerts_and_silence_one(workers, fixtures_dir, browser):
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
     page.click("#tabs button[data-tab=alerts]")
-    page.wait_for_selector("#alertrows td.firing", timeout=30_000)
+    page.wait_for_selector("#alertgroups td.firing", timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "alerts.png"), full_page=True)
-    row = page.locator("#alertrows tr", has=page.locator("button", has_text="Silence")).first
+    row = page.locator("#alertgroups tr", has=page.locator("button", has_text="Silence")).first
     alertname = row.locator("td").nth(1).inner_text()
-    entity = row.locator("td").nth(2).inner_text()
+    entity = row.locator("xpath=ancestor::div[contains(@class, 'group')]").get_attribute(
+        "data-group"
+    )
+    entity = entity[: entity.index(":{")]
     row.locator("button", has_text="Silence").click()
 
-    silenced_row = page.locator("#alertrows tr", has=page.locator("td", has_text=alertname)).filter(
-        has_text="silenced"
-    )
+    silenced_row = page.locator(
+        "#alertgroups tr", has=page.locator("td", has_text=alertname)
+    ).filter(has_text="silenced")
     silenced_row.first.wait_for(timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "alerts-silenced.png"), full_page=True)
 

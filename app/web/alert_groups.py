@@ -1,0 +1,195 @@
+"""Alerts as Alertmanager's UI shows them: filtered by matchers, grouped by group key, each
+alert with the labels that tell it apart from the rest of its group. Faust-free.
+
+Filter syntax is Alertmanager's (`{severity="critical", alertname=~"Vuln.*"}`, braces
+optional), matched by tables/silences.py's matchers against an alert's labels plus `entity`,
+`source`, and, when the labels lack them, `severity`, `kind` and `status`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tables.silences import Matcher, matches_all, parse_matcher, silence_matches, silence_state
+
+#: Severity order, lowest first (app/events.py's scale).
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+#: Annotations that tell alerts of one group apart (shown beside the labels): a finding's
+#: versions, a Falco alert's container, process and file.
+DISTINGUISHING_ANNOTATIONS = (
+    "installed_version",
+    "fixed_version",
+    "container_name",
+    "container_id",
+    "command",
+    "file",
+    "user",
+    "pod",
+)
+#: Labels every alert of a group shares by construction; never distinguishing.
+_COMMON = frozenset({"entity", "source"})
+#: Most alerts of one group returned (the group keeps its full count).
+MAX_ALERTS_PER_GROUP = 50
+#: What a silence made from the page may hold (tables/silences.py bounds).
+MAX_SILENCE_MATCHERS = 32
+MAX_MATCHER_VALUE = 1024
+STATES = ("firing", "active", "silenced", "resolved", "all")
+
+
+def parse_filter(text: str | None) -> tuple[Matcher, ...]:
+    """Matchers from Alertmanager's filter syntax; ValueError on a bad one."""
+    text = (text or "").strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    specs = [p.strip() for p in parts if p.strip()]
+    if len(specs) > MAX_SILENCE_MATCHERS:
+        raise ValueError(f"filter: at most {MAX_SILENCE_MATCHERS} matchers")
+    return tuple(parse_matcher(spec, f"filter[{i}]") for i, spec in enumerate(specs))
+
+
+def filter_labels(alert: Mapping[str, Any]) -> dict[str, str]:
+    """What a filter matches: labels, entity, source, then severity/kind/status if absent."""
+    labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
+    out = {"entity": str(alert.get("entity", "")), "source": str(alert.get("source", ""))}
+    out.update(labels)
+    for name in ("severity", "kind", "status"):
+        if name not in out and alert.get(name) is not None:
+            out[name] = str(alert[name])
+    return out
+
+
+def silenced(alert: Mapping[str, Any], silences: Iterable[Mapping[str, Any]], now_ms: int) -> bool:
+    """Muted by a silence: as the alert stage recorded it, or by a silence active now."""
+    if alert.get("silenced_by"):
+        return True
+    labels = {"entity": alert.get("entity", ""), "source": alert.get("source", "")}
+    labels.update(alert.get("labels") or {})
+    return any(
+        silence_state(s, now_ms) == "active" and silence_matches(s, labels) for s in silences
+    )
+
+
+def alert_row(alert: Mapping[str, Any], muted: bool) -> dict[str, Any]:
+    """The fields the page shows for one alert instance."""
+    annotations = alert.get("annotations") or {}
+    return {
+        "fingerprint": alert.get("fp"),
+        "group": alert.get("group") or f"{alert.get('entity')}:{{}}",
+        "entity": alert.get("entity"),
+        "source": alert.get("source"),
+        "kind": alert.get("kind"),
+        "status": alert.get("status"),
+        "silenced": muted,
+        "severity": alert.get("severity") or "info",
+        "labels": dict(alert.get("labels") or {}),
+        "extra": {k: annotations[k] for k in DISTINGUISHING_ANNOTATIONS if annotations.get(k)},
+        "summary": annotations.get("summary") or annotations.get("title"),
+        "count": alert.get("count"),
+        "score": alert.get("score"),
+        "last_seen": alert.get("last_seen"),
+        "first_seen": alert.get("first_seen"),
+    }
+
+
+def select_alerts(
+    values: Iterable[Any],
+    matchers: tuple[Matcher, ...],
+    state: str,
+    silences: list[Mapping[str, Any]],
+    now_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """Alert rows of `values` (alert table values) that pass the filter and the state."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rows = []
+    for alert in values:
+        if not isinstance(alert, dict) or alert.get("t") != "alert" or not alert.get("status"):
+            continue
+        if matchers and not matches_all(matchers, filter_labels(alert)):
+            continue
+        muted = silenced(alert, silences, now_ms)
+        firing = alert["status"] == "firing"
+        keep = {
+            "firing": firing,
+            "active": firing and not muted,
+            "silenced": firing and muted,
+            "resolved": not firing,
+            "all": True,
+        }[state]
+        if keep:
+            rows.append(alert_row(alert, muted))
+    return rows
+
+
+def group_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped by group key: each group's shared labels, its alerts with what tells them
+    apart (`distinct`), firing groups first, then by worst severity and latest sighting."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    out = []
+    for key, alerts in groups.items():
+        common = dict(alerts[0]["labels"])
+        for alert in alerts[1:]:
+            common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}
+        if len(alerts) == 1:  # one alert: its group key's labels are the shared ones
+            common = {k: v for k, v in common.items() if f"{k}=" in key or k in _COMMON}
+        ordered = sorted(
+            alerts,
+            key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), -(a["last_seen"] or 0)),
+        )
+        shown = []
+        for alert in ordered[:MAX_ALERTS_PER_GROUP]:
+            distinct = {
+                k: v for k, v in alert["labels"].items() if k not in common and k not in _COMMON
+            }
+            shown.append({**alert, "distinct": {**distinct, **alert["extra"]}})
+        firing = [a for a in alerts if a["status"] == "firing"]
+        out.append(
+            {
+                "group": key,
+                "entity": alerts[0]["entity"],
+                "labels": common,
+                "severity": ordered[0]["severity"],
+                "firing": len(firing),
+                "silenced": bool(firing) and all(a["silenced"] for a in firing),
+                "count": len(alerts),
+                "last_seen": max((a["last_seen"] or 0) for a in alerts),
+                "alerts": shown,
+            }
+        )
+    out.sort(
+        key=lambda g: (
+            g["firing"] == 0 or g["silenced"],
+            -SEVERITY_RANK.get(g["severity"], 0),
+            -g["last_seen"],
+            g["group"],
+        )
+    )
+    return out
+
+
+def silence_matchers(labels: Mapping[str, str]) -> list[str]:
+    """`name="value"` matchers for a label set, within a silence's bounds (sorted names)."""
+    out = []
+    for name in sorted(labels)[:MAX_SILENCE_MATCHERS]:
+        value = str(labels[name])[:MAX_MATCHER_VALUE]
+        out.append(str(Matcher(name, "=", value)))
+    return out

@@ -1,0 +1,123 @@
+"""The display history behind the dashboard's charts (tables/history.py): bounded, fed by
+outputs, and never more than its bounds whatever the traffic."""
+
+from __future__ import annotations
+
+from app.outputs import Output
+from tables.history import History, HistoryBounds, expected_band
+
+MIN = 60_000
+
+
+def window(series: str, start: int, value: float, kind: str = "metric") -> Output:
+    entity, _, name = series.split("|", 2)
+    return Output(
+        "windows",
+        series,
+        {
+            "series": series,
+            "entity": entity,
+            "kind": kind,
+            "name": name,
+            "start_ms": start,
+            "value": value,
+        },
+    )
+
+
+def anomaly(series: str, start: int, value: float, kind: str = "metric") -> Output:
+    entity, _, name = series.split("|", 2)
+    return Output(
+        "anomalies",
+        series,
+        {
+            "series": series,
+            "entity": entity,
+            "kind": kind,
+            "name": name,
+            "value": value,
+            "window_start": "1970-01-01T00:00:00.000Z" if start == 0 else start,
+            "time": start + MIN,
+            "expected": [1.0, 2.0],
+            "score": 0.97,
+            "explanation": "spike",
+        },
+    )
+
+
+def test_windows_bands_and_anomalies_per_series():
+    history = History()
+    key = "svc:a|m|latency"
+    outputs = [window(key, i * MIN, 1.5) for i in range(5)] + [window(key, 5 * MIN, 9.0)]
+    outputs.append(anomaly(key, 5 * MIN, 9.0))
+    history.record(outputs, 0, band_of=lambda series, kind: (1.0, 2.0))
+    (series,) = history.anomalous_series()
+    assert series["series"] == key and series["kind"] == "metric" and series["anomalies"] == 1
+    assert [p[0] for p in series["points"]] == [i * MIN for i in range(6)]
+    assert series["points"][-1] == [5 * MIN, 9.0, 1.0, 2.0, 0.97]
+    assert all(p[4] is None for p in series["points"][:-1])
+    # A window sent again after a crash replaces its point, it does not add one.
+    history.record([window(key, 5 * MIN, 9.0)], 0)
+    assert len(history.series_of(key)["points"]) == 6
+
+
+def test_bounds_hold_and_anomalous_series_are_kept_apart():
+    bounds = HistoryBounds(series_points=3, max_series=2, max_anomalous=1, rate_buckets=4)
+    history = History(bounds)
+    history.record([anomaly("e|m|hot", 0, 5.0)], 0)
+    for i in range(10):  # a flood of quiet series cannot push the anomalous one out
+        history.record([window(f"e{i}|m|quiet", j * MIN, 1.0) for j in range(5)], 0)
+    assert len(history.series) == 2 and len(history.anomalous) == 1
+    assert all(len(s["points"]) == 3 for s in history.series.values())
+    assert history.series_of("e|m|hot") is not None
+    for second in range(100):
+        history.count("falco", second * 1000)
+    assert len(history.rates) == 4
+
+
+def test_rates_per_second_per_source_and_alerts():
+    history = History(HistoryBounds(bucket_ms=10_000))
+    for i in range(50):
+        history.count("falco", 1_000_000 + i * 100)  # 50 events in 5 s: one bucket
+    history.record([Output("alerts", "fp", {"id": "a"})] * 20, 1_000_000)
+    rates = history.rate_series(1_010_000, minutes=1)
+    assert rates["times"][-2] == 1_000_000 and len(rates["times"]) == 6
+    assert rates["sources"]["falco"][-2] == 5.0
+    assert rates["sources"]["~alerts"][-2] == 2.0
+
+
+def test_risk_points_and_drift():
+    history = History()
+    for minute, score in enumerate((10, 40, 70)):
+        value = {
+            "entity": "payments",
+            "entity_type": "service",
+            "score": score,
+            "time": f"2026-01-01T00:0{minute}:00Z",
+            "contributions": [{"factor": "findings", "points": score}],
+        }
+        history.record([Output("risk", "payments", value)], 0)
+    points = history.risk_of("payments")
+    assert [p[1] for p in points] == [10, 40, 70]
+    assert points[-1][2] == {"findings": 70}
+    drift = {"resource": "tf:x", "status": "drifted", "actor": {"user": "bob"}, "paths": ["ami"]}
+    history.record([Output("drift", "tf:x", drift)], 0)
+    assert history.drift["tf:x"]["actor"] == {"user": "bob"}
+
+
+def test_expected_band_from_detector_state():
+    assert expected_band("rate", None) is None
+    assert expected_band("rate", {"n": 0, "mean": 0.0, "var": 0.0}) is None
+    low, high = expected_band("rate", {"n": 30, "mean": 4.0, "var": 4.0})
+    assert low == 0.0 and high == 10.0
+    assert expected_band("metric", {"lo": 1.0, "hi": 3.0}) == (1.0, 3.0)
+    assert expected_band("metric", {"lo": float("inf"), "hi": 3.0}) is None
+
+
+def test_clocks_and_lag():
+    history = History(HistoryBounds(rate_buckets=3))
+    history.clock(2, {"clock": 5, "wm": 9, "src": {"t.falco": [9, 100]}})
+    assert history.clocks[2] == {"clock": 5, "watermark": 9, "sources": {"t.falco": 9}}
+    for i in range(5):
+        history.sample_lag(100 - i, i * 10_000)
+    assert history.lag_series() == [[20_000, 98], [30_000, 97], [40_000, 96]]
