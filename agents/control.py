@@ -82,26 +82,25 @@ async def control(stream):
         audit_state["recent"] = [*recent[-(RECENT - 1) :], record]
 
 
-_policy_seq: list[int] = []
+#: The last reload request this worker applied (its control offset); -1 before any.
+_applied = {"seq": -1}
 
 
 @app.timer(interval=POLICY_CHECK_S)
 async def _reload_policies() -> None:
-    """Reload this worker's Rego policies when a newer reload request is in the table (the
-    first look only notes the current one: the worker loaded its policies at start)."""
+    """Reload this worker's Rego policies when the table holds a request it has not applied
+    (after a start, the last request once more: the same files give the same set, cached)."""
     request = policy_state.get("reload") or {}
     seq = request.get("seq", -1)
-    if not _policy_seq:
-        _policy_seq.append(seq)
+    if seq <= _applied["seq"]:
         return
-    if seq > _policy_seq[0]:
-        _policy_seq[0] = seq
-        result = pipeline.policies.reload()
-        log.info(
-            "policy reload #%s by %s: %s",
-            seq,
-            request.get("by"),
-            f"loaded {result.policies} policies ({result.digest[:12]})"
-            if result.ok
-            else f"rejected, previous set kept: {result.error}",
-        )
+    _applied["seq"] = seq
+    result = pipeline.policies.reload()
+    log.info(
+        "policy reload #%s by %s: %s",
+        seq,
+        request.get("by"),
+        f"loaded {result.policies} policies ({result.digest[:12]})"
+        if result.ok
+        else f"rejected, previous set kept: {result.error}",
+    )
