@@ -173,8 +173,12 @@ def test_every_page_charts_groups_silences_drift_and_lag(
     group = page.locator("#alertgroups .group").first
     group_key = group.get_attribute("data-group")
     group.locator("button.silence-group").click()
-    muted = page.locator(f'#alertgroups .group[data-group="{group_key}"] header .silenced')
-    muted.first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        """(key) => [...document.querySelectorAll("#alertgroups .group")].some(
+             (g) => g.dataset.group === key && g.querySelector("header .silenced"))""",
+        arg=group_key,
+        timeout=30_000,
+    )
     page.screenshot(path=str(shots / "alerts-silenced.png"), full_page=True)
     status, body = get(f"{base}/api/silences", READ)
     assert any(s["createdBy"] == "admin-token-1" for s in body["items"])
