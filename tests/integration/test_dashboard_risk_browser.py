@@ -73,10 +73,13 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
         except OSError:
             return None
         value = (body or {}).get("value") or {}
-        return value if status == 200 and (value.get("emit") or {}).get("score") == 100 else None
+        # The problems score high (not 100: docs/risk.md); event time stops at the heartbeats,
+        # so the score stays where it is once emitted.
+        return value if status == 200 and (value.get("emit") or {}).get("score", 0) >= 40 else None
 
     state = wait_for(payments_scored, 90)
     assert state["type"] == "service"
+    score = str(state["emit"]["score"])
 
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(base + "/")
@@ -84,7 +87,7 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
     page.click("#signin")
     top = page.locator("#topriskrows tr", has_text="payments")
     top.first.wait_for(timeout=30_000)
-    assert top.first.locator("td").nth(1).inner_text() == "100"
+    assert top.first.locator("td").nth(1).inner_text() == score
     assert re.search(r"\w+: \d+", top.first.locator(".contrib").inner_text())
     assert page.locator("#topriskrows tr").count() <= 5
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -96,12 +99,11 @@ def test_risk_tab_and_top_risky_services(risk_workers, browser):  # noqa: F811
     cells = row.locator("td")
     assert cells.nth(0).inner_text() == "payments"
     assert cells.nth(1).inner_text() == "service"
-    assert cells.nth(2).inner_text() == "100"
+    assert cells.nth(2).inner_text() == score
     contributions = cells.nth(3).inner_text()
-    # Which factors carry the 100 points depends on how far the incident has decayed when the
-    # score is emitted; what holds is that the shown contributions add up to the score.
+    # What holds is that the shown contributions add up to the score.
     points = [float(v) for v in re.findall(r"\w+: (\d+(?:\.\d+)?)", contributions)]
-    assert points and abs(sum(points) - 100) < 0.5 * len(points), contributions
+    assert points and abs(sum(points) - int(score)) < 0.5 * len(points), contributions
     assert row.locator(".bar span").count() == len(points)  # one bar segment per factor
     subjects = page.locator("#riskrows tr td:first-child").all_inner_texts()
     assert {"payments", "repo:acme/payments", "cluster-nodes"} <= set(subjects)

@@ -68,7 +68,7 @@ def trivy_report(ts_ms: int, tag: str, with_kev: bool) -> bytes:
     lang: dict[str, Any] = {"Target": "Java", "Class": "lang-pkgs", "Type": "jar"}
     if with_kev:
         # the generator's builder, with the paths of a Java stack (the jar's PURL and PkgPath)
-        lang["Vulnerabilities"] = [_vulnerability("search", LOG4J, False, True)]
+        lang["Vulnerabilities"] = [_vulnerability("payments", LOG4J, False, True)]
     return orjson.dumps(
         {
             "SchemaVersion": 2,
@@ -322,7 +322,8 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
     ]
     risk_topic = workers.topic("risk")
     expected_risk = [r["value"] for r in offline if r["topic"] == risk_topic]
-    assert any(v["entity"] == "payments" and v["score"] == 100 for v in expected_risk)
+    peak = max(v["score"] for v in expected_risk if v["entity"] == "payments")
+    assert 40 <= peak < 100, peak  # high, ranked (docs/risk.md): not saturated
 
     first = workers.start("w1", **TOKENS)
     second = workers.start("w2", **TOKENS)
@@ -394,8 +395,8 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
             assert "CVE-2021-44228" in kev["message"]
             assert "Terminal shell in container (critical)" in incident["message"]
             assert "CI" in ci["message"]
-            assert answer["score"] == 100
-            assert sum(c["points"] for c in answer["contributions"]) == 100
+            assert 40 <= answer["score"] < 100, answer
+            assert sum(c["points"] for c in answer["contributions"]) == answer["score"]
         # the unauthenticated gate is refused; a proposed change is judged the same way
         assert request("GET", f"{base[1]}/gate/payments", token=None)[0] == 401
         change = {"commit_sha": "c" * 40, "environment": "production"}
@@ -430,8 +431,8 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
             assert sum(c["points"] for c in value["contributions"]) == value["score"], value
         assert {v["entity"] for v in expected_risk} <= {v["entity"] for v in live_risk}
         payments = [v for v in live_risk if v["entity"] == "payments"]
-        assert payments[0]["reason"] == "first" and max(v["score"] for v in payments) == 100
-        assert payments[-1]["score"] < 50 and any(v["reason"] == "decay" for v in payments)
+        assert payments[0]["reason"] == "first" and max(v["score"] for v in payments) == peak
+        assert payments[-1]["score"] < 40 <= peak  # fixed and decayed: below warn_score
 
         # every decision on the audit trail, as gate.<decision>, in order
         def audited():
