@@ -167,6 +167,8 @@ class RegoEngine:
     def __init__(self) -> None:
         self._interpreter = Interpreter()
         self.sources: dict[str, str] = {}
+        self._bundle: Any = None
+        self._entrypoints: frozenset[str] = frozenset()
 
     def load_module(self, name: str, source: str) -> None:
         """Add a module; RegoError names the file, line and cause of a parse error."""
@@ -188,12 +190,38 @@ class RegoEngine:
             output = self._interpreter.query(query)
         except ValueError as exc:  # the engine printed a value that is not JSON
             raise RegoError(f"{query}: the engine returned malformed JSON ({exc})") from None
+        return self._value(output)
+
+    def _value(self, output: Any) -> Any:
         if not output.ok():
             raise RegoError(_native.rego_get_error(self._interpreter._impl) or "evaluation failed")
         results = output.results
         if not results or not results[0].expressions:
             return UNDEFINED
         return results[0].expressions[0]
+
+    def compile(self, entrypoints: list[str]) -> None:
+        """Build the loaded modules into a bundle for these entrypoints (`pkg/path/rule`):
+        evaluating a bundle skips the compilation an interpreted query repeats every time
+        (0.4-0.5 ms instead of 5-10 ms per query for the bundled policies)."""
+        try:
+            with _stdout_to_stderr():
+                self._bundle = self._interpreter.build(None, entrypoints)
+        except regopy.RegoError as exc:
+            raise RegoError(describe_error(str(exc), self.sources)) from None
+        self._entrypoints = frozenset(entrypoints)
+
+    def evaluate(self, entrypoint: str, document: Any) -> Any:
+        """The value of a compiled entrypoint with `input` = document (see `compile`);
+        an entrypoint that was not compiled is queried (`data.` + the path with dots)."""
+        if self._bundle is None or entrypoint not in self._entrypoints:
+            return self.query("data." + entrypoint.replace("/", "."), document)
+        self.set_input(document)
+        try:
+            output = self._interpreter.query_bundle_entrypoint(self._bundle, entrypoint)
+        except ValueError as exc:
+            raise RegoError(f"{entrypoint}: the engine returned malformed JSON ({exc})") from None
+        return self._value(output)
 
     def set_input(self, document: Any) -> None:
         """Set `input` from a JSON-encodable document (parsed natively: cheaper than walking)."""

@@ -91,12 +91,21 @@ class Policy:
     constraint: Constraint | None = None
 
     @property
+    def entrypoints(self) -> tuple[str, ...]:
+        """The decision rules as bundle entrypoints (`pkg/path/deny`)."""
+        path = self.package.replace(".", "/")
+        return tuple(f"{path}/{decision}" for decision in self.decisions)
+
+    @property
     def pass_when_clean(self) -> bool:
         return bool(self.custom.get("pass", self.shape != "event"))
 
     def input_of(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The policy's input for an event dict, None when the policy does not apply to it."""
         if self.shape == "terraform":
+            wanted = self.custom.get("resource_types")
+            if wanted and (event.get("attributes") or {}).get("resource_type") not in wanted:
+                return None
             return terraform_input(event)
         if self.shape == "kubernetes":
             review = admission_review(event)
@@ -121,8 +130,8 @@ class PolicySet:
     def messages(self, policy: Policy, document: Any) -> tuple[str, ...]:
         """The sorted, distinct messages of the policy's decision rules for `document`."""
         found: set[str] = set()
-        for decision in policy.decisions:
-            value = self.engine.query(f"data.{policy.package}.{decision}", document)
+        for entrypoint in policy.entrypoints:
+            value = self.engine.evaluate(entrypoint, document)
             if isinstance(value, list):
                 found.update(message_text(item) for item in value)
         return tuple(sorted(found))
@@ -208,6 +217,7 @@ def load_policies(paths: Sequence[str | Path], run_tests: bool = True) -> Policy
     _check_ids(policies)
     for policy in policies:
         _check_decisions(engine, policy)
+    _compile(engine, policies)
     tests = run_policy_tests(modules) if run_tests else []
     failures = [t for t in tests if t[2] != "pass"]
     if failures:
@@ -399,7 +409,7 @@ def _check_ids(policies: list[Policy]) -> None:
 
 def _check_decisions(engine: RegoEngine, policy: Policy) -> None:
     """Every decision rule must evaluate to a set (a JSON list) on an empty input."""
-    empty: dict[str, Any] = {"review": {}, "parameters": {}} if policy.shape == "kubernetes" else {}
+    empty = _empty_input(policy)
     for decision in policy.decisions:
         try:
             value = engine.query(f"data.{policy.package}.{decision}", empty)
@@ -417,6 +427,29 @@ def _check_decisions(engine: RegoEngine, policy: Policy) -> None:
                 f"{policy.file}: {policy.package}.{decision} must be a set of messages "
                 f"('{decision} contains msg if {{ ... }}'), got {value!r}"
             )
+
+
+def _compile(engine: RegoEngine, policies: list[Policy]) -> None:
+    """Compile the decision rules into one bundle and check it agrees with the interpreter on
+    an empty input (rego-cpp builds what it just evaluated; a disagreement is an engine bug)."""
+    entrypoints = sorted({e for policy in policies for e in policy.entrypoints})
+    if not entrypoints:
+        return
+    try:
+        engine.compile(entrypoints)
+        for policy in policies:
+            empty = _empty_input(policy)
+            for entrypoint in policy.entrypoints:
+                compiled = engine.evaluate(entrypoint, empty)
+                interpreted = engine.query("data." + entrypoint.replace("/", "."), empty)
+                if compiled != interpreted:
+                    raise RegoError(f"{entrypoint}: bundle gives {compiled!r}, not {interpreted!r}")
+    except RegoError as exc:
+        raise PolicyError(f"{policies[0].file}: the policy set does not compile: {exc}") from None
+
+
+def _empty_input(policy: Policy) -> dict[str, Any]:
+    return {"review": {}, "parameters": {}} if policy.shape == "kubernetes" else {}
 
 
 def run_policy_tests(modules: Sequence[Module]) -> list[tuple[str, str, str]]:

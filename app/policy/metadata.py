@@ -11,6 +11,7 @@ the `package` line (package scope) or before a rule (rule scope; Vigil reads the
 | `severity` | info, low, medium (default), high, critical |
 | `input` | `terraform` (plan JSON), `kubernetes` (Gatekeeper review), `event` (canonical event) |
 | `types` / `sources` | event types (and sources) the policy reads: the prefilter |
+| `resource_types` | `terraform` only: the resource types it reads (skips the others unevaluated) |
 | `controls` | framework id -> control ids, as in the YAML pack |
 | `approximate` | frameworks whose mapping is approximate |
 | `pass` | a clean evaluation is a compliant observation (default: not for `event`) |
@@ -32,7 +33,7 @@ INPUT_SHAPES = ("terraform", "kubernetes", "event")
 DECISION_RULES = ("deny", "violation", "warn")
 CUSTOM_FIELDS = frozenset(
     {"id", "severity", "input", "types", "sources", "controls", "approximate", "pass"}
-    | {"window_days"}
+    | {"window_days", "resource_types"}
 )
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
 _RULE_START = re.compile(r"^(?:default\s+)?([A-Za-z_]\w*)\b")

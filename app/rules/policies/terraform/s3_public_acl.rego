@@ -6,6 +6,7 @@
 # custom:
 #   id: tf-s3-bucket-public-acl
 #   input: terraform
+#   resource_types: [aws_s3_bucket, aws_s3_bucket_acl]
 #   severity: high
 #   controls:
 #     nist-800-53-r5: [AC-3, SC-7]

@@ -6,6 +6,7 @@
 # custom:
 #   id: tf-sg-admin-port-open-to-world
 #   input: terraform
+#   resource_types: [aws_security_group, aws_security_group_rule, aws_vpc_security_group_ingress_rule]
 #   severity: high
 #   controls:
 #     nist-800-53-r5: [SC-7, CM-7]
