@@ -77,3 +77,12 @@ def test_malformed_engine_output_is_an_error():
     )
     with pytest.raises(RegoError, match="malformed JSON"):
         engine.query("data.q.y", {})
+
+
+def test_compiled_entrypoint_gives_the_interpreted_value():
+    engine = RegoEngine()
+    engine.load_module("main.rego", DENY)
+    engine.compile(["main/deny"])
+    assert engine.evaluate("main/deny", {"x": 1}) == engine.query("data.main.deny", {"x": 1})
+    assert engine.evaluate("main/deny", {"x": 2}) == []
+    assert engine.evaluate("main/other", {}) is UNDEFINED  # not compiled: interpreted

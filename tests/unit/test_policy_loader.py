@@ -241,3 +241,13 @@ def test_terraform_input_is_a_one_resource_plan():
         }
     ]
     assert terraform_input({"type": "k8s_audit"}) is None
+
+
+def test_resource_types_skip_other_resources_unevaluated():
+    policies = load_policies([bundled_policy_dir()])
+    s3 = next(p for p in policies.policies if p.id == "tf-s3-bucket-public-acl")
+    event = {"type": "tf_change", "attributes": {"resource_type": "aws_instance", "after": {}}}
+    assert policies.check(s3, event) is None
+    event["attributes"] = {"resource_type": "aws_s3_bucket_acl", "address": "a.b"}
+    event["attributes"]["after"] = {"acl": "public-read"}
+    assert policies.check(s3, event) == ("a.b: canned ACL public-read makes the bucket public",)
