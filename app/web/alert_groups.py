@@ -77,7 +77,8 @@ def filter_labels(alert: Mapping[str, Any]) -> dict[str, str]:
 
 
 def silenced(alert: Mapping[str, Any], silences: Iterable[Mapping[str, Any]], now_ms: int) -> bool:
-    """Muted by a silence: as the alert stage recorded it, or by a silence active now."""
+    """Muted by a silence: as the alert stage recorded it, or by one of `silences` active at
+    `now_ms`."""
     if alert.get("silenced_by"):
         return True
     labels = {"entity": alert.get("entity", ""), "source": alert.get("source", "")}
@@ -115,75 +116,92 @@ def select_alerts(
     state: str,
     silences: list[Mapping[str, Any]],
     now_ms: int | None = None,
-) -> list[dict[str, Any]]:
-    """Alert rows of `values` (alert table values) that pass the filter and the state."""
+) -> list[tuple[Mapping[str, Any], bool]]:
+    """`(alert, silenced)` for the alert table values that pass the filter and the state."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rows = []
+    active = [s for s in silences if silence_state(s, now_ms) == "active"]
+    selected = []
     for alert in values:
         if not isinstance(alert, dict) or alert.get("t") != "alert" or not alert.get("status"):
             continue
         if matchers and not matches_all(matchers, filter_labels(alert)):
             continue
-        muted = silenced(alert, silences, now_ms)
+        muted = silenced(alert, active, now_ms)
         firing = alert["status"] == "firing"
-        keep = {
-            "firing": firing,
-            "active": firing and not muted,
-            "silenced": firing and muted,
-            "resolved": not firing,
-            "all": True,
-        }[state]
+        if state == "firing":
+            keep = firing
+        elif state == "active":
+            keep = firing and not muted
+        elif state == "silenced":
+            keep = firing and muted
+        else:
+            keep = state == "all" or not firing
         if keep:
-            rows.append(alert_row(alert, muted))
-    return rows
+            selected.append((alert, muted))
+    return selected
 
 
-def group_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows grouped by group key: each group's shared labels, its alerts with what tells them
-    apart (`distinct`), firing groups first, then by worst severity and latest sighting."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(row["group"], []).append(row)
-    out = []
-    for key, alerts in groups.items():
-        common = dict(alerts[0]["labels"])
-        for alert in alerts[1:]:
-            common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}
-        if len(alerts) == 1:  # one alert: its group key's labels are the shared ones
-            common = {k: v for k, v in common.items() if f"{k}=" in key or k in _COMMON}
-        ordered = sorted(
-            alerts,
-            key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), -(a["last_seen"] or 0)),
-        )
-        shown = []
-        for alert in ordered[:MAX_ALERTS_PER_GROUP]:
-            distinct = {
-                k: v for k, v in alert["labels"].items() if k not in common and k not in _COMMON
-            }
-            shown.append({**alert, "distinct": {**distinct, **alert["extra"]}})
-        firing = [a for a in alerts if a["status"] == "firing"]
-        out.append(
+def group_order(group: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Firing and not silenced first, then worst severity, latest sighting, key."""
+    return (
+        group["firing"] == 0 or group["silenced"],
+        -SEVERITY_RANK.get(group["severity"], 0),
+        -group["last_seen"],
+        group["group"],
+    )
+
+
+def page_groups(
+    selected: Iterable[tuple[Mapping[str, Any], bool]], detail: int | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """The number of groups and the first `detail` of them (all when None), in page order:
+    each with its shared labels and its alerts, each alert with what tells it apart from the
+    rest of its group (`distinct`). Only the groups returned are built in full."""
+    members: dict[str, list[tuple[Mapping[str, Any], bool]]] = {}
+    for alert, muted in selected:
+        key = alert.get("group") or f"{alert.get('entity')}:{{}}"
+        members.setdefault(key, []).append((alert, muted))
+    summaries = []
+    for key, alerts in members.items():
+        firing = [muted for alert, muted in alerts if alert["status"] == "firing"]
+        summaries.append(
             {
                 "group": key,
-                "entity": alerts[0]["entity"],
-                "labels": common,
-                "severity": ordered[0]["severity"],
+                "entity": alerts[0][0].get("entity"),
+                "severity": max(
+                    (a.get("severity") or "info" for a, _ in alerts),
+                    key=lambda s: SEVERITY_RANK.get(s, 0),
+                ),
                 "firing": len(firing),
-                "silenced": bool(firing) and all(a["silenced"] for a in firing),
+                "silenced": bool(firing) and all(firing),
                 "count": len(alerts),
-                "last_seen": max((a["last_seen"] or 0) for a in alerts),
-                "alerts": shown,
+                "last_seen": max((a.get("last_seen") or 0) for a, _ in alerts),
             }
         )
-    out.sort(
-        key=lambda g: (
-            g["firing"] == 0 or g["silenced"],
-            -SEVERITY_RANK.get(g["severity"], 0),
-            -g["last_seen"],
-            g["group"],
-        )
-    )
-    return out
+    summaries.sort(key=group_order)
+    shown = summaries if detail is None else summaries[:detail]
+    return len(summaries), [_detailed(group, members[group["group"]]) for group in shown]
+
+
+def _detailed(
+    group: dict[str, Any], alerts: list[tuple[Mapping[str, Any], bool]]
+) -> dict[str, Any]:
+    rows = [alert_row(alert, muted) for alert, muted in alerts]
+    common = dict(rows[0]["labels"])
+    for row in rows[1:]:
+        common = {k: v for k, v in common.items() if row["labels"].get(k) == v}
+    if len(rows) == 1:  # one alert: its group key's labels are the shared ones
+        common = {k: v for k, v in common.items() if f"{k}=" in group["group"] or k in _COMMON}
+    rows.sort(key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), -(a["last_seen"] or 0)))
+    for row in rows[:MAX_ALERTS_PER_GROUP]:
+        distinct = {k: v for k, v in row["labels"].items() if k not in common and k not in _COMMON}
+        row["distinct"] = {**distinct, **row["extra"]}
+    return {**group, "labels": common, "alerts": rows[:MAX_ALERTS_PER_GROUP]}
+
+
+def group_rows(selected: Iterable[tuple[Mapping[str, Any], bool]]) -> list[dict[str, Any]]:
+    """Every group of `selected` in page order (see `page_groups`)."""
+    return page_groups(selected)[1]
 
 
 def silence_matchers(labels: Mapping[str, str]) -> list[str]:

@@ -16,18 +16,17 @@ from aiohttp.web import Response
 from faust.web import Request
 
 from app.faust_app import app
-from app.web import views
+from app.web import snapshots, views
 from app.web.alert_groups import (
-    SEVERITY_RANK,
     STATES,
-    group_rows,
+    group_order,
+    page_groups,
     parse_filter,
     select_alerts,
     silence_matchers,
 )
 from app.web.gather import gathered, json_response, page_params
 from app.web.views import AuthedView
-from tables.definitions import alert_state
 
 
 def _silences() -> list[dict[str, Any]]:
@@ -51,20 +50,12 @@ class AlertGroupsView(AuthedView):
             return json_response({"error": f"state must be one of {', '.join(STATES)}"}, 400)
 
         def local() -> dict[str, Any]:
-            rows = select_alerts((v for _, v in alert_state.items()), matchers, state, _silences())
-            groups = group_rows(rows)
-            return {"total": len(groups), "alerts": len(rows), "items": groups[: offset + limit]}
+            selected = select_alerts(snapshots.alerts(), matchers, state, _silences())
+            total, groups = page_groups(selected, offset + limit)
+            return {"total": total, "alerts": len(selected), "items": groups}
 
         def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-            groups = [g for p in parts for g in p["items"]]
-            groups.sort(
-                key=lambda g: (
-                    g["firing"] == 0 or g["silenced"],
-                    -SEVERITY_RANK.get(g["severity"], 0),
-                    -g["last_seen"],
-                    g["group"],
-                )
-            )
+            groups = sorted((g for p in parts for g in p["items"]), key=group_order)
             page = groups[offset : offset + limit]
             for group in page:
                 group["silence"] = silence_matchers(group["labels"])

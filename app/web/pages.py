@@ -16,6 +16,7 @@ parts with `local=1`; paging and filtering happen on the server. All need the re
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import Any
 
@@ -25,10 +26,11 @@ from faust.web import Request
 from agents.history import HISTORY
 from app import metrics
 from app.faust_app import app
+from app.web import snapshots
 from app.web.alert_groups import SEVERITY_RANK
 from app.web.gather import gathered, json_response, me, page_params
-from app.web.views import AuthedView, _visible
-from tables.definitions import alert_state, entity_stats, observed_state, risk_state
+from app.web.views import AuthedView
+from tables.definitions import observed_state
 
 #: How many items of each kind "what to look at" lists.
 ATTENTION = 5
@@ -56,11 +58,6 @@ def _sum_rates(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bucket_ms": bucket, "times": times, "sources": sources}
 
 
-def _risk_score(value: Any) -> float | None:
-    emit = value.get("emit") if isinstance(value, dict) else None
-    return emit.get("score") if isinstance(emit, dict) else None
-
-
 @app.page("/api/overview")
 class OverviewView(AuthedView):
     """Rates, counts and what to look at first."""
@@ -75,30 +72,30 @@ class OverviewView(AuthedView):
 
         def local() -> dict[str, Any]:
             now = _now_ms()
-            firing: list[dict[str, Any]] = []
-            alerts = 0
-            for _, value in alert_state.items():
-                if isinstance(value, dict) and value.get("t") == "alert" and value.get("status"):
-                    alerts += 1
-                    if value["status"] == "firing" and not value.get("silenced_by"):
-                        firing.append(value)
-            rank = SEVERITY_RANK
-            firing.sort(key=lambda a: (-rank.get(a.get("severity"), 0), -(a.get("last_seen") or 0)))
-            risky = []
-            for key, value in risk_state.items():
-                score = _risk_score(value)
-                if isinstance(key, str) and score:
-                    risky.append({"subject": key, "type": value.get("type"), "score": score})
+            alerts = snapshots.alerts()
+            firing = [a for a in alerts if a["status"] == "firing" and not a.get("silenced_by")]
+            worst = heapq.nsmallest(
+                ATTENTION,
+                firing,
+                key=lambda a: (
+                    -SEVERITY_RANK.get(a.get("severity"), 0),
+                    -(a.get("last_seen") or 0),
+                ),
+            )
+            risky = [r for r in snapshots.risk_subjects() if r["score"]]
+            entities = snapshots.entities()
             anomalies = sorted(
-                (s for s in HISTORY.anomalous_series()),
+                HISTORY.anomalous.values(),
                 key=lambda s: (s["last_anomaly"] or {}).get("time") or "",
                 reverse=True,
             )
             drifted = [d for d in HISTORY.drift.values() if d.get("status") == "drifted"]
             return {
                 "rates": HISTORY.rate_series(now, minutes),
-                "entities": sum(1 for k in entity_stats if isinstance(k, str) and _visible(k)),
-                "alerts": alerts,
+                "entities": entities["count"],
+                "events": entities["events"],
+                "recent_entities": entities["recent"],
+                "alerts": len(alerts),
                 "firing": len(firing),
                 "anomalous_series": len(anomalies),
                 "drifted": len(drifted),
@@ -110,13 +107,16 @@ class OverviewView(AuthedView):
                         "group": a.get("group"),
                         "last_seen": a.get("last_seen"),
                     }
-                    for a in firing[:ATTENTION]
+                    for a in worst
                 ],
                 "top_anomalies": [
                     {k: s[k] for k in ("series", "entity", "kind", "name", "last_anomaly")}
                     for s in anomalies[:ATTENTION]
                 ],
-                "top_risk": sorted(risky, key=lambda r: -r["score"])[:ATTENTION],
+                "top_risk": [
+                    {k: r[k] for k in ("subject", "type", "score")}
+                    for r in heapq.nlargest(ATTENTION, risky, key=lambda r: r["score"])
+                ],
                 "recent_drift": [
                     {k: d.get(k) for k in ("resource", "paths", "time", "out_of_band")}
                     for d in drifted[-ATTENTION:]
@@ -126,8 +126,13 @@ class OverviewView(AuthedView):
         def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             rank = SEVERITY_RANK
             out: dict[str, Any] = {"rates": _sum_rates([p["rates"] for p in parts])}
-            for name in ("entities", "alerts", "firing", "anomalous_series", "drifted"):
+            for name in ("entities", "events", "alerts", "firing", "anomalous_series", "drifted"):
                 out[name] = sum(p[name] for p in parts)
+            out["recent_entities"] = heapq.nlargest(
+                snapshots.RECENT_ENTITIES,
+                (e for p in parts for e in p["recent_entities"]),
+                key=lambda e: e.get("last_ts_ms") or 0,
+            )
             top_alerts = [a for p in parts for a in p["top_alerts"]]
             out["top_alerts"] = sorted(
                 top_alerts,
@@ -162,20 +167,26 @@ class AnomaliesView(AuthedView):
         if kind not in (None, "metric", "rate"):
             return _bad("kind must be metric or rate")
 
-        def local() -> dict[str, Any]:
-            series = [s for s in HISTORY.anomalous_series() if kind is None or s["kind"] == kind]
-            return {"items": series}
-
-        def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-            items = sorted(
-                (s for p in parts for s in p["items"]),
+        def newest_first(items: Any) -> list[dict[str, Any]]:
+            return sorted(
+                items,
                 key=lambda s: ((s["last_anomaly"] or {}).get("time") or "", s["series"]),
                 reverse=True,
             )
-            kinds = {k: sum(1 for s in items if s["kind"] == k) for k in ("metric", "rate")}
+
+        def local() -> dict[str, Any]:
+            series = newest_first(HISTORY.anomalous.values())
+            kinds = {k: sum(1 for s in series if s["kind"] == k) for k in ("metric", "rate")}
+            if kind is not None:
+                series = [s for s in series if s["kind"] == kind]
+            shown = [HISTORY.series_of(s["series"]) for s in series[: offset + limit]]
+            return {"total": len(series), "by_kind": kinds, "items": shown}
+
+        def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+            items = newest_first(s for p in parts for s in p["items"])
             return {
-                "total": len(items),
-                "by_kind": kinds,
+                "total": sum(p["total"] for p in parts),
+                "by_kind": {k: sum(p["by_kind"][k] for p in parts) for k in ("metric", "rate")},
                 "offset": offset,
                 "items": items[offset : offset + limit],
             }
@@ -200,22 +211,7 @@ class RiskHistoryView(AuthedView):
             return sorted(items, key=lambda s: (-(s["score"] or 0), s["subject"]))
 
         def local() -> dict[str, Any]:
-            subjects = []
-            for key, value in risk_state.items():
-                if not isinstance(key, str) or not isinstance(value, dict):
-                    continue
-                if value.get("t") != "risk" or (kind and value.get("type") != kind):
-                    continue
-                emit = value.get("emit") or {}
-                subjects.append(
-                    {
-                        "subject": key,
-                        "type": value.get("type"),
-                        "score": emit.get("score"),
-                        "time": emit.get("time"),
-                        "contributions": emit.get("contributions") or [],
-                    }
-                )
+            subjects = [dict(r) for r in snapshots.risk_subjects() if not kind or r["type"] == kind]
             top = ranked(subjects)[: offset + limit]
             for subject in top:
                 subject["points"] = HISTORY.risk_of(subject["subject"])

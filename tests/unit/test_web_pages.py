@@ -8,12 +8,18 @@ import time
 
 import pytest
 
-import app.web.alerts_page as alerts_page
 import app.web.pages as pages
+import app.web.snapshots as snapshots
 from agents.history import HISTORY
 from app.events import format_time
 from app.outputs import Output
-from app.web.alert_groups import group_rows, parse_filter, select_alerts, silence_matchers
+from app.web.alert_groups import (
+    group_rows,
+    page_groups,
+    parse_filter,
+    select_alerts,
+    silence_matchers,
+)
 from tables.history import History
 from tests.unit.test_web import ALICE, CI, Web, call
 
@@ -82,7 +88,8 @@ async def client(monkeypatch):
     from aiohttp.test_utils import TestClient, TestServer
 
     server = Web(monkeypatch)
-    monkeypatch.setattr(alerts_page, "alert_state", ALERTS)
+    monkeypatch.setattr(snapshots, "alert_state", ALERTS)
+    snapshots.forget()
     async with TestClient(TestServer(server.app)) as test_client:
         test_client.web = server
         yield test_client
@@ -126,7 +133,7 @@ def test_silenced_groups_sort_last_and_state_filters():
     rows = select_alerts(ALERTS.values(), (), "firing", [silence], NOW)
     groups = group_rows(rows)
     assert groups[-1]["silenced"] and groups[-1]["entity"] == "image:registry.example.com/search"
-    assert not select_alerts(ALERTS.values(), (), "active", [silence], NOW)[0]["silenced"]
+    assert not select_alerts(ALERTS.values(), (), "active", [silence], NOW)[0][1]
     assert len(select_alerts(ALERTS.values(), (), "silenced", [silence], NOW)) == 2
     assert len(select_alerts(ALERTS.values(), (), "resolved", [silence], NOW)) == 1
     assert len(select_alerts(ALERTS.values(), (), "all", [silence], NOW)) == 5
@@ -169,10 +176,10 @@ async def test_read_token_cannot_silence_from_the_page(client):
 async def test_chart_apis(client, monkeypatch):
     history = History()
     monkeypatch.setattr(pages, "HISTORY", history)
-    monkeypatch.setattr(pages, "alert_state", ALERTS)
-    monkeypatch.setattr(pages, "entity_stats", {"host:node-d": {}, "~wm": {}})
+    monkeypatch.setattr(snapshots, "entity_stats", {"host:node-d": {"events": 3}, "~wm": {}})
     risk = {"payments": {"t": "risk", "type": "service", "emit": {"score": 40, "time": NOW}}}
-    monkeypatch.setattr(pages, "risk_state", risk)
+    monkeypatch.setattr(snapshots, "risk_state", risk)
+    snapshots.forget()
     drifted = {"ami": {"d": "ami-1", "o": "ami-2", "since": NOW}}
     monkeypatch.setattr(pages, "observed_state", {"tf:x": {"t": "drift", "drifted": drifted}})
     monkeypatch.setattr(pages, "_assignment", lambda: [("t.events", 0)])
@@ -219,6 +226,7 @@ async def test_chart_apis(client, monkeypatch):
     )
     status, body = await call(client, "GET", "/api/overview?minutes=15", token=CI)
     assert status == 200 and body["entities"] == 1 and body["firing"] == 4
+    assert body["events"] == 3 and body["recent_entities"] == [{"events": 3}]
     assert body["rates"]["sources"]["falco"][-1] == 0.1 and len(body["rates"]["times"]) == 90
     assert body["top_alerts"][0]["severity"] == "critical"
     assert body["top_anomalies"][0]["series"] == series and body["drifted"] == 1
@@ -239,3 +247,14 @@ async def test_chart_apis(client, monkeypatch):
         status, _ = await call(client, "GET", bad, token=CI)
         assert status == 400, bad
     assert HISTORY is not history  # the worker's own history was left alone
+
+
+def test_only_the_page_of_groups_is_built_and_scans_are_shared():
+    selected = select_alerts(ALERTS.values(), (), "all", [], NOW)
+    total, groups = page_groups(selected, 1)
+    assert total == 2 and len(groups) == 1 and groups[0]["alerts"][0]["distinct"]
+    calls = []
+    scan = lambda: calls.append(1) or len(calls)  # noqa: E731
+    snapshots.forget()
+    assert snapshots.shared("x", scan) == 1 and snapshots.shared("x", scan) == 1
+    assert snapshots.shared("x", scan, max_age_s=0) == 2
