@@ -80,6 +80,8 @@ def violations(policies: PolicySet, document: Any) -> Iterator[tuple[Policy, tup
     kind = shape_of(document)
     for policy in policies.policies:
         if kind == "event":
+            if document.get("type") not in policy.types:
+                continue
             messages = policies.check(policy, document)
         elif kind != policy.shape:
             continue
