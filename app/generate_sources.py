@@ -831,7 +831,7 @@ class Sources:
             "object_attributes": {
                 "id": pipeline_id,
                 "iid": pipeline_id % 3000,
-                "name": "build, test, security scan, deploy",  # `workflow:name`
+                "name": "build, test and security scan",  # `workflow:name`
                 "ref": self._branch(failing is not None),
                 "tag": False,
                 "sha": sha,

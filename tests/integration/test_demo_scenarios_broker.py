@@ -114,7 +114,7 @@ def test_each_demo_service_gets_its_scenarios_decision_at_3_and_10_minutes(demo_
                 break
             time.sleep(2)
         detail = {
-            s: (a["decision"], a["score"], [r["code"] for r in a["reasons"]])
+            s: (a["decision"], a["score"], [r["message"] for r in a["reasons"]])
             for s, a in answers.items()
         }
         assert got == expected, f"after {minutes} min (all processed): {detail}"
