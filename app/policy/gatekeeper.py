@@ -16,6 +16,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.policy.metadata import known_fields
+
 TEMPLATE_KIND = "ConstraintTemplate"
 TEMPLATE_GROUP = "templates.gatekeeper.sh/"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh/"
@@ -135,15 +137,9 @@ def parse_constraint(doc: dict[str, Any]) -> Constraint:
     name = _name(doc, "Constraint")
     label = f"{doc.get('kind')} '{name}'"
     spec = doc.get("spec") or {}
-    match = spec.get("match") or {}
-    if not isinstance(match, dict):
-        raise GatekeeperError(f"{label}: spec.match must be a mapping")
-    unsupported = sorted(set(match) - MATCH_FIELDS)
-    if unsupported:
-        raise GatekeeperError(
-            f"{label}: spec.match.{unsupported[0]} is not supported "
-            f"(supported: {', '.join(sorted(MATCH_FIELDS))})"
-        )
+    match = known_fields(
+        spec.get("match") or {}, MATCH_FIELDS, f"{label}: spec.match", GatekeeperError
+    )
     selector = match.get("labelSelector") or {}
     if set(selector) - {"matchLabels"}:
         raise GatekeeperError(f"{label}: only labelSelector.matchLabels is supported")

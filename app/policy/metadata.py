@@ -93,6 +93,18 @@ def read_metadata(source: str) -> PolicyMetadata:
     return result
 
 
+def known_fields(
+    value: Any, known: frozenset[str], what: str, error: type[ValueError]
+) -> dict[str, Any]:
+    """`value` when it is a mapping of known fields only; else `error` naming the first other."""
+    if not isinstance(value, dict):
+        raise error(f"{what} must be a mapping")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise error(f"{what}.{unknown[0]} is not supported (known: {', '.join(sorted(known))})")
+    return value
+
+
 def _parse_block(text: str, line: int) -> dict[str, Any]:
     where = f"METADATA at line {line}"
     try:
@@ -106,15 +118,9 @@ def _parse_block(text: str, line: int) -> dict[str, Any]:
 
 def _metadata(block: dict[str, Any], line: int) -> PolicyMetadata:
     where = f"METADATA at line {line}"
-    custom = block.get("custom") or {}
-    if not isinstance(custom, dict):
-        raise MetadataError(f"{where}: 'custom' must be a mapping")
-    unknown = sorted(set(custom) - CUSTOM_FIELDS)
-    if unknown:
-        raise MetadataError(
-            f"{where}: unknown custom field '{unknown[0]}' "
-            f"(known: {', '.join(sorted(CUSTOM_FIELDS))})"
-        )
+    custom = known_fields(
+        block.get("custom") or {}, CUSTOM_FIELDS, f"{where}: custom", MetadataError
+    )
     if "severity" in custom and custom["severity"] not in SEVERITIES:
         raise MetadataError(f"{where}: custom.severity must be one of {', '.join(SEVERITIES)}")
     if "input" in custom and custom["input"] not in INPUT_SHAPES:
