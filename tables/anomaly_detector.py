@@ -94,6 +94,9 @@ class DetectorConfig:
     #: refractory period after a peak, in rows, and the margin a new peak must beat it by
     refractory_rows: int = 150
     refractory_margin: float = 0.05
+    #: likelihood of the recent surprise (HTM-style): EWMA span in rows and weight
+    lik_span: int = 10
+    w_lik: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,7 @@ def new_state(config: DetectorConfig | None = None) -> dict[str, Any]:
         "sbuf": [],  # the last `kl_window` levels
         "tod": None,  # per hour-of-day [mean, variance, visits]
         "sup": [0.0, -(10**9)],  # refractory: [peak score, row]
+        "lk": 0.0,  # EWMA of the per-row log-rarity (likelihood detector)
     }
 
 
@@ -373,6 +377,13 @@ def update(
             sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
             if sc > best:
                 best, detector = sc, name
+    if cfg.w_lik > 0:  # is the recent surprise level itself unusual?
+        lk = st.get("lk", 0.0)
+        lk += (best - lk) * 2.0 / (cfg.lik_span + 1.0)
+        st["lk"] = lk
+        sc = -math.log10(_calibrate(cal, "lik", int(lk * 32.0), cap)) * cfg.w_lik / cfg.depth
+        if sc > best:
+            best, detector = sc, "lik"
     raw = best if best < 1.0 else 1.0
 
     # -- refractory: one report per incident
@@ -403,6 +414,11 @@ def update(
         why = f"abrupt change from {_fmt(prev or 0.0)} to {_fmt(x)} ({step:.1f} level widths)"
     elif detector == "kl":
         why = f"distribution of the last {cfg.kl_window} values shifted (KL {kl:.2f} nats)"
+    elif detector == "lik":
+        why = (
+            f"a run of unusual values: the last ~{cfg.lik_span} rows average "
+            f"p≈{10 ** (-st['lk'] * cfg.depth):.1e} each"
+        )
     else:
         why = f"value {_fmt(x)} is {z:.1f} sd from the usual for this hour of day"
     if reported > 0.0:

@@ -183,3 +183,28 @@ def test_config_knobs_change_behaviour():
     values[2500] = 160.0
     _, scores = run(values, DetectorConfig(w_ext=0.0))
     assert scores[2500].detector != "ext"
+
+
+def test_a_run_of_moderately_unusual_values_is_scored_by_its_likelihood():
+    """Each row alone is only mildly odd; the run as a whole is what the `lik` stage sees."""
+    rng = random.Random(4)
+    values = daily(4000, noise=2.0)
+    for i in range(3000, 3060):
+        values[i] += rng.choice((-1, 1)) * rng.uniform(8, 14)
+    _, scores = run(values)
+    lik = [s for s in scores[3000:3060] if s.detector == "lik"]
+    assert lik and max(s.raw for s in lik) > 0.5
+    _, without = run(values, DetectorConfig(w_lik=0.0))
+    assert all(s.detector != "lik" for s in without)
+    assert sum(s.raw for s in scores[3000:3060]) > sum(s.raw for s in without[3000:3060])
+
+
+def test_a_state_from_before_the_likelihood_stage_carries_on():
+    """States written before `lk` existed (same STATE_VERSION) are read as they are."""
+    values = daily(1500, noise=1.0)
+    state, _ = run(values[:800])
+    old = orjson.loads(orjson.dumps(state))
+    del old["lk"]
+    old["cal"].pop("lik", None)
+    state, scores = run(values[800:], state=old, start=800)
+    assert "lk" in state and all(0.0 <= s.score <= 1.0 for s in scores)
