@@ -13,14 +13,46 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agents.current_event import make_current
+from app.faust_app import app
 from app.outputs import Output
 from tables.history import History, expected_band
+from tables.live_views import LiveIndex, alert_projection, entity_projection, writes_of
 from tables.series_windows import DETECTOR_SUFFIX
 
 log = logging.getLogger(__name__)
 
 #: The one history of this worker process.
 HISTORY = History()
+#: This worker's alert instances and entities as the pages use them (tables/live_views.py).
+ALERTS = LiveIndex(alert_projection)
+ENTITIES = LiveIndex(entity_projection)
+#: Which staged table each index follows (app/pipeline.py's table names).
+_FOLLOWED = (("alerts", ALERTS), ("entities", ENTITIES))
+
+Captured = list[tuple[LiveIndex, list[tuple[str, bool, Any]]]]
+
+
+@app.on_partitions_revoked.connect
+async def _stale_indexes(sender, revoked, **kwargs) -> None:
+    """Partitions may move: the indexes are rebuilt from the tables on next use."""
+    for _, index in _FOLLOWED:
+        index.invalidate()
+
+
+def capture(batch: Any, partitions: Iterable[int]) -> Captured:
+    """A batch's writes to the followed tables, taken before the agent commits them."""
+    captured: Captured = []
+    try:
+        for partition in partitions:
+            tables = batch.tables_of(partition)
+            for name, index in _FOLLOWED:
+                staged = tables.get(name)
+                if staged is not None and index.built_at is not None:
+                    captured.append((index, writes_of(staged.changes())))
+    except Exception:  # display only: never stall the agent
+        log.debug("history: batch writes not captured", exc_info=True)
+        return []
+    return captured
 
 
 def _now_ms() -> int:
@@ -33,11 +65,14 @@ def record_process(
     observed: Iterable[tuple[list[Output], str | None, int | None, str]],
     series: Any,
     clock_key: str,
+    captured: Captured = (),
 ) -> None:
     """After a process batch: events per source, windows with their expected range,
-    anomalies, alerts, drift, and each partition's clock. `series` is the series table the
-    agent wrote (read under an event of each partition)."""
+    anomalies, alerts, drift, each partition's clock, and the `capture`d writes. `series` is
+    the series table the agent wrote (read under an event of each partition)."""
     try:
+        for index, writes in captured:
+            index.apply(writes)
         now = _now_ms()
         for _, source, _, topic in observed:
             if topic == "events" and source:

@@ -20,7 +20,7 @@ from agents.acking import processed_batches
 from agents.alignment import PartitionAligner
 from agents.clock_ticks import ingest_backlog
 from agents.current_event import make_current
-from agents.history import record_process
+from agents.history import capture, record_process
 from agents.journal import Journal
 from app import metrics
 from app.codecs import dumps_value
@@ -230,9 +230,15 @@ async def process(stream):
                 observed.append((step.outputs, None, None, "clock"))
             else:
                 observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
+        captured = capture(batch, last_of_partition)
         await _commit(batch, outputs_of, last_of_partition)
         record_process(
-            outputs_of, last_of_partition, observed, pipeline.state.series, PARTITION_WATERMARK
+            outputs_of,
+            last_of_partition,
+            observed,
+            pipeline.state.series,
+            PARTITION_WATERMARK,
+            captured,
         )
         metrics.observe_batch(len(events))
         for step_outputs, source, ts_ms, topic in observed:

@@ -49,10 +49,14 @@ class AlertGroupsView(AuthedView):
         if state not in STATES:
             return json_response({"error": f"state must be one of {', '.join(STATES)}"}, 400)
 
-        def local() -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
             selected = select_alerts(snapshots.alerts(), matchers, state, _silences())
             total, groups = page_groups(selected, offset + limit)
             return {"total": total, "alerts": len(selected), "items": groups}
+
+        def local() -> dict[str, Any]:
+            query = "|".join(str(m) for m in matchers)
+            return snapshots.shared(f"alerts|{state}|{offset + limit}|{query}", compute)
 
         def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             groups = sorted((g for p in parts for g in p["items"]), key=group_order)

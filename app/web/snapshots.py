@@ -1,27 +1,33 @@
-"""This worker's table scans for the pages, shared for `MAX_AGE_S` between requests.
+"""What the pages read of this worker's tables, and answers shared for `MAX_AGE_S`.
 
-Reading every value of a table (5,000 alerts, 10,000 entities) decodes each one and holds the
-worker's event loop while it does; every open dashboard refreshes every few seconds. So each
-scan is taken at most once per `MAX_AGE_S` and shared by every request and user: a page shows
-state at most that old, and a worker spends its time on the pipeline, not on repeated scans.
-Projections keep only what the pages use.
+Alerts and entities come from indexes that follow the process agent's writes
+(tables/live_views.py, agents/history.py), not from a scan per request: reading every value of
+5,000 alerts and 10,000 entities takes hundreds of milliseconds and holds the worker's event
+loop. Risk subjects (hundreds) are scanned. A page's answer for one query is computed at most
+once per `MAX_AGE_S` and shared by every request and user (every open dashboard refreshes
+every few seconds): a page shows state at most that old.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from agents.history import ALERTS, ENTITIES
 from tables.definitions import alert_state, entity_stats, risk_state
+from tables.live_views import LiveIndex, entity_summary
 
 #: How long one scan is shared (seconds).
 MAX_AGE_S = 2.0
 #: Most recently active entities the overview lists.
 RECENT_ENTITIES = 100
 
-_taken: dict[str, tuple[float, Any]] = {}
+#: Most answers kept at once (one per query: filter, state, page).
+MAX_SHARED = 64
+
+_taken: OrderedDict[str, tuple[float, Any]] = OrderedDict()
 
 
 def shared(name: str, scan: Callable[[], Any], max_age_s: float = MAX_AGE_S) -> Any:
@@ -32,43 +38,35 @@ def shared(name: str, scan: Callable[[], Any], max_age_s: float = MAX_AGE_S) -> 
         return taken[1]
     value = scan()
     _taken[name] = (time.monotonic(), value)
+    _taken.move_to_end(name)
+    while len(_taken) > MAX_SHARED:
+        _taken.popitem(last=False)
     return value
 
 
 def forget() -> None:
-    """Drop every shared scan (tests; a rebalance makes them stale anyway within seconds)."""
+    """Drop every shared answer and index (tests)."""
     _taken.clear()
+    ALERTS.invalidate()
+    ENTITIES.invalidate()
+
+
+def _followed(index: LiveIndex, table: Any) -> LiveIndex:
+    """The index, rebuilt from its table first when stale (tables/live_views.py)."""
+    if index.stale:
+        index.rebuild(table.items())
+    return index
 
 
 def alerts() -> list[dict[str, Any]]:
-    """Alert instances of this worker's partitions (scope records and bookkeeping left out)."""
-    return shared("alerts", _scan_alerts)
-
-
-def _scan_alerts() -> list[dict[str, Any]]:
-    return [
-        value
-        for _, value in alert_state.items()
-        if isinstance(value, dict) and value.get("t") == "alert" and value.get("status")
-    ]
+    """Alert instances of this worker's partitions (projections: tables/live_views.py)."""
+    return _followed(ALERTS, alert_state).values()
 
 
 def entities() -> dict[str, Any]:
-    """`{"count", "events", "recent": [the most recently active entities' stats]}`."""
-    return shared("entities", _scan_entities)
-
-
-def _scan_entities() -> dict[str, Any]:
-    count = events = 0
-    values = []
-    for key, value in entity_stats.items():
-        if not isinstance(key, str) or key.startswith("~") or not isinstance(value, dict):
-            continue
-        count += 1
-        events += value.get("events") or 0
-        values.append(value)
-    recent = heapq.nlargest(RECENT_ENTITIES, values, key=lambda v: v.get("last_ts_ms") or 0)
-    return {"count": count, "events": events, "recent": recent}
+    """`{"count", "events", "recent": [the most recently active entities]}`."""
+    index = _followed(ENTITIES, entity_stats)
+    return shared("entities", lambda: entity_summary(index, RECENT_ENTITIES))
 
 
 def risk_subjects() -> list[dict[str, Any]]:

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from app.outputs import Output
 from tables.history import History, HistoryBounds, expected_band
+from tables.live_views import (
+    REBUILD_S,
+    LiveIndex,
+    alert_projection,
+    entity_projection,
+    entity_summary,
+)
 
 MIN = 60_000
 
@@ -121,3 +128,38 @@ def test_clocks_and_lag():
     for i in range(5):
         history.sample_lag(100 - i, i * 10_000)
     assert history.lag_series() == [[20_000, 98], [30_000, 97], [40_000, 96]]
+
+
+def test_live_index_follows_writes_once_built():
+    now = [0.0]
+    index = LiveIndex(alert_projection, clock=lambda: now[0])
+    alert = {
+        "t": "alert",
+        "status": "firing",
+        "fp": "f1",
+        "labels": {"alertname": "x"},
+        "annotations": {"fixed_version": "2", "description": "long"},
+        "pend": [1] * 50,
+    }
+    index.apply([("e|f0", False, alert)])  # not built yet: the rebuild reads the table
+    assert index.stale and not index.items
+    index.rebuild([("e|f1", alert), ("e|~scope|s", {"t": "scope"}), ("~wm", {})])
+    assert list(index.items) == ["e|f1"] and not index.stale
+    assert index.items["e|f1"]["annotations"] == {"fixed_version": "2"}
+    assert "pend" not in index.items["e|f1"]
+    index.apply([("e|f2", False, {**alert, "fp": "f2"}), ("e|f1", True, None)])
+    assert list(index.items) == ["e|f2"]
+    index.apply([("e|f2", False, {**alert, "status": None})])  # no longer an instance
+    assert not index.items
+    now[0] = REBUILD_S + 1
+    assert index.stale
+    index.rebuild([])
+    index.invalidate()
+    assert index.stale and not index.items
+    entities = LiveIndex(entity_projection)
+    entities.rebuild(
+        [(f"e{i}", {"entity": f"e{i}", "events": i, "last_ts_ms": i}) for i in range(5)]
+    )
+    summary = entity_summary(entities, 2)
+    assert summary["count"] == 5 and summary["events"] == 10
+    assert [e["entity"] for e in summary["recent"]] == ["e4", "e3"]

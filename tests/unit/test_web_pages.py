@@ -176,7 +176,11 @@ async def test_read_token_cannot_silence_from_the_page(client):
 async def test_chart_apis(client, monkeypatch):
     history = History()
     monkeypatch.setattr(pages, "HISTORY", history)
-    monkeypatch.setattr(snapshots, "entity_stats", {"host:node-d": {"events": 3}, "~wm": {}})
+    monkeypatch.setattr(
+        snapshots,
+        "entity_stats",
+        {"host:node-d": {"entity": "host:node-d", "events": 3}, "~wm": {}},
+    )
     risk = {"payments": {"t": "risk", "type": "service", "emit": {"score": 40, "time": NOW}}}
     monkeypatch.setattr(snapshots, "risk_state", risk)
     snapshots.forget()
@@ -226,7 +230,7 @@ async def test_chart_apis(client, monkeypatch):
     )
     status, body = await call(client, "GET", "/api/overview?minutes=15", token=CI)
     assert status == 200 and body["entities"] == 1 and body["firing"] == 4
-    assert body["events"] == 3 and body["recent_entities"] == [{"events": 3}]
+    assert body["events"] == 3 and body["recent_entities"][0]["entity"] == "host:node-d"
     assert body["rates"]["sources"]["falco"][-1] == 0.1 and len(body["rates"]["times"]) == 90
     assert body["top_alerts"][0]["severity"] == "critical"
     assert body["top_anomalies"][0]["series"] == series and body["drifted"] == 1
