@@ -362,6 +362,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: `--history`: when, after going live, the incident and the Falco burst start.
+INJECT_SPIKE_AFTER_MS = 20_000
+INJECT_BURST_AFTER_MS = 40_000
+
+
 async def _generate_live(generator, catalog, settings, args) -> int:
     """Produce at `args.rate` records/s with event time = now, until count or duration."""
     from aiokafka import AIOKafkaProducer
@@ -372,6 +377,18 @@ async def _generate_live(generator, catalog, settings, args) -> int:
         bootstrap_servers=settings.bootstrap_servers, linger_ms=20, **aiokafka_kwargs(os.environ)
     )
     await producer.start()
+    if args.history:
+        now_ms = int(time.time() * 1000)
+        history = 0
+        for record in generator.history(now_ms, args.rate):
+            await producer.send(
+                catalog.raw(record.family), value=record.value, timestamp_ms=record.ts_ms
+            )
+            history += 1
+        await producer.flush()
+        _err({"history": history, "until": now_ms})
+        live_ms = int(time.time() * 1000)
+        generator.inject(live_ms + INJECT_SPIKE_AFTER_MS, live_ms + INJECT_BURST_AFTER_MS)
     sent = 0
     started = time.monotonic()
     try:
@@ -476,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad-ratio", type=float, default=0.005, help="share of malformed records")
     p.add_argument("--start-ms", type=int, default=None, help="first event time (--stdout)")
     p.add_argument("--stdout", action="store_true", help="print records instead of producing")
+    p.add_argument(
+        "--history",
+        action="store_true",
+        help="first replay a warm-up history ending now, then inject an incident and a Falco "
+        "burst in the first minute (what `make demo` runs)",
+    )
     return parser
 
 

@@ -7,6 +7,10 @@ time is the `ts_ms` it was generated for (never the wall clock). Every raw famil
 webhooks, Alertmanager notifications, scans and Terraform plans rare. Falco bursts, metric spikes
 (each with a burst of 5xx logs and a HighErrorRate alert) and 403 bursts in the audit log feed
 anomaly detection. A small share (`bad_ratio`) is deliberately malformed, to show dead-lettering.
+What carries risk follows each service's scenario (app/generate_scenarios.py). `history`
+replays a warm-up before the demo goes live (the detectors learn the usual values and rates)
+and `inject` starts an incident and a Falco burst early, so the demo shows a metric and an
+event-rate anomaly within its first minutes (`vigil generate --history`, what `make demo` runs).
 
 The Falco alerts and JSON metric samples are built here; the other families in
 app/generate_sources.py.
@@ -93,6 +97,10 @@ MIX: tuple[tuple[str, str, float], ...] = (
     ("scan", "scans", 0.010),
     ("terraform", "terraform", 0.005),
 )
+#: The share of Falco alerts in the stream (for the history's Falco part).
+_FALCO_SHARE = next(share for kind, _, share in MIX if kind == "falco") / sum(
+    share for _, _, share in MIX
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,22 @@ class RawRecord:
     ts_ms: int
     value: bytes
     malformed: bool = False
+
+
+#: `history`: metric samples (the metric detector warms up over 150 windows) and Falco alerts
+#: at their usual rate (the rate detector needs its per-node rates to settle) this long before
+#: its end, then the full mix for the last `HISTORY_FULL_MS`.
+HISTORY_METRICS_MS = 160 * 60_000
+HISTORY_FALCO_MS = 80 * 60_000
+HISTORY_FULL_MS = 3 * 60_000
+#: One metric sample per series this often in the metrics-only part of the history.
+HISTORY_SAMPLE_MS = 20_000
+#: Chance that a record starts a Falco burst: one in 50,000 records (every ~17 min at 50/s),
+#: rare enough that a burst stands out from a node's usual rate.
+BURST_CHANCE = 0.00002
+#: An injected incident: this many spiked samples; an injected burst: this many Falco alerts.
+INJECTED_SPIKE_SAMPLES = 30
+INJECTED_BURST_ALERTS = 100
 
 
 class TelemetryGenerator:
@@ -139,6 +163,39 @@ class TelemetryGenerator:
             self._thresholds.append(running)
         self._thresholds[-1] = 1.0
         self._choices = [(family, builders[kind]) for kind, family, _ in MIX]
+        #: event times at which `inject` starts an incident (metric spike) and a Falco burst
+        self._spike_at: int | None = None
+        self._burst_at: int | None = None
+
+    def history(self, end_ms: int, rate: float) -> Iterator[RawRecord]:
+        """What the demo replays before it goes live, so that the detectors are warm when it
+        starts: metric samples of every series from `end_ms - HISTORY_METRICS_MS` and Falco
+        alerts at their share of `rate` from `end_ms - HISTORY_FALCO_MS` (in time order),
+        then the full mix at `rate` for the last `HISTORY_FULL_MS`, all before `end_ms`."""
+        full_from = end_ms - HISTORY_FULL_MS
+        times = [
+            (ts_ms, "metrics")
+            for ts_ms in range(end_ms - HISTORY_METRICS_MS, full_from, HISTORY_SAMPLE_MS)
+        ]
+        falco_step = 1000.0 / (rate * _FALCO_SHARE)
+        falco_from = end_ms - HISTORY_FALCO_MS
+        count = int((full_from - falco_from) / falco_step)
+        times += [(int(falco_from + i * falco_step), "falco") for i in range(count)]
+        for ts_ms, family in sorted(times):
+            if family == "falco":
+                yield RawRecord("falco", ts_ms, self._falco(ts_ms))
+                continue
+            for service in SERVICES:
+                for name in _METRIC_NAMES:
+                    sample = self._metric(ts_ms, service, name, calm=True)
+                    yield RawRecord("metrics", ts_ms, sample)
+        yield from self.records(full_from, rate, int(HISTORY_FULL_MS / 1000 * rate))
+
+    def inject(self, spike_at_ms: int, burst_at_ms: int) -> None:
+        """Start an incident (a metric spike of an incident-prone service, its 5xx logs and
+        alert) at the first record from `spike_at_ms` on, and a Falco burst from
+        `burst_at_ms` on: the demo shows a metric and an event-rate anomaly early."""
+        self._spike_at, self._burst_at = spike_at_ms, burst_at_ms
 
     def records(self, start_ms: int, rate: float, count: int | None = None) -> Iterator[RawRecord]:
         """`count` records (endless when None) with event times spaced `1000 / rate` ms apart."""
@@ -151,9 +208,10 @@ class TelemetryGenerator:
     def record_at(self, ts_ms: int) -> RawRecord:
         """One record with event time `ts_ms`, its kind drawn from the stream's mix."""
         rnd = self.random
+        self._start_injected(ts_ms)
         if rnd.random() < self.bad_ratio:
             return self._malformed(ts_ms)
-        if self._burst_left > 0 or rnd.random() < 0.0005:
+        if self._burst_left > 0 or rnd.random() < BURST_CHANCE:
             return RawRecord("falco", ts_ms, self._falco_burst(ts_ms))
         if self.sources.forbidden_left > 0 and rnd.random() < 0.3:
             return RawRecord("k8s-audit", ts_ms, self.sources.k8s_forbidden(ts_ms))
@@ -203,19 +261,35 @@ class TelemetryGenerator:
         self._burst_left -= 1
         return self._falco(ts_ms, host=self._burst_host, service=_BURST_SERVICE)
 
-    def _metric(self, ts_ms: int) -> bytes:
+    def _start_injected(self, ts_ms: int) -> None:
+        if self._spike_at is not None and ts_ms >= self._spike_at:
+            self._spike_at = None
+            service = _INCIDENT_SERVICES[0]
+            self._spike_left, self._spike_service = INJECTED_SPIKE_SAMPLES, service
+            self.sources.incident(service)
+        if self._burst_at is not None and ts_ms >= self._burst_at:
+            self._burst_at = None
+            self._burst_left, self._burst_host = INJECTED_BURST_ALERTS, HOSTS[1]
+
+    def _metric(
+        self, ts_ms: int, service: str | None = None, name: str | None = None, calm: bool = False
+    ) -> bytes:
+        """A JSON metric sample (of `service` and `name`, else random ones); now and then an
+        incident-prone service spikes, unless `calm` (the history's normal operation)."""
         rnd = self.random
-        service = rnd.choice(SERVICES)
-        name = rnd.choice(_METRIC_NAMES)
+        service = service or rnd.choice(SERVICES)
+        name = name or rnd.choice(_METRIC_NAMES)
         base, amplitude, noise = METRICS[name]
         day = (ts_ms / 86_400_000.0) * 2 * math.pi
         value = base + amplitude * math.sin(day) + rnd.gauss(0, noise)
-        if self._spike_left == 0 and rnd.random() < 0.0004 and service in _INCIDENT_SERVICES:
-            self._spike_left, self._spike_service = rnd.randint(5, 20), service
-            self.sources.incident(service)
-        if self._spike_left > 0 and service == self._spike_service:
-            self._spike_left -= 1
-            value *= 4.0
+        if not calm:
+            spiking = self._spike_left == 0 and rnd.random() < 0.0004
+            if spiking and service in _INCIDENT_SERVICES:
+                self._spike_left, self._spike_service = rnd.randint(5, 20), service
+                self.sources.incident(service)
+            if self._spike_left > 0 and service == self._spike_service:
+                self._spike_left -= 1
+                value *= 4.0
         sample = {
             "name": name,
             "labels": {"service": service, "env": "prod"},

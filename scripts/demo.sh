@@ -44,7 +44,7 @@ until curl -fsS "http://127.0.0.1:$WEB_PORT/health/live" >/dev/null 2>&1; do
   sleep 0.5
 done
 
-$BIN/vigil generate --rate "$RATE" 2>var/logs/generate.log &
+$BIN/vigil generate --rate "$RATE" --history 2>var/logs/generate.log &
 pids+=($!)
 cat <<MSG
 

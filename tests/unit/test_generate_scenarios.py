@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.events import format_time
 from app.generate import TelemetryGenerator
 from app.generate_scenarios import SCENARIOS, expected_decisions
 from app.outputs import Origin, Output
@@ -67,3 +68,35 @@ def test_scenarios_name_known_services_and_decisions():
 
     assert set(SCENARIOS) == set(SERVICES)
     assert set(expected_decisions().values()) <= {"allow", "warn", "block"}
+
+
+def test_the_demo_history_warms_the_detectors_and_the_injections_show_in_3_minutes():
+    """`vigil generate --history`: after the warm-up history, the injected incident is a
+    metric anomaly of the incident-prone service and the injected Falco burst an event-rate
+    anomaly of its node, both within 3 minutes of going live (offline, at 10 records/s)."""
+    from app.generate import HOSTS
+    from app.generate_scenarios import with_incidents
+    from app.generate_sources import SERVICES
+
+    rate, live_ms = 10.0, START_MS
+    settings = dataclasses.replace(Settings(), catalogue=str(DEMO_CATALOGUE))
+    pipeline = Pipeline(settings)
+    generator = TelemetryGenerator(seed=7)
+    records = list(generator.history(live_ms, rate))
+    assert max(r.ts_ms for r in records) < live_ms
+    generator.inject(live_ms + 20_000, live_ms + 40_000)
+    records += generator.records(live_ms, rate, int(rate * 180))
+    events: list[Output] = []
+    for offset, record in enumerate(records):
+        origin = Origin(topic=record.family, partition=None, offset=offset)
+        outs = pipeline.ingest(record.value, record.family, origin)
+        events += [o for o in outs if o.topic == "events"]
+    anomalies = [
+        r["value"]
+        for r in replay_events(events, settings, pipeline.catalogue, flush=False)
+        if r["topic"].endswith("anomalies")
+    ]
+    series = {a["series"] for a in anomalies if a["window_start"] >= format_time(live_ms)}
+    incident = with_incidents(SERVICES)[0]
+    assert any(s.startswith(f"service:{incident}|m|") for s in series), series
+    assert f"host:{HOSTS[1]}|r|falco_alerts" in series, series
