@@ -57,6 +57,11 @@ DEFAULT_TYPES = {"terraform": ("tf_change",), "kubernetes": ("k8s_audit",)}
 _RULE_NAME = re.compile(r"^(?:default\s+)?(" + "|".join(DECISION_RULES) + r")\b", re.MULTILINE)
 _TEST_NAME = re.compile(r"^(test_\w+)\b", re.MULTILINE)
 _ID_CHARS = re.compile(r"[^a-z0-9-]+")
+#: What rego-cpp's `with` failure means for the author (docs/drift.md, "Testing a policy").
+WITH_HINT = (
+    " (rego-cpp cannot evaluate `with` over rules that call built-ins, and a module holding"
+    " such a rule breaks every query: move tests into *_test.rego files)"
+)
 
 
 class PolicyError(ValueError):
@@ -414,8 +419,9 @@ def _check_decisions(engine: RegoEngine, policy: Policy) -> None:
         try:
             value = engine.query(f"data.{policy.package}.{decision}", empty)
         except RegoError as exc:
+            hint = WITH_HINT if "rego-localref" in str(exc) or "rego-with" in str(exc) else ""
             raise PolicyError(
-                f"{policy.file}: {policy.package}.{decision} cannot be evaluated: {exc}"
+                f"{policy.file}: {policy.package}.{decision} cannot be evaluated: {exc}{hint}"
             ) from None
         if isinstance(value, dict):
             raise PolicyError(

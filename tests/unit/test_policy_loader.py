@@ -251,3 +251,10 @@ def test_resource_types_skip_other_resources_unevaluated():
     event["attributes"] = {"resource_type": "aws_s3_bucket_acl", "address": "a.b"}
     event["attributes"]["after"] = {"acl": "public-read"}
     assert policies.check(s3, event) == ("a.b: canned ACL public-read makes the bucket public",)
+
+
+def test_inline_test_with_with_is_rejected_with_a_hint(tmp_path: Path):
+    inline = S3 + '\ntest_x if {\n\tcount(deny) == 1 with input as {"resource_changes": []}\n}\n'
+    write(tmp_path, "s3.rego", inline)
+    with pytest.raises(PolicyError, match=r"rego-localref.*move tests into \*_test\.rego"):
+        load_policies([tmp_path])
