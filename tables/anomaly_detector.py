@@ -94,6 +94,8 @@ class DetectorConfig:
     #: refractory period after a peak, in rows, and the margin a new peak must beat it by
     refractory_rows: int = 150
     refractory_margin: float = 0.05
+    #: weight of the joint evidence: the sum of every detector's log-rarity, calibrated
+    w_sum: float = 1.0
     #: likelihood of the recent surprise (HTM-style): EWMA span in rows and weight
     lik_span: int = 10
     w_lik: float = 1.0
@@ -366,6 +368,7 @@ def update(
 
     # -- combine: the strongest evidence, on a log scale
     best, detector = 0.0, ""
+    total = 0.0
     for name, p, w in (
         ("ext", p_ext, cfg.w_ext),
         ("seq", p_seq, cfg.w_seq),
@@ -375,8 +378,13 @@ def update(
     ):
         if w > 0 and p < 1.0:
             sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
+            total += sc
             if sc > best:
                 best, detector = sc, name
+    if cfg.w_sum > 0:  # several detectors mildly surprised at once: is that combination rare?
+        sc = -math.log10(_calibrate(cal, "sum", int(total * 16.0), cap)) * cfg.w_sum / cfg.depth
+        if sc > best:
+            best, detector = sc, "sum"
     if cfg.w_lik > 0:  # is the recent surprise level itself unusual?
         lk = st.get("lk", 0.0)
         lk += (best - lk) * 2.0 / (cfg.lik_span + 1.0)
@@ -414,6 +422,8 @@ def update(
         why = f"abrupt change from {_fmt(prev or 0.0)} to {_fmt(x)} ({step:.1f} level widths)"
     elif detector == "kl":
         why = f"distribution of the last {cfg.kl_window} values shifted (KL {kl:.2f} nats)"
+    elif detector == "sum":
+        why = f"several signals at once: joint log-rarity {total * cfg.depth:.1f} (rare for it)"
     elif detector == "lik":
         why = (
             f"a run of unusual values: the last ~{cfg.lik_span} rows average "

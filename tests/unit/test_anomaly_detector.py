@@ -206,5 +206,18 @@ def test_a_state_from_before_the_likelihood_stage_carries_on():
     old = orjson.loads(orjson.dumps(state))
     del old["lk"]
     old["cal"].pop("lik", None)
+    old["cal"].pop("sum", None)
     state, scores = run(values[800:], state=old, start=800)
     assert "lk" in state and all(0.0 <= s.score <= 1.0 for s in scores)
+
+
+def test_joint_evidence_of_several_mild_signals_can_win():
+    """`sum` calibrates the total log-rarity of all detectors; `w_sum=0` switches it off."""
+    rng = random.Random(4)
+    values = daily(4000, noise=2.0)
+    for i in range(3000, 3060):
+        values[i] += rng.choice((-1, 1)) * rng.uniform(8, 14)
+    _, scores = run(values)
+    assert any(s.detector == "sum" for s in scores[3000:3060])
+    _, without = run(values, DetectorConfig(w_sum=0.0))
+    assert all(s.detector != "sum" for s in without)
