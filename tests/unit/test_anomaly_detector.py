@@ -185,12 +185,18 @@ def test_config_knobs_change_behaviour():
     assert scores[2500].detector != "ext"
 
 
-def test_a_run_of_moderately_unusual_values_is_scored_by_its_likelihood():
-    """Each row alone is only mildly odd; the run as a whole is what the `lik` stage sees."""
+def odd_run() -> list[float]:
+    """A noisy daily wave with 60 rows (3000..3059) each pushed 8-14 units up or down."""
     rng = random.Random(4)
     values = daily(4000, noise=2.0)
     for i in range(3000, 3060):
         values[i] += rng.choice((-1, 1)) * rng.uniform(8, 14)
+    return values
+
+
+def test_a_run_of_moderately_unusual_values_is_scored_by_its_likelihood():
+    """Each row alone is only mildly odd; the run as a whole is what the `lik` stage sees."""
+    values = odd_run()
     _, scores = run(values)
     lik = [s for s in scores[3000:3060] if s.detector == "lik"]
     assert lik and max(s.raw for s in lik) > 0.5
@@ -213,10 +219,7 @@ def test_a_state_from_before_the_likelihood_stage_carries_on():
 
 def test_joint_evidence_of_several_mild_signals_can_win():
     """`sum` calibrates the total log-rarity of all detectors; `w_sum=0` switches it off."""
-    rng = random.Random(4)
-    values = daily(4000, noise=2.0)
-    for i in range(3000, 3060):
-        values[i] += rng.choice((-1, 1)) * rng.uniform(8, 14)
+    values = odd_run()
     _, scores = run(values)
     assert any(s.detector == "sum" for s in scores[3000:3060])
     _, without = run(values, DetectorConfig(w_sum=0.0))
