@@ -43,7 +43,7 @@ MIN = 60_000
 #: API name -> path, grouped by the page that calls it.
 APIS = {
     "overview": "/api/overview?minutes=15",
-    "overview_risk": "/api/tables/risk?limit=500",
+    "risk_table": "/api/tables/risk?limit=500",
     "alerts": "/api/alerts?state=firing&limit=25",
     "alerts_filtered": "/api/alerts?state=all&limit=25&filter="
     + "%7Bseverity%3D%22critical%22%2C%20alertname%3D~%22Outbound.%2A%22%7D",

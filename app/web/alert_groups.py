@@ -12,22 +12,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tables.live_views import ALERT_ANNOTATIONS
 from tables.silences import Matcher, matches_all, parse_matcher, silence_matches, silence_state
 
 #: Severity order, lowest first (app/events.py's scale).
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 #: Annotations that tell alerts of one group apart (shown beside the labels): a finding's
 #: versions, a Falco alert's container, process and file.
-DISTINGUISHING_ANNOTATIONS = (
-    "installed_version",
-    "fixed_version",
-    "container_name",
-    "container_id",
-    "command",
-    "file",
-    "user",
-    "pod",
-)
+DISTINGUISHING_ANNOTATIONS = tuple(a for a in ALERT_ANNOTATIONS if a not in ("summary", "title"))
 #: Labels every alert of a group shares by construction; never distinguishing.
 _COMMON = frozenset({"entity", "source"})
 #: Most alerts of one group returned (the group keeps its full count).
@@ -151,13 +143,15 @@ def group_order(group: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def page_groups(
-    selected: Iterable[tuple[Mapping[str, Any], bool]], detail: int | None = None
-) -> tuple[int, list[dict[str, Any]]]:
-    """The number of groups and the first `detail` of them (all when None), in page order:
-    each with its shared labels and its alerts, each alert with what tells it apart from the
-    rest of its group (`distinct`). Only the groups returned are built in full."""
-    members: dict[str, list[tuple[Mapping[str, Any], bool]]] = {}
+Members = dict[str, list[tuple[Mapping[str, Any], bool]]]
+
+
+def group_summaries(
+    selected: Iterable[tuple[Mapping[str, Any], bool]],
+) -> tuple[list[dict[str, Any]], Members]:
+    """Every group of `selected` summed up (no alerts), in page order, and each group's
+    members by group key."""
+    members: Members = {}
     for alert, muted in selected:
         key = alert.get("group") or f"{alert.get('entity')}:{{}}"
         members.setdefault(key, []).append((alert, muted))
@@ -179,8 +173,23 @@ def page_groups(
             }
         )
     summaries.sort(key=group_order)
+    return summaries, members
+
+
+def detailed(summary: dict[str, Any], members: Members) -> dict[str, Any]:
+    """One group in full: its shared labels and its alerts, each alert with what tells it
+    apart from the rest of its group (`distinct`)."""
+    return _detailed(summary, members[summary["group"]])
+
+
+def page_groups(
+    selected: Iterable[tuple[Mapping[str, Any], bool]], detail: int | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """The number of groups and the first `detail` of them (all when None) in full, in page
+    order. Only the groups returned are built in full."""
+    summaries, members = group_summaries(selected)
     shown = summaries if detail is None else summaries[:detail]
-    return len(summaries), [_detailed(group, members[group["group"]]) for group in shown]
+    return len(summaries), [detailed(group, members) for group in shown]
 
 
 def _detailed(

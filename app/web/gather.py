@@ -34,13 +34,16 @@ def other_workers() -> list[str]:
     return sorted(hosts - {me()})
 
 
-async def remote_parts(request: Request) -> list[dict[str, Any]]:
-    """Every other worker's `local=1` answer to this request (GET, same query)."""
-    hosts = other_workers()
+async def remote_parts(
+    request: Request, hosts: list[str] | None = None, extra: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The `local=1` answers of `hosts` (every other worker) to this request (GET, same
+    query plus `extra`)."""
+    hosts = other_workers() if hosts is None else hosts
     if not hosts:
         return []
     headers = {"Authorization": request.headers.get("Authorization", "")}
-    params = {**request.query, "local": "1"}
+    params = {**request.query, **(extra or {}), "local": "1"}
 
     async def fetch(host: str) -> dict[str, Any]:
         async with app.http_client.get(

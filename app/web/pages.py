@@ -71,6 +71,9 @@ class OverviewView(AuthedView):
             return _bad("minutes must be an integer")
 
         def local() -> dict[str, Any]:
+            return snapshots.shared(f"overview|{minutes}", overview)
+
+        def overview() -> dict[str, Any]:
             now = _now_ms()
             alerts = snapshots.alerts()
             firing = [a for a in alerts if a["status"] == "firing" and not a.get("silenced_by")]
@@ -117,6 +120,11 @@ class OverviewView(AuthedView):
                     {k: r[k] for k in ("subject", "type", "score")}
                     for r in heapq.nlargest(ATTENTION, risky, key=lambda r: r["score"])
                 ],
+                "top_services": heapq.nlargest(
+                    ATTENTION,
+                    (r for r in risky if r["type"] == "service"),
+                    key=lambda r: (r["score"], r["subject"]),
+                ),
                 "recent_drift": [
                     {k: d.get(k) for k in ("resource", "paths", "time", "out_of_band")}
                     for d in drifted[-ATTENTION:]
@@ -147,6 +155,11 @@ class OverviewView(AuthedView):
                 (r for p in parts for r in p["top_risk"]), key=lambda r: -r["score"]
             )[:ATTENTION]
             out["recent_drift"] = [d for p in parts for d in p["recent_drift"]][-ATTENTION:]
+            out["top_services"] = heapq.nlargest(
+                ATTENTION,
+                (r for p in parts for r in p["top_services"]),
+                key=lambda r: (r["score"], r["subject"]),
+            )
             return out
 
         return await gathered(request, local, merge)

@@ -83,6 +83,12 @@ def telemetry(now_ms: int) -> list[tuple[str, int, bytes]]:
     for i in range(60):
         ts = burst_at + i * 900
         records.append(("falco", ts, _falco(ts, i)))
+    # After the spike and the burst, their own series go on, so that their partitions'
+    # watermarks close those windows whatever else the generator sends there.
+    for ts in range(spike_at + 3 * MIN, now_ms, MIN):
+        records.append(("metrics", ts, _metric(ts, 101.0)))
+    for ts in range(burst_at + 2 * MIN, now_ms, 30_000):
+        records.append(("falco", ts, _falco(ts, ts // MIN)))
     records.sort(key=lambda r: r[1])
     return records
 

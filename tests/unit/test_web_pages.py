@@ -4,7 +4,9 @@ group's alerts apart, silences, paging, bad input answered 400; the chart APIs' 
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -262,3 +264,19 @@ def test_only_the_page_of_groups_is_built_and_scans_are_shared():
     snapshots.forget()
     assert snapshots.shared("x", scan) == 1 and snapshots.shared("x", scan) == 1
     assert snapshots.shared("x", scan, max_age_s=0) == 2
+
+
+async def test_alert_groups_in_two_steps_between_workers(client):
+    """A worker answers another with group summaries, then the page's groups in full."""
+    status, body = await call(client, "GET", "/api/alerts?local=1", token=CI)
+    assert status == 200 and body["total"] == 2
+    assert all("alerts" not in g and g["worker"] for g in body["items"])
+    keys = [g["group"] for g in body["items"]][::-1]
+    query = "/api/alerts?local=1&groups=" + quote(json.dumps(keys))
+    status, body = await call(client, "GET", query, token=CI)
+    assert [g["group"] for g in body["items"]] == keys and body["items"][0]["alerts"]
+    for bad in ("{", '"x"', json.dumps(["k"] * 600)):
+        status, body = await call(
+            client, "GET", "/api/alerts?local=1&groups=" + quote(bad), token=CI
+        )
+        assert status == 400, bad
