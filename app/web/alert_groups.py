@@ -73,6 +73,8 @@ def silenced(alert: Mapping[str, Any], silences: Iterable[Mapping[str, Any]], no
     `now_ms`."""
     if alert.get("silenced_by"):
         return True
+    if not silences:
+        return False
     labels = {"entity": alert.get("entity", ""), "source": alert.get("source", "")}
     labels.update(alert.get("labels") or {})
     return any(
@@ -157,6 +159,21 @@ def group_summaries(
         members.setdefault(key, []).append((alert, muted))
     summaries = []
     for key, alerts in members.items():
+        if len(alerts) == 1:  # most groups: one alert
+            alert, muted = alerts[0]
+            firing = alert["status"] == "firing"
+            summaries.append(
+                {
+                    "group": key,
+                    "entity": alert.get("entity"),
+                    "severity": alert.get("severity") or "info",
+                    "firing": int(firing),
+                    "silenced": firing and muted,
+                    "count": 1,
+                    "last_seen": alert.get("last_seen") or 0,
+                }
+            )
+            continue
         firing = [muted for alert, muted in alerts if alert["status"] == "firing"]
         summaries.append(
             {
