@@ -80,3 +80,17 @@ def test_loco_main_prints_the_table(tmp_path, capsys, monkeypatch):
     assert nab_loco.loco_main(str(data), str(wfile)) == 0
     assert "held-out" in capsys.readouterr().out
     assert nab_loco.loco_main(str(tmp_path / "none"), str(wfile)) == 2
+
+
+def test_cli_option(tmp_path, capsys, monkeypatch):
+    from app import cli
+
+    data, wfile, _ = corpus(tmp_path)
+    monkeypatch.setattr(nab_loco, "GRID_AXES", {"refractory_rows": (150,)})
+    args = cli.build_parser().parse_args(
+        ["nab-score", "--loco", "--data", str(data), "--windows", str(wfile)]
+    )
+    assert cli.cmd_nab_score(args, None) == 0
+    assert "LOCO mean" in capsys.readouterr().out
+    args = cli.build_parser().parse_args(["nab-score", "--windows", str(wfile)])
+    assert cli.cmd_nab_score(args, None) == 2  # neither --results nor --loco
