@@ -164,7 +164,7 @@ def test_reload_keeps_the_running_set_when_the_new_one_does_not_load(tmp_path: P
     (tmp_path / "policies" / "constraint.yaml").unlink()
     assert reloader.reload().ok
     assert "psp-privileged-container" not in {r.id for r in stage.pack.rules}
-    assert len(stage.pack.rules) == len(load_rule_pack().rules) + 3  # the bundled policies
+    assert len(stage.pack.rules) == len(load_rule_pack().rules) + 2  # the bundled policies
 
 
 def test_policy_id_colliding_with_a_yaml_rule_is_rejected(tmp_path: Path):

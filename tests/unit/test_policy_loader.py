@@ -42,9 +42,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_bundled_set_loads_with_its_tests_passing():
     policies = load_policies([bundled_policy_dir()])
     ids = {p.id for p in policies.policies}
-    assert {"tf-s3-bucket-public-acl", "tf-sg-admin-port-open-to-world"} <= ids
-    assert "k8s-seccomp-unconfined" in ids
-    assert policies.tests >= 16
+    assert ids == {"tf-s3-bucket-public-acl", "tf-sg-admin-port-open-to-world"}
+    assert policies.tests >= 16  # the seccomp template's tests too
     for policy in policies.policies:  # every shipped policy maps to controls and has tests
         assert policy.custom.get("controls"), policy.id
         assert any(m.test_only and m.package == policy.package for m in policies.modules)
@@ -258,3 +257,23 @@ def test_inline_test_with_with_is_rejected_with_a_hint(tmp_path: Path):
     write(tmp_path, "s3.rego", inline)
     with pytest.raises(PolicyError, match=r"rego-localref.*move tests into \*_test\.rego"):
         load_policies([tmp_path])
+
+
+def test_bundled_template_runs_once_a_constraint_instantiates_it():
+    """The seccomp template ships without a Constraint (opt-in, like Gatekeeper's library):
+    docs/policies/ has one, which a VIGIL_POLICY_DIR copy turns on."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "policies"
+    policies = load_policies([bundled_policy_dir(), docs])
+    seccomp = next(p for p in policies.policies if p.id == "k8s-seccomp-unconfined")
+    assert seccomp.custom["controls"]["cis-k8s-1.8.0"] == ["5.7.2"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "payments"},
+        "spec": {
+            "securityContext": {"seccompProfile": {"type": "Unconfined"}},
+            "containers": [{"name": "app"}],
+        },
+    }
+    event = audit("create", "pods", None, obj=pod).to_dict()
+    assert policies.check(seccomp, event) == ("Pod web: the pod runs with seccomp Unconfined",)
