@@ -312,6 +312,8 @@ GITLAB_JOBS = (
     ("deploy", "deploy-production"),
 )
 DEVELOPERS = ("alice", "bob", "carol", "dave", "erin")
+#: A commit is deployed this long after its security scan passed, at the earliest.
+DEPLOY_AFTER_SCAN_MS = 20_000
 FEATURES = ("retry-backoff", "new-checkout-flow", "bump-deps", "refactor-auth", "fix-flaky-test")
 COMMIT_TITLES = (
     "Fix retry on idempotency key conflict",
@@ -485,7 +487,7 @@ class Sources:
         self.versions = {service: "1.4.2" for service in SERVICES}
         self._scanned: set[str] = set()
         #: service -> the latest commit a security job passed on (what gets deployed)
-        self._scanned_commits: dict[str, str] = {}
+        self._scanned_commits: dict[str, list[tuple[int, str]]] = {}
         self._firing: list[dict[str, Any]] = []  # webhook payloads, oldest first
         self._alert_hint: str | None = None
         self._serial = rnd.randrange(10**8, 9 * 10**8)
@@ -641,8 +643,9 @@ class Sources:
         rnd = self.rnd
         service = rnd.choice(SERVICES)
         github = service in GITHUB_SERVICES
-        if rnd.random() < 0.125 and service in self._scanned_commits:
-            body = self._deployment(service, ts_ms, github)
+        sha = self._deployable(service, ts_ms)
+        if rnd.random() < 0.125 and sha is not None:
+            body = self._deployment(service, ts_ms, github, sha)
         elif not github:
             body = self._gitlab_pipeline(service, ts_ms)
         elif rnd.random() < 0.45:
@@ -667,7 +670,7 @@ class Sources:
         workflow, path, _job, failed = self._workflow(service)
         run_id, sha, actor = self._next_id(), self._sha(), rnd.choice(DEVELOPERS)
         if not failed and workflow != "CI":
-            self._scanned_commits[service] = sha
+            self._scan_passed(service, ts_ms, sha)
         started = ts_ms - rnd.randint(40, 900) * 1000
         url = f"https://github.com/acme/{service}/actions/runs/{run_id}"
         repository = REPOSITORIES[service]
@@ -709,7 +712,7 @@ class Sources:
         workflow, _path, job, failed = self._workflow(service)
         job_id, run_id, sha = self._next_id(), self._next_id(), self._sha()
         if not failed and workflow != "CI":
-            self._scanned_commits[service] = sha
+            self._scan_passed(service, ts_ms, sha)
         started = ts_ms - rnd.randint(20, 600) * 1000
         main_step = "Run " + job if job in ("trivy-scan", "gitleaks") else "Run make " + job
         if job.startswith("Analyze"):
@@ -746,14 +749,30 @@ class Sources:
             "sender": {"login": rnd.choice(DEVELOPERS), "type": "User"},
         }
 
-    def _deployment(self, service: str, ts_ms: int, github: bool) -> dict[str, Any]:
+    def _scan_passed(self, service: str, ts_ms: int, sha: str) -> None:
+        """A security job passed on `sha` at `ts_ms` (the last few are deployable)."""
+        self._scanned_commits[service] = [
+            *self._scanned_commits.get(service, [])[-9:],
+            (ts_ms, sha),
+        ]
+
+    def _deployable(self, service: str, ts_ms: int) -> str | None:
+        """The newest commit whose security scan passed at least `DEPLOY_AFTER_SCAN_MS` ago."""
+        ready = [
+            sha
+            for at, sha in self._scanned_commits.get(service, [])
+            if at <= ts_ms - DEPLOY_AFTER_SCAN_MS
+        ]
+        return ready[-1] if ready else None
+
+    def _deployment(self, service: str, ts_ms: int, github: bool, sha: str) -> dict[str, Any]:
+        """A production deployment of `sha` (a commit a security scan passed)."""
         rnd, clock = self.rnd, self.clock
         ok = rnd.random() >= SCENARIOS[service].deploy_failure
         if ok:
             self._patch[service] += 1
             self.versions[service] = f"1.4.{self._patch[service]}"
         deployment_id, actor = self._next_id(), rnd.choice(DEVELOPERS)
-        sha = self._scanned_commits[service]  # a commit a security scan passed
         if github:
             return {
                 "action": "created",
@@ -824,7 +843,7 @@ class Sources:
                 }
             )
         if failing is None:
-            self._scanned_commits[service] = sha  # its security stage passed
+            self._scan_passed(service, ts_ms, sha)  # its security stage passed
         project = PROJECTS[service]
         return {
             "object_kind": "pipeline",

@@ -77,7 +77,10 @@ def _decisions(base: str) -> dict[str, dict]:
 
 def test_each_demo_service_gets_its_scenarios_decision_at_3_and_10_minutes(demo_workers):
     workers = demo_workers
-    worker = workers.start("demo", **TOKENS)
+    # A source is idle after 10 s without records (not the tests' 2 s): produced as a backlog,
+    # a raw partition read to its end while the producer is still busy must not let the clock
+    # pass records still to come (a deployment would then be judged before its scan arrives).
+    worker = workers.start("demo", VIGIL_CLOCK_IDLE_MS="10000", **TOKENS)
     base = f"http://127.0.0.1:{worker.web_port}"
     end_ms = int(time.time() * 1000) - 5_000
     start_ms = end_ms - 10 * MIN_MS
