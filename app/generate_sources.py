@@ -750,20 +750,17 @@ class Sources:
         }
 
     def _scan_passed(self, service: str, ts_ms: int, sha: str) -> None:
-        """A security job passed on `sha` at `ts_ms` (the last few are deployable)."""
-        self._scanned_commits[service] = [
-            *self._scanned_commits.get(service, [])[-9:],
-            (ts_ms, sha),
-        ]
+        """A security job passed on `sha` at `ts_ms`."""
+        self._scanned_commits.setdefault(service, []).append((ts_ms, sha))
 
     def _deployable(self, service: str, ts_ms: int) -> str | None:
-        """The newest commit whose security scan passed at least `DEPLOY_AFTER_SCAN_MS` ago."""
-        ready = [
-            sha
-            for at, sha in self._scanned_commits.get(service, [])
-            if at <= ts_ms - DEPLOY_AFTER_SCAN_MS
-        ]
-        return ready[-1] if ready else None
+        """The newest commit whose security scan passed at least `DEPLOY_AFTER_SCAN_MS` ago
+        (older ones are forgotten)."""
+        scans = self._scanned_commits.get(service, [])
+        cutoff = ts_ms - DEPLOY_AFTER_SCAN_MS
+        while len(scans) > 1 and scans[1][0] <= cutoff:
+            scans.pop(0)
+        return scans[0][1] if scans and scans[0][0] <= cutoff else None
 
     def _deployment(self, service: str, ts_ms: int, github: bool, sha: str) -> dict[str, Any]:
         """A production deployment of `sha` (a commit a security scan passed)."""
