@@ -5,7 +5,7 @@ tables and its display history (tables/history.py, agents/history.py), the other
 parts with `local=1`; paging and filtering happen on the server. All need the read token.
 
 - `GET /api/overview?minutes=15..60`: events/s per source and alerts/s, counts, what to look at.
-- `GET /api/anomalies?kind=metric|rate&limit=&offset=`: series with anomalies, each with its
+- `GET /api/anomalies?kind=metric|rate&entity=&limit=&offset=`: series with anomalies, each with its
   windows `[start_ms, value, low, high, score]` (expected range low..high, score on anomalies).
 - `GET /api/risk/history?limit=&offset=&type=`: subjects by score, each with its score and
   contributions over time `[time_ms, score, {factor: points}]`.
@@ -179,6 +179,7 @@ class AnomaliesView(AuthedView):
         kind = request.query.get("kind") or None
         if kind not in (None, "metric", "rate"):
             return _bad("kind must be metric or rate")
+        entity = request.query.get("entity") or None
 
         def newest_first(items: Any) -> list[dict[str, Any]]:
             return sorted(
@@ -188,7 +189,9 @@ class AnomaliesView(AuthedView):
             )
 
         def local() -> dict[str, Any]:
-            series = newest_first(HISTORY.anomalous.values())
+            series = newest_first(
+                s for s in HISTORY.anomalous.values() if entity is None or s["entity"] == entity
+            )
             kinds = {k: sum(1 for s in series if s["kind"] == k) for k in ("metric", "rate")}
             if kind is not None:
                 series = [s for s in series if s["kind"] == kind]

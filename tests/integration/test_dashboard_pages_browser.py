@@ -133,7 +133,7 @@ def test_every_page_charts_groups_silences_drift_and_lag(
         kinds = (body or {}).get("by_kind") or {}
         return body if kinds.get("metric") and kinds.get("rate") else None
 
-    anomalies = wait_for(both_anomalies, 150)
+    anomalies = wait_for(both_anomalies, 240)
     assert anomalies["by_kind"]["metric"] >= 1 and anomalies["by_kind"]["rate"] >= 1
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -176,6 +176,10 @@ def test_every_page_charts_groups_silences_drift_and_lag(
         30,
     )
     page.screenshot(path=str(shots / "alerts-filtered.png"), full_page=True)
+    # From an alert to its entity's events, and on to its risk.
+    page.locator("#alertgroups .group a.link", has_text="events").first.click()
+    page.locator("#entitypanel", has_text="runtime_alert").wait_for(timeout=15_000)
+    assert "host:node-z" in page.locator("#entitypanel").inner_text()
     group = page.locator("#alertgroups .group").first
     group_key = group.get_attribute("data-group")
     group.locator("button.silence-group").click()

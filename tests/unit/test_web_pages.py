@@ -239,6 +239,9 @@ async def test_chart_apis(client, monkeypatch):
     status, body = await call(client, "GET", "/api/anomalies?kind=rate", token=CI)
     assert body["by_kind"] == {"metric": 0, "rate": 1}
     assert body["items"][0]["points"] == [[NOW - 60_000, 30.0, 0, 3, 1.0]]
+    for entity, total in (("host:node-z", 1), ("host:elsewhere", 0)):
+        status, body = await call(client, "GET", f"/api/anomalies?entity={entity}", token=CI)
+        assert body["total"] == total
     status, body = await call(client, "GET", "/api/risk/history", token=CI)
     (subject,) = body["items"]
     assert subject["subject"] == "payments" and subject["points"][0][1:] == [40, {"ci": 40}]
