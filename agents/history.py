@@ -47,7 +47,9 @@ def capture(batch: Any, partitions: Iterable[int]) -> Captured:
             tables = batch.tables_of(partition)
             for name, index in _FOLLOWED:
                 staged = tables.get(name)
-                if staged is not None and index.built_at is not None:
+                # Taken even while the index is unbuilt: a page may build it from the table
+                # while the agent waits for the broker, before these writes reach the table.
+                if staged is not None:
                     captured.append((index, writes_of(staged.changes())))
     except Exception:  # display only: never stall the agent
         log.debug("history: batch writes not captured", exc_info=True)

@@ -163,3 +163,28 @@ def test_live_index_follows_writes_once_built():
     summary = entity_summary(entities, 2)
     assert summary["count"] == 5 and summary["events"] == 10
     assert [e["entity"] for e in summary["recent"]] == ["e4", "e3"]
+
+
+def test_writes_captured_before_a_page_builds_the_index_are_applied_after_it():
+    """The agent captures a batch's writes, waits for the broker, a page builds the index
+    from the table meanwhile (without them), then the captured writes are applied."""
+    from agents import history as agent_history
+    from tables.staged import StagedState
+
+    index = LiveIndex(entity_projection)
+    staged = StagedState({})
+    staged["svc:a"] = {"entity": "svc:a", "events": 1, "last_ts_ms": 5}
+
+    class Batch:
+        def tables_of(self, partition):
+            return {"entities": staged}
+
+    original = agent_history._FOLLOWED
+    agent_history._FOLLOWED = (("entities", index),)
+    try:
+        captured = agent_history.capture(Batch(), [0])
+        index.rebuild([])  # the page's scan, before the commit
+        agent_history.record_process({}, {}, [], {}, "~wm|*", captured)
+    finally:
+        agent_history._FOLLOWED = original
+    assert list(index.items) == ["svc:a"]
