@@ -221,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         "VIGIL_APP_ID": f"vigil-bench-web-{tag}",
         "VIGIL_TOPIC_PREFIX": f"bw{tag}.",
         "VIGIL_READ_TOKENS": TOKEN,
-        "VIGIL_CLOCK_IDLE_MS": "2000",
-        "VIGIL_CLOCK_TICK_MS": "500",
     }
     factory = WorkerFactory(bootstrap, env, workdir)
     try:

@@ -57,6 +57,9 @@ class AlertGroupsView(AuthedView):
         def grouped() -> dict[str, Any]:
             selected = select_alerts(snapshots.alerts(), matchers, state, _silences())
             summaries, members = group_summaries(selected)
+            worker = me()
+            for summary in summaries:
+                summary["worker"] = worker
             return {
                 "alerts": len(selected),
                 "summaries": summaries,
@@ -96,9 +99,8 @@ class AlertGroupsView(AuthedView):
 
 
 def _summaries(mine: dict[str, Any], count: int) -> dict[str, Any]:
-    """This worker's first `count` group summaries, each naming this worker."""
-    worker = me()
-    items = [{**s, "worker": worker} for s in mine["summaries"][:count]]
+    """This worker's first `count` group summaries (each names this worker)."""
+    items = mine["summaries"][:count]
     return {"total": len(mine["summaries"]), "alerts": mine["alerts"], "items": items}
 
 
