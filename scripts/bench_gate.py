@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,37 @@ async def bench(args: argparse.Namespace, factory: Any, bases: list[str]) -> dic
             await session.close()
 
 
+def with_two_workers(
+    name: str,
+    prefix: str,
+    env: dict[str, str],
+    run: Callable[[Any, list[str]], Awaitable[dict[str, Any]]],
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Start two workers with their own app id (`vigil-<name>-<tag>`), topics (`<prefix><tag>.`)
+    and `env`, return `run(factory, their base URLs)`, then stop them and (unless `keep`)
+    delete their topics."""
+    from tests.integration.harness import WorkerFactory
+
+    tag = uuid.uuid4().hex[:8]
+    bootstrap = Settings.from_env().bootstrap_servers
+    workdir = REPO / "var" / name / tag
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {"VIGIL_APP_ID": f"vigil-{name}-{tag}", "VIGIL_TOPIC_PREFIX": f"{prefix}{tag}.", **env}
+    factory = WorkerFactory(bootstrap, env, workdir)
+    try:
+        workers = [factory.start("w1"), factory.start("w2")]
+        return asyncio.run(run(factory, [f"http://127.0.0.1:{w.web_port}" for w in workers]))
+    finally:
+        factory.stop_all()
+        if not keep:
+            asyncio.run(
+                kafka_io.delete_topics_with_prefix(
+                    bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
+                )
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=500)
@@ -240,31 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the topics")
     args = parser.parse_args(argv)
 
-    from tests.integration.harness import WorkerFactory
-
-    tag = uuid.uuid4().hex[:8]
-    bootstrap = Settings.from_env().bootstrap_servers
-    workdir = REPO / "var" / "bench-gate" / tag
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "VIGIL_APP_ID": f"vigil-bench-gate-{tag}",
-        "VIGIL_TOPIC_PREFIX": f"bg{tag}.",
-        "VIGIL_CATALOGUE": str(CATALOGUE),
-        "VIGIL_READ_TOKENS": TOKEN,
-    }
-    factory = WorkerFactory(bootstrap, env, workdir)
-    try:
-        workers = [factory.start("w1"), factory.start("w2")]
-        bases = [f"http://127.0.0.1:{w.web_port}" for w in workers]
-        result = asyncio.run(bench(args, factory, bases))
-    finally:
-        factory.stop_all()
-        if not args.keep:
-            asyncio.run(
-                kafka_io.delete_topics_with_prefix(
-                    bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
-                )
-            )
+    result = with_two_workers(
+        "bench-gate",
+        "bg",
+        {"VIGIL_CATALOGUE": str(CATALOGUE), "VIGIL_READ_TOKENS": TOKEN},
+        lambda factory, bases: bench(args, factory, bases),
+        keep=args.keep,
+    )
     print(json.dumps(result, indent=2))
     return 0
 

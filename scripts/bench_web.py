@@ -17,11 +17,9 @@ its p99 is under the 200 ms target of issue 23. Topics are deleted afterwards un
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +30,9 @@ for path in (REPO, REPO / "scripts"):
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from bench_gate import summary, wait_for  # noqa: E402
+from bench_gate import summary, wait_for, with_two_workers  # noqa: E402
 
 from app import kafka_io  # noqa: E402
-from app.settings import Settings  # noqa: E402
 
 TOKEN = "bench-web-read-token"
 TARGET_P99_MS = 200.0
@@ -211,30 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the topics")
     args = parser.parse_args(argv)
 
-    from tests.integration.harness import WorkerFactory
-
-    tag = uuid.uuid4().hex[:8]
-    bootstrap = Settings.from_env().bootstrap_servers
-    workdir = REPO / "var" / "bench-web" / tag
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "VIGIL_APP_ID": f"vigil-bench-web-{tag}",
-        "VIGIL_TOPIC_PREFIX": f"bw{tag}.",
-        "VIGIL_READ_TOKENS": TOKEN,
-    }
-    factory = WorkerFactory(bootstrap, env, workdir)
-    try:
-        workers = [factory.start("w1"), factory.start("w2")]
-        bases = [f"http://127.0.0.1:{w.web_port}" for w in workers]
-        result = asyncio.run(bench(args, factory, bases))
-    finally:
-        factory.stop_all()
-        if not args.keep:
-            asyncio.run(
-                kafka_io.delete_topics_with_prefix(
-                    bootstrap, [env["VIGIL_TOPIC_PREFIX"], env["VIGIL_APP_ID"]]
-                )
-            )
+    result = with_two_workers(
+        "bench-web",
+        "bw",
+        {"VIGIL_READ_TOKENS": TOKEN},
+        lambda factory, bases: bench(args, factory, bases),
+        keep=args.keep,
+    )
     print(table(result), file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0
