@@ -22,7 +22,7 @@ from app.generate import TelemetryGenerator
 from app.generate_scenarios import expected_decisions
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
-from tests.integration.harness import WorkerFactory, produce_records
+from tests.integration.harness import produce_records
 from tests.integration.test_gate_broker import CATALOGUE
 from tests.integration.test_web_api import READ, TOKENS, get
 
@@ -34,14 +34,6 @@ MIN_MS = 60_000
 CATCH_UP_S = 240.0
 #: How long the decisions may take to settle once everything is processed.
 SETTLE_S = 60.0
-
-
-@pytest.fixture
-def demo_workers(request, bootstrap, isolation, tmp_path):
-    factory = WorkerFactory(bootstrap, {**isolation, "VIGIL_CATALOGUE": CATALOGUE}, tmp_path)
-    yield factory
-    failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
-    factory.stop_all(dump_stacks=failed)
 
 
 def _metrics(base: str) -> tuple[float, float]:
@@ -75,12 +67,11 @@ def _decisions(base: str) -> dict[str, dict]:
     return answers
 
 
-def test_each_demo_service_gets_its_scenarios_decision_at_3_and_10_minutes(demo_workers):
-    workers = demo_workers
+def test_each_demo_service_gets_its_scenarios_decision_at_3_and_10_minutes(workers):
     # A source is idle after 10 s without records (not the tests' 2 s): produced as a backlog,
     # a raw partition read to its end while the producer is still busy must not let the clock
     # pass records still to come (a deployment would then be judged before its scan arrives).
-    worker = workers.start("demo", VIGIL_CLOCK_IDLE_MS="10000", **TOKENS)
+    worker = workers.start("demo", VIGIL_CATALOGUE=CATALOGUE, VIGIL_CLOCK_IDLE_MS="10000", **TOKENS)
     base = f"http://127.0.0.1:{worker.web_port}"
     end_ms = int(time.time() * 1000) - 5_000
     start_ms = end_ms - 10 * MIN_MS

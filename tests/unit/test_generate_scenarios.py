@@ -23,42 +23,52 @@ DEMO_RATE = 50.0
 START_MS = 1_780_000_000_000
 
 
-def _demo(minutes: int) -> tuple[dict[str, dict], list[dict]]:
-    """(service -> gate answer at the end, every output record) of `minutes` of demo traffic
-    replayed offline with the demo's catalogue."""
+def _ingested(pipeline: Pipeline, records) -> list[Output]:
+    """The canonical events (`events` outputs of the ingest stage) of generated records."""
+    events: list[Output] = []
+    for offset, record in enumerate(records):
+        origin = Origin(topic=record.family, partition=None, offset=offset)
+        outputs = pipeline.ingest(record.value, record.family, origin)
+        events += [o for o in outputs if o.topic == "events"]
+    return events
+
+
+def _demo(minutes: int) -> dict[str, dict]:
+    """Service -> gate answer at the end of `minutes` of demo traffic replayed offline with
+    the demo's catalogue."""
     settings = dataclasses.replace(Settings(), catalogue=str(DEMO_CATALOGUE))
     pipeline = Pipeline(settings)
-    events: list[Output] = []
-    generator = TelemetryGenerator(seed=7)
-    for offset, record in enumerate(
-        generator.records(START_MS, DEMO_RATE, int(DEMO_RATE * 60 * minutes))
-    ):
-        origin = Origin(topic=record.family, partition=None, offset=offset)
-        events += [
-            o for o in pipeline.ingest(record.value, record.family, origin) if o.topic == "events"
-        ]
-    states: dict = {}
-    records = list(
-        replay_events(events, settings, pipeline.catalogue, flush=False, risk_states=states)
+    generated = TelemetryGenerator(seed=7).records(
+        START_MS, DEMO_RATE, int(DEMO_RATE * 60 * minutes)
     )
+    states: dict = {}
+    replayed = replay_events(
+        _ingested(pipeline, generated),
+        settings,
+        pipeline.catalogue,
+        flush=False,
+        risk_states=states,
+    )
+    for _ in replayed:
+        pass  # run the replay to its end: `states` then holds the risk tables
     now_ms = START_MS + minutes * 60_000
     answers = {}
     for state in states.values():
         for subject in expected_decisions():
             if state.get(subject) is not None:
                 answers[subject] = gate(state.get(subject), None, now_ms, risk_config())
-    return answers, records
+    return answers
 
 
 @pytest.mark.parametrize("minutes", [3, 10])
 def test_each_scenario_gets_its_decision(minutes):
-    answers, _ = _demo(minutes)
+    answers = _demo(minutes)
     got = {s: answers[s]["decision"] for s in answers}
     assert got == expected_decisions(), {s: (a["score"], a["reasons"]) for s, a in answers.items()}
     scores = {s: a["score"] for s, a in answers.items()}
     assert max(scores.values()) < 100, scores
     # Scores rank the scenarios: exploited > regressing > noisy > clean.
-    order = [s for s in ("payments", "checkout", "search", "auth")]
+    order = ("payments", "checkout", "search", "auth")
     assert [scores[s] for s in order] == sorted((scores[s] for s in order), reverse=True), scores
     assert len(set(scores.values())) == len(scores), scores
 
@@ -86,11 +96,7 @@ def test_the_demo_history_warms_the_detectors_and_the_injections_show_in_3_minut
     assert max(r.ts_ms for r in records) < live_ms
     generator.inject(live_ms + 20_000, live_ms + 40_000)
     records += generator.records(live_ms, rate, int(rate * 180))
-    events: list[Output] = []
-    for offset, record in enumerate(records):
-        origin = Origin(topic=record.family, partition=None, offset=offset)
-        outs = pipeline.ingest(record.value, record.family, origin)
-        events += [o for o in outs if o.topic == "events"]
+    events = _ingested(pipeline, records)
     anomalies = [
         r["value"]
         for r in replay_events(events, settings, pipeline.catalogue, flush=False)

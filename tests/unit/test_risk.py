@@ -413,27 +413,35 @@ def test_periodic_emissions_stop_once_the_score_is_zero():
     assert harness.current("payments")["due"] is None
 
 
+def _repo_signal(i: int, kind: str, points: float) -> dict:
+    """An open, high signal of `kind` on repo:acme/x at T0 + i minutes."""
+    return {
+        "id": f"s{i}-{kind}",
+        "service": "repo:acme/x",
+        "entity_type": "repository",
+        "entity": "repo:acme/x",
+        "kind": kind,
+        "key": f"k{i}",
+        "status": "open",
+        "points_input": points,
+        "severity": "high",
+        "time_ms": T0 + i * MIN,
+        "details": {},
+    }
+
+
 def test_emission_threshold():
     config = RiskConfig(emit_delta=5, emit_period_ms=24 * HOUR)
     harness = Harness(config)
 
-    def finding(i: int, status: str, points: float) -> dict:
-        return {
-            "id": f"s{i}-{status}",
-            "service": "repo:acme/x",
-            "entity_type": "repository",
-            "entity": "repo:acme/x",
-            "kind": "finding",
-            "key": f"f{i}",
-            "status": status,
-            "points_input": points,
-            "severity": "high",
-            "time_ms": T0 + i * MIN,
-            "details": {},
-        }
-
-    outputs = harness.feed([finding(0, "open", 50), finding(1, "open", 20), finding(2, "open", 20)])
-    outputs += harness.feed([finding(3, "open", 30), finding(4, "open", 5)])
+    outputs = harness.feed(
+        [
+            _repo_signal(0, "finding", 50),
+            _repo_signal(1, "finding", 20),
+            _repo_signal(2, "finding", 20),
+        ]
+    )
+    outputs += harness.feed([_repo_signal(3, "finding", 30), _repo_signal(4, "finding", 5)])
     outputs += harness.feed([tick_signal("p0", T0 + 10 * MIN)])
     risk = values(outputs, "risk")
     # base = Σ w_i / i^1.5 / ζ(1.5) over the ranked points: 50 -> 19 (first), + 20 -> 22 (no),
@@ -692,24 +700,9 @@ def test_on_tick_without_partition_and_item_cap():
 def test_emits_when_new_signals_change_the_top_contributor():
     harness = Harness(RiskConfig(emit_delta=20))
 
-    def signal(i: int, kind: str, points: float) -> dict:
-        return {
-            "id": f"t{i}",
-            "service": "repo:acme/x",
-            "entity_type": "repository",
-            "entity": "repo:acme/x",
-            "kind": kind,
-            "key": f"k{i}",
-            "status": "open",
-            "points_input": points,
-            "severity": "high",
-            "time_ms": T0 + i * MIN,
-            "details": {},
-        }
-
-    outputs = harness.feed([signal(0, "finding", 50)])
-    outputs += harness.feed([signal(1, "incident", 55)])  # moves the score by 9 only
-    outputs += harness.feed([signal(2, "finding", 10)])  # neither moves it nor changes the top
+    outputs = harness.feed([_repo_signal(0, "finding", 50)])
+    outputs += harness.feed([_repo_signal(1, "incident", 55)])  # moves the score by 9 only
+    outputs += harness.feed([_repo_signal(2, "finding", 10)])  # neither moves it nor the top
     outputs += harness.feed([tick_signal("p0", T0 + 10 * MIN)])
     risk = values(outputs, "risk")
     tops = [(v["reason"], v["contributions"][0]["factor"]) for v in risk]
