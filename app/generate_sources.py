@@ -643,8 +643,7 @@ class Sources:
         rnd = self.rnd
         service = rnd.choice(SERVICES)
         github = service in GITHUB_SERVICES
-        sha = self._deployable(service, ts_ms)
-        if rnd.random() < 0.125 and sha is not None:
+        if rnd.random() < 0.125 and (sha := self._deployable(service, ts_ms)) is not None:
             body = self._deployment(service, ts_ms, github, sha)
         elif not github:
             body = self._gitlab_pipeline(service, ts_ms)
