@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 import pytest
 
@@ -69,14 +71,32 @@ def test_forced_source_that_does_not_fit_is_reported(fixtures_dir, capfdbinary):
     assert _lines(err)[0]["error_code"] == "unknown_format"
 
 
-def test_offline_replay_accepts_every_fixture(fixtures_dir):
+@pytest.fixture(scope="module")
+def every_fixture_replayed(fixtures_dir) -> list[dict]:
+    """`vigil replay --offline` of every fixture file, once for this module."""
     paths = [fixtures_dir / name for name in sorted(FIXTURE_EVENT_COUNTS)]
-    records = list(offline_replay(paths, Settings()))
+    return list(offline_replay(paths, Settings()))
+
+
+def test_offline_replay_accepts_every_fixture(every_fixture_replayed):
+    records = every_fixture_replayed
     topics = [r["topic"] for r in records]
     assert "vigil.deadletter" not in topics
     assert topics.count("vigil.events") == sum(FIXTURE_EVENT_COUNTS.values())
     times = [r["value"]["ts_ms"] for r in records if r["topic"] == "vigil.events"]
     assert times == sorted(times), "offline replay processes events in event-time order"
+
+
+def test_replaying_every_fixture_notifies_and_scores_without_storms(every_fixture_replayed):
+    """Issue 22: at most 5 `vigil.alerts` records per fingerprint and 20 `vigil.risk` records
+    per subject on average (a finding is notified when it changes, not on every repeat)."""
+    alerts = Counter(
+        r["value"]["fingerprint"] for r in every_fixture_replayed if r["topic"] == "vigil.alerts"
+    )
+    risk = Counter(r["key"] for r in every_fixture_replayed if r["topic"] == "vigil.risk")
+    assert alerts and risk
+    assert sum(alerts.values()) / len(alerts) <= 5, alerts.most_common(5)
+    assert sum(risk.values()) / len(risk) <= 20, risk.most_common(5)
 
 
 def test_offline_replay_of_the_falco_host_capture_prints_215_events(fixtures_dir, capfdbinary):
