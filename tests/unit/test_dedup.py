@@ -420,6 +420,7 @@ def test_falco_fixture_default_config(falco_fixture, capsys):
     assert acc["inputs"] == 215
     assert acc["notified"] + acc["folded"] + acc["silenced"] + acc["inhibited"] == 215
     sent = len(records(outputs))
+    assert sent <= 30, sent  # issue 22: 215 alerts fold into at most 30 notifications
     with capsys.disabled():
         print(
             f"\n[dedup] Falco fixture, default config: {sent} notification records for 215 "
