@@ -54,8 +54,8 @@ class AlertGroupsView(AuthedView):
 
         query = "|".join(str(m) for m in matchers)
 
-        def grouped() -> dict[str, Any]:
-            selected = select_alerts(snapshots.alerts(), matchers, state, _silences())
+        async def grouped() -> dict[str, Any]:
+            selected = select_alerts(await snapshots.alerts(), matchers, state, _silences())
             summaries, members = group_summaries(selected)
             worker = me()
             for summary in summaries:
@@ -67,7 +67,7 @@ class AlertGroupsView(AuthedView):
                 "members": members,
             }
 
-        mine = snapshots.shared(f"alerts|{state}|{query}", grouped)
+        mine = await snapshots.shared(f"alerts|{state}|{query}", grouped)
         if request.query.get("local") == "1":
             if "groups" in request.query:  # the second step: these groups in full
                 try:

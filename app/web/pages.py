@@ -30,7 +30,6 @@ from app.web import snapshots
 from app.web.alert_groups import SEVERITY_RANK
 from app.web.gather import gathered, json_response, me, page_params
 from app.web.views import AuthedView
-from tables.definitions import observed_state
 
 #: How many items of each kind "what to look at" lists.
 ATTENTION = 5
@@ -70,12 +69,12 @@ class OverviewView(AuthedView):
         except ValueError:
             return _bad("minutes must be an integer")
 
-        def local() -> dict[str, Any]:
-            return snapshots.shared(f"overview|{minutes}", overview)
+        async def local() -> dict[str, Any]:
+            return await snapshots.shared(f"overview|{minutes}", overview)
 
-        def overview() -> dict[str, Any]:
+        async def overview() -> dict[str, Any]:
             now = _now_ms()
-            alerts = snapshots.alerts()
+            alerts = await snapshots.alerts()
             firing = [a for a in alerts if a["status"] == "firing" and not a.get("silenced_by")]
             worst = heapq.nsmallest(
                 ATTENTION,
@@ -85,8 +84,8 @@ class OverviewView(AuthedView):
                     -(a.get("last_seen") or 0),
                 ),
             )
-            risky = [r for r in snapshots.risk_subjects() if r["score"]]
-            entities = snapshots.entities()
+            risky = [r for r in await snapshots.risk_subjects() if r["score"]]
+            entities = await snapshots.entities()
             anomalies = sorted(
                 HISTORY.anomalous.values(),
                 key=lambda s: (s["last_anomaly"] or {}).get("time") or "",
@@ -226,11 +225,15 @@ class RiskHistoryView(AuthedView):
         def ranked(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return sorted(items, key=lambda s: (-(s["score"] or 0), s["subject"]))
 
-        def local() -> dict[str, Any]:
-            subjects = [dict(r) for r in snapshots.risk_subjects() if not kind or r["type"] == kind]
-            top = ranked(subjects)[: offset + limit]
-            for subject in top:
-                subject["points"] = HISTORY.risk_of(subject["subject"])
+        async def by_score() -> list[dict[str, Any]]:
+            subjects = await snapshots.risk_subjects()
+            return ranked([r for r in subjects if not kind or r["type"] == kind])
+
+        async def local() -> dict[str, Any]:
+            subjects = await snapshots.shared(f"risk-ranked|{kind or ''}", by_score)
+            top = [
+                {**r, "points": HISTORY.risk_of(r["subject"])} for r in subjects[: offset + limit]
+            ]
             return {"total": len(subjects), "items": top}
 
         def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,14 +256,9 @@ class DriftView(AuthedView):
         except ValueError:
             return _bad("limit and offset must be integers")
 
-        def local() -> dict[str, Any]:
+        async def local() -> dict[str, Any]:
             rows = []
-            for key, value in observed_state.items():
-                if not isinstance(value, dict) or value.get("t") != "drift":
-                    continue
-                drifted = value.get("drifted") or {}
-                if not drifted or not isinstance(key, str):
-                    continue
+            for key, drifted in await snapshots.drifted():
                 last = HISTORY.drift.get(key) or {}
                 paths = [
                     {

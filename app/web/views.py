@@ -420,18 +420,23 @@ class PostureView(AuthedView):
     async def get(self, request: Request) -> Response:
         if (refused := self.denied(request)) is not None:
             return refused
+        from app.web import snapshots
+        from app.web.gather import gathered
         from tables.compliance import posture_rows
 
-        rows = _local_rows(posture_state, "")
-        try:
-            rows += await _remote_rows(request, "posture", "")
-        except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
-            return self.json({"error": f"a worker did not answer: {exc}"}, status=502)
         framework = request.query.get("framework")
-        result = posture_rows((row["key"], row["value"]) for row in rows)
-        if framework:
-            result = [row for row in result if row.get("framework") == framework]
-        return self.json({"items": result})
+
+        async def local() -> dict[str, Any]:
+            return {"rows": await snapshots.posture_rows()}
+
+        def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+            rows = (row for part in parts for row in part["rows"])
+            result = posture_rows((row["key"], row["value"]) for row in rows)
+            if framework:
+                result = [row for row in result if row.get("framework") == framework]
+            return {"items": result}
+
+        return await gathered(request, local, merge)
 
 
 @app.page("/api/audit")

@@ -3,9 +3,12 @@ outputs, and never more than its bounds whatever the traffic."""
 
 from __future__ import annotations
 
+import asyncio
+
 from app.outputs import Output
 from tables.history import History, HistoryBounds, expected_band
 from tables.live_views import (
+    CHUNK,
     REBUILD_S,
     LiveIndex,
     alert_projection,
@@ -188,3 +191,44 @@ def test_writes_captured_before_a_page_builds_the_index_are_applied_after_it():
     finally:
         agent_history._FOLLOWED = original
     assert list(index.items) == ["svc:a"]
+
+
+async def test_a_chunked_rebuild_lets_the_loop_run_and_replays_writes_made_during_it():
+    """Other tasks (requests, the agent) run between chunks; a write applied while the scan
+    is under way wins over the value the scan read; the old index serves until the end."""
+    index = LiveIndex(entity_projection)
+    index.rebuild([("old", {"entity": "old", "events": 1})])
+    table = {f"e{i}": {"entity": f"e{i}", "events": i} for i in range(5 * CHUNK)}
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            if turns == 2:  # during the scan: a write to a key already read, and a delete
+                index.apply([("e0", False, {"entity": "e0", "events": 99}), ("e1", True, None)])
+                assert "old" in index.items  # the index in hand still serves
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(other_work())
+    assert await index.rebuild_chunked(table.items())
+    other.cancel()
+    assert turns >= 4  # at least once between every two chunks
+    assert "old" not in index.items and "e1" not in index.items
+    assert index.items["e0"]["events"] == 99 and len(index.items) == 5 * CHUNK - 1
+    index.apply([("e2", False, {"entity": "e2", "events": 7})])  # followed again after it
+    assert index.items["e2"]["events"] == 7
+
+
+async def test_a_chunked_rebuild_begun_before_partitions_moved_is_dropped():
+    index = LiveIndex(entity_projection)
+    table = {f"e{i}": {"entity": f"e{i}", "events": i} for i in range(3 * CHUNK)}
+
+    async def move_partitions() -> None:
+        await asyncio.sleep(0)
+        index.invalidate()
+
+    moved = asyncio.ensure_future(move_partitions())
+    assert not await index.rebuild_chunked(table.items())
+    await moved
+    assert index.built_at is None and not index.items

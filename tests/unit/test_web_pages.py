@@ -4,6 +4,7 @@ group's alerts apart, silences, paging, bad input answered 400; the chart APIs' 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from urllib.parse import quote
@@ -187,7 +188,16 @@ async def test_chart_apis(client, monkeypatch):
     monkeypatch.setattr(snapshots, "risk_state", risk)
     snapshots.forget()
     drifted = {"ami": {"d": "ami-1", "o": "ami-2", "since": NOW}}
-    monkeypatch.setattr(pages, "observed_state", {"tf:x": {"t": "drift", "drifted": drifted}})
+    monkeypatch.setattr(snapshots, "observed_state", {"tf:x": {"t": "drift", "drifted": drifted}})
+    posture = {
+        "t": "posture",
+        "framework": "cis",
+        "control": "5.2.1",
+        "scope": "prod",
+        "entity": "host:node-d",
+        "rules": {"privileged": {"status": "fail", "last_violation": NOW}},
+    }
+    monkeypatch.setattr(snapshots, "posture_state", {"host:node-d|cis|5.2.1": posture, "~x": {}})
     monkeypatch.setattr(pages, "_assignment", lambda: [("t.events", 0)])
     history.count("falco", int(time.time() * 1000))
     series = "host:node-z|r|falco_alerts"
@@ -249,6 +259,11 @@ async def test_chart_apis(client, monkeypatch):
     (row,) = body["items"]
     assert row["paths"] == [{"path": "ami", "desired": "ami-1", "observed": "ami-2", "since": NOW}]
     assert row["actor"] == {"user": "bob"} and row["out_of_band"] is True
+    status, body = await call(client, "GET", "/api/posture", token=CI)
+    (row,) = body["items"]
+    assert row["control"] == "5.2.1" and row["failing_entities"] == ["host:node-d"]
+    status, body = await call(client, "GET", "/api/posture?local=1", token=CI)
+    assert [r["key"] for r in body["rows"]] == ["host:node-d|cis|5.2.1"]
     status, body = await call(client, "GET", "/api/pipeline/workers", token=CI)
     (worker,) = body["workers"]
     assert worker["assignment"] == ["t.events:0"] and "lag" in worker and "overflow" in worker
@@ -258,15 +273,38 @@ async def test_chart_apis(client, monkeypatch):
     assert HISTORY is not history  # the worker's own history was left alone
 
 
-def test_only_the_page_of_groups_is_built_and_scans_are_shared():
+def test_only_the_page_of_groups_is_built():
     selected = select_alerts(ALERTS.values(), (), "all", [], NOW)
     total, groups = page_groups(selected, 1)
     assert total == 2 and len(groups) == 1 and groups[0]["alerts"][0]["distinct"]
-    calls = []
-    scan = lambda: calls.append(1) or len(calls)  # noqa: E731
+
+
+async def test_answers_are_shared_and_recomputed_off_the_request_path():
+    """The first requests wait for one computation; a stale answer is still served while
+    its recomputation runs in the background, then replaced."""
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:
+            await release.wait()
+        return len(calls)
+
     snapshots.forget()
-    assert snapshots.shared("x", scan) == 1 and snapshots.shared("x", scan) == 1
-    assert snapshots.shared("x", scan, max_age_s=0) == 2
+    first = await asyncio.gather(*(snapshots.shared("x", compute) for _ in range(3)))
+    assert first == [1, 1, 1] and len(calls) == 1
+    assert await snapshots.shared("x", compute) == 1 and len(calls) == 1  # fresh: shared
+    # Stale: answered at once with what is in hand; one recomputation starts.
+    assert await snapshots.shared("x", compute, max_age_s=0) == 1
+    assert await snapshots.shared("x", compute, max_age_s=0) == 1
+    await asyncio.sleep(0)
+    assert len(calls) == 2
+    release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert await snapshots.shared("x", compute) == 2
+    snapshots.forget()
 
 
 async def test_alert_groups_in_two_steps_between_workers(client):
