@@ -35,6 +35,9 @@ and two that read the others' evidence rather than the value:
 ``lik``  likelihood of the recent surprise (as HTM's anomaly likelihood): an EWMA over ~10 rows
          of the row's best log-rarity, calibrated likewise: a run of individually mild surprises.
 
+Beyond its own record, a joint stage's p keeps falling with the distance to that record
+(`record_slope`): a record broken by far is rarer than one broken by a hair.
+
 Each raw statistic is binned (0.25 bits or 0.25·log2 units per bin) and compared with the
 histogram of its own past values (bounded, halved every `cal_cap` rows), giving
 p = P(stat ≥ current − one bin): a value within one bin of the previous record is not a new
@@ -106,6 +109,9 @@ class DetectorConfig:
     #: likelihood of the recent surprise (HTM-style): EWMA span in rows and weight
     lik_span: int = 10
     w_lik: float = 1.0
+    #: the joint stages (`sum`, `lik`) beyond their own record: score added per score unit by
+    #: which the statistic beats its previous record (0: a record is just p = 1/(rows + 1))
+    record_slope: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +169,12 @@ def _log_bin(ratio: float) -> int:
     return int((math.log2(ratio) + _LOG_OFFSET) * 4.0) if ratio > 0 else 0
 
 
-def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int) -> float:
-    """P(statistic ≥ bin b) under this detector's own history, then record bin b."""
+def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: float = 0.0) -> float:
+    """P(statistic ≥ bin b) under this detector's own history, then record bin b.
+
+    With `tail` > 0, a new record (no past bin within the slack) is rarer than 1/(rows + 1)
+    by `tail` decades per bin beyond the previous record: how far a record is beaten counts.
+    """
     entry = cal.get(key)
     if entry is None:
         entry = [[0] * _NBINS, 0]
@@ -178,6 +188,11 @@ def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int) -> float:
     for i in range(b - CAL_SLACK if b > CAL_SLACK else 0, _NBINS):
         ge += counts[i]
     p = (ge + 1.0) / (total + 1.0)
+    if tail > 0.0 and ge == 0 and total > 0:
+        top = b - CAL_SLACK - 1  # the previous record: the highest bin below the slack
+        while top > 0 and not counts[top]:
+            top -= 1
+        p *= 10.0 ** (-tail * (b - CAL_SLACK - 1 - top))
     counts[b] += 1
     total += 1
     if total >= cap:  # forget: halve every count
@@ -389,14 +404,17 @@ def update(
             if sc > best:
                 best, detector = sc, name
     if cfg.w_sum > 0:  # several detectors mildly surprised at once: is that combination rare?
-        sc = -math.log10(_calibrate(cal, "sum", int(total * 16.0), cap)) * cfg.w_sum / cfg.depth
+        tail = cfg.record_slope * cfg.depth / 16.0  # decades per bin of 1/16
+        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail)
+        sc = -math.log10(p_sum) * cfg.w_sum / cfg.depth
         if sc > best:
             best, detector = sc, "sum"
     if cfg.w_lik > 0:  # is the recent surprise level itself unusual?
         lk = st.get("lk", 0.0)
         lk += (best - lk) * 2.0 / (cfg.lik_span + 1.0)
         st["lk"] = lk
-        sc = -math.log10(_calibrate(cal, "lik", int(lk * 32.0), cap)) * cfg.w_lik / cfg.depth
+        p_lik = _calibrate(cal, "lik", int(lk * 32.0), cap, cfg.record_slope * cfg.depth / 32.0)
+        sc = -math.log10(p_lik) * cfg.w_lik / cfg.depth
         if sc > best:
             best, detector = sc, "lik"
     raw = best if best < 1.0 else 1.0
@@ -473,6 +491,6 @@ def _learn_tod(
 #: The metric detector as the pipeline runs it and `vigil nab` measures it: a new extreme must
 #: exceed the known range by about a tenth of it to count (ext_scale 0.1, not 0.005), since
 #: one-minute window means set hair-thin new records all the time. With the `sum` and `lik`
-#: stages this is also the configuration that leave-one-category-out tuning picks on all 35
-#: local NAB series (72.39 standard; docs/anomaly.md).
+#: stages (and their record tail) this is also the configuration that leave-one-category-out
+#: tuning picks on all 35 local NAB series (73.27 standard; docs/anomaly.md).
 METRIC_DETECTOR = DetectorConfig(ext_scale=0.1)

@@ -8,7 +8,14 @@ import random
 import orjson
 import pytest
 
-from tables.anomaly_detector import ALERT_THRESHOLD, DetectorConfig, Score, new_state, update
+from tables.anomaly_detector import (
+    ALERT_THRESHOLD,
+    DetectorConfig,
+    Score,
+    _calibrate,
+    new_state,
+    update,
+)
 
 CFG = DetectorConfig()
 STEP_MS = 300_000  # 5-minute rows, like most of NAB
@@ -224,3 +231,18 @@ def test_joint_evidence_of_several_mild_signals_can_win():
     assert any(s.detector == "sum" for s in scores[3000:3060])
     _, without = run(values, DetectorConfig(w_sum=0.0))
     assert all(s.detector != "sum" for s in without)
+
+
+def test_a_record_beaten_by_far_is_rarer_than_a_bare_record():
+    """Beyond its record a joint statistic's p keeps falling (`record_slope`); 0 switches it off."""
+
+    def p_at(b, tail):
+        cal: dict = {}
+        for past in [3, 4, 5] * 30:
+            _calibrate(cal, "sum", past, 8000, tail)
+        return _calibrate(cal, "sum", b, 8000, tail)
+
+    assert p_at(7, 0.1) == pytest.approx(1 / 91)  # just past the record (and its slack)
+    assert p_at(11, 0.1) == pytest.approx(1 / 91 * 10**-0.4)  # four bins further
+    assert p_at(11, 0.0) == pytest.approx(1 / 91)
+    assert p_at(5, 0.1) == p_at(5, 0.0)  # not a record: the tail plays no part
