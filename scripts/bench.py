@@ -21,7 +21,8 @@ Measured on the local broker, each part with its own topic prefix:
 - gaps: CPU per event of the stateful logic over a stream whose series pause for up to 90 days
   against the same stream without pauses, offline (scripts/bench_gaps.py);
 - web: p50/p99 of each dashboard page's API over 100 requests with 10,000 entities and 5,000
-  alerts loaded in two workers (scripts/bench_web.py).
+  alerts loaded in two workers, once they have digested the load (scripts/bench_web.py, which
+  also reports the pass made while they still digest it).
 
 Prints a table and writes JSON (BENCH_OUT, default bench-out/bench.json). Ratios are against
 the baseline measured in the same run, on the same machine, at the same time.

@@ -9,9 +9,14 @@ scripts/bench_gate.py does), produces `--alerts` Falco alerts on as many hosts a
 samples for the other `--entities - --alerts` services (every one an entity, every host one
 alert instance), waits until the workers hold them all, then times `--requests` sequential
 requests of each API a page calls, alternating the two workers (each answer merges both
-workers' parts: app/web/gather.py). Reported per API: p50/p90/p99/max/mean in ms and whether
-its p99 is under the 200 ms target of issue 23. Topics are deleted afterwards unless
-`--keep`; worker logs stay in var/bench-web/<tag>/.
+workers' parts: app/web/gather.py). It does so twice: `loading`, as soon as the counts are
+reached, while the workers still digest the backlog (alert notifications, risk signals,
+standby changelogs: a request then waits whenever an agent's step holds the event loop), and
+`settled`, once neither worker's consumer lag has exceeded 100 records for 5 s (the backlog
+is digested; clock ticks and timers still come and go), the phase the 200 ms target of issue
+23 is judged on. Reported per phase and API: p50/p90/p99/max/mean in ms and whether the p99
+is under the target. Topics are deleted afterwards unless `--keep`; worker logs stay in
+var/bench-web/<tag>/.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ from app import kafka_io  # noqa: E402
 
 TOKEN = "bench-web-read-token"
 TARGET_P99_MS = 200.0
+#: The `settled` pass starts once no worker's consumer lag exceeded SETTLED_LAG records for
+#: SETTLED_S seconds.
+SETTLED_S = 5.0
+SETTLED_LAG = 100
 MIN = 60_000
 #: API name -> path, grouped by the page that calls it.
 APIS = {
@@ -164,23 +173,23 @@ async def bench(args: argparse.Namespace, factory: Any, bases: list[str]) -> dic
                 "requests": args.requests,
             },
             "target_p99_ms": TARGET_P99_MS,
-            "apis": {},
         }
-        for name, path in APIS.items():
-            for i in range(5):  # warm-up
-                await get_json(sessions[i % 2], f"{bases[i % 2]}{path}")
-            times: list[float] = []
-            for i in range(args.requests):
-                which = i % len(bases)
-                t0 = time.perf_counter()
-                status, _ = await get_json(sessions[which], f"{bases[which]}{path}")
-                times.append((time.perf_counter() - t0) * 1000)
-                if status != 200:
-                    raise RuntimeError(f"{path} answered {status}")
-            stats = summary(times)
-            stats["under_target"] = stats["p99_ms"] < TARGET_P99_MS
-            result["apis"][name] = {"path": path, **stats}
-            log(f"{name}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms")
+        result["loading"] = await time_apis(args, sessions, bases)
+        settled_at = time.monotonic()
+        calm_since: list[float] = []
+
+        async def settled():
+            lags = [await consumer_lag(s, b) for s, b in zip(sessions, bases, strict=True)]
+            if any(lag is None or lag > SETTLED_LAG for lag in lags):
+                calm_since.clear()
+                return None
+            calm_since[:] = calm_since or [time.monotonic()]
+            return time.monotonic() - calm_since[0] >= SETTLED_S and lags
+
+        lags = await wait_for("the consumer lags to settle", settled, args.timeout, interval=1)
+        log(f"settled {time.monotonic() - settled_at:.1f} s after the loading pass (lag {lags})")
+        result["settled"] = await time_apis(args, sessions, bases)
+        result["apis"] = result["settled"]
         result["all_under_target"] = all(a["under_target"] for a in result["apis"].values())
         return result
     finally:
@@ -188,12 +197,50 @@ async def bench(args: argparse.Namespace, factory: Any, bases: list[str]) -> dic
             await session.close()
 
 
+async def consumer_lag(session: aiohttp.ClientSession, base: str) -> float | None:
+    """A worker's total consumer lag over its assigned partitions (None: not reported)."""
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("vigil_consumer_lag_total "):
+            return float(line.split()[1])
+    return None
+
+
+async def time_apis(
+    args: argparse.Namespace, sessions: list[aiohttp.ClientSession], bases: list[str]
+) -> dict[str, Any]:
+    """`args.requests` sequential requests of each API, alternating the workers."""
+    apis: dict[str, Any] = {}
+    for name, path in APIS.items():
+        for i in range(5):  # warm-up
+            await get_json(sessions[i % 2], f"{bases[i % 2]}{path}")
+        times: list[float] = []
+        for i in range(args.requests):
+            which = i % len(bases)
+            t0 = time.perf_counter()
+            status, _ = await get_json(sessions[which], f"{bases[which]}{path}")
+            times.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}")
+        stats = summary(times)
+        stats["under_target"] = stats["p99_ms"] < TARGET_P99_MS
+        apis[name] = {"path": path, **stats}
+        log(f"{name}: p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms")
+    return apis
+
+
 def table(result: dict[str, Any]) -> str:
-    """The per-API table `make bench` prints."""
-    rows = [f"{'api':<18} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  p99 < {TARGET_P99_MS:g} ms"]
-    for name, api in result["apis"].items():
+    """The per-API table `make bench` prints: p99 and max while loading, then settled."""
+    rows = [
+        f"{'api':<18} {'loading p99':>11} {'max':>7} {'settled p50':>11} {'p99':>7} {'max':>7}"
+        f"  p99 < {TARGET_P99_MS:g} ms"
+    ]
+    for name, api in result["settled"].items():
+        loading = result["loading"][name]
         rows.append(
-            f"{name:<18} {api['p50_ms']:>8.1f} {api['p99_ms']:>8.1f} {api['max_ms']:>8.1f}  "
+            f"{name:<18} {loading['p99_ms']:>11.1f} {loading['max_ms']:>7.1f} "
+            f"{api['p50_ms']:>11.1f} {api['p99_ms']:>7.1f} {api['max_ms']:>7.1f}  "
             f"{'yes' if api['under_target'] else 'NO'}"
         )
     return "\n".join(rows)
