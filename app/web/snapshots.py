@@ -58,24 +58,28 @@ async def shared(name: str, compute: Callable[[], Awaitable[T]], max_age_s: floa
     return taken[1]
 
 
-def _start(name: str, compute: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
-    """The computation of `name` under way, or a new one."""
+def _start(
+    name: str, compute: Callable[[], Awaitable[Any]], keep: bool = True
+) -> asyncio.Future[Any]:
+    """The computation of `name` under way, or a new one (its result shared if `keep`)."""
     running = _running.get(name)
     if running is not None:
         return running
-    task = asyncio.ensure_future(_compute(name, compute))
+    task = asyncio.ensure_future(_compute(name, compute, keep))
     _running[name] = task
     task.add_done_callback(lambda done: _finished(name, done))
     return task
 
 
-async def _compute(name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+async def _compute(name: str, compute: Callable[[], Awaitable[Any]], keep: bool) -> Any:
     started = time.monotonic()
     value = await compute()
     took = time.monotonic() - started
     log.log(
         logging.INFO if took > SLOW_S else logging.DEBUG, "web: %s in %.0f ms", name, took * 1e3
     )
+    if not keep:
+        return value
     _taken[name] = (time.monotonic(), value)
     _taken.move_to_end(name)
     while len(_taken) > MAX_SHARED:
@@ -108,10 +112,14 @@ async def _partitions_moved(sender: Any, revoked: Any, **kwargs: Any) -> None:
 
 async def _followed(name: str, index: LiveIndex, table: Any) -> LiveIndex:
     """The index; built first when empty, rebuilt in the background when stale."""
+
+    def rebuild() -> Awaitable[bool]:
+        return index.rebuild_chunked(table.items())
+
     if index.built_at is None:
-        await asyncio.shield(_start(f"index|{name}", lambda: index.rebuild_chunked(table.items())))
+        await asyncio.shield(_start(f"index|{name}", rebuild, keep=False))
     elif index.stale:
-        _start(f"index|{name}", lambda: index.rebuild_chunked(table.items()))
+        _start(f"index|{name}", rebuild, keep=False)
     return index
 
 
