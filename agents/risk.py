@@ -4,9 +4,9 @@ Signals come from the process agent (findings, alerts, anomalies, drift, CI, dep
 re-keyed by service because one service spans many entities (images, repositories, hosts).
 Every `vigil.events` partition sends heartbeats with its clock; a signal is held until every
 producer is past it, so scores do not depend on how the producers' signals interleave
-(tables/risk.py), and scores decay and re-emit while a service is quiet. As in the process
-stage, outputs are acknowledged, together with a journal record of the state writes, before
-those are applied (tables/step_journal.py).
+(tables/risk.py), and scores decay and re-emit while a service is quiet. Signals are taken in
+batches as in the process stage: outputs are acknowledged, together with a journal record of
+the state writes, before those are applied (tables/step_journal.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import logging
 
 import orjson
 
-from agents.acking import processed_events
+from agents.acking import processed_batches
+from agents.current_event import make_current
 from agents.history import record_risk
 from agents.journal import Journal
-from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, declare_output_topics, settings
-from app.outputs import Origin, dead_letter
+from app.outputs import Origin, Output, dead_letter
 from app.pipeline import load_catalogue, risk_config
 from app.sources.errors import ErrorCode, NormalizeError
 from tables import changelog_writes, step_journal
@@ -58,37 +58,82 @@ async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
     journal.reset()
 
 
+def _failed(message, reason: str, raw: bytes | None) -> Output:
+    """The dead letter of a signal the stage could not take."""
+    origin = Origin(message.topic, message.partition, message.offset, None)
+    error_code = ErrorCode.INTERNAL if reason.startswith("risk stage") else ErrorCode.WRONG_TYPE
+    return dead_letter(origin, NormalizeError(error_code, reason[:300]), raw or b"")
+
+
+def _apply_signal(event, state: StagedState) -> list[Output]:
+    """One signal or heartbeat through the stage; a failure becomes its dead letter and
+    undoes the signal's writes, keeping the rest of the batch."""
+    message = event.message
+    try:
+        signal = orjson.loads(event.value)
+        if not isinstance(signal, dict) or "time_ms" not in signal:
+            raise ValueError("a risk signal must be an object with time_ms")
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        return [_failed(message, f"not a risk signal: {exc}", event.value)]
+    state.mark()
+    try:
+        return stage.on_signal(signal, message.partition, message.offset, state)
+    except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+        log.exception("risk signal %s failed", signal.get("id"))
+        state.rollback()
+        stage.forget_schedules()  # rebuilt from the table and the batch's staged writes
+        return [_failed(message, f"risk stage failed: {type(exc).__name__}", event.value)]
+
+
+async def _commit(
+    staged: dict[int, StagedState],
+    outputs_of: dict[int, list[Output]],
+    last_of_partition: dict,
+    outputs: list[Output],
+) -> None:
+    """Journal each partition's writes, send every output, wait for both, then apply the
+    writes, each partition's under its last signal."""
+    for partition, last in last_of_partition.items():
+        writes = step_journal.writes_of({"risk": staged[partition]})
+        if writes:
+            make_current(last)
+            journal.write(partition, last.message.offset, writes, outputs_of[partition])
+
+    def apply() -> None:
+        for partition, last in last_of_partition.items():
+            make_current(last)
+            staged[partition].commit()
+
+    await journal.confirm_and_apply(outputs, apply)
+
+
 @app.agent(risk_signals_topic, concurrency=1)
 async def risk(stream):
-    """Apply each risk signal; emit scores and scorecards."""
+    """Apply batches of risk signals; emit scores and scorecards.
+
+    As in the process stage, a batch's writes collapse to one per key and partition; its
+    outputs and one journal record per partition are acknowledged before the writes are
+    applied, each partition's under its last signal (Faust writes a changelog record to the
+    partition of the current event).
+    """
     await declare_output_topics()
     changelog_writes.start()
-    async for event in processed_events(stream):
-        message = event.message
-        if journal.needs_recovery(message.partition):
-            await journal.redo(message.partition, stage.forget_schedules)
-        try:
-            signal = orjson.loads(event.value)
-            if not isinstance(signal, dict) or "time_ms" not in signal:
-                raise ValueError("a risk signal must be an object with time_ms")
-        except (orjson.JSONDecodeError, ValueError) as exc:
-            origin = Origin(message.topic, message.partition, message.offset, None)
-            error = NormalizeError(ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}"[:300])
-            await send_outputs([dead_letter(origin, error, event.value or b"")])
-            continue
-        state = StagedState(risk_state)
-        try:
-            outputs = stage.on_signal(signal, message.partition, message.offset, state)
-        except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
-            log.exception("risk signal %s failed", signal.get("id"))
-            origin = Origin(message.topic, message.partition, message.offset, None)
-            error = NormalizeError(ErrorCode.INTERNAL, f"risk stage failed: {type(exc).__name__}")
-            await send_outputs([dead_letter(origin, error, event.value or b"")])
-            stage.forget_schedules()
-            continue
-        writes = step_journal.writes_of({"risk": state})
-        if writes:
-            journal.write(message.partition, message.offset, writes, outputs)
-        await journal.confirm_and_apply(outputs, state.commit)
+    linger_s = settings.batch_linger_ms / 1000
+    async for events in processed_batches(stream, settings.batch_max, linger_s):
+        staged: dict[int, StagedState] = {}
+        outputs_of: dict[int, list[Output]] = {}
+        last_of_partition = {}
+        for event in events:
+            partition = event.message.partition
+            if journal.needs_recovery(partition):
+                make_current(event)
+                await journal.redo(partition, stage.forget_schedules)
+            state = staged.get(partition)
+            if state is None:
+                state = staged[partition] = StagedState(risk_state)
+            last_of_partition[partition] = event
+            outputs_of.setdefault(partition, []).extend(_apply_signal(event, state))
+        outputs = [out for outs in outputs_of.values() for out in outs]
+        await _commit(staged, outputs_of, last_of_partition, outputs)
         record_risk(outputs)
         metrics.observe_step(outputs, "risk")

@@ -1,18 +1,36 @@
-"""Send pipeline outputs to their downstream topics (shared by every agent)."""
+"""Send pipeline outputs to their downstream topics (shared by every agent).
+
+Outputs go straight to the worker's Kafka producer, encoded once here (keys UTF-8, values
+orjson: the bytes the topics' Faust serializers would write), without Faust's per-message
+send path (channel, serializer registry, send sensors): that path cost about a tenth of the
+worker's CPU (docs/performance.md). Partitioning is the producer's, as for any Kafka client.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
 
-from app.faust_app import output_topics
+from app.codecs import dumps_value
+from app.faust_app import app, output_topics
 from app.outputs import Output
 
+#: Each logical topic's Kafka topic name.
+_names = {stream: topic.get_topic_name() for stream, topic in output_topics.items()}
 
-async def send_outputs(outputs: Iterable[Output]) -> None:
-    """Send each output to its logical topic, keyed as the logic chose (no wait for acks)."""
+
+async def send_outputs(outputs: Iterable[Output]) -> list[asyncio.Future]:
+    """Hand each output to the producer; returns the futures of the broker's acknowledgements
+    (nothing waits for them here)."""
+    producer = app.producer
+    names = _names
+    pending = []
     for out in outputs:
-        await output_topics[out.topic].send(key=out.key, value=out.value)
+        key = out.key.encode() if out.key is not None else None
+        pending.append(
+            await producer.send(names[out.topic], key, dumps_value(out.value), None, None, None)
+        )
+    return pending
 
 
 async def send_and_confirm(outputs: Iterable[Output]) -> None:
@@ -21,6 +39,6 @@ async def send_and_confirm(outputs: Iterable[Output]) -> None:
     Used before committing the state writes that produced them: a crash can then repeat an
     output (same id) but never lose one.
     """
-    pending = [await output_topics[out.topic].send(key=out.key, value=out.value) for out in outputs]
+    pending = await send_outputs(outputs)
     if pending:
         await asyncio.gather(*pending)

@@ -93,6 +93,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
 
     asyncio.run(declare())
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # before the app's loop
     from app.main import app
 
     sys.argv = ["vigil", "worker", "--loglevel", args.loglevel]

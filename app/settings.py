@@ -116,6 +116,10 @@ class Settings:
     #: default 100, which a batch's changelog records exceed: a WARNING per stop). Env
     #: `VIGIL_PRODUCER_BUFFER`. Default 2000.
     producer_buffer: int = 2000
+    #: The worker's event loop: `uvloop` (libuv, about a tenth less CPU per record in
+    #: `make bench`, docs/performance.md) or `asyncio` (the standard library's). Env
+    #: `VIGIL_EVENT_LOOP`. Default uvloop.
+    event_loop: str = "uvloop"
     #: Raw partitions more than this far ahead (event time, ms) of the slowest one still sending
     #: are paused until it catches up (app/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
     #: Default 0 (off): with 60000 the two-worker web API test missed its deadline in 1 of 3
@@ -231,6 +235,7 @@ class Settings:
             table_cache_keys=_env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             producer_buffer=_env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
+            event_loop=_env(env, "VIGIL_EVENT_LOOP", d.event_loop),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=_env_int(
                 env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
@@ -295,6 +300,8 @@ class Settings:
             raise ValueError(
                 f"VIGIL_MAX_FUTURE_SKEW_MS must be >= 0 (0: off), got {self.max_future_skew_ms}"
             )
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ValueError(f"VIGIL_EVENT_LOOP must be uvloop or asyncio, got {self.event_loop!r}")
         if self.batch_max < 1:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.table_cache_keys < 0:

@@ -329,10 +329,11 @@ class RiskStage:
         return view
 
     def schedule(self, partition: int, state: StagedState) -> RiskSchedule:
-        """The timer schedule of a partition, rebuilt from the table when first needed."""
+        """The timer schedule of a partition, rebuilt from the table (with the writes staged
+        so far) when first needed."""
         schedule = self._schedules.get(partition)
         if schedule is None:
-            schedule = RiskSchedule.rebuild(state.base.items(), partition)
+            schedule = RiskSchedule.rebuild(state.items(), partition)
             self._schedules[partition] = schedule
         return schedule
 

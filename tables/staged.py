@@ -7,7 +7,7 @@ again (same deterministic ids, deduplicated downstream) instead of being lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -34,6 +34,16 @@ class StagedState:
             return default if value is _DELETED else value
         value = self.base.get(key)
         return default if value is None else value
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """The base's items with the staged writes over them."""
+        pending = self.pending
+        for key, value in self.base.items():
+            if key not in pending:
+                yield key, value
+        for key, value in pending.items():
+            if value is not _DELETED:
+                yield key, value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._remember(key)
