@@ -119,14 +119,15 @@ async def risk(stream):
     await declare_output_topics()
     changelog_writes.start()
     linger_s = settings.batch_linger_ms / 1000
-    async for events in processed_batches(stream, settings.batch_max, linger_s):
+    async for events in processed_batches(stream, settings.risk_batch_max, linger_s):
         staged: dict[int, StagedState] = {}
         outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
         for event in events:
             partition = event.message.partition
+            # Faust reads a table key in the store of the current event's partition.
+            make_current(event)
             if journal.needs_recovery(partition):
-                make_current(event)
                 await journal.redo(partition, stage.forget_schedules)
             state = staged.get(partition)
             if state is None:

@@ -30,6 +30,9 @@ async def send_outputs(outputs: Iterable[Output]) -> list[asyncio.Future]:
         pending.append(
             await producer.send(names[out.topic], key, dumps_value(out.value), None, None, None)
         )
+    count_sent = getattr(app.monitor, "count_sent", None)  # app/metrics.py
+    if count_sent is not None and pending:
+        count_sent(len(pending))
     return pending
 
 

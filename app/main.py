@@ -12,11 +12,11 @@ from agents import process as _process
 from agents import risk as _risk
 from agents import sinks as _sinks
 from app import metrics
-from app.faust_app import app
+from app.faust_app import app, settings
 from app.web import views as _views
 from app.worker_logging import restore_root_level
 
-metrics.install(app)
+metrics.install(app, lean=settings.faust_sensor == "lean")
 
 
 @app.task

@@ -12,9 +12,10 @@ worker never see foreign or duplicated collectors. Three kinds of metrics:
 - **Read at scrape time** by collectors: the alert stage's accounting (`watch_pipeline`), the
   Faust app's partitions, consumer lag, rebalancing and recovery (`install`), sink deliveries.
 - **Faust's own sensor** (`faust.sensors.prometheus.PrometheusMonitor`) installed as
-  `app.monitor` with this registry, prefix `vigil_faust_` (messages, events, commit and send
-  latency, table operations, rebalances); a small bridge over `faust.sensors.Monitor` is used
-  if that module ever stops working.
+  `app.monitor` with this registry, prefix `vigil_faust_` (messages, events, sent messages,
+  commit and send latency, rebalances), lean on the per-message path (`LeanPrometheusMonitor`:
+  counters only, no per-message or per-table-operation bookkeeping); a small bridge over
+  `faust.sensors.Monitor` is used if that module ever stops working.
 
 Label cardinality is bounded: every label fed from data (source, error code, severity, status,
 kind, service) keeps at most a fixed number of distinct values per metric, the first ones seen
@@ -424,12 +425,12 @@ class VigilMetrics:
         """Report `count()` as `vigil_events_behind_clock_total` at every scrape."""
         self._bounds.behind_clock = count
 
-    def install(self, app: Any) -> None:
-        """Faust sensor metrics (app.monitor) and the app collector. Call before the worker
-        starts (app/main.py); calling again does nothing."""
+    def install(self, app: Any, *, lean: bool = True) -> None:
+        """Faust sensor metrics (app.monitor; `lean`: see `install_faust_sensor`) and the app
+        collector. Call before the worker starts (app/main.py); calling again does nothing."""
         if not self._faust_sensor:
             self._faust_sensor = True
-            install_faust_sensor(app, self.registry, self)
+            install_faust_sensor(app, self.registry, self, lean=lean)
         if self._app_collector is None:
             self._app_collector = FaustAppCollector(app, self)
             self.registry.register(self._app_collector)
@@ -742,15 +743,68 @@ class MonitorBridge:
         return families
 
 
-def install_faust_sensor(app: Any, registry: CollectorRegistry, metrics: VigilMetrics) -> str:
+def _lean(monitor: type) -> type:
+    """Faust's PrometheusMonitor with a lean per-message path: every message and event still
+    counts (totals and per topic), but nothing else is kept per message, event or table
+    operation. Faust calls these hooks for every record (~10 % of a worker's CPU with the
+    full monitor, docs/performance.md); commits, sends through Faust, rebalances and web
+    requests keep the full monitor's metrics."""
+
+    class LeanPrometheusMonitor(monitor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._per_topic: dict[str, Any] = {}
+
+        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+            self.messages_received_total += 1
+            metrics = self._metrics
+            metrics.messages_received.inc()
+            counter = self._per_topic.get(tp.topic)
+            if counter is None:
+                counter = metrics.messages_received_per_topics.labels(topic=tp.topic)
+                self._per_topic[tp.topic] = counter
+            counter.inc()
+
+        def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+            self.events_total += 1
+            self._metrics.total_events.inc()
+
+        def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+            pass
+
+        def on_table_get(self, table: Any, key: Any) -> None:
+            pass
+
+        def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+            pass
+
+        def on_table_del(self, table: Any, key: Any) -> None:
+            pass
+
+        def count_sent(self, count: int) -> None:
+            """Messages Vigil sent to the producer itself (agents/sending.py)."""
+            self.messages_sent += count
+            self._metrics.total_sent_messages.inc(count)
+
+    return LeanPrometheusMonitor
+
+
+def install_faust_sensor(
+    app: Any, registry: CollectorRegistry, metrics: VigilMetrics, *, lean: bool = True
+) -> str:
     """Make `app.monitor` Faust's PrometheusMonitor writing to `registry` (prefix
-    `vigil_faust_`); without the page `setup_prometheus_sensors` would add (Vigil serves one
-    `/metrics` for everything). Falls back to `MonitorBridge`. Returns which was used."""
+    `vigil_faust_`), `lean` on the per-message path (`_lean`); without the page
+    `setup_prometheus_sensors` would add (Vigil serves one `/metrics` for everything). Falls
+    back to `MonitorBridge`. Returns which was used."""
     try:
         from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
         faust_metrics = FaustMetrics.create(registry, FAUST_PREFIX)
-        app.monitor = PrometheusMonitor(metrics=faust_metrics)
+        monitor = _lean(PrometheusMonitor) if lean else PrometheusMonitor
+        app.monitor = monitor(metrics=faust_metrics)
         return "prometheus"
     except Exception:
         log.warning("faust.sensors.prometheus unusable; bridging app.monitor", exc_info=True)

@@ -120,6 +120,14 @@ class Settings:
     #: `make bench`, docs/performance.md) or `asyncio` (the standard library's). Env
     #: `VIGIL_EVENT_LOOP`. Default uvloop.
     event_loop: str = "uvloop"
+    #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
+    #: message, event or table operation; app/metrics.py) or `full` (Faust's PrometheusMonitor
+    #: as it is). Env `VIGIL_FAUST_SENSOR`. Default lean.
+    faust_sensor: str = "lean"
+    #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
+    #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
+    #: handles signals one at a time.
+    risk_batch_max: int = 500
     #: Raw partitions more than this far ahead (event time, ms) of the slowest one still sending
     #: are paused until it catches up (app/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
     #: Default 0 (off): with 60000 the two-worker web API test missed its deadline in 1 of 3
@@ -236,6 +244,8 @@ class Settings:
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             producer_buffer=_env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
             event_loop=_env(env, "VIGIL_EVENT_LOOP", d.event_loop),
+            faust_sensor=_env(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
+            risk_batch_max=_env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=_env_int(
                 env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
@@ -302,6 +312,10 @@ class Settings:
             )
         if self.event_loop not in ("uvloop", "asyncio"):
             raise ValueError(f"VIGIL_EVENT_LOOP must be uvloop or asyncio, got {self.event_loop!r}")
+        if self.faust_sensor not in ("lean", "full"):
+            raise ValueError(f"VIGIL_FAUST_SENSOR must be lean or full, got {self.faust_sensor!r}")
+        if self.risk_batch_max < 1:
+            raise ValueError(f"VIGIL_RISK_BATCH_MAX must be at least 1, got {self.risk_batch_max}")
         if self.batch_max < 1:
             raise ValueError(f"VIGIL_BATCH_MAX must be at least 1, got {self.batch_max}")
         if self.table_cache_keys < 0:

@@ -243,11 +243,13 @@ def cpu_seconds(process: subprocess.Popen) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def vigil_run(records, workers: int, tmp: Path) -> dict:
-    """The full pipeline over pre-loaded records with `workers` workers."""
+def vigil_run(records, workers: int, tmp: Path, extra_env: dict | None = None) -> dict:
+    """The full pipeline over pre-loaded records with `workers` workers (`extra_env`: settings
+    of this run)."""
     tag = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
+        **(extra_env or {}),
         "VIGIL_APP_ID": f"bench-{tag}",
         "VIGIL_TOPIC_PREFIX": f"b{tag}.",
         "BROKER_SESSION_TIMEOUT": "10",
@@ -304,6 +306,58 @@ def vigil_run(records, workers: int, tmp: Path) -> dict:
         "cpu_ms_per_record": 1000 * cpu / len(records),
         "rss_mb": rss,
     }
+
+
+#: The hot path's levers (docs/performance.md), each with the settings that turn it off.
+LEVERS = {
+    "process events in batches (VIGIL_BATCH_MAX)": {"VIGIL_BATCH_MAX": "1"},
+    "risk signals in batches (VIGIL_RISK_BATCH_MAX)": {"VIGIL_RISK_BATCH_MAX": "1"},
+    "lean Faust sensor (VIGIL_FAUST_SENSOR)": {"VIGIL_FAUST_SENSOR": "full"},
+    "uvloop event loop (VIGIL_EVENT_LOOP)": {"VIGIL_EVENT_LOOP": "asyncio"},
+}
+LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
+PERFORMANCE_DOC = REPO / "docs" / "performance.md"
+LEVERS_BEGIN = "<!-- bench:levers -->"
+LEVERS_END = "<!-- /bench:levers -->"
+
+
+def lever_runs(records, tmp: Path) -> dict:
+    """One worker over the same records with every lever on, then with each one off."""
+    runs = {"all on": vigil_run(records, 1, tmp)}
+    for lever, env in LEVERS.items():
+        runs[lever] = vigil_run(records, 1, tmp, env)
+    return runs
+
+
+def levers_table(runs: dict, day: str) -> str:
+    """docs/performance.md's lever table: each lever off against all on, same run."""
+    on = runs["all on"]
+    lines = [
+        f"`make bench`, {day}, {on['events']:,} raw records, one worker; each lever turned off "
+        "alone against all on, measured in the same run:",
+        "",
+        "| lever | off: raw/s | off: CPU ms/record | on: raw/s | on: CPU ms/record | CPU saved |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for lever, run in runs.items():
+        if lever == "all on":
+            continue
+        saved = 1 - on["cpu_ms_per_record"] / run["cpu_ms_per_record"]
+        lines.append(
+            f"| {lever} | {run['events_per_s']:.0f} | {run['cpu_ms_per_record']:.3f} "
+            f"| {on['events_per_s']:.0f} | {on['cpu_ms_per_record']:.3f} | {saved:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def write_levers(table: str, doc: Path = PERFORMANCE_DOC) -> None:
+    """Replace the table between the lever markers of docs/performance.md."""
+    text = doc.read_text()
+    head, found, rest = text.partition(LEVERS_BEGIN)
+    _, found_end, tail = rest.partition(LEVERS_END)
+    if not (found and found_end):
+        raise RuntimeError(f"{doc}: no {LEVERS_BEGIN} ... {LEVERS_END} section")
+    doc.write_text(f"{head}{LEVERS_BEGIN}\n{table}\n{LEVERS_END}{tail}")
 
 
 def latency_run(rate: float, tmp: Path) -> dict:
@@ -418,6 +472,7 @@ def main() -> int:
     # Backpressure: the whole input waits in Kafka when a worker starts (a burst far above any
     # sustained rate); its memory must not follow the backlog (docs/backpressure.md).
     results["vigil_1w_tenth"] = vigil_run(records[: len(records) // 10], 1, tmp)
+    results["levers"] = lever_runs(records[:LEVER_RECORDS], tmp)
     half = max(10.0, results["vigil_1w"]["events_per_s"] / 2)
     results["latency"] = latency_run(half, tmp)
     results["normalize_events_per_s"] = normalization_rates(records)
@@ -477,6 +532,10 @@ def main() -> int:
         print("gate:", results["gate"])
     for name, api in (results["web"].get("apis") or {}).items():
         print(f"web {name}: p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms")
+    table = levers_table(results["levers"], time.strftime("%Y-%m-%d"))
+    print(table)
+    write_levers(table)
+    print(f"lever table: {PERFORMANCE_DOC}")
     out_path = Path(os.environ.get("BENCH_OUT", REPO / "bench-out" / "bench.json"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2))

@@ -337,6 +337,13 @@ def test_faust_prometheus_sensor_writes_to_vigils_registry():
     app.monitor.on_message_in(TP("vigil.events", 0), 7, SimpleNamespace())
     assert value(m, "vigil_faust_messages_received_total") == 1
     assert value(m, "vigil_faust_messages_received_per_topic_total", topic="vigil.events") == 1
+    # Lean per-message path: events and Vigil's own sends count; nothing is kept per message.
+    assert app.monitor.on_stream_event_in(TP("vigil.events", 0), 7, None, None) is None
+    assert value(m, "vigil_faust_total_events_total") == 1
+    app.monitor.count_sent(3)
+    assert value(m, "vigil_faust_total_sent_messages_total") == 3
+    app.monitor.on_table_set(SimpleNamespace(name="series"), "k", 1)
+    assert not app.monitor.tp_read_offsets
 
 
 def test_monitor_bridge_when_faust_prometheus_is_unusable(monkeypatch):
