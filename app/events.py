@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -86,6 +86,10 @@ class Event:
 _last_second: tuple[int, str] = (-1, "")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def format_time(ts_ms: int) -> str:
     """Epoch milliseconds to RFC 3339 UTC, e.g. `2022-05-01T23:29:32.918Z`."""
     global _last_second
@@ -141,7 +145,9 @@ def _parse_time(value: Any) -> int:
         raise ValueError(f"not a timestamp: {value!r}") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    # Integer arithmetic: `int(dt.timestamp() * 1000)` lost a millisecond to float rounding
+    # for some times (e.g. 1987-03-24T10:37:10.193Z).
+    return (dt - _EPOCH) // _MILLISECOND
 
 
 def _epoch_number_to_ms(number: float) -> int:
