@@ -37,9 +37,11 @@ MAX_HELD = 5_000
 #: Held events kept in the entity's record (the earliest); later ones wait in spill records
 #: of `SPILL_BUCKET_MS` of event time each (`<entity>|~held|<bucket>`, at most
 #: `SPILL_BUCKET_MAX` events, ~1 KB each), so no record nears Kafka's 1 MB limit and holding
-#: an event rewrites one small record, not everything held.
-INLINE_HELD = 100
-SPILL_BUCKET_MS = 10_000
+#: an event rewrites two small records (the entity's and one bucket), not everything held:
+#: with 100 inline and 10 s buckets a backlog rewrote ~100 KB per entity and batch, the
+#: largest share of a worker's changelog bytes (docs/performance.md).
+INLINE_HELD = 16
+SPILL_BUCKET_MS = 1_000
 SPILL_BUCKET_MAX = 250
 #: First release marker: above any offset a partition will reach.
 SEQ_BASE = 2**40
