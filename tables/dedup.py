@@ -6,7 +6,9 @@ Everything about them lives in the partition of their entity, so no extra topic 
 - `alerts` table, key `<entity>|<fingerprint>`: one alert instance (see `_new_alert`): first
   and last sighting, count, status, `ends` (the sender's endsAt), last notification, group key,
   labels, annotations, severity, scoring inputs, `silenced_by` / `inhibited_by`, the inputs
-  still waiting for the watermark (`pend`), the next timer (`due`), and the offset marker
+  still waiting for the watermark (`pend`, the earliest `INLINE_PENDING`; later ones in spill
+  records `<entity>|<fingerprint>|~pend|<bucket>`, tables/spill.py), the next timer (`due`),
+  and the offset marker
   (`_o`, `_oi`: the last offset applied and the input ids applied at it) so an event replayed
   after a crash is not counted twice. Key `<entity>|~scope|<scope>` indexes the open findings
   of one scan scope (see alert_labels `resolutions_from_scan`).
@@ -74,6 +76,7 @@ import orjson
 
 from app.events import Event, event_id, format_time
 from app.outputs import Output
+from tables import spill
 from tables.alert_labels import (
     AlertInput,
     ScanResolution,
@@ -101,6 +104,14 @@ _GROUP_RANK = 1
 #: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
 #: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
 MAX_PENDING_INPUTS = 250
+#: Waiting inputs kept in the alert's record (the earliest); later ones wait in spill records
+#: of `PENDING_BUCKET_MS` of event time (at most `PENDING_BUCKET_MAX` inputs, ~1 KB each), so
+#: an input that waits rewrites two small records, not every input held: with all of them
+#: inline a backlog rewrote up to 250 KB per alert and batch (docs/performance.md).
+INLINE_PENDING = 16
+PENDING_BUCKET_MS = 1_000
+PENDING_BUCKET_MAX = 250
+PENDING_MARK = "~pend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,13 +351,17 @@ class AlertStage:
             return
         _mark(state, offset, alert.id)
         self.accounting["inputs"] += 1
-        _insert_pending(state["pend"], alert.to_dict())
-        excess = len(state["pend"]) - MAX_PENDING_INPUTS
+        prefix = _pending_prefix(key)
+        until = spill.add(ctx.alerts, prefix, state, alert.to_dict(), PENDING, _PENDING_LIMITS)
+        excess = spill.count(state, PENDING) - MAX_PENDING_INPUTS
         if excess > 0:
+            until = max(until or 0, spill.nth_time(ctx.alerts, prefix, state, excess, PENDING))
+        if until is not None:
             # The clock is far behind this alert's inputs (a source read far behind the
-            # others): apply the oldest now rather than grow the record without bound.
-            self.stats["overflow"] += excess
-            self._advance_alert(key, state, state["pend"][excess - 1]["ts_ms"], ctx)
+            # others): apply the oldest now rather than grow the state without bound.
+            before = spill.count(state, PENDING)
+            self._advance_alert(key, state, until, ctx)
+            self.stats["overflow"] += before - spill.count(state, PENDING)
             return
         self._save_alert(key, state, ctx)
 
@@ -411,7 +426,9 @@ class AlertStage:
 
     def _advance_alert(self, key: str, state: dict[str, Any], now: int, ctx: _Ctx) -> None:
         """Apply, in time order, every input and timeout of `key` due at `now`."""
+        prefix = _pending_prefix(key)
         while True:
+            spill.refill(ctx.alerts, prefix, state, PENDING)  # `pend` empty: nothing spilled
             pend = state["pend"]
             next_input = pend[0]["ts_ms"] if pend else None
             ends = self._resolution_time(state) if state["status"] == "firing" else None
@@ -933,3 +950,15 @@ def _pending_order(item: dict[str, Any]) -> tuple[int, int, str]:
 def _insert_pending(pend: list[dict[str, Any]], item: dict[str, Any]) -> None:
     """Keep waiting inputs sorted by `_pending_order` (after equal ones)."""
     bisect.insort(pend, item, key=_pending_order)
+
+
+#: Where an alert keeps its waiting inputs (tables/spill.py): `pend`, then spill records.
+PENDING = spill.Layout(
+    inline="pend", items="pend", kind="alert_pend", time="ts_ms", order=_pending_order
+)
+_PENDING_LIMITS = (INLINE_PENDING, PENDING_BUCKET_MS, PENDING_BUCKET_MAX)
+
+
+def _pending_prefix(key: str) -> str:
+    """The key prefix of an alert's spill records."""
+    return f"{key}|{PENDING_MARK}"

@@ -16,9 +16,12 @@ import pytest
 from app.events import Event, event_id, format_time, parse_time
 from app.sources.alertmanager import alertmanager_fingerprint
 from app.sources.normalize import Normalizer
+from tables import spill
 from tables.alert_labels import alert_from_anomaly, alert_from_event, resolutions_from_scan
 from tables.dedup import (
+    INLINE_PENDING,
     MAX_PENDING_INPUTS,
+    PENDING,
     AlertStage,
     DedupConfig,
     TimerSchedule,
@@ -715,9 +718,22 @@ def test_inputs_waiting_for_the_clock_are_bounded_per_alert():
         alerts.commit()
         groups.commit()
         key = key or next(iter(h.alerts))
-    assert len(h.alerts[key]["pend"]) == MAX_PENDING_INPUTS
+    record = h.alerts[key]
+    assert spill.count(record, PENDING) == MAX_PENDING_INPUTS
+    assert len(record["pend"]) <= INLINE_PENDING  # the rest waits in small spill records
     assert h.stage.stats["overflow"] == 10
-    assert h.alerts[key]["count"] == 10  # the ten oldest sightings applied, in order
+    assert record["count"] == 10  # the ten oldest sightings applied, in order
+    # The clock passes them all: every waiting input is applied, in order, and no spill
+    # record is left behind.
+    alerts, groups = StagedState(h.alerts), StagedState(h.groups)
+    h.stage.on_watermark(T0 + (MAX_PENDING_INPUTS + 20) * S, alerts, groups, h.schedule)
+    alerts.commit()
+    groups.commit()
+    record = h.alerts[key]
+    assert record["count"] == MAX_PENDING_INPUTS + 10
+    assert record["last_seen"] == T0 + (MAX_PENDING_INPUTS + 10) * S
+    assert not record["pend"] and not record["spill"]
+    assert [k for k in h.alerts if "~pend" in k] == []
 
 
 class _CountingSchedule(TimerSchedule):
