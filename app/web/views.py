@@ -6,7 +6,8 @@
 - `GET /api/tables/{name}?key=K` (or `entity=E`): one value, routed to the worker that owns the
   entity's partition, so any worker answers for any key.
 - `GET /api/tables/{name}?limit=&offset=&prefix=`: a page of the table, aggregated across every
-  worker (`local=1` asks one worker for its own part only).
+  worker (`local=1` asks one worker for its own part only); the rows are read by a chunked scan
+  off the request path and shared for a few seconds (app/web/snapshots.py).
 - `GET /api/silences`, `POST /api/silences` (admin), `POST /api/silences/{id}/expire` (admin).
 - `GET /api/pipeline`: this worker's partitions, rebalancing and recovery state.
 - `GET /gate/{service}`, `POST /gate/{service}` (read): the release gate.
@@ -59,6 +60,7 @@ from tables.definitions import (
     series_state,
     silences,
 )
+from tables.live_views import chunked
 from tables.silences import check_silence_bounds
 
 AUTH = TokenAuth.from_settings(settings)
@@ -242,13 +244,21 @@ class TableView(AuthedView):
         except ValueError:
             return self.json({"error": "limit and offset must be integers"}, status=400)
         prefix = request.query.get("prefix", "")
-        rows = _local_rows(table, prefix)
-        if source is not None and request.query.get("local") != "1":
-            try:
+        everywhere = source is not None and request.query.get("local") != "1"
+        from app.web import snapshots  # imports the agents' indexes: not at module load
+
+        async def rows_now() -> list[dict[str, Any]]:
+            rows = await _local_rows(table, prefix)
+            if everywhere:
                 rows += await _remote_rows(request, name, prefix)
-            except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
-                return self.json({"error": f"a worker did not answer: {exc}"}, status=502)
-        rows.sort(key=lambda row: row["key"])
+            rows.sort(key=lambda row: row["key"])
+            return rows
+
+        scope = "all" if everywhere else "local"
+        try:
+            rows = await snapshots.shared(f"table|{name}|{scope}|{prefix}", rows_now)
+        except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
+            return self.json({"error": f"a worker did not answer: {exc}"}, status=502)
         return self.json(
             {"total": len(rows), "offset": offset, "items": rows[offset : offset + limit]}
         )
@@ -305,10 +315,11 @@ async def _forward(request: Request, owner: str, body: Any = None) -> Response:
         return Response(body=orjson.dumps(error), status=502, content_type="application/json")
 
 
-def _local_rows(table: Any, prefix: str) -> list[dict[str, Any]]:
+async def _local_rows(table: Any, prefix: str) -> list[dict[str, Any]]:
+    """This worker's rows of a table, read by a scan that yields to the event loop."""
     return [
         {"key": key, "value": value}
-        for key, value in table.items()
+        async for key, value in chunked(table.items())
         if isinstance(key, str) and key.startswith(prefix) and _visible(key) and value is not None
     ]
 
