@@ -120,6 +120,12 @@ class Settings:
     #: `make bench`, docs/performance.md) or `asyncio` (the standard library's). Env
     #: `VIGIL_EVENT_LOOP`. Default uvloop.
     event_loop: str = "uvloop"
+    #: How long the producer waits to fill a batch before sending it (ms; Faust's
+    #: `producer_linger`, default 0). Every output, changelog and journal record goes through
+    #: the one producer: at 0 each is sent in a request of its own, and building and sending
+    #: them was ~15 % of a worker's CPU (docs/performance.md). Adds at most this much to each
+    #: hop's latency. Env `VIGIL_PRODUCER_LINGER_MS`. Default 5.
+    producer_linger_ms: int = 5
     #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
     #: message, event or table operation; app/metrics.py) or `full` (Faust's PrometheusMonitor
     #: as it is). Env `VIGIL_FAUST_SENSOR`. Default lean.
@@ -244,6 +250,7 @@ class Settings:
             stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             producer_buffer=_env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
             event_loop=_env(env, "VIGIL_EVENT_LOOP", d.event_loop),
+            producer_linger_ms=_env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
             faust_sensor=_env(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
             risk_batch_max=_env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
@@ -312,6 +319,10 @@ class Settings:
             )
         if self.event_loop not in ("uvloop", "asyncio"):
             raise ValueError(f"VIGIL_EVENT_LOOP must be uvloop or asyncio, got {self.event_loop!r}")
+        if not 0 <= self.producer_linger_ms <= 1000:
+            raise ValueError(
+                f"VIGIL_PRODUCER_LINGER_MS must be 0..1000, got {self.producer_linger_ms}"
+            )
         if self.faust_sensor not in ("lean", "full"):
             raise ValueError(f"VIGIL_FAUST_SENSOR must be lean or full, got {self.faust_sensor!r}")
         if self.risk_batch_max < 1:
