@@ -58,11 +58,10 @@ async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
     journal.reset()
 
 
-def _failed(message, reason: str, raw: bytes | None) -> Output:
+def _failed(message, code: ErrorCode, reason: str, raw: bytes | None) -> Output:
     """The dead letter of a signal the stage could not take."""
     origin = Origin(message.topic, message.partition, message.offset, None)
-    error_code = ErrorCode.INTERNAL if reason.startswith("risk stage") else ErrorCode.WRONG_TYPE
-    return dead_letter(origin, NormalizeError(error_code, reason[:300]), raw or b"")
+    return dead_letter(origin, NormalizeError(code, reason[:300]), raw or b"")
 
 
 def _apply_signal(event, state: StagedState) -> list[Output]:
@@ -74,7 +73,7 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
         if not isinstance(signal, dict) or "time_ms" not in signal:
             raise ValueError("a risk signal must be an object with time_ms")
     except (orjson.JSONDecodeError, ValueError) as exc:
-        return [_failed(message, f"not a risk signal: {exc}", event.value)]
+        return [_failed(message, ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}", event.value)]
     state.mark()
     try:
         return stage.on_signal(signal, message.partition, message.offset, state)
@@ -82,7 +81,8 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
         log.exception("risk signal %s failed", signal.get("id"))
         state.rollback()
         stage.forget_schedules()  # rebuilt from the table and the batch's staged writes
-        return [_failed(message, f"risk stage failed: {type(exc).__name__}", event.value)]
+        reason = f"risk stage failed: {type(exc).__name__}"
+        return [_failed(message, ErrorCode.INTERNAL, reason, event.value)]
 
 
 async def _commit(

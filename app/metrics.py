@@ -13,7 +13,7 @@ worker never see foreign or duplicated collectors. Three kinds of metrics:
   Faust app's partitions, consumer lag, rebalancing and recovery (`install`), sink deliveries.
 - **Faust's own sensor** (`faust.sensors.prometheus.PrometheusMonitor`) installed as
   `app.monitor` with this registry, prefix `vigil_faust_` (messages, events, sent messages,
-  commit and send latency, rebalances), lean on the per-message path (`LeanPrometheusMonitor`:
+  commit and send latency, rebalances), lean on the per-message path (`_monitor_class`:
   counters only, no per-message or per-table-operation bookkeeping); a small bridge over
   `faust.sensors.Monitor` is used if that module ever stops working.
 
@@ -743,14 +743,25 @@ class MonitorBridge:
         return families
 
 
-def _lean(monitor: type) -> type:
-    """Faust's PrometheusMonitor with a lean per-message path: every message and event still
-    counts (totals and per topic), but nothing else is kept per message, event or table
-    operation. Faust calls these hooks for every record (~10 % of a worker's CPU with the
-    full monitor, docs/performance.md); commits, sends through Faust, rebalances and web
-    requests keep the full monitor's metrics."""
+def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
+    """Faust's PrometheusMonitor that also counts the messages Vigil hands to the producer
+    itself (agents/sending.py bypasses Faust's send path and its sensor), and, when `lean`,
+    with a lean per-message path: every message and event still counts (totals and per
+    topic), but nothing else is kept per message, event or table operation. Faust calls these
+    hooks for every record (~10 % of a worker's CPU with the full monitor,
+    docs/performance.md); commits, sends through Faust, rebalances and web requests keep the
+    full monitor's metrics."""
 
-    class LeanPrometheusMonitor(monitor):
+    class VigilPrometheusMonitor(prometheus_monitor):
+        def count_sent(self, count: int) -> None:
+            """Messages Vigil sent to the producer itself (agents/sending.py)."""
+            self.messages_sent += count
+            self._metrics.total_sent_messages.inc(count)
+
+    if not lean:
+        return VigilPrometheusMonitor
+
+    class LeanPrometheusMonitor(VigilPrometheusMonitor):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._per_topic: dict[str, Any] = {}
@@ -784,11 +795,6 @@ def _lean(monitor: type) -> type:
         def on_table_del(self, table: Any, key: Any) -> None:
             pass
 
-        def count_sent(self, count: int) -> None:
-            """Messages Vigil sent to the producer itself (agents/sending.py)."""
-            self.messages_sent += count
-            self._metrics.total_sent_messages.inc(count)
-
     return LeanPrometheusMonitor
 
 
@@ -796,15 +802,14 @@ def install_faust_sensor(
     app: Any, registry: CollectorRegistry, metrics: VigilMetrics, *, lean: bool = True
 ) -> str:
     """Make `app.monitor` Faust's PrometheusMonitor writing to `registry` (prefix
-    `vigil_faust_`), `lean` on the per-message path (`_lean`); without the page
+    `vigil_faust_`), `lean` on the per-message path (`_monitor_class`); without the page
     `setup_prometheus_sensors` would add (Vigil serves one `/metrics` for everything). Falls
     back to `MonitorBridge`. Returns which was used."""
     try:
         from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
         faust_metrics = FaustMetrics.create(registry, FAUST_PREFIX)
-        monitor = _lean(PrometheusMonitor) if lean else PrometheusMonitor
-        app.monitor = monitor(metrics=faust_metrics)
+        app.monitor = _monitor_class(PrometheusMonitor, lean)(metrics=faust_metrics)
         return "prometheus"
     except Exception:
         log.warning("faust.sensors.prometheus unusable; bridging app.monitor", exc_info=True)

@@ -116,8 +116,8 @@ class Settings:
     #: default 100, which a batch's changelog records exceed: a WARNING per stop). Env
     #: `VIGIL_PRODUCER_BUFFER`. Default 2000.
     producer_buffer: int = 2000
-    #: The worker's event loop: `uvloop` (libuv, about a tenth less CPU per record in
-    #: `make bench`, docs/performance.md) or `asyncio` (the standard library's). Env
+    #: The worker's event loop: `uvloop` (libuv, ~5 % less CPU per record in `make bench`,
+    #: docs/performance.md) or `asyncio` (the standard library's). Env
     #: `VIGIL_EVENT_LOOP`. Default uvloop.
     event_loop: str = "uvloop"
     #: How long the producer waits to fill a batch before sending it (ms; Faust's

@@ -346,6 +346,16 @@ def test_faust_prometheus_sensor_writes_to_vigils_registry():
     assert not app.monitor.tp_read_offsets
 
 
+def test_full_faust_sensor_keeps_its_per_message_path_and_counts_vigils_sends():
+    m = fresh()
+    app = fake_app(None)
+    m.install(app, lean=False)
+    app.monitor.on_message_in(TP("vigil.events", 0), 7, SimpleNamespace())
+    assert app.monitor.tp_read_offsets  # Faust's own bookkeeping per message
+    app.monitor.count_sent(2)
+    assert value(m, "vigil_faust_total_sent_messages_total") == 2
+
+
 def test_monitor_bridge_when_faust_prometheus_is_unusable(monkeypatch):
     monkeypatch.setitem(sys.modules, "faust.sensors.prometheus", None)  # ImportError
     m = fresh()
