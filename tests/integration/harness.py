@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -10,13 +11,18 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from app import kafka_io
 from app.settings import REPO_ROOT, Settings
+from app.sources.errors import NormalizeError
+from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog
 
 
@@ -417,3 +423,42 @@ def wait_group_stable(workers: Iterable[Worker], timeout_s: float = 90) -> int:
             return generations.pop()
         time.sleep(0.3)
     raise AssertionError(f"group not stable after {timeout_s} s")
+
+
+def event_count(records: Iterable[Any]) -> int:
+    """Canonical events the generator's `records` normalize to (dead letters left out)."""
+    normalizer, count = Normalizer(), 0
+    for record in records:
+        with contextlib.suppress(NormalizeError):  # dead-lettered
+            count += len(normalizer.normalize(record.value, family=record.family))
+    return count
+
+
+def processed_and_lag(base: str) -> tuple[float, float]:
+    """A worker's (canonical events processed, consumer lag over every assigned partition),
+    from its /metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    processed, lag = 0.0, None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "vigil_events_in_total" and sample.labels.get("topic") == "events":
+                processed += sample.value
+            elif sample.name == "vigil_consumer_lag_total":
+                lag = sample.value
+    return processed, float("inf") if lag is None else lag
+
+
+def wait_processed(base: str, events: int, deadline: float) -> tuple[float, float]:
+    """Poll until the worker processed `events` canonical events with no consumer lag, or the
+    monotonic `deadline` passed; returns the last (processed, lag) for the caller's verdict."""
+    processed, lag = 0.0, float("inf")
+    while time.monotonic() < deadline:
+        try:
+            processed, lag = processed_and_lag(base)
+        except OSError:
+            processed, lag = 0.0, float("inf")
+        if processed >= events and lag == 0:
+            break
+        time.sleep(1)
+    return processed, lag

@@ -23,9 +23,8 @@ import pytest
 
 from app.cli import INJECT_BURST_AFTER_MS, INJECT_SPIKE_AFTER_MS
 from app.generate import HOSTS, RawRecord, TelemetryGenerator
-from tests.integration.harness import produce_records
+from tests.integration.harness import event_count, produce_records, wait_processed
 from tests.integration.test_dashboard_browser import browser  # noqa: F401
-from tests.integration.test_demo_scenarios_broker import _event_count, _metrics
 from tests.integration.test_web_api import READ, TOKENS, get, wait_for
 
 pytestmark = pytest.mark.integration
@@ -64,23 +63,6 @@ def _chart_points(page, section: str) -> int:
     )
 
 
-def _wait_processed(base: str, events: int, deadline: float, log_tail) -> None:
-    """Until the worker has processed `events` canonical events with no consumer lag."""
-    processed, lag = 0.0, float("inf")
-    while time.monotonic() < deadline:
-        try:
-            processed, lag = _metrics(base)
-        except OSError:
-            processed, lag = 0.0, float("inf")
-        if processed >= events and lag == 0:
-            return
-        time.sleep(1)
-    raise AssertionError(
-        f"late: {processed:.0f} of {events} generated events processed, consumer lag {lag}, "
-        f"{CATCH_UP_S:.0f} s after producing\n{log_tail()}"
-    )
-
-
 def test_every_page_charts_groups_silences_drift_and_lag(
     workers,
     browser,  # noqa: F811
@@ -112,7 +94,12 @@ def test_every_page_charts_groups_silences_drift_and_lag(
             return None
         return body if status == 200 else None
 
-    _wait_processed(base, _event_count(records), started + CATCH_UP_S, worker.log_tail)
+    events = event_count(records)
+    processed, lag = wait_processed(base, events, started + CATCH_UP_S)
+    assert processed >= events and lag == 0, (
+        f"late: {processed:.0f} of {events} generated events processed, consumer lag {lag}, "
+        f"{CATCH_UP_S:.0f} s after producing\n{worker.log_tail()}"
+    )
     anomalies: dict = {}
     while time.monotonic() < started + SHOWN_S:
         anomalies = api("/api/anomalies?limit=100") or {}

@@ -11,18 +11,13 @@ decisions were wrong.
 
 from __future__ import annotations
 
-import contextlib
 import time
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.generate import TelemetryGenerator
 from app.generate_scenarios import expected_decisions
-from app.sources.errors import NormalizeError
-from app.sources.normalize import Normalizer
-from tests.integration.harness import produce_records
+from tests.integration.harness import event_count, produce_records, wait_processed
 from tests.integration.test_gate_broker import CATALOGUE
 from tests.integration.test_web_api import READ, TOKENS, get
 
@@ -34,28 +29,6 @@ MIN_MS = 60_000
 CATCH_UP_S = 240.0
 #: How long the decisions may take to settle once everything is processed.
 SETTLE_S = 60.0
-
-
-def _metrics(base: str) -> tuple[float, float]:
-    """(canonical events processed, consumer lag over every assigned partition)."""
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    processed, lag = 0.0, None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "vigil_events_in_total" and sample.labels.get("topic") == "events":
-                processed += sample.value
-            elif sample.name == "vigil_consumer_lag_total":
-                lag = sample.value
-    return processed, float("inf") if lag is None else lag
-
-
-def _event_count(records) -> int:
-    normalizer, count = Normalizer(), 0
-    for record in records:
-        with contextlib.suppress(NormalizeError):  # dead-lettered
-            count += len(normalizer.normalize(record.value, family=record.family))
-    return count
 
 
 def _decisions(base: str) -> dict[str, dict]:
@@ -85,17 +58,8 @@ def test_each_demo_service_gets_its_scenarios_decision_at_3_and_10_minutes(worke
             workers.bootstrap,
             ((workers.topic(f"raw:{r.family}"), None, r.value, None, r.ts_ms) for r in segment),
         )
-        events = _event_count(records[:produced])
-        deadline = time.monotonic() + CATCH_UP_S
-        processed, lag = 0.0, float("inf")
-        while time.monotonic() < deadline:
-            try:
-                processed, lag = _metrics(base)
-            except OSError:
-                processed, lag = 0.0, float("inf")
-            if processed >= events and lag == 0:
-                break
-            time.sleep(1)
+        events = event_count(records[:produced])
+        processed, lag = wait_processed(base, events, time.monotonic() + CATCH_UP_S)
         assert processed >= events and lag == 0, (
             f"late after {minutes} min of demo traffic: {processed:.0f} of {events} events "
             f"processed, consumer lag {lag} after {CATCH_UP_S:.0f} s\n{worker.log_tail()}"
