@@ -128,7 +128,7 @@ class Settings:
     producer_linger_ms: int = 5
     #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
     #: message, event or table operation; app/metrics.py) or `full` (Faust's PrometheusMonitor
-    #: as it is). Env `VIGIL_FAUST_SENSOR`. Default lean.
+    #: with its per-message bookkeeping). Env `VIGIL_FAUST_SENSOR`. Default lean.
     faust_sensor: str = "lean"
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
