@@ -2,9 +2,10 @@
 
 `python scripts/replay_digest.py > before.json`, change the code, run it again and `diff` the
 two files. One SHA-256 per shared fixture file (the bytes `vigil replay --offline FILE`
-prints), one for the bench stream and one for the chaos stream (the generator's records with
-the Kafka coordinates a worker sees, through `scripts/chaos.py`'s spec), and one for the
-generator's own records. `VIGIL_SHARED_DIR` points at the shared fixtures (default ../shared).
+prints); one per output topic of the bench stream and of the chaos stream (the generator's
+records with the Kafka coordinates a worker sees, through `scripts/chaos.py`'s spec); one for
+the generator's own records. `VIGIL_SHARED_DIR` points at the shared fixtures (default
+../shared).
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ def main() -> int:
             (r.family, r.ts_ms, r.value.decode("utf-8", "replace")) for r in records
         )
         plan = chaos.raw_plan(records, catalog, settings.partitions)
-        digests[f"stream:{name}"] = _digest(chaos.expected_outputs(plan, settings))
+        by_topic: dict[str, list] = {}
+        for topic, value in chaos.expected_outputs(plan, settings):
+            by_topic.setdefault(topic, []).append(value)
+        for topic, values in sorted(by_topic.items()):
+            digests[f"stream:{name}:{topic}"] = _digest(values)
     sys.stdout.write(orjson.dumps(digests, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
