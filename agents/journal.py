@@ -5,6 +5,8 @@ yet; each new step's journal record carries their writes and its own. Usage per 
 
 1. `redo(partition, tables_changed)` before the first event of a partition after an
    assignment: applies the last journal record again (`recover`) and sends its outputs again;
+   from then on `resends` tells the records the partition's state holds already
+   (app/runtime/resends.py);
 2. `write(partition, offset, writes, outputs)` under an event of that partition;
 3. `confirm_and_apply(outputs, apply)`: waits for the outputs and the journal records, then
    applies the writes and remembers their changelog records.
@@ -19,6 +21,7 @@ from typing import Any
 
 from agents.sending import send_and_confirm
 from app.outputs import Output
+from app.runtime.resends import ResendGuard
 from tables import changelog_writes, step_journal
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ class Journal:
         self._open: dict[int, list[tuple[list[asyncio.Future], step_journal.Writes]]] = {}
         self._pending: dict[int, step_journal.Writes] = {}
         self._recovered: set[int] = set()
+        #: the records each partition's state holds already
+        self.resends = ResendGuard()
         #: steps not journaled because their record was too large for Kafka
         self.oversize = 0
 
@@ -48,6 +53,7 @@ class Journal:
         self._open.clear()
         self._pending.clear()
         self._recovered.clear()
+        self.resends.forget()
 
     def needs_recovery(self, partition: int) -> bool:
         """Whether `recover` has not run for `partition` since the last assignment."""
@@ -58,9 +64,11 @@ class Journal:
         that partition); returns the outputs to send again."""
         self._recovered.add(partition)
         data = self.table.get(str(partition))
-        if not data:
+        record = step_journal.decode(data) if data else None
+        self.resends.restore(partition, record)
+        if record is None:
             return []
-        return step_journal.redo(step_journal.decode(data), self.tables)
+        return step_journal.redo(record, self.tables)
 
     async def redo(self, partition: int, tables_changed: Callable[[], None]) -> None:
         """`recover` the partition, and when its last step was applied again: tell the agent
@@ -83,7 +91,8 @@ class Journal:
         ]
         self._pending[partition] = writes
         combined = step_journal.merged([*(w for _, w in steps), writes])
-        data = step_journal.encode(step_journal.record(offset, combined, outputs))
+        origins = self.resends.origins(partition)
+        data = step_journal.encode(step_journal.record(offset, combined, outputs, origins))
         size = len(data)
         if size > step_journal.MAX_RECORD_BYTES:
             # Kafka would refuse it and the agent could never get past this step: journal
@@ -96,7 +105,7 @@ class Journal:
                 size,
                 step_journal.MAX_RECORD_BYTES,
             )
-            data = step_journal.encode(step_journal.record(offset, {}, []))
+            data = step_journal.encode(step_journal.record(offset, {}, [], origins))
         self.table[str(partition)] = data  # serialized once: the table stores bytes
 
     def applied(self, futures: list[asyncio.Future]) -> None:

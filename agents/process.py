@@ -145,7 +145,7 @@ async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partit
         writes = step_journal.writes_of(batch.tables_of(partition))
         if writes:
             make_current(last)
-            journal.write(partition, last.message.offset, writes, outputs[partition])
+            journal.write(partition, last.message.offset, writes, outputs.get(partition, []))
 
     def apply() -> None:
         for partition, last in last_of_partition.items():
@@ -183,16 +183,22 @@ async def process(stream):
         observed = []
         for event in events:
             message = event.message
+            canonical = value = failure = None
+            try:
+                value = orjson.loads(event.value)
+                canonical = None if is_tick(value) else Event.from_dict(value)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                failure = exc
+            raw_position = canonical.origin if canonical is not None else None
+            if not journal.resends.admit(message.partition, message.offset, raw_position):
+                continue  # in the partition's state already (app/runtime/resends.py)
             make_current(event)
             last_of_partition[message.partition] = event
             outputs = outputs_of.setdefault(message.partition, [])
             origin = Origin(message.topic, message.partition, message.offset, None)
             arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
-            try:
-                value = orjson.loads(event.value)
-                canonical = None if is_tick(value) else Event.from_dict(value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                reason = f"not a canonical event: {exc!r}"[:300]
+            if failure is not None:
+                reason = f"not a canonical event: {failure!r}"[:300]
                 error = NormalizeError(ErrorCode.WRONG_TYPE, reason)
                 outputs.append(dead_letter(origin, error, event.value or b""))
                 continue
@@ -200,16 +206,10 @@ async def process(stream):
             try:
                 if canonical is None:
                     step = pipeline.tick(
-                        message.partition,
-                        message.offset,
-                        arrival_ms,
-                        batch,
-                        progress=tick_progress(value),
+                        message.partition, arrival_ms, batch, progress=tick_progress(value)
                     )
                 else:
-                    step = pipeline.process(
-                        canonical, message.partition, message.offset, batch, arrival_ms
-                    )
+                    step = pipeline.process(canonical, message.partition, batch, arrival_ms)
             except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
                 batch.rollback_event()
                 pipeline.forget_schedules()  # rebuilt from the tables

@@ -76,7 +76,7 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
         return [_failed(message, ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}", event.value)]
     state.mark()
     try:
-        return stage.on_signal(signal, message.partition, message.offset, state)
+        return stage.on_signal(signal, message.partition, state)
     except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
         log.exception("risk signal %s failed", signal.get("id"))
         state.rollback()
@@ -97,7 +97,7 @@ async def _commit(
         writes = step_journal.writes_of({"risk": staged[partition]})
         if writes:
             make_current(last)
-            journal.write(partition, last.message.offset, writes, outputs_of[partition])
+            journal.write(partition, last.message.offset, writes, outputs_of.get(partition, []))
 
     def apply() -> None:
         for partition, last in last_of_partition.items():
@@ -129,6 +129,8 @@ async def risk(stream):
             make_current(event)
             if journal.needs_recovery(partition):
                 await journal.redo(partition, stage.forget_schedules)
+            if not journal.resends.admit(partition, event.message.offset):
+                continue  # in the partition's state already (app/runtime/resends.py)
             state = staged.get(partition)
             if state is None:
                 state = staged[partition] = StagedState(risk_state)

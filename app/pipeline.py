@@ -112,13 +112,9 @@ class Batch:
         return {table: staged for (p, table), staged in self._staged.items() if p == partition}
 
     def for_partition(self, partition: int) -> list[StagedState]:
-        """Every staged table of one partition, in commit order, to commit under one of that
-        partition's events. `entities` goes last: its origins make a re-sent copy of an event
-        be dropped, so they should reach the changelog only after the writes they vouch for
-        (docs/crash-safety.md)."""
-        tables = [(table, staged) for (p, table), staged in self._staged.items() if p == partition]
-        tables.sort(key=lambda item: item[0] == "entities")
-        return [staged for _, staged in tables]
+        """Every staged table of one partition, to commit under one of that partition's
+        events."""
+        return [staged for (p, _), staged in self._staged.items() if p == partition]
 
 
 @dataclass(slots=True)
@@ -258,40 +254,6 @@ def series_config(settings: Settings) -> SeriesConfig:
     )
 
 
-#: Raw positions remembered per entity and raw partition to recognise resent events.
-SEEN_POSITIONS = 128
-
-
-def is_resent(stats: dict[str, Any] | None, event: Event) -> bool:
-    """True when ingest already sent this event: it re-read its raw record after a crash.
-
-    Per entity and raw partition the most recent raw positions `(offset, index)` are kept. A
-    position seen before is a resend; one older than every kept position is treated as one
-    too. Keeping a set, not only the highest position, tolerates events that reach
-    `vigil.events` slightly out of order (a producer retry).
-    """
-    if stats is None or event.origin is None:
-        return False
-    origin = event.origin
-    seen = (stats.get("origins") or {}).get(f"{origin['t']}:{origin['p']}")
-    if not seen:
-        return False
-    position = [origin["o"], origin["i"]]
-    return position in seen or (len(seen) >= SEEN_POSITIONS and position < seen[0])
-
-
-def remember_origin(stats: dict[str, Any], event: Event) -> dict[str, Any]:
-    """Record the event's raw position in the entity's stats (bounded per raw partition)."""
-    if event.origin is None:
-        return stats
-    origin = event.origin
-    key = f"{origin['t']}:{origin['p']}"
-    origins = dict(stats.get("origins") or {})
-    seen = sorted([*(origins.get(key) or []), [origin["o"], origin["i"]]])
-    origins[key] = seen[-SEEN_POSITIONS:]
-    return {**stats, "origins": origins}
-
-
 @functools.cache
 def partition_keys(partitions: int) -> tuple[str, ...]:
     """One message key per partition (`~tick<n>` that hashes to it): heartbeats reach every
@@ -345,8 +307,6 @@ class Pipeline:
         self._schedules: dict[tuple[int, str], WindowSchedule] = {}
         self._timers: dict[int, TimerSchedule] = {}
         self._held: dict[int, held.HeldSchedule] = {}
-        #: events dropped because ingest had sent them before (see `is_resent`)
-        self.duplicates = 0
         #: held events applied before the clock passed them (an entity over `held.MAX_HELD`)
         self.held_overflow = 0
         #: events that arrived after the partition clock had passed their time
@@ -396,13 +356,11 @@ class Pipeline:
         self,
         event: Event,
         partition: int = 0,
-        offset: int | None = None,
         batch: Batch | None = None,
         arrival_ms: int | None = None,
     ) -> Step:
-        """Apply the stateful logic to one canonical event read at (partition, offset).
+        """Apply the stateful logic to one canonical event of `partition`.
 
-        `offset` lets state recognise an event replayed after a crash (offline: None);
         `arrival_ms` is the record's Kafka timestamp (offline: None), for the partition clock
         (tables/partition_clock.py). With a `batch`, writes stay staged in it (read by later
         events of the batch) until the caller commits the batch; without one, the returned Step
@@ -417,33 +375,21 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
-        stats = entities.get(event.entity)
-        replayed = offset is not None and stats is not None and stats.get("_o", -1) >= offset
-        # A replay of this very record (same offset) is left to each table's own offset
-        # marker: the tables' changelogs are independent, so one may hold the event and
-        # another not. Only a copy at a new offset (ingest resent it) is dropped whole.
-        if not replayed and is_resent(stats, event):
-            self.duplicates += 1
-            return Step([], [])
-        if offset is None or stats is None or stats.get("_o", -1) < offset:
-            entities[event.entity] = remember_origin(
-                {**update_entity_stats(stats, event), "_o": offset if offset is not None else -1},
-                event,
-            )
+        entities[event.entity] = update_entity_stats(entities.get(event.entity), event)
         schedule = self.schedule(partition, event.source)
-        outputs = self.series.apply(event, partition, offset, series, schedule)
+        outputs = self.series.apply(event, partition, series, schedule)
         source = event.origin["t"] if event.origin else event.source
-        before, clock = self._advance_clock(series, source, event.ts_ms, offset, arrival_ms)
+        before, clock = self._advance_clock(series, source, event.ts_ms, arrival_ms)
         timers = self.timers(partition)
-        self.alerts.receive_event(event, partition, offset, alerts, groups, timers)
+        self.alerts.receive_event(event, partition, alerts, groups, timers)
         overflow = None
         if self._decides_in_order(event):
-            cutoff = held.hold(observed, event, partition, offset, self.held(partition))
+            cutoff = held.hold(observed, event, partition, self.held(partition))
             overflow = None if cutoff is None else (held.held_key(event.entity), cutoff)
         released, raised = self._release(partition, clock, desired, observed, posture, overflow)
         outputs += released
         raised += self._anomaly_alerts(outputs, series, event.source)
-        derived = self._alerts_at(clock, raised, partition, offset, alerts, groups)
+        derived = self._alerts_at(clock, raised, partition, alerts, groups)
         outputs += self._conclude(event, outputs, derived, inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
 
@@ -452,7 +398,6 @@ class Pipeline:
         clock: int,
         raised: list[AlertInput],
         partition: int,
-        offset: int | None,
         alerts: StagedState,
         groups: StagedState,
     ) -> list[Output]:
@@ -460,7 +405,7 @@ class Pipeline:
         the partition `clock`: all inputs are in before any timer fires, so none is late."""
         timers = self.timers(partition)
         for alert in raised:
-            self.alerts.receive_alert(alert, partition, offset, alerts, groups, timers)
+            self.alerts.receive_alert(alert, partition, alerts, groups, timers)
         return self.alerts.on_watermark(clock, alerts, groups, timers)
 
     def _decides_in_order(self, event: Event) -> bool:
@@ -494,13 +439,9 @@ class Pipeline:
             released = held.release(observed, key, until, schedule)
             if forced:
                 self.held_overflow += len(released)
-            for marker, event in released:
-                outputs += self.drift.on_event(
-                    event, partition, marker, event.ts_ms, desired, observed
-                )
-                checked = self.compliance.on_event(
-                    event, partition, marker, event.ts_ms, posture, observed
-                )
+            for event in released:
+                outputs += self.drift.on_event(event, partition, event.ts_ms, desired, observed)
+                checked = self.compliance.on_event(event, partition, event.ts_ms, posture, observed)
                 outputs += checked.outputs
                 raised += checked.alerts
         return outputs, raised
@@ -568,12 +509,11 @@ class Pipeline:
     def settle(self, partition: int) -> Step:
         """Offline end of input: the clock moves to the newest event time, as a worker's does
         once every source went idle, and what that releases and fires comes out."""
-        return self.tick(partition, None, None, settle=True)
+        return self.tick(partition, None, settle=True)
 
     def tick(
         self,
         partition: int,
-        offset: int | None,
         arrival_ms: int | None,
         batch: Batch | None = None,
         settle: bool = False,
@@ -591,13 +531,11 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
-        before, clock = self._advance_clock(
-            series, None, None, offset, arrival_ms, settle, progress
-        )
+        before, clock = self._advance_clock(series, None, None, arrival_ms, settle, progress)
         outputs: list[Output] = []
         if clock != before:
             outputs, raised = self._release(partition, clock, desired, observed, posture)
-            derived = self._alerts_at(clock, raised, partition, offset, alerts, groups)
+            derived = self._alerts_at(clock, raised, partition, alerts, groups)
             outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
         if not settle:
             outputs += self.clock_heartbeats(partition, series, arrival_ms)
@@ -608,18 +546,13 @@ class Pipeline:
         series: StagedState,
         source: str | None,
         ts_ms: int | None,
-        offset: int | None,
         arrival_ms: int | None,
         settle: bool = False,
         progress: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
-        """The partition clock before and after this event or tick (replays change nothing);
-        `NOT_STARTED` while the partition still waits for its sources' first events."""
+        """The partition clock before and after this event or tick; `NOT_STARTED` while the
+        partition still waits for its sources' first events."""
         record = series.get(PARTITION_WATERMARK)
-        if offset is not None and record is not None and record.get("_o", -1) >= offset:
-            clock = record.get("clock", record.get("wm"))
-            clock = NOT_STARTED if clock is None else clock
-            return clock, clock
         step = partition_clock.advance(
             record,
             source,
@@ -630,7 +563,6 @@ class Pipeline:
             settle,
             progress,
         )
-        step.record["_o"] = offset if offset is not None else -1
         series[PARTITION_WATERMARK] = step.record
         if ts_ms is not None and step.before is not None and ts_ms <= step.before:
             self.behind_clock += 1
@@ -722,13 +654,11 @@ class Pipeline:
         released, raised = self._release(partition, math.inf, desired, observed, posture)
         outputs += released
         for alert in raised:
-            derived += self.alerts.on_alert(alert, partition, None, None, alerts, groups, timers)
+            derived += self.alerts.on_alert(alert, partition, None, alerts, groups, timers)
         for out in outputs:
             if out.topic == "anomalies":
                 alert = alert_from_anomaly(out.value)
-                derived += self.alerts.on_alert(
-                    alert, partition, None, None, alerts, groups, timers
-                )
+                derived += self.alerts.on_alert(alert, partition, None, alerts, groups, timers)
         derived += self.alerts.flush(alerts, groups, timers)
         outputs += self._route_inhibitors(derived, inhibitors)
         return Step(outputs, [series, alerts, groups, inhibitors, desired, observed, posture])

@@ -91,9 +91,6 @@ def replay_events(
         for scored in risk.before_event(partition, out.value["ts_ms"]):
             yield as_record(catalog, scored)
         event = Event.from_dict(out.value)
-        # Event-time order, not raw offset order: the `origin` resend check (which relies on
-        # raw order) must not see it.
-        event.origin = None
         step = partitions[partition].process(event, partition)
         for derived in risk.follow(step):
             yield as_record(catalog, derived)
@@ -136,7 +133,6 @@ class OfflineRisk:
         self.pipelines = pipelines
         self.idle_after = offline_idle_ms(settings)
         self.states = {p: StagedState({}) for p in range(settings.partitions)}
-        self.offsets = dict.fromkeys(range(settings.partitions), 0)
         #: partition -> time of its last event; the partitions declared idle since
         self.last: dict[int, int] = {}
         self.idle: set[int] = set()
@@ -145,8 +141,7 @@ class OfflineRisk:
         """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
         target = entity_partition(signal.key or "", self.partitions)
         state = self.states[target]
-        scored = self.stage.on_signal(signal.value, target, self.offsets[target], state)
-        self.offsets[target] += 1
+        scored = self.stage.on_signal(signal.value, target, state)
         state.commit()
         return scored
 

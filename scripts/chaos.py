@@ -1038,8 +1038,6 @@ def process_in_order(
     for n, out in enumerate(events):
         partition = entity_partition(out.key or "", settings.partitions)
         event = Event.from_dict(out.value)
-        if not arrivals:
-            event.origin = None  # event-time order is not raw order (see _offline_mirror)
         arrival = n * ms_per_event if arrivals else None
         if not arrivals:
             for scored in risk.before_event(partition, out.value["ts_ms"]):
@@ -1048,7 +1046,7 @@ def process_in_order(
             while next_tick <= arrival:  # the ticks written while this event was on its way
                 tick = report()
                 for p, pipeline in partitions.items():
-                    collect(pipeline.tick(p, None, next_tick, progress=tick))
+                    collect(pipeline.tick(p, next_tick, progress=tick))
                 next_tick += settings.clock_tick_ms
         collect(partitions[partition].process(event, partition, arrival_ms=arrival))
         raw = _raw_partition(out)
@@ -1059,7 +1057,7 @@ def process_in_order(
         end = len(events) * ms_per_event
         for at in range(end + step, end + settings.clock_idle_ms + 2 * step, step):
             for partition, pipeline in partitions.items():
-                collect(pipeline.tick(partition, None, at, progress=report()))
+                collect(pipeline.tick(partition, at, progress=report()))
     else:  # as `offline_replay` ends: clocks to the newest event, then to the risk stage
         for partition, pipeline in partitions.items():
             collect(pipeline.settle(partition))

@@ -22,11 +22,6 @@ entity), and the controls it tests in NIST SP 800-53 r5, PCI DSS 4.0 and the CIS
   Returns the outputs (`violations`, `posture` status changes) and the alert inputs for
   tables/dedup.py `AlertStage.on_alert`: one firing `violation` alert per violation, and a
   resolved one when a compliant observation flips a failing rule back to pass.
-
-Every state value carries `_o`, the offset of the last event applied to it: an event replayed
-after a crash is not applied twice, and the decisions it took are recomputed from what it
-recorded (a first-seen identity remembers the offset that added it), so a replay emits the
-same outputs and alerts (same ids) instead of losing them.
 """
 
 from __future__ import annotations
@@ -728,10 +723,6 @@ def posture_key(framework: str, control: str, scope: str, entity: str) -> str:
     return f"{framework}|{control}|{scope}|{entity}"
 
 
-def _replayed(state: Mapping[str, Any] | None, offset: int | None) -> bool:
-    return offset is not None and state is not None and state.get("_o", -1) >= offset
-
-
 def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value)) if value is not None else None
 
@@ -757,7 +748,6 @@ class ComplianceStage:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         watermark: int | None,
         posture: StagedState,
         observed: StagedState,
@@ -772,7 +762,7 @@ class ComplianceStage:
             return result
         doc = event.to_dict()
         for rule in self.pack.prior_by_type.get(event.type, ()):
-            self._record_prior(rule, event, doc, partition, offset, observed)
+            self._record_prior(rule, event, doc, partition, observed)
         rules = [r for r in self.pack.by_type.get(event.type, ()) if r.applies_to(event)]
         if not rules:
             return result
@@ -789,7 +779,7 @@ class ComplianceStage:
                 if rule.first_seen is not None:
                     identity = _first_text(doc, rule.first_seen.identity)
                     if identity is None or not self._first_seen(
-                        rule, event, identity, partition, offset, observed
+                        rule, event, identity, partition, observed
                     ):
                         continue
                 elif rule.requires_prior is not None and self._prior_seen(
@@ -808,7 +798,7 @@ class ComplianceStage:
             result.alerts.append(violation_alert(violation, event, self.pack))
             if self.config.emit_violations:
                 result.outputs.append(Output("violations", event.entity, violation.to_dict()))
-        flipped = self._update_posture(event, partition, offset, fails, passes, posture, result)
+        flipped = self._update_posture(event, partition, fails, passes, posture, result)
         for rule, subject in passes:
             if (rule.id, subject) in flipped:
                 result.alerts.append(pass_alert(rule, event, subject))
@@ -822,20 +812,16 @@ class ComplianceStage:
         event: Event,
         identity: str,
         partition: int,
-        offset: int | None,
         observed: StagedState,
     ) -> bool:
         """Whether `identity` is new for the entity after the learning period (and remember
-        it). A replayed event gets the answer it got the first time."""
+        it)."""
         spec = rule.first_seen
         assert spec is not None
         key = f"{event.entity}|{SEEN_MARK}|{rule.id}"
         state = _copy(observed.get(key))
-        if _replayed(state, offset):
-            known = state["ids"].get(identity)
-            return bool(known and known.get("o") == offset and known.get("v"))
         if state is None:
-            state = {"t": "seen", "p": partition, "_o": -1, "first": event.ts_ms, "ids": {}}
+            state = {"t": "seen", "p": partition, "first": event.ts_ms, "ids": {}}
         state["first"] = min(state["first"], event.ts_ms)
         known = state["ids"].get(identity)
         learning = event.ts_ms < state["first"] + spec.learning_ms
@@ -844,16 +830,10 @@ class ComplianceStage:
             new = False
         else:
             new = not learning
-            state["ids"][identity] = {
-                "f": event.ts_ms,
-                "l": event.ts_ms,
-                "o": offset if offset is not None else -1,
-                "v": new,
-            }
+            state["ids"][identity] = {"f": event.ts_ms, "l": event.ts_ms, "v": new}
             if len(state["ids"]) > spec.max_identities:  # forget the least recently seen
                 stalest = min(state["ids"].items(), key=lambda item: (item[1]["l"], item[0]))
                 del state["ids"][stalest[0]]
-        state["_o"] = offset if offset is not None else -1
         observed[key] = state
         return new
 
@@ -863,7 +843,6 @@ class ComplianceStage:
         event: Event,
         doc: dict[str, Any],
         partition: int,
-        offset: int | None,
         observed: StagedState,
     ) -> None:
         spec = rule.requires_prior
@@ -875,15 +854,12 @@ class ComplianceStage:
             return
         key = f"{event.entity}|{PRIOR_MARK}|{rule.id}"
         state = _copy(observed.get(key))
-        if _replayed(state, offset):
-            return
         if state is None:
-            state = {"t": "prior", "p": partition, "_o": -1, "keys": {}}
+            state = {"t": "prior", "p": partition, "keys": {}}
         state["keys"][value] = max(state["keys"].get(value, event.ts_ms), event.ts_ms)
         if len(state["keys"]) > spec.max_keys:
             stalest = min(state["keys"].items(), key=lambda item: (item[1], item[0]))
             del state["keys"][stalest[0]]
-        state["_o"] = offset if offset is not None else -1
         observed[key] = state
 
     @staticmethod
@@ -903,7 +879,6 @@ class ComplianceStage:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         fails: list[tuple[Rule, Violation]],
         passes: list[tuple[Rule, str | None]],
         posture: StagedState,
@@ -926,16 +901,9 @@ class ComplianceStage:
                     )
         flipped: set[tuple[str, str | None]] = set()
         now = event.ts_ms
-        mark = offset if offset is not None else -1
         windows = {rule.id: rule.window_ms for rule, *_ in observations}
         for key, items in sorted(touches.items()):
             row = _copy(posture.get(key))
-            if _replayed(row, offset):
-                for rule_id, status, subject, *_ in items:
-                    entry = row["rules"].get(rule_id) or {}
-                    if status == "pass" and entry.get("flip_o") == offset:
-                        flipped.add((rule_id, subject))
-                continue
             before = _copy(row)
             if row is None:
                 if not self.config.record_passes and all(s == "pass" for _, s, *_ in items):
@@ -944,7 +912,6 @@ class ComplianceStage:
                 row = {
                     "t": "posture",
                     "p": partition,
-                    "_o": -1,
                     "framework": fw,
                     "control": control,
                     "scope": scope,
@@ -964,14 +931,11 @@ class ComplianceStage:
                 if window is not None and entry["last_violation"] is not None:
                     entry["expires"] = entry["last_violation"] + window
                 entry["status"] = _status(entry)
-                if was != entry["status"]:
-                    entry["flip_o"] = mark
-                    if was == "fail":
-                        flipped.add((rule_id, subject))
+                if was != entry["status"] and was == "fail":
+                    flipped.add((rule_id, subject))
             _summarise(row)
             if row == before:
                 continue
-            row["_o"] = mark
             posture[key] = row
             if before is None or before["status"] != row["status"]:
                 result.outputs.append(self._posture_output(key, row, event))

@@ -7,11 +7,9 @@ Everything about them lives in the partition of their entity, so no extra topic 
   and last sighting, count, status, `ends` (the sender's endsAt), last notification, group key,
   labels, annotations, severity, scoring inputs, `silenced_by` / `inhibited_by`, the inputs
   still waiting for the watermark (`pend`, the earliest `INLINE_PENDING`; later ones in spill
-  records `<entity>|<fingerprint>|~pend|<bucket>`, tables/spill.py), the next timer (`due`),
-  and the offset marker
-  (`_o`, `_oi`: the last offset applied and the input ids applied at it) so an event replayed
-  after a crash is not counted twice. Key `<entity>|~scope|<scope>` indexes the open findings
-  of one scan scope (see alert_labels `resolutions_from_scan`).
+  records `<entity>|<fingerprint>|~pend|<bucket>`, tables/spill.py), and the next timer
+  (`due`). Key `<entity>|~scope|<scope>` indexes the open findings of one scan scope (see
+  alert_labels `resolutions_from_scan`).
 - `groups` table, key `<entity>:{<group_by labels>}`: one aggregation group and Alertmanager's
   notification log for it (`log`: fingerprints of the firing and resolved alerts last sent and
   the time), the member alerts, the next flush (`next`) and the tick grid (`base`).
@@ -203,8 +201,8 @@ def dedup_key(group: str) -> str:
 def _load(table: StagedState, key: str) -> dict[str, Any] | None:
     """A private copy of a stored value (StagedState hands out the stored object itself).
 
-    Two levels deep: this stage changes a record's top-level fields and its `pend` and `_oi`
-    lists in place, and replaces every nested dict it changes (`labels`, `log`, `notified`,
+    Two levels deep: this stage changes a record's top-level fields and its `pend` list
+    in place, and replaces every nested dict it changes (`labels`, `log`, `notified`,
     ...) instead of editing it, so the items of a list are shared safely. A deep copy (an
     orjson round trip) cost 8 % of a worker's CPU on alerts holding 250 pending inputs.
     """
@@ -258,14 +256,13 @@ class AlertStage:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         watermark: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one event (alert-like, `scan_completed` or other), then fire due timers."""
-        self.receive_event(event, partition, offset, alerts, groups, schedule)
+        self.receive_event(event, partition, alerts, groups, schedule)
         mark = event.ts_ms if watermark is None else watermark
         return self.on_watermark(mark, alerts, groups, schedule)
 
@@ -273,7 +270,6 @@ class AlertStage:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
@@ -282,36 +278,34 @@ class AlertStage:
         ctx = _Ctx(alerts, groups, schedule, flush=False)
         alert = alert_from_event(event)
         if alert is not None:
-            self._receive(alert, partition, offset, ctx)
+            self._receive(alert, partition, ctx)
         else:
             scan = resolutions_from_scan(event)
             if scan is not None:
-                self._receive_scan(event.entity, scan, partition, offset, ctx)
+                self._receive_scan(event.entity, scan, partition, ctx)
 
     def receive_alert(
         self,
         alert: AlertInput,
         partition: int,
-        offset: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> None:
         """Take in one alert built elsewhere without firing timers (`on_watermark`)."""
-        self._receive(alert, partition, offset, _Ctx(alerts, groups, schedule, flush=False))
+        self._receive(alert, partition, _Ctx(alerts, groups, schedule, flush=False))
 
     def on_alert(
         self,
         alert: AlertInput,
         partition: int,
-        offset: int | None,
         watermark: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one alert built elsewhere (anomalies), then fire due timers."""
-        self.receive_alert(alert, partition, offset, alerts, groups, schedule)
+        self.receive_alert(alert, partition, alerts, groups, schedule)
         mark = alert.ts_ms if watermark is None else watermark
         return self.on_watermark(mark, alerts, groups, schedule)
 
@@ -344,12 +338,9 @@ class AlertStage:
 
     # ---- inputs -------------------------------------------------------------------------
 
-    def _receive(self, alert: AlertInput, partition: int, offset: int | None, ctx: _Ctx) -> None:
+    def _receive(self, alert: AlertInput, partition: int, ctx: _Ctx) -> None:
         key = f"{alert.entity}|{alert.fingerprint}"
         state = _load(ctx.alerts, key) or self._new_alert(alert, partition)
-        if _replayed(state, offset, alert.id):
-            return
-        _mark(state, offset, alert.id)
         self.accounting["inputs"] += 1
         prefix = _pending_prefix(key)
         until = spill.add(ctx.alerts, prefix, state, alert.to_dict(), PENDING, _PENDING_LIMITS)
@@ -365,15 +356,10 @@ class AlertStage:
             return
         self._save_alert(key, state, ctx)
 
-    def _receive_scan(
-        self, entity: str, scan: ScanResolution, partition: int, offset: int | None, ctx: _Ctx
-    ) -> None:
+    def _receive_scan(self, entity: str, scan: ScanResolution, partition: int, ctx: _Ctx) -> None:
         for scope in sorted(scan.scopes):
             key = f"{entity}|{SCOPE_MARK}|{scope}"
             state = _load(ctx.alerts, key) or self._new_scope(entity, scope, partition)
-            if _replayed(state, offset, scan.id):
-                continue
-            _mark(state, offset, scan.id)
             pending = {"ts_ms": scan.ts_ms, "id": scan.id, "present": sorted(scan.present)}
             _insert_pending(state["pend"], pending)
             self._save_scope(key, state, ctx)
@@ -382,8 +368,6 @@ class AlertStage:
         return {
             "t": "alert",
             "p": partition,
-            "_o": -1,
-            "_oi": [],
             "fp": alert.fingerprint,
             "entity": alert.entity,
             "kind": alert.kind,
@@ -403,8 +387,6 @@ class AlertStage:
         return {
             "t": "scope",
             "p": partition,
-            "_o": -1,
-            "_oi": [],
             "entity": entity,
             "scope": scope,
             "open": [],
@@ -918,27 +900,9 @@ def _fresh_history() -> dict[str, Any]:
 
 
 def _forget_history(state: dict[str, Any]) -> None:
-    """Reset an alert record to a new alert's, keeping its identity, waiting inputs and
-    offset marker (what `_new_alert` gives, with its inputs still to apply)."""
+    """Reset an alert record to a new alert's, keeping its identity and waiting inputs
+    (what `_new_alert` gives, with its inputs still to apply)."""
     state.update(_fresh_history())
-
-
-def _replayed(state: dict[str, Any], offset: int | None, ident: str) -> bool:
-    """Whether the input at `offset` was already applied (offline, offset None: never)."""
-    if offset is None:
-        return False
-    if offset < state["_o"]:
-        return True
-    return offset == state["_o"] and ident in state["_oi"]
-
-
-def _mark(state: dict[str, Any], offset: int | None, ident: str) -> None:
-    if offset is None:
-        return
-    if offset > state["_o"]:
-        state["_o"], state["_oi"] = offset, [ident]
-    else:
-        state["_oi"].append(ident)
 
 
 def _pending_order(item: dict[str, Any]) -> tuple[int, int, str]:

@@ -31,10 +31,6 @@ changes: `{id, resource, status: drifted|resolved, paths, resolved_paths, desire
 actor{user, role, source_ip, user_agent}, time, out_of_band, source, event_id, resource_type}`
 ("resolved" when nothing differs any more; `desired` / `observed` hold the values at `paths`,
 masked with app.masking). `id` = event_id over entity, triggering event id, status and paths.
-
-Replays: each table value carries `_o`, the offset of the last event applied to it; an event at
-or below it is not applied again. The desired update is computed before the comparison, so a
-replay after a partial commit reaches the same outputs.
 """
 
 from __future__ import annotations
@@ -527,10 +523,6 @@ def _stated(value: Any) -> bool:
 # ---- the stage -------------------------------------------------------------------------
 
 
-def _replayed(state: Mapping[str, Any] | None, offset: int | None) -> bool:
-    return offset is not None and state is not None and state.get("_o", -1) >= offset
-
-
 def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value)) if value is not None else None
 
@@ -554,7 +546,6 @@ class DriftStage:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         watermark: int | None,
         desired: StagedState,
         observed: StagedState,
@@ -567,7 +558,7 @@ class DriftStage:
         change = self.change_of(event)
         if change is None:
             return []
-        return self._apply(event, change, partition, offset, desired, observed)
+        return self._apply(event, change, partition, desired, observed)
 
     # ---- what an event says ----------------------------------------------------------
 
@@ -743,23 +734,17 @@ class DriftStage:
         event: Event,
         change: Change,
         partition: int,
-        offset: int | None,
         desired_table: StagedState,
         observed_table: StagedState,
     ) -> list[Output]:
         entity = event.entity
-        mark = offset if offset is not None else -1
         dstate = _copy(desired_table.get(entity))
         ostate = _copy(observed_table.get(entity))
-        d_done, o_done = _replayed(dstate, offset), _replayed(ostate, offset)
-        if d_done and o_done:
-            return []
         baseline = self.baselines.get(entity, {})
         if ostate is None:
             ostate = {
                 "t": "drift",
                 "p": partition,
-                "_o": -1,
                 "obs": {},
                 "drifted": {},
                 "aliases": {},
@@ -821,19 +806,13 @@ class DriftStage:
         )
         if change.drift_plan and change.plan:
             ostate["plan"] = change.plan
-        outputs: list[Output] = []
-        if not o_done:
-            outputs = self._outputs(
-                event, change, drifted_before, drifted, baseline, spec, obs_state
-            )
-            if outputs or ostate != unchanged:  # no write when nothing was learnt
-                ostate["_o"] = mark
-                observed_table[entity] = ostate
-        if not d_done and spec != (dstate or {}).get("spec"):
+        outputs = self._outputs(event, change, drifted_before, drifted, baseline, spec, obs_state)
+        if outputs or ostate != unchanged:  # no write when nothing was learnt
+            observed_table[entity] = ostate
+        if spec != (dstate or {}).get("spec"):
             desired_table[entity] = {
                 "t": "desired",
                 "p": partition,
-                "_o": mark,
                 "src": event.source,
                 "ts": event.ts_ms,
                 "spec": spec,

@@ -9,14 +9,10 @@ entity's events in event-time order instead: each waits here until the partition
 (tables/partition_clock.py) passes it, then all of an entity's due events are applied in
 `(time, id)` order.
 
-State: key `<entity>|~held` in the `observed` table, `{"t": "held", "p": partition, "_o":
-offset of the last event held, "seq": release counter, "ev": [event dicts, sorted], "spill":
-[spill buckets], "spilled": count}`: the earliest `INLINE_HELD` events in the record, later
-ones in spill records `<entity>|~held|<bucket>` (`{"t": "held_spill", "ev": [...]}`). The
-record is kept (with an empty list) once it exists: `seq` only grows. Each released event gets
-the next `seq` as its offset marker in the stages' state (`_o`), so a crash that repeats a
-release repeats it with the same markers and the stages recognise what they applied; `seq`
-starts above any Kafka offset, so state written with offsets before reads as older.
+State: key `<entity>|~held` in the `observed` table, `{"t": "held", "p": partition, "ev":
+[event dicts, sorted], "spill": [spill buckets], "spilled": count}`: the earliest `INLINE_HELD`
+events in the record, later ones in spill records `<entity>|~held|<bucket>` (`{"t":
+"held_spill", "ev": [...]}`).
 """
 
 from __future__ import annotations
@@ -43,8 +39,6 @@ MAX_HELD = 5_000
 INLINE_HELD = 16
 SPILL_BUCKET_MS = 1_000
 SPILL_BUCKET_MAX = 250
-#: First release marker: above any offset a partition will reach.
-SEQ_BASE = 2**40
 
 
 def held_key(entity: str) -> str:
@@ -83,23 +77,18 @@ def hold(
     observed: StagedState,
     event: Event,
     partition: int,
-    offset: int | None,
     schedule: HeldSchedule,
 ) -> int | None:
-    """Hold `event` (read at `offset`; a replay of a held offset is not held twice). Returns
-    the time up to which held events must be released at once to keep `MAX_HELD` (or a spill
-    record within `SPILL_BUCKET_MAX`), if any."""
+    """Hold `event`. Returns the time up to which held events must be released at once to
+    keep `MAX_HELD` (or a spill record within `SPILL_BUCKET_MAX`), if any."""
     key = held_key(event.entity)
     stored = observed.get(key)
-    record = dict(stored) if stored else {"t": "held", "p": partition, "_o": -1, "seq": SEQ_BASE}
-    if offset is not None and record["_o"] >= offset:
-        return None
+    record = dict(stored) if stored else {"t": "held", "p": partition}
     record.update(ev=list(record.get("ev") or []), spill=list(record.get("spill") or []))
     value = event.to_dict()
     order = _order(value)
     limits = (INLINE_HELD, SPILL_BUCKET_MS, SPILL_BUCKET_MAX)
     cutoff = spill.add(observed, key, record, value, HELD, limits)
-    record["_o"] = offset if offset is not None else record["_o"]
     observed[key] = record
     if record["ev"] and _order(record["ev"][0]) == order:
         schedule.push(order[0], key)
@@ -111,10 +100,9 @@ def hold(
 
 def release(
     observed: StagedState, key: str, clock: int | float, schedule: HeldSchedule
-) -> list[tuple[int, Event]]:
-    """Take the events of `key` at or before `clock`, in order, each with its offset marker
-    for the stages' state; reschedule what is left. Spill records come back into the
-    entity's record as its own events run out."""
+) -> list[Event]:
+    """Take the events of `key` at or before `clock`, in order; reschedule what is left.
+    Spill records come back into the entity's record as its own events run out."""
     stored = observed.get(key)
     if not stored or not (stored.get("ev") or stored.get("spill")):
         return []
@@ -139,9 +127,7 @@ def release(
         if events:
             schedule.push(_order(events[0])[0], key)  # a stale heap entry: put it back
         return []
-    seq = record["seq"]
-    due = [(seq + 1 + i, Event.from_dict(value)) for i, value in enumerate(taken)]
-    record["seq"] = seq + len(taken)
+    due = [Event.from_dict(value) for value in taken]
     observed[key] = record
     if events:
         schedule.push(_order(events[0])[0], key)

@@ -48,8 +48,8 @@ topic that has not sent yet could bring older events than those seen.
 State: one record per partition, `{"wm": newest event time, "lo": oldest event time,
 "clock": clock, "start": arrival of the first record (after the last pause), "last": newest
 arrival, "src": {source: [watermark, arrival]}, "prog": {source: {raw partition: [W, waiting,
-arrival of the report]}}, "_o": offset of the last event applied}`; a record written by an
-older version (`{"wm", "_o"}` only) reads as a clock at its `wm`.
+arrival of the report]}}}`; a record written by an older version (`{"wm"}` only) reads as a
+clock at its `wm`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def advance(
     aligned watermark is the newest event time. When every source is idle, or with `settle`
     (offline end of input), the clock reaches the newest event time itself.
     """
-    record = dict(record) if record else {"wm": None, "_o": -1}
+    record = dict(record) if record else {"wm": None}
     before = record.get("clock", record.get("wm"))
     newest = record.get("wm")
     sources = dict(record.get("src") or {})  # entries are replaced, never changed in place

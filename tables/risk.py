@@ -12,8 +12,7 @@ whatever it is, the stage works like the alert stage over the partition clock:
   clock crosses, `clock` on each of its worker's clock ticks) saying its clock reached t: it
   has sent every signal older than that. The partition clock is the lowest of them (the
   producers as the sources of tables/partition_clock.py, with its idle and pause rules);
-- a signal is held in its subject (`pend`, sorted by time and id; the offset marker `_o`/`_oi`
-  keeps a replayed copy out) until the clock passes it;
+- a signal is held in its subject (`pend`, sorted by time and id) until the clock passes it;
 - a subject whose next held signal or timer the clock passed runs up to the clock (`_run`):
   held signals and timers in time order (a timer due before a signal's time first, at equal
   times the signal), each timer at its own due time. Applying a signal is a commutative merge
@@ -136,23 +135,6 @@ def _load(state: StagedState, key: str) -> dict[str, Any] | None:
     return orjson.loads(orjson.dumps(value)) if isinstance(value, dict) else None
 
 
-def _replayed(st: Mapping[str, Any], offset: int | None, ident: str) -> bool:
-    if offset is None:
-        return False
-    if offset < st["_o"]:
-        return True
-    return offset == st["_o"] and ident in st["_oi"]
-
-
-def _mark(st: dict[str, Any], offset: int | None, ident: str) -> None:
-    if offset is None:
-        return
-    if offset > st["_o"]:
-        st["_o"], st["_oi"] = offset, [ident]
-    else:
-        st["_oi"].append(ident)
-
-
 def _later(candidate: list[Any], current: list[Any] | None) -> bool:
     return current is None or candidate > current
 
@@ -200,7 +182,7 @@ class RiskStage:
             producers = range(producers)
         self.producers = None if producers is None else tuple(str(p) for p in producers)
         self._schedules: dict[int, RiskSchedule] = {}
-        #: signals, replayed, too_old, emitted, scorecards, ticks.
+        #: signals, too_old, emitted, scorecards, ticks.
         self.stats: Counter[str] = Counter()
 
     # ---- entry points ----------------------------------------------------------------
@@ -209,18 +191,17 @@ class RiskStage:
         self,
         signal: Mapping[str, Any],
         partition: int,
-        offset: int | None,
         state: StagedState,
     ) -> list[Output]:
-        """Take in one risk signal or heartbeat read at (partition, offset), then run every
+        """Take in one risk signal or heartbeat read from `partition`, then run every
         subject up to the partition clock."""
         outputs: list[Output] = []
         schedule = self.schedule(partition, state)
-        clock = self._advance_clock(signal, partition, offset, state)
+        clock = self._advance_clock(signal, partition, state)
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
-            self._receive(signal, partition, offset, state, schedule, outputs, clock)
+            self._receive(signal, partition, state, schedule, outputs, clock)
         if clock is not None:
             self._fire(schedule, clock, state, outputs)
         return outputs
@@ -229,7 +210,6 @@ class RiskStage:
         self,
         signal: Mapping[str, Any],
         partition: int,
-        offset: int | None,
         state: StagedState,
         schedule: RiskSchedule,
         outputs: list[Output],
@@ -241,20 +221,14 @@ class RiskStage:
         key = str(signal["service"])
         stored = state.get(key)
         if isinstance(stored, dict):
-            # Only `pend`, `spill`, `_oi` and top-level fields change here: a shallow copy
-            # will do.
+            # Only `pend`, `spill` and top-level fields change here: a shallow copy will do.
             st = {
                 **stored,
                 "pend": list(stored.get("pend") or []),
                 "spill": list(stored.get("spill") or []),
-                "_oi": list(stored["_oi"]),
             }
         else:
             st = new_subject(key, str(signal.get("entity_type") or "service"), partition)
-        if _replayed(st, offset, str(signal["id"])):
-            self.stats["replayed"] += 1
-            return
-        _mark(st, offset, str(signal["id"]))
         self.stats["signals"] += 1
         if clock is not None and int(signal["time_ms"]) <= clock:
             self._wake_before(st, clock + 1)
@@ -284,7 +258,7 @@ class RiskStage:
         for number in partitions:
             schedule = self.schedule(number, state)
             key = watermark_key(number)
-            record = dict(state.get(key) or {"t": "wm", "p": number, "wm": None, "_o": -1})
+            record = dict(state.get(key) or {"t": "wm", "p": number, "wm": None})
             clock = record.get("clock", record.get("wm"))
             clock = now_ms - 1 if clock is None else max(clock, now_ms - 1)
             newest = record.get("wm")
@@ -344,20 +318,18 @@ class RiskStage:
     # ---- time ------------------------------------------------------------------------
 
     def _advance_clock(
-        self, signal: Mapping[str, Any], partition: int, offset: int | None, state: StagedState
+        self, signal: Mapping[str, Any], partition: int, state: StagedState
     ) -> int | None:
-        """The partition clock after this signal (None: not started; a replayed signal
-        changes nothing). With producers, only their heartbeats move it: a producer's entry is
-        the newest clock it reported and whether it declared itself idle (every source of its
-        partition idle: it has nothing to send). The clock waits until every producer was
+        """The partition clock after this signal (None: not started). With producers, only
+        their heartbeats move it: a producer's entry is the newest clock it reported and
+        whether it declared itself idle (every source of its partition idle: it has nothing
+        to send). The clock waits until every producer was
         heard from, then is one millisecond before the lowest clock among the producers not
         idle (the newest clock when all are): they have all sent every signal older than
         that. A producer that is merely slow (a backlog) holds it; only a declaration makes it
         stop. Without producers, every signal moves the clock to just before its own time."""
         key = watermark_key(partition)
         record = state.get(key)
-        if offset is not None and record is not None and record.get("_o", -1) >= offset:
-            return record.get("clock", record.get("wm"))
         record = dict(record) if record else {"t": "wm", "p": partition, "wm": None}
         before = record.get("clock", record.get("wm"))
         time_ms = int(signal["time_ms"])
@@ -379,7 +351,7 @@ class RiskStage:
         clock = before
         if aligned is not None and (clock is None or aligned - 1 > clock):
             clock = aligned - 1
-        record.update(clock=clock, _o=offset if offset is not None else -1)
+        record["clock"] = clock
         state[key] = record
         return clock
 

@@ -167,18 +167,15 @@ def parse_weights(text: str) -> dict[str, float]:
 def new_subject(subject: str, entity_type: str, partition: int) -> dict[str, Any]:
     """An empty subject state (the risk table's value).
 
-    `_o`/`_oi`: offset marker (last offset applied, signal ids applied at it); `clock`: highest
-    signal time applied; `eval`: last evaluation time; `dirty`: signals applied since then;
-    `due`: next timer; `emit`: last emission `{score, time}`; `info`: catalogue criticality
-    and exposure; `items`: key -> item; `runs`: CI run key -> `{t, ok, n, sha, k, b}`;
-    `deploys`: deployment key -> record; `incidents`: key -> start time; `changes`:
-    commit sha -> change size; `pend`: signals held until the clock passes them.
+    `clock`: highest signal time applied; `eval`: last evaluation time; `dirty`: signals
+    applied since then; `due`: next timer; `emit`: last emission `{score, time}`; `info`:
+    catalogue criticality and exposure; `items`: key -> item; `runs`: CI run key -> `{t, ok,
+    n, sha, k, b}`; `deploys`: deployment key -> record; `incidents`: key -> start time;
+    `changes`: commit sha -> change size; `pend`: signals held until the clock passes them.
     """
     return {
         "t": "risk",
         "p": partition,
-        "_o": -1,
-        "_oi": [],
         "subject": subject,
         "type": entity_type,
         "info": {},

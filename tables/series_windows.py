@@ -7,9 +7,8 @@ emitted once on `vigil.windows` and fed, in event-time order, to the series' onl
 detector (tables/anomaly_detector.py for metric means, tables/rate_detector.py for event
 counts); a score at or above the threshold is emitted on `vigil.anomalies`.
 
-State per series (one table value): `{"p", "src", "_o", "kind", "name", "entity", "open",
-"last_end", "late"}`. `_o` is the offset of the last event folded in: an event replayed after a
-crash is recognised and not counted twice. The detector's state (up to 64 KiB) sits under its
+State per series (one table value): `{"p", "src", "kind", "name", "entity", "open",
+"last_end", "late"}`. The detector's state (up to 64 KiB) sits under its
 own key, `<series>#det`, so that it is read and written once per closed window rather than on
 every event.
 
@@ -115,7 +114,6 @@ class SeriesWindows:
         self,
         event: Event,
         partition: int,
-        offset: int | None,
         series: StagedState,
         schedule: WindowSchedule,
     ) -> list[Output]:
@@ -123,12 +121,10 @@ class SeriesWindows:
         spec = self.config.spec
         outputs: list[Output] = []
         mark_key = watermark_key(event.source)
-        mark = series.get(mark_key) or {"wm": None, "_o": -1}
+        mark = series.get(mark_key) or {"wm": None}
         watermark = mark["wm"]
         for point in series_points(event):
             state = series.get(point.key) or self._new_state(point, event, partition)
-            if offset is not None and state["_o"] >= offset:
-                continue  # already applied before a crash or rebalance
             assignment = add_event(
                 state.get("open"),
                 event.ts_ms,
@@ -136,11 +132,7 @@ class SeriesWindows:
                 spec,
                 watermark if watermark is not None else -(2**62),
             )
-            state = {
-                **state,
-                "open": assignment.windows,
-                "_o": offset if offset is not None else -1,
-            }
+            state = {**state, "open": assignment.windows}
             if assignment.late:
                 state["late"] = state.get("late", 0) + 1
                 outputs.append(self._late(event, point, watermark))
@@ -148,8 +140,8 @@ class SeriesWindows:
             for start in assignment.opened:
                 schedule.push(spec.closes_at(start), point.key)
         advanced = advance_watermark(watermark, event.ts_ms)
-        if advanced != watermark and (offset is None or mark["_o"] < offset):
-            series[mark_key] = {"wm": advanced, "_o": offset if offset is not None else -1}
+        if advanced != watermark:
+            series[mark_key] = {"wm": advanced}
             watermark = advanced
         if watermark is not None:
             for key in schedule.pop_due(watermark):
@@ -282,7 +274,6 @@ class SeriesWindows:
         return {
             "p": partition,
             "src": event.source,
-            "_o": -1,
             "kind": point.kind,
             "name": point.name,
             "entity": event.entity,

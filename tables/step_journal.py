@@ -4,8 +4,8 @@ A step (one event, or one batch of a partition's events) writes several keys in 
 tables. Each Faust table has its own changelog, written in the background, so a SIGKILL can
 leave any subset of those records in Kafka: an alert's state written and its group's not, a
 held event released in `observed` and its violation alert missing from `alerts`. After the
-restart the stages replay the step against that mixed state and cannot tell what is missing
-(each key's offset marker says "applied"), so outputs are lost or changed.
+restart the stages would replay the step against that mixed state, so outputs are lost or
+changed.
 
 So before a step's writes are applied, one record with all of them (and the step's outputs)
 goes to the partition's journal key and is acknowledged together with the outputs. After a
@@ -15,7 +15,8 @@ journaled outputs are sent again (same ids). The record also carries the writes 
 steps whose changelog records were not acknowledged yet, so the agent never waits for them.
 
 Record (JSON, compressed when large: `encode`): `{"o": offset of the step's last input, "w":
-{table: {key: value}}, "d": {table: [deleted keys]}, "out": [[topic, key, value], ...]}`.
+{table: {key: value}}, "d": {table: [deleted keys]}, "out": [[topic, key, value], ...], "src":
+{raw partition: highest raw position applied}}` (`src`: app/runtime/resends.py).
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ def merged(steps: Iterable[Writes]) -> Writes:
     return out
 
 
-def record(offset: int, writes: Writes, outputs: Iterable[Output]) -> dict[str, Any]:
+def record(
+    offset: int,
+    writes: Writes,
+    outputs: Iterable[Output],
+    origins: Mapping[str, list[int]] | None = None,
+) -> dict[str, Any]:
     """The journal value for a step read up to `offset` (see the module docstring)."""
     values: dict[str, dict[str, Any]] = {}
     deleted: dict[str, list[str]] = {}
@@ -83,6 +89,7 @@ def record(offset: int, writes: Writes, outputs: Iterable[Output]) -> dict[str, 
         "w": values,
         "d": deleted,
         "out": [[out.topic, out.key, out.value] for out in outputs],
+        "src": dict(origins or {}),
     }
 
 

@@ -94,12 +94,10 @@ def live_alert_records(shared_dir: Path, env: dict[str, str]) -> list[dict[str, 
     in order: what a worker with the same settings writes."""
     pipeline = Pipeline(Settings.from_env(env))
     records: list[dict[str, Any]] = []
-    offset = 0
     lines = (shared_dir / "fixtures" / FALCO).read_bytes().splitlines()
     for index, line in enumerate(lines):
         for out in pipeline.ingest(line.strip(), "falco", Origin("t", 0, index)):
-            step = pipeline.process(Event.from_dict(out.value), 0, offset)
-            offset += 1
+            step = pipeline.process(Event.from_dict(out.value), 0)
             step.commit()
             records += [o.value for o in step.outputs if o.topic == "alerts"]
     return records

@@ -178,15 +178,12 @@ class Harness:
         self.config = config or RiskConfig()
         self.stage = RiskStage(self.config, catalogue)
         self.table: dict[str, Any] = {}
-        self.offset = 0
 
-    def feed(self, signals: list[dict[str, Any]], offset: int | None = -1) -> list[Output]:
+    def feed(self, signals: list[dict[str, Any]]) -> list[Output]:
         outputs: list[Output] = []
         for signal in signals:
-            at = self.offset if offset == -1 else offset
-            self.offset += 1
             staged = StagedState(self.table)
-            outputs += self.stage.on_signal(signal, 0, at, staged)
+            outputs += self.stage.on_signal(signal, 0, staged)
             staged.commit()
         return outputs
 

@@ -4,7 +4,6 @@ stateful rules, posture, replays and the hand-over to the alert stage."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,13 +55,10 @@ class Harness:
         self.stage = ComplianceStage(config, PACK)
         self.posture: dict = {}
         self.observed: dict = {}
-        self.next_offset = 0
 
-    def feed(self, event: Event, offset: int | None = None, commit: bool = True):
-        at = self.next_offset if offset is None else offset
-        self.next_offset = max(self.next_offset, at + 1)
+    def feed(self, event: Event, commit: bool = True):
         posture, observed = StagedState(self.posture), StagedState(self.observed)
-        result = self.stage.on_event(event, 0, at, event.ts_ms, posture, observed)
+        result = self.stage.on_event(event, 0, event.ts_ms, posture, observed)
         if commit:
             posture.commit()
             observed.commit()
@@ -654,11 +650,11 @@ def test_violations_flow_through_the_alert_stage_and_resolve_on_pass():
     sent = []
     stop = ct("StopLogging", {"name": "org-trail"}, source=TRAIL, at=T0)
     start = ct("StartLogging", {"name": "org-trail"}, source=TRAIL, at=T0 + 3_600 * SEC)
-    for offset, event in enumerate([stop, start]):
-        result = harness.feed(event, offset)
+    for event in [stop, start]:
+        result = harness.feed(event)
         for alert in result.alerts:
             a, g = StagedState(alerts), StagedState(groups)
-            sent += stage.on_alert(alert, 0, offset, event.ts_ms, a, g, timers)
+            sent += stage.on_alert(alert, 0, event.ts_ms, a, g, timers)
             a.commit()
             g.commit()
     a, g = StagedState(alerts), StagedState(groups)
@@ -759,29 +755,14 @@ def test_subject_separates_posture_per_user():
 # ---- replays -----------------------------------------------------------------------------
 
 
-def test_replay_with_the_same_offset_is_not_applied_twice():
-    harness = Harness()
-    stop = ct("StopLogging", {"name": "t"}, source=TRAIL, at=T0)
-    first = harness.feed(stop, offset=7)
-    snapshot = copy.deepcopy(harness.posture)
-    again = harness.feed(stop, offset=7)
-    assert harness.posture == snapshot
-    assert [o.topic for o in again.outputs] == ["violations"]  # same record, same id
-    assert again.outputs[0].value["id"] in {o.value["id"] for o in first.outputs}
-    assert [a.id for a in again.alerts] == [a.id for a in first.alerts]
-
-
 def test_replay_after_a_crash_before_commit_repeats_the_same_outputs():
     harness = Harness()
     reads = _secret_reads([("web", 0), ("mallory", 8 * DAY)])
-    harness.feed(reads[0], offset=0)
-    lost = harness.feed(reads[1], offset=1, commit=False)  # crash: state not committed
-    again = harness.feed(reads[1], offset=1)
+    harness.feed(reads[0])
+    lost = harness.feed(reads[1], commit=False)  # crash: state not committed
+    again = harness.feed(reads[1])
     assert [o.value["id"] for o in again.outputs] == [o.value["id"] for o in lost.outputs]
-    # Committed now: a further replay of offset 1 gives the same decision from memory.
-    third = harness.feed(reads[1], offset=1)
-    assert [v.rule_id for v in third.violations] == ["k8s-secret-read-unusual-identity"]
-    assert [a.id for a in third.alerts] == [a.id for a in again.alerts]
+    assert [v.rule_id for v in again.violations] == ["k8s-secret-read-unusual-identity"]
 
 
 def test_first_seen_identity_fires_once():

@@ -1,5 +1,5 @@
 """Alert dedup and notification (tables/dedup.py): Alertmanager's grouping and notification
-rules in event time, fingerprints, the Falco and Trivy fixtures, replay determinism, offsets."""
+rules in event time, fingerprints, the Falco and Trivy fixtures, replay determinism."""
 
 from __future__ import annotations
 
@@ -46,7 +46,6 @@ class Harness:
         self.groups: dict = {}
         self.schedule = TimerSchedule()
         self.watermark: int | None = None
-        self.next_offset = 0
 
     def _step(self, call) -> list:
         alerts, groups = StagedState(self.alerts), StagedState(self.groups)
@@ -55,17 +54,13 @@ class Harness:
         groups.commit()
         return outputs
 
-    def feed(self, *events: Event, offset: int | None = None) -> list:
+    def feed(self, *events: Event) -> list:
         outputs = []
         for event in events:
             self.watermark = max(self.watermark or event.ts_ms, event.ts_ms)
-            at = self.next_offset if offset is None else offset
-            self.next_offset = max(self.next_offset, at + 1)
             mark = self.watermark
             outputs += self._step(
-                lambda a, g, e=event, o=at, w=mark: self.stage.on_event(
-                    e, 0, o, w, a, g, self.schedule
-                )
+                lambda a, g, e=event, w=mark: self.stage.on_event(e, 0, w, a, g, self.schedule)
             )
         return outputs
 
@@ -312,7 +307,7 @@ def test_anomaly_alerts_dedup_per_series():
         alert = alert_from_anomaly(anomaly)
         mark = end
         outputs += h._step(
-            lambda a, g, al=alert, o=window, w=mark: h.stage.on_alert(al, 0, o, w, a, g, h.schedule)
+            lambda a, g, al=alert, w=mark: h.stage.on_alert(al, 0, w, a, g, h.schedule)
         )
     outputs += h.advance(T0 + HOUR)
     notes = [(r["notification"], r["count"]) for r in records(outputs)]
@@ -508,7 +503,7 @@ def test_an_older_scan_arriving_late_does_not_resolve_newer_findings(fixtures_di
     assert {r["status"] for r in records(outputs)} == {"firing"}
 
 
-# ---- determinism, offsets, restarts -----------------------------------------------------
+# ---- determinism, crashes, restarts -----------------------------------------------------
 
 
 def values(outputs) -> list[tuple[str, str | None, dict]]:
@@ -535,22 +530,6 @@ def test_any_arrival_order_within_the_slack_gives_identical_outputs(falco_fixtur
         assert values(outputs) == values(reference)
 
 
-def test_an_event_replayed_at_the_same_offset_is_not_counted_twice(falco_fixture):
-    events = falco_fixture[:60]
-    h = Harness()
-    expected = h.feed(*events) + h.flush()
-    replayed = Harness()
-    outputs = []
-    for offset, event in enumerate(events):
-        outputs += replayed.feed(event, offset=offset)
-        if offset % 7 == 0:  # the broker redelivers it after a crash
-            outputs += replayed.feed(event, offset=offset)
-    outputs += replayed.flush()
-    assert replayed.stage.accounting["inputs"] == 60
-    assert sum(r[-1]["count"] for r in by_fingerprint(outputs).values()) == 60
-    assert [r["id"] for r in records(outputs)] == [r["id"] for r in records(expected)]
-
-
 def test_a_crash_before_commit_replays_the_same_outputs(falco_fixture):
     events = falco_fixture[:80]
     h = Harness()
@@ -560,14 +539,14 @@ def test_a_crash_before_commit_replays_the_same_outputs(falco_fixture):
     for offset, event in enumerate(events):
         if offset == 40:
             alerts, groups = StagedState(crashed.alerts), StagedState(crashed.groups)
-            crashed.stage.on_event(event, 0, offset, event.ts_ms, alerts, groups, crashed.schedule)
+            crashed.stage.on_event(event, 0, event.ts_ms, alerts, groups, crashed.schedule)
             alerts.discard()
             groups.discard()
             # restart: in-memory schedule rebuilt from the committed tables
             crashed.schedule = TimerSchedule.rebuild(
                 itertools.chain(crashed.alerts.items(), crashed.groups.items()), 0
             )
-        outputs += crashed.feed(event, offset=offset)
+        outputs += crashed.feed(event)
     outputs += crashed.flush()
     assert values(outputs) == values(expected)
 
@@ -579,7 +558,7 @@ def test_schedule_rebuilt_after_a_restart_continues_identically(falco_fixture):
     outputs = h.feed(*falco_fixture[:100])
     restarted = Harness(config)
     restarted.alerts, restarted.groups = h.alerts, h.groups
-    restarted.watermark, restarted.next_offset = h.watermark, h.next_offset
+    restarted.watermark = h.watermark
     restarted.schedule = TimerSchedule.rebuild(
         itertools.chain(h.alerts.items(), h.groups.items()), 0
     )
@@ -714,7 +693,7 @@ def test_inputs_waiting_for_the_clock_are_bounded_per_alert():
     for n in range(MAX_PENDING_INPUTS + 10):
         event = falco(T0 + (n + 1) * S)
         alerts, groups = StagedState(h.alerts), StagedState(h.groups)
-        h.stage.receive_event(event, 0, n, alerts, groups, h.schedule)
+        h.stage.receive_event(event, 0, alerts, groups, h.schedule)
         alerts.commit()
         groups.commit()
         key = key or next(iter(h.alerts))
@@ -760,7 +739,7 @@ def test_an_alert_past_retention_with_a_newer_input_waiting_starts_afresh():
     assert [r["notification"] for r in records(first)] == ["firing", "resolved"]
     later = falco(T0 + 30 * day)
     alerts, groups = StagedState(h.alerts), StagedState(h.groups)
-    h.stage.receive_event(later, 0, h.next_offset, alerts, groups, h.schedule)
+    h.stage.receive_event(later, 0, alerts, groups, h.schedule)
     alerts.commit()
     groups.commit()
     assert records(h.advance(later.ts_ms - 1)) == []  # retention fired; the sighting waits

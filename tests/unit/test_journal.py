@@ -131,7 +131,7 @@ def test_a_step_too_large_for_kafka_is_not_journaled(monkeypatch):
     journal = Journal(table, {"a": {}})
     journal.write(2, 40, writes(a={"k": "x" * 200}), [])
     assert journal.oversize == 1
-    assert orjson.loads(table["2"]) == {"o": 40, "w": {}, "d": {}, "out": []}
+    assert orjson.loads(table["2"]) == {"o": 40, "w": {}, "d": {}, "out": [], "src": {}}
 
 
 def test_large_records_are_stored_compressed_and_read_back():

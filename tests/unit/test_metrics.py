@@ -138,7 +138,7 @@ def test_the_real_pipeline_is_counted_with_its_accounting(fixtures_dir):
         ingested += len(outputs)
         for out in outputs:
             event = Event.from_dict(out.value)
-            step = process.process(event, 0, None)
+            step = process.process(event, 0)
             step.commit()
             m.observe_step(step.outputs, event.source, event.ts_ms)
             emitted.update(o.topic for o in step.outputs)

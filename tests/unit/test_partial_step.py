@@ -3,9 +3,10 @@
 Each Faust table has its own changelog, written in the background, so a SIGKILL can keep any
 subset of the last steps' changelog records. Here a step's writes are cut at random (by key,
 and by table) at a sample of steps; the journal record of the step is applied again, and the
-partition is read again from a committed offset at or before the step. The outputs must be
-exactly those of the run without a crash: nothing lost, nothing changed, nothing new. Without
-the journal the same cut loses or changes outputs (the check has teeth).
+partition is read again from a committed offset at or before the step, skipping what the
+journal record says the state holds (app/runtime/resends.py). The outputs must be exactly
+those of the run without a crash: nothing lost, nothing changed, nothing new. Without the
+journal the same cut loses or changes outputs (the check has teeth).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from app.events import Event
 from app.pipeline import Batch, Pipeline, PipelineState
+from app.runtime.resends import ResendGuard
 from app.settings import REPO_ROOT, Settings
 from app.topics import entity_partition
 from tables import held, step_journal
@@ -63,14 +65,14 @@ class Done:
     writes: dict[str, dict[str, Any]]
 
 
-def run_step(pipeline: Pipeline, offset: int, record: tuple[int, Event | None]) -> Done:
-    """Process one record at `offset` and apply its writes."""
+def run_step(pipeline: Pipeline, record: tuple[int, Event | None]) -> Done:
+    """Process one record and apply its writes."""
     arrival, event = record
     batch = Batch(pipeline.state)
     if event is None:
-        step = pipeline.tick(PARTITION, offset, arrival, batch)
+        step = pipeline.tick(PARTITION, arrival, batch)
     else:
-        step = pipeline.process(copy.deepcopy(event), PARTITION, offset, batch, arrival)
+        step = pipeline.process(copy.deepcopy(event), PARTITION, batch, arrival)
     writes = {name: dict(batch.staged(PARTITION, name).pending) for name in TABLES}
     step.commit()
     return Done(step.outputs, {name: w for name, w in writes.items() if w})
@@ -122,9 +124,9 @@ def reference():
     recs = records(settings)
     pipeline = Pipeline(settings)
     before, steps = [], []
-    for offset, record in enumerate(recs):
+    for record in recs:
         before.append(state_of(pipeline))
-        steps.append(run_step(pipeline, offset, record))
+        steps.append(run_step(pipeline, record))
     expected: dict[tuple[str, str], bytes] = {}
     problems: list[str] = []
     for done in steps:
@@ -171,12 +173,17 @@ def crash(reference, n: int, kept: set[tuple[str, str]], back: int, redo: bool) 
         note(seen, done.outputs, problems)
     state = cut(before[n], steps[n], kept)
     pipeline = Pipeline(settings, state)
+    resends = ResendGuard()
     if redo:
         tables = {name: getattr(state, name) for name in TABLES}
-        again = step_journal.redo(journal_of(steps[n], n), tables)
+        record = journal_of(steps[n], n)
+        again = step_journal.redo(record, tables)
+        resends.restore(PARTITION, record)
         note(seen, again, problems)
     for offset in range(max(0, n - back), len(recs)):
-        note(seen, run_step(pipeline, offset, recs[offset]).outputs, problems)
+        if not resends.admit(PARTITION, offset):
+            continue
+        note(seen, run_step(pipeline, recs[offset]).outputs, problems)
         if offset > n and offset % 10 == 0 and same_state(pipeline, before[offset + 1]):
             for rest in steps[offset + 1 :]:  # the same state: the rest is the same too
                 note(seen, rest.outputs, problems)

@@ -40,15 +40,15 @@ def stage_with(policy_dir: Path) -> ComplianceStage:
     return ComplianceStage(ComplianceConfig(), pack)
 
 
-def run(stage: ComplianceStage, event, offset: int):
-    return stage.on_event(event, 0, offset, None, StagedState({}), StagedState({}))
+def run(stage: ComplianceStage, event):
+    return stage.on_event(event, 0, None, StagedState({}), StagedState({}))
 
 
 def test_gatekeeper_template_flags_a_privileged_pod_and_not_an_unprivileged_one():
     stage = stage_with(PRIVILEGED)
     posture, observed = StagedState({}), StagedState({})
     created = audit("create", "pods", None, obj=pod("debug", privileged=True))
-    result = stage.on_event(created, 0, 1, None, posture, observed)
+    result = stage.on_event(created, 0, None, posture, observed)
     (violation,) = [v for v in result.violations if v.rule_id == "psp-privileged-container"]
     assert violation.severity == "high"
     assert violation.messages[0].startswith("Privileged container is not allowed: api")
@@ -60,7 +60,7 @@ def test_gatekeeper_template_flags_a_privileged_pod_and_not_an_unprivileged_one(
     assert posture.get(key)["status"] == "fail"
     # the same pod created again without privileges: compliant, the alert resolves
     fixed = audit("create", "pods", None, obj=pod("debug", privileged=False), at=T0 + SEC)
-    result = stage.on_event(fixed, 0, 2, None, posture, observed)
+    result = stage.on_event(fixed, 0, None, posture, observed)
     assert not [v for v in result.violations if v.rule_id == "psp-privileged-container"]
     assert [
         a.status for a in result.alerts if a.labels["alertname"] == "psp-privileged-container"
@@ -89,11 +89,9 @@ def test_gatekeeper_constraint_match_and_parameters_hold():
         "p",
         obj={"spec": {"containers": [{"name": "api", "securityContext": {"privileged": True}}]}},
     )
-    for offset, event in enumerate((system, exempt, deployment), start=1):
+    for event in (system, exempt, deployment):
         assert not [
-            v
-            for v in run(stage, event, offset).violations
-            if v.rule_id == "psp-privileged-container"
+            v for v in run(stage, event).violations if v.rule_id == "psp-privileged-container"
         ]
 
 

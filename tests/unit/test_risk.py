@@ -1,6 +1,6 @@
 """Risk signals and the risk stage (tables/risk_signals.py, tables/risk.py, risk_model.py):
 service resolution, per-item points, decay in event time, exact contributions, emission
-rules, determinism under reordering of equal times, and offset markers on replay."""
+rules, determinism under reordering of equal times, and replays after a crash."""
 
 from __future__ import annotations
 
@@ -461,35 +461,20 @@ def test_determinism_same_input_twice_and_shuffled_equal_times():
         assert _run(shuffled) == first
 
 
-def test_replayed_offsets_are_not_double_counted():
-    signals = _scenario_signals()
-    harness = Harness()
-    harness.feed(signals)
-    snapshot = copy.deepcopy(harness.table)
-    again = Harness()
-    again.table, again.stage = harness.table, harness.stage
-    outputs = []
-    for offset, signal in enumerate(signals):  # redelivered at the same offsets
-        outputs += again.feed([signal], offset=offset)
-    assert outputs == []
-    assert harness.table == snapshot
-    assert harness.stage.stats["replayed"] == len(signals)
-
-
 def test_crash_before_commit_replays_the_same_outputs():
     signals = _scenario_signals()
     reference = Harness()
     expected = [reference.feed([s]) for s in signals]
     harness = Harness()
-    for offset, signal in enumerate(signals):
+    for n, signal in enumerate(signals):
         staged = StagedState(harness.table)
-        harness.stage.on_signal(signal, 0, offset, staged)
+        harness.stage.on_signal(signal, 0, staged)
         staged.discard()  # the send failed: nothing committed
         harness.stage.forget_schedules()
         staged = StagedState(harness.table)
-        outputs = harness.stage.on_signal(signal, 0, offset, staged)
+        outputs = harness.stage.on_signal(signal, 0, staged)
         staged.commit()
-        assert outputs == expected[offset]
+        assert outputs == expected[n]
     assert harness.table == reference.table
 
 

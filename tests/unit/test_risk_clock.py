@@ -3,7 +3,6 @@ the same scores and scorecards whatever order they interleave in."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from typing import Any
 
@@ -58,9 +57,9 @@ def run(order: list[dict[str, Any]], producers: int | None = PRODUCERS) -> list[
     stage = RiskStage(producers=producers)
     table: dict[str, Any] = {}
     outputs = []
-    for offset, signal in enumerate(order):
+    for signal in order:
         staged = StagedState(table)
-        outputs += stage.on_signal(signal, 0, offset, staged)
+        outputs += stage.on_signal(signal, 0, staged)
         staged.commit()
     return [(out.topic, out.value) for out in outputs]
 
@@ -92,11 +91,10 @@ def test_without_producers_the_order_changes_the_scores():
 def _stage() -> tuple[RiskStage, dict[str, Any], Any]:
     stage = RiskStage(producers=PRODUCERS)
     table: dict[str, Any] = {}
-    feed = itertools.count()
 
     def send(signal: dict[str, Any]) -> list[Any]:
         staged = StagedState(table)
-        outputs = stage.on_signal(signal, 0, next(feed), staged)
+        outputs = stage.on_signal(signal, 0, staged)
         staged.commit()
         return outputs
 
@@ -139,7 +137,7 @@ def test_the_gate_sees_held_signals():
     table: dict[str, Any] = {}
     staged = StagedState(table)
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
-        stage.on_signal(signal, 0, 0, staged)
+        stage.on_signal(signal, 0, staged)
     staged.commit()
     held = table["payments"]
     assert held["items"] == {} and len(held["pend"]) == 1
@@ -154,7 +152,7 @@ def _periodic_times(steps: list[int]) -> list[int]:
     staged = StagedState(table)
     outputs = []
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
-        outputs += stage.on_signal(signal, 0, 0, staged)
+        outputs += stage.on_signal(signal, 0, staged)
     for at in steps:
         outputs += stage.on_tick(at, staged, 0)
     staged.commit()
@@ -244,9 +242,9 @@ def test_spilling_held_signals_changes_no_output(monkeypatch):
     assert run(streams[1] + streams[0]) == expected
     table: dict[str, Any] = {}
     stage = RiskStage(producers=PRODUCERS)
-    for offset, signal in enumerate(streams[1] + streams[0]):
+    for signal in streams[1] + streams[0]:
         staged = StagedState(table)
-        stage.on_signal(signal, 0, offset, staged)
+        stage.on_signal(signal, 0, staged)
         staged.commit()
         if any("|~held|" in key for key in table):
             break

@@ -39,7 +39,6 @@ class Partition:
         self.groups: dict = {}
         self.schedule = TimerSchedule()
         self.watermark = 0
-        self.offset = 0
 
     def _step(self, call) -> list:
         alerts, groups = StagedState(self.alerts), StagedState(self.groups)
@@ -52,11 +51,10 @@ class Partition:
         outputs = []
         for event in events:
             self.watermark = max(self.watermark, event.ts_ms)
-            offset, mark = self.offset, self.watermark
-            self.offset += 1
+            mark = self.watermark
             outputs += self._step(
-                lambda a, g, e=event, o=offset, w=mark: self.stage.on_event(
-                    e, self.number, o, w, a, g, self.schedule
+                lambda a, g, e=event, w=mark: self.stage.on_event(
+                    e, self.number, w, a, g, self.schedule
                 )
             )
         return outputs

@@ -91,9 +91,9 @@ def run(pipeline: Pipeline, recs: list, batch_size: int, journals: list | None =
             arrival, event = recs[offset]
             batch.begin_event()
             if event is None:
-                step = pipeline.tick(PARTITION, offset, arrival, batch)
+                step = pipeline.tick(PARTITION, arrival, batch)
             else:
-                step = pipeline.process(copy.deepcopy(event), PARTITION, offset, batch, arrival)
+                step = pipeline.process(copy.deepcopy(event), PARTITION, batch, arrival)
             outputs += step.outputs
         batch.encode(dumps_value)
         if journals is not None:

@@ -1,5 +1,5 @@
 """Event-time windows: assignment, watermark, grace, late side output, exactly-once close,
-bounded state, order independence, crash replay and restart."""
+bounded state, order independence and restart."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ def metric(ts_ms: int, value: float, service: str = "payments") -> Event:
     )
 
 
-def run(events, settings=SETTINGS, pipeline=None, offsets=True, flush=False):
+def run(events, settings=SETTINGS, pipeline=None, flush=False):
     pipeline = pipeline or Pipeline(settings)
     outputs = []
-    for offset, event in enumerate(events):
-        step = pipeline.process(event, 0, offset if offsets else None)
+    for event in events:
+        step = pipeline.process(event, 0)
         step.commit()
         outputs.extend(step.outputs)
     if flush:
@@ -134,23 +134,6 @@ def test_any_interleaving_within_grace_gives_the_same_windows():
         assert got == expected
 
 
-def test_an_event_replayed_after_a_crash_is_not_counted_twice():
-    events = [metric(t * 10_000, 1.0) for t in range(30)]
-    pipeline = Pipeline(SETTINGS)
-    outputs = []
-    for offset, event in enumerate(events):
-        step = pipeline.process(event, 0, offset)
-        step.commit()
-        outputs.extend(step.outputs)
-        if offset == 14:  # crash after committing state, before the offset commit: replay 10..14
-            for replay_offset in range(10, 15):
-                again = pipeline.process(events[replay_offset], 0, replay_offset)
-                again.commit()
-                outputs.extend(again.outputs)
-    _, clean = run(events)
-    assert finals(outputs) == finals(clean)
-
-
 def test_restart_rebuilds_the_close_schedule_from_state():
     events = [metric(t * 7_000, float(t % 5)) for t in range(200)]
     _, uninterrupted = run(events)
@@ -159,8 +142,8 @@ def test_restart_rebuilds_the_close_schedule_from_state():
     _, before = run(events[:90], pipeline=first)
     restarted = Pipeline(SETTINGS, state)  # fresh process: schedules rebuilt from the tables
     outputs = list(before)
-    for offset, event in enumerate(events[90:], start=90):
-        step = restarted.process(event, 0, offset)
+    for event in events[90:]:
+        step = restarted.process(event, 0)
         step.commit()
         outputs.extend(step.outputs)
     assert finals(outputs) == finals(uninterrupted)
@@ -169,31 +152,10 @@ def test_restart_rebuilds_the_close_schedule_from_state():
 
 def test_outputs_are_not_applied_to_state_until_commit():
     pipeline = Pipeline(SETTINGS)
-    step = pipeline.process(metric(10_000, 1.0), 0, 0)
+    step = pipeline.process(metric(10_000, 1.0), 0)
     assert pipeline.state.series == {}
     step.commit()
     assert watermark_key("metrics") in pipeline.state.series
-
-
-def test_an_event_ingest_sent_twice_is_dropped():
-    """Ingest re-reads raw records after a crash: the resent events (same raw position, new
-    offset on vigil.events) change nothing."""
-    pipeline = Pipeline(SETTINGS)
-    events = []
-    for t in range(20):
-        event = metric(t * 10_000, 1.0)
-        event.origin = {"t": "telemetry.metrics", "p": 1, "o": 100 + t, "i": 0}
-        events.append(event)
-    outputs = []
-    for offset, event in enumerate(events + events[12:16] + [metric(400_000, 1.0)]):
-        step = pipeline.process(event, 0, offset)
-        step.commit()
-        outputs.extend(step.outputs)
-    assert pipeline.duplicates == 4
-    assert pipeline.state.entities["service:payments"]["events"] == 21
-    assert sum(w["count"] for w in finals(outputs)) == sum(
-        w["count"] for w in finals(run([*events, metric(400_000, 1.0)])[1])
-    )
 
 
 def test_batches_give_the_same_outputs_and_state_as_single_events():
@@ -203,9 +165,9 @@ def test_batches_give_the_same_outputs_and_state_as_single_events():
     outputs = []
     for start in range(0, len(events), 64):
         batch = Batch(batched.state)
-        for offset in range(start, min(start + 64, len(events))):
+        for event in events[start : start + 64]:
             batch.begin_event()
-            outputs.extend(batched.process(events[offset], 0, offset, batch).outputs)
+            outputs.extend(batched.process(event, 0, batch).outputs)
         for staged in batch.for_partition(0):
             staged.commit()
     assert [o.value for o in outputs] == [o.value for o in expected]
@@ -216,42 +178,10 @@ def test_a_failed_event_is_rolled_back_without_losing_the_batch():
     pipeline = Pipeline(SETTINGS)
     batch = Batch(pipeline.state)
     batch.begin_event()
-    pipeline.process(metric(10_000, 1.0), 0, 0, batch)
+    pipeline.process(metric(10_000, 1.0), 0, batch)
     batch.begin_event()
-    pipeline.process(metric(20_000, 2.0), 0, 1, batch)
+    pipeline.process(metric(20_000, 2.0), 0, batch)
     batch.rollback_event()  # as the agent does when processing raises
     for staged in batch.for_partition(0):
         staged.commit()
     assert pipeline.state.entities["service:payments"]["events"] == 1
-
-
-def test_events_reordered_in_transit_are_kept_and_resends_still_dropped():
-    pipeline = Pipeline(SETTINGS)
-    events = []
-    for t in range(6):
-        event = metric(t * 10_000, 1.0)
-        event.origin = {"t": "telemetry.metrics", "p": 0, "o": 10 + t, "i": 0}
-        events.append(event)
-    arrival = [events[0], events[2], events[1], events[3], events[2], events[4], events[5]]
-    for offset, event in enumerate(arrival):
-        pipeline.process(event, 0, offset).commit()
-    assert pipeline.duplicates == 1  # the second copy of events[2]
-    assert pipeline.state.entities["service:payments"]["events"] == 6
-
-
-def test_a_replay_applies_what_one_table_lost_even_if_another_kept_it():
-    """Tables have separate changelogs: after a crash the entity stats may hold an event that
-    the series table lost. Replaying the same offset must restore the series count."""
-    event = metric(10_000, 1.0)
-    event.origin = {"t": "telemetry.metrics", "p": 0, "o": 5, "i": 0}
-    pipeline = Pipeline(SETTINGS)
-    step = pipeline.process(event, 0, 0)
-    entities_only = [s for s in step.staged if s.base is pipeline.state.entities]
-    for staged in entities_only:
-        staged.commit()  # the series write was lost in the crash
-    pipeline.process(event, 0, 0).commit()  # the consumer replays offset 0
-    closing = metric(200_000, 1.0)
-    outputs = pipeline.process(closing, 0, 1).outputs
-    (window,) = [w for w in finals(outputs) if w["start_ms"] == 0]
-    assert window["count"] == 1
-    assert pipeline.duplicates == 0
