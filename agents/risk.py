@@ -133,7 +133,7 @@ async def risk(stream):
                 continue  # in the partition's state already (app/runtime/resends.py)
             state = staged.get(partition)
             if state is None:
-                state = staged[partition] = StagedState(risk_state)
+                state = staged[partition] = StagedState(risk_state, owner=partition)
             last_of_partition[partition] = event
             outputs_of.setdefault(partition, []).extend(_apply_signal(event, state))
         outputs = [out for outs in outputs_of.values() for out in outs]

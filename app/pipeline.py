@@ -44,7 +44,7 @@ from tables.risk_model import RiskConfig, parse_weights
 from tables.risk_signals import signal_outputs, signals_from, tick_signal
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 from tables.silences import parse_inhibit_rule
-from tables.staged import StagedState
+from tables.staged import StagedState, owned_by
 from tables.windows import WindowSpec
 
 
@@ -65,6 +65,11 @@ class PipelineState:
     desired: MutableMapping[str, Any] = field(default_factory=dict)
     observed: MutableMapping[str, Any] = field(default_factory=dict)
     posture: MutableMapping[str, Any] = field(default_factory=dict)
+
+
+#: Tables whose values are not marked with the partition that wrote them (`StagedState`'s
+#: `owner`): the global ones, and the entity stats (no timers read them back per partition).
+UNOWNED_TABLES = frozenset({"entities", "silences", "inhibitors"})
 
 
 class Batch:
@@ -88,7 +93,8 @@ class Batch:
             view = getattr(base, "partition_view", None)  # tables/table_cache.py
             if view is not None:
                 base = view(partition)
-            staged = self._staged[key] = StagedState(base)
+            owner = None if table in UNOWNED_TABLES else partition
+            staged = self._staged[key] = StagedState(base, owner)
         return staged
 
     def begin_event(self) -> None:
@@ -377,14 +383,14 @@ class Pipeline:
         posture = batch.staged(partition, "posture")
         entities[event.entity] = update_entity_stats(entities.get(event.entity), event)
         schedule = self.schedule(partition, event.source)
-        outputs = self.series.apply(event, partition, series, schedule)
+        outputs = self.series.apply(event, series, schedule)
         source = event.origin["t"] if event.origin else event.source
         before, clock = self._advance_clock(series, source, event.ts_ms, arrival_ms)
         timers = self.timers(partition)
-        self.alerts.receive_event(event, partition, alerts, groups, timers)
+        self.alerts.receive_event(event, alerts, groups, timers)
         overflow = None
         if self._decides_in_order(event):
-            cutoff = held.hold(observed, event, partition, self.held(partition))
+            cutoff = held.hold(observed, event, self.held(partition))
             overflow = None if cutoff is None else (held.held_key(event.entity), cutoff)
         released, raised = self._release(partition, clock, desired, observed, posture, overflow)
         outputs += released
@@ -405,7 +411,7 @@ class Pipeline:
         the partition `clock`: all inputs are in before any timer fires, so none is late."""
         timers = self.timers(partition)
         for alert in raised:
-            self.alerts.receive_alert(alert, partition, alerts, groups, timers)
+            self.alerts.receive_alert(alert, alerts, groups, timers)
         return self.alerts.on_watermark(clock, alerts, groups, timers)
 
     def _decides_in_order(self, event: Event) -> bool:
@@ -440,8 +446,8 @@ class Pipeline:
             if forced:
                 self.held_overflow += len(released)
             for event in released:
-                outputs += self.drift.on_event(event, partition, event.ts_ms, desired, observed)
-                checked = self.compliance.on_event(event, partition, event.ts_ms, posture, observed)
+                outputs += self.drift.on_event(event, event.ts_ms, desired, observed)
+                checked = self.compliance.on_event(event, event.ts_ms, posture, observed)
                 outputs += checked.outputs
                 raised += checked.alerts
         return outputs, raised
@@ -610,7 +616,7 @@ class Pipeline:
         timers = self._timers.get(partition)
         if timers is None:
             items = itertools.chain(self.state.alerts.items(), self.state.groups.items())
-            timers = TimerSchedule.rebuild(items, partition)
+            timers = TimerSchedule.rebuild(owned_by(items, partition))
             self._timers[partition] = timers
         return timers
 
@@ -619,7 +625,7 @@ class Pipeline:
         schedule = self._schedules.get((partition, source))
         if schedule is None:
             schedule = WindowSchedule.rebuild(
-                self.state.series.items(), partition, source, self.series.config.spec
+                owned_by(self.state.series.items(), partition), source, self.series.config.spec
             )
             self._schedules[(partition, source)] = schedule
         return schedule
@@ -628,7 +634,7 @@ class Pipeline:
         """The schedule of a partition's held events, rebuilt from state when first needed."""
         schedule = self._held.get(partition)
         if schedule is None:
-            schedule = held.HeldSchedule.rebuild(self.state.observed.items(), partition)
+            schedule = held.HeldSchedule.rebuild(owned_by(self.state.observed.items(), partition))
             self._held[partition] = schedule
         return schedule
 
@@ -640,13 +646,14 @@ class Pipeline:
 
     def flush(self, partition: int = 0) -> Step:
         """End of input (offline only): close every window, then fire every alert timer."""
-        series = StagedState(self.state.series)
-        alerts = StagedState(self.state.alerts)
-        groups = StagedState(self.state.groups)
-        inhibitors = StagedState(self.state.inhibitors)
-        desired = StagedState(self.state.desired)
-        observed = StagedState(self.state.observed)
-        posture = StagedState(self.state.posture)
+        batch = Batch(self.state)
+        series = batch.staged(partition, "series")
+        alerts = batch.staged(partition, "alerts")
+        groups = batch.staged(partition, "groups")
+        inhibitors = batch.staged(partition, "inhibitors")
+        desired = batch.staged(partition, "desired")
+        observed = batch.staged(partition, "observed")
+        posture = batch.staged(partition, "posture")
         keys = [k for k, v in self.state.series.items() if isinstance(v, dict) and v.get("open")]
         outputs = self.series.flush(series, keys)
         timers = self.timers(partition)
@@ -654,11 +661,11 @@ class Pipeline:
         released, raised = self._release(partition, math.inf, desired, observed, posture)
         outputs += released
         for alert in raised:
-            derived += self.alerts.on_alert(alert, partition, None, alerts, groups, timers)
+            derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
         for out in outputs:
             if out.topic == "anomalies":
                 alert = alert_from_anomaly(out.value)
-                derived += self.alerts.on_alert(alert, partition, None, alerts, groups, timers)
+                derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
         derived += self.alerts.flush(alerts, groups, timers)
         outputs += self._route_inhibitors(derived, inhibitors)
         return Step(outputs, [series, alerts, groups, inhibitors, desired, observed, posture])

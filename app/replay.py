@@ -132,7 +132,7 @@ class OfflineRisk:
         )
         self.pipelines = pipelines
         self.idle_after = offline_idle_ms(settings)
-        self.states = {p: StagedState({}) for p in range(settings.partitions)}
+        self.states = {p: StagedState({}, owner=p) for p in range(settings.partitions)}
         #: partition -> time of its last event; the partitions declared idle since
         self.last: dict[int, int] = {}
         self.idle: set[int] = set()

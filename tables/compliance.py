@@ -747,7 +747,6 @@ class ComplianceStage:
     def on_event(
         self,
         event: Event,
-        partition: int,
         watermark: int | None,
         posture: StagedState,
         observed: StagedState,
@@ -762,7 +761,7 @@ class ComplianceStage:
             return result
         doc = event.to_dict()
         for rule in self.pack.prior_by_type.get(event.type, ()):
-            self._record_prior(rule, event, doc, partition, observed)
+            self._record_prior(rule, event, doc, observed)
         rules = [r for r in self.pack.by_type.get(event.type, ()) if r.applies_to(event)]
         if not rules:
             return result
@@ -778,9 +777,7 @@ class ComplianceStage:
                 identity = None
                 if rule.first_seen is not None:
                     identity = _first_text(doc, rule.first_seen.identity)
-                    if identity is None or not self._first_seen(
-                        rule, event, identity, partition, observed
-                    ):
+                    if identity is None or not self._first_seen(rule, event, identity, observed):
                         continue
                 elif rule.requires_prior is not None and self._prior_seen(
                     rule, event, doc, observed
@@ -798,7 +795,7 @@ class ComplianceStage:
             result.alerts.append(violation_alert(violation, event, self.pack))
             if self.config.emit_violations:
                 result.outputs.append(Output("violations", event.entity, violation.to_dict()))
-        flipped = self._update_posture(event, partition, fails, passes, posture, result)
+        flipped = self._update_posture(event, fails, passes, posture, result)
         for rule, subject in passes:
             if (rule.id, subject) in flipped:
                 result.alerts.append(pass_alert(rule, event, subject))
@@ -811,7 +808,6 @@ class ComplianceStage:
         rule: Rule,
         event: Event,
         identity: str,
-        partition: int,
         observed: StagedState,
     ) -> bool:
         """Whether `identity` is new for the entity after the learning period (and remember
@@ -821,7 +817,7 @@ class ComplianceStage:
         key = f"{event.entity}|{SEEN_MARK}|{rule.id}"
         state = _copy(observed.get(key))
         if state is None:
-            state = {"t": "seen", "p": partition, "first": event.ts_ms, "ids": {}}
+            state = {"t": "seen", "first": event.ts_ms, "ids": {}}
         state["first"] = min(state["first"], event.ts_ms)
         known = state["ids"].get(identity)
         learning = event.ts_ms < state["first"] + spec.learning_ms
@@ -842,7 +838,6 @@ class ComplianceStage:
         rule: Rule,
         event: Event,
         doc: dict[str, Any],
-        partition: int,
         observed: StagedState,
     ) -> None:
         spec = rule.requires_prior
@@ -855,7 +850,7 @@ class ComplianceStage:
         key = f"{event.entity}|{PRIOR_MARK}|{rule.id}"
         state = _copy(observed.get(key))
         if state is None:
-            state = {"t": "prior", "p": partition, "keys": {}}
+            state = {"t": "prior", "keys": {}}
         state["keys"][value] = max(state["keys"].get(value, event.ts_ms), event.ts_ms)
         if len(state["keys"]) > spec.max_keys:
             stalest = min(state["keys"].items(), key=lambda item: (item[1], item[0]))
@@ -878,7 +873,6 @@ class ComplianceStage:
     def _update_posture(
         self,
         event: Event,
-        partition: int,
         fails: list[tuple[Rule, Violation]],
         passes: list[tuple[Rule, str | None]],
         posture: StagedState,
@@ -911,7 +905,6 @@ class ComplianceStage:
                 _, _, _, fw, control, entity = items[0]
                 row = {
                     "t": "posture",
-                    "p": partition,
                     "framework": fw,
                     "control": control,
                     "scope": scope,

@@ -171,12 +171,12 @@ class TimerSchedule:
         return len(self._heap)
 
     @classmethod
-    def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> TimerSchedule:
-        """A schedule for `partition` from `(key, value)` items of the alerts and groups tables
+    def rebuild(cls, items: Iterable[tuple[str, Any]]) -> TimerSchedule:
+        """A schedule from one partition's `(key, value)` items of the alerts and groups tables
         (chain both); each value's `t` says which table it belongs to."""
         schedule = cls()
         for key, value in items:
-            if not isinstance(value, dict) or value.get("p") != partition:
+            if not isinstance(value, dict):
                 continue
             due = value.get("due")
             if isinstance(due, int):
@@ -255,21 +255,19 @@ class AlertStage:
     def on_event(
         self,
         event: Event,
-        partition: int,
         watermark: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one event (alert-like, `scan_completed` or other), then fire due timers."""
-        self.receive_event(event, partition, alerts, groups, schedule)
+        self.receive_event(event, alerts, groups, schedule)
         mark = event.ts_ms if watermark is None else watermark
         return self.on_watermark(mark, alerts, groups, schedule)
 
     def receive_event(
         self,
         event: Event,
-        partition: int,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
@@ -278,34 +276,32 @@ class AlertStage:
         ctx = _Ctx(alerts, groups, schedule, flush=False)
         alert = alert_from_event(event)
         if alert is not None:
-            self._receive(alert, partition, ctx)
+            self._receive(alert, ctx)
         else:
             scan = resolutions_from_scan(event)
             if scan is not None:
-                self._receive_scan(event.entity, scan, partition, ctx)
+                self._receive_scan(event.entity, scan, ctx)
 
     def receive_alert(
         self,
         alert: AlertInput,
-        partition: int,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> None:
         """Take in one alert built elsewhere without firing timers (`on_watermark`)."""
-        self._receive(alert, partition, _Ctx(alerts, groups, schedule, flush=False))
+        self._receive(alert, _Ctx(alerts, groups, schedule, flush=False))
 
     def on_alert(
         self,
         alert: AlertInput,
-        partition: int,
         watermark: int | None,
         alerts: StagedState,
         groups: StagedState,
         schedule: TimerSchedule,
     ) -> list[Output]:
         """Take in one alert built elsewhere (anomalies), then fire due timers."""
-        self.receive_alert(alert, partition, alerts, groups, schedule)
+        self.receive_alert(alert, alerts, groups, schedule)
         mark = alert.ts_ms if watermark is None else watermark
         return self.on_watermark(mark, alerts, groups, schedule)
 
@@ -338,9 +334,9 @@ class AlertStage:
 
     # ---- inputs -------------------------------------------------------------------------
 
-    def _receive(self, alert: AlertInput, partition: int, ctx: _Ctx) -> None:
+    def _receive(self, alert: AlertInput, ctx: _Ctx) -> None:
         key = f"{alert.entity}|{alert.fingerprint}"
-        state = _load(ctx.alerts, key) or self._new_alert(alert, partition)
+        state = _load(ctx.alerts, key) or self._new_alert(alert)
         self.accounting["inputs"] += 1
         prefix = _pending_prefix(key)
         until = spill.add(ctx.alerts, prefix, state, alert.to_dict(), PENDING, _PENDING_LIMITS)
@@ -356,18 +352,17 @@ class AlertStage:
             return
         self._save_alert(key, state, ctx)
 
-    def _receive_scan(self, entity: str, scan: ScanResolution, partition: int, ctx: _Ctx) -> None:
+    def _receive_scan(self, entity: str, scan: ScanResolution, ctx: _Ctx) -> None:
         for scope in sorted(scan.scopes):
             key = f"{entity}|{SCOPE_MARK}|{scope}"
-            state = _load(ctx.alerts, key) or self._new_scope(entity, scope, partition)
+            state = _load(ctx.alerts, key) or self._new_scope(entity, scope)
             pending = {"ts_ms": scan.ts_ms, "id": scan.id, "present": sorted(scan.present)}
             _insert_pending(state["pend"], pending)
             self._save_scope(key, state, ctx)
 
-    def _new_alert(self, alert: AlertInput, partition: int) -> dict[str, Any]:
+    def _new_alert(self, alert: AlertInput) -> dict[str, Any]:
         return {
             "t": "alert",
-            "p": partition,
             "fp": alert.fingerprint,
             "entity": alert.entity,
             "kind": alert.kind,
@@ -383,10 +378,9 @@ class AlertStage:
         }
 
     @staticmethod
-    def _new_scope(entity: str, scope: str, partition: int) -> dict[str, Any]:
+    def _new_scope(entity: str, scope: str) -> dict[str, Any]:
         return {
             "t": "scope",
-            "p": partition,
             "entity": entity,
             "scope": scope,
             "open": [],
@@ -571,9 +565,7 @@ class AlertStage:
 
     def _scope_add(self, state: dict[str, Any], key: str, ctx: _Ctx) -> None:
         scope_key = self._scope_key(state)
-        scope = _load(ctx.alerts, scope_key) or self._new_scope(
-            state["entity"], state["scope"], state["p"]
-        )
+        scope = _load(ctx.alerts, scope_key) or self._new_scope(state["entity"], state["scope"])
         if key not in scope["open"]:
             scope["open"] = sorted([*scope["open"], key])
             self._save_scope(scope_key, scope, ctx)
@@ -622,7 +614,6 @@ class AlertStage:
         names = sorted(labels) if "..." in group_by else [n for n in group_by if n in labels]
         return {
             "t": "group",
-            "p": state["p"],
             "key": key,
             "entity": state["entity"],
             "labels": {n: labels[n] for n in sorted(names)},

@@ -545,7 +545,6 @@ class DriftStage:
     def on_event(
         self,
         event: Event,
-        partition: int,
         watermark: int | None,
         desired: StagedState,
         observed: StagedState,
@@ -558,7 +557,7 @@ class DriftStage:
         change = self.change_of(event)
         if change is None:
             return []
-        return self._apply(event, change, partition, desired, observed)
+        return self._apply(event, change, desired, observed)
 
     # ---- what an event says ----------------------------------------------------------
 
@@ -733,7 +732,6 @@ class DriftStage:
         self,
         event: Event,
         change: Change,
-        partition: int,
         desired_table: StagedState,
         observed_table: StagedState,
     ) -> list[Output]:
@@ -744,7 +742,6 @@ class DriftStage:
         if ostate is None:
             ostate = {
                 "t": "drift",
-                "p": partition,
                 "obs": {},
                 "drifted": {},
                 "aliases": {},
@@ -812,7 +809,6 @@ class DriftStage:
         if spec != (dstate or {}).get("spec"):
             desired_table[entity] = {
                 "t": "desired",
-                "p": partition,
                 "src": event.source,
                 "ts": event.ts_ms,
                 "spec": spec,

@@ -9,7 +9,7 @@ entity's events in event-time order instead: each waits here until the partition
 (tables/partition_clock.py) passes it, then all of an entity's due events are applied in
 `(time, id)` order.
 
-State: key `<entity>|~held` in the `observed` table, `{"t": "held", "p": partition, "ev":
+State: key `<entity>|~held` in the `observed` table, `{"t": "held", "ev":
 [event dicts, sorted], "spill": [spill buckets], "spilled": count}`: the earliest `INLINE_HELD`
 events in the record, later ones in spill records `<entity>|~held|<bucket>` (`{"t":
 "held_spill", "ev": [...]}`).
@@ -59,16 +59,11 @@ class HeldSchedule(DueHeap):
     key may be stale (its events released already): `release` checks the stored record."""
 
     @classmethod
-    def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> HeldSchedule:
-        """A schedule from the `(key, value)` items of the `observed` table for `partition`."""
+    def rebuild(cls, items: Iterable[tuple[str, Any]]) -> HeldSchedule:
+        """A schedule from one partition's `(key, value)` items of the `observed` table."""
         schedule = cls()
         for key, value in items:
-            if (
-                isinstance(value, dict)
-                and value.get("t") == "held"
-                and value.get("p") == partition
-                and value.get("ev")
-            ):
+            if isinstance(value, dict) and value.get("t") == "held" and value.get("ev"):
                 schedule.push(_order(value["ev"][0])[0], key)
         return schedule
 
@@ -76,14 +71,13 @@ class HeldSchedule(DueHeap):
 def hold(
     observed: StagedState,
     event: Event,
-    partition: int,
     schedule: HeldSchedule,
 ) -> int | None:
     """Hold `event`. Returns the time up to which held events must be released at once to
     keep `MAX_HELD` (or a spill record within `SPILL_BUCKET_MAX`), if any."""
     key = held_key(event.entity)
     stored = observed.get(key)
-    record = dict(stored) if stored else {"t": "held", "p": partition}
+    record = dict(stored) if stored else {"t": "held"}
     record.update(ev=list(record.get("ev") or []), spill=list(record.get("spill") or []))
     value = event.to_dict()
     order = _order(value)

@@ -59,7 +59,7 @@ from tables.risk_model import (
 )
 from tables.risk_signals import is_heartbeat
 from tables.scorecards import scorecard
-from tables.staged import StagedState
+from tables.staged import StagedState, owned_by
 
 __all__ = ["CATEGORIES", "RiskConfig", "RiskSchedule", "RiskStage", "watermark_key"]
 
@@ -115,14 +115,13 @@ class RiskSchedule(DueHeap):
     """In-memory min-heap of (due, subject) for one partition, rebuilt from the table."""
 
     @classmethod
-    def rebuild(cls, items: Iterable[tuple[str, Any]], partition: int) -> RiskSchedule:
-        """A schedule from the `(key, value)` items of the risk table for `partition`."""
+    def rebuild(cls, items: Iterable[tuple[str, Any]]) -> RiskSchedule:
+        """A schedule from one partition's `(key, value)` items of the risk table."""
         schedule = cls()
         for key, value in items:
             if (
                 isinstance(value, dict)
                 and value.get("t") == "risk"
-                and value.get("p") == partition
                 and isinstance(value.get("due"), int)
             ):
                 schedule.push(value["due"], key)
@@ -201,7 +200,7 @@ class RiskStage:
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
-            self._receive(signal, partition, state, schedule, outputs, clock)
+            self._receive(signal, state, schedule, outputs, clock)
         if clock is not None:
             self._fire(schedule, clock, state, outputs)
         return outputs
@@ -209,7 +208,6 @@ class RiskStage:
     def _receive(
         self,
         signal: Mapping[str, Any],
-        partition: int,
         state: StagedState,
         schedule: RiskSchedule,
         outputs: list[Output],
@@ -228,7 +226,7 @@ class RiskStage:
                 "spill": list(stored.get("spill") or []),
             }
         else:
-            st = new_subject(key, str(signal.get("entity_type") or "service"), partition)
+            st = new_subject(key, str(signal.get("entity_type") or "service"))
         self.stats["signals"] += 1
         if clock is not None and int(signal["time_ms"]) <= clock:
             self._wake_before(st, clock + 1)
@@ -258,7 +256,7 @@ class RiskStage:
         for number in partitions:
             schedule = self.schedule(number, state)
             key = watermark_key(number)
-            record = dict(state.get(key) or {"t": "wm", "p": number, "wm": None})
+            record = dict(state.get(key) or {"t": "wm", "wm": None})
             clock = record.get("clock", record.get("wm"))
             clock = now_ms - 1 if clock is None else max(clock, now_ms - 1)
             newest = record.get("wm")
@@ -307,7 +305,7 @@ class RiskStage:
         so far) when first needed."""
         schedule = self._schedules.get(partition)
         if schedule is None:
-            schedule = RiskSchedule.rebuild(state.items(), partition)
+            schedule = RiskSchedule.rebuild(owned_by(state.items(), partition))
             self._schedules[partition] = schedule
         return schedule
 
@@ -330,7 +328,7 @@ class RiskStage:
         stop. Without producers, every signal moves the clock to just before its own time."""
         key = watermark_key(partition)
         record = state.get(key)
-        record = dict(record) if record else {"t": "wm", "p": partition, "wm": None}
+        record = dict(record) if record else {"t": "wm", "wm": None}
         before = record.get("clock", record.get("wm"))
         time_ms = int(signal["time_ms"])
         aligned: int | None = None

@@ -164,7 +164,7 @@ def parse_weights(text: str) -> dict[str, float]:
 # ---- state --------------------------------------------------------------------------------
 
 
-def new_subject(subject: str, entity_type: str, partition: int) -> dict[str, Any]:
+def new_subject(subject: str, entity_type: str) -> dict[str, Any]:
     """An empty subject state (the risk table's value).
 
     `clock`: highest signal time applied; `eval`: last evaluation time; `dirty`: signals
@@ -175,7 +175,6 @@ def new_subject(subject: str, entity_type: str, partition: int) -> dict[str, Any
     """
     return {
         "t": "risk",
-        "p": partition,
         "subject": subject,
         "type": entity_type,
         "info": {},

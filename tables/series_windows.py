@@ -7,7 +7,7 @@ emitted once on `vigil.windows` and fed, in event-time order, to the series' onl
 detector (tables/anomaly_detector.py for metric means, tables/rate_detector.py for event
 counts); a score at or above the threshold is emitted on `vigil.anomalies`.
 
-State per series (one table value): `{"p", "src", "kind", "name", "entity", "open",
+State per series (one table value): `{"src", "kind", "name", "entity", "open",
 "last_end", "late"}`. The detector's state (up to 64 KiB) sits under its
 own key, `<series>#det`, so that it is read and written once per closed window rather than on
 every event.
@@ -78,16 +78,12 @@ class WindowSchedule:
         return len(self._heap)
 
     @classmethod
-    def rebuild(cls, items: Any, partition: int, source: str, spec: WindowSpec) -> WindowSchedule:
-        """A schedule for every open window of one partition's source in `(key, value)` items."""
+    def rebuild(cls, items: Any, source: str, spec: WindowSpec) -> WindowSchedule:
+        """A schedule for every open window of a source in one partition's `(key, value)`
+        items."""
         schedule = cls()
         for key, value in items:
-            if (
-                isinstance(value, dict)
-                and value.get("p") == partition
-                and value.get("src") == source
-                and value.get("open")
-            ):
+            if isinstance(value, dict) and value.get("src") == source and value.get("open"):
                 for start in value["open"]:
                     schedule.push(spec.closes_at(int(start)), key)
         return schedule
@@ -113,7 +109,6 @@ class SeriesWindows:
     def apply(
         self,
         event: Event,
-        partition: int,
         series: StagedState,
         schedule: WindowSchedule,
     ) -> list[Output]:
@@ -124,7 +119,7 @@ class SeriesWindows:
         mark = series.get(mark_key) or {"wm": None}
         watermark = mark["wm"]
         for point in series_points(event):
-            state = series.get(point.key) or self._new_state(point, event, partition)
+            state = series.get(point.key) or self._new_state(point, event)
             assignment = add_event(
                 state.get("open"),
                 event.ts_ms,
@@ -270,9 +265,8 @@ class SeriesWindows:
         )
 
     @staticmethod
-    def _new_state(point: SeriesPoint, event: Event, partition: int) -> dict[str, Any]:
+    def _new_state(point: SeriesPoint, event: Event) -> dict[str, Any]:
         return {
-            "p": partition,
             "src": event.source,
             "kind": point.kind,
             "name": point.name,

@@ -7,7 +7,7 @@ again (same deterministic ids, deduplicated downstream) instead of being lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -17,10 +17,16 @@ _ABSENT = object()
 
 
 class StagedState:
-    """A read-through overlay of one mapping (a Faust table, or a dict offline)."""
+    """A read-through overlay of one mapping (a Faust table, or a dict offline).
 
-    def __init__(self, base: MutableMapping[str, Any]) -> None:
+    With an `owner` (the partition whose records these are), every dict value written is
+    marked with it (`p`), so a partition's timers can be rebuilt from a table that holds
+    several partitions (`owned_by`): the stages never see a partition.
+    """
+
+    def __init__(self, base: MutableMapping[str, Any], owner: int | None = None) -> None:
         self.base = base
+        self.owner = owner
         self.pending: dict[str, Any] = {}
         #: Previous pending values of the keys written since `mark()` (for `rollback()`).
         self._undo: dict[str, Any] = {}
@@ -46,6 +52,8 @@ class StagedState:
                 yield key, value
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if self.owner is not None and type(value) is dict and "p" not in value:
+            value["p"] = self.owner
         self._remember(key)
         self.pending[key] = value
         self._encoded.pop(key, None)
@@ -116,3 +124,10 @@ class StagedState:
         self.pending.clear()
         self._undo.clear()
         self._encoded = {}
+
+
+def owned_by(items: Iterable[tuple[str, Any]], partition: int) -> Iterator[tuple[str, Any]]:
+    """The `(key, value)` items written by `partition` (see `StagedState`'s `owner`)."""
+    for key, value in items:
+        if isinstance(value, dict) and value.get("p") == partition:
+            yield key, value

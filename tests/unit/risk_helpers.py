@@ -182,7 +182,7 @@ class Harness:
     def feed(self, signals: list[dict[str, Any]]) -> list[Output]:
         outputs: list[Output] = []
         for signal in signals:
-            staged = StagedState(self.table)
+            staged = StagedState(self.table, owner=0)
             outputs += self.stage.on_signal(signal, 0, staged)
             staged.commit()
         return outputs
@@ -192,13 +192,13 @@ class Harness:
         return self.stage.current(self.table.get(subject))
 
     def tick(self, now_ms: int) -> list[Output]:
-        staged = StagedState(self.table)
+        staged = StagedState(self.table, owner=0)
         outputs = self.stage.on_tick(now_ms, staged, 0)
         staged.commit()
         return outputs
 
     def flush(self) -> list[Output]:
-        staged = StagedState(self.table)
+        staged = StagedState(self.table, owner=0)
         outputs = self.stage.flush(staged, 0)
         staged.commit()
         return outputs

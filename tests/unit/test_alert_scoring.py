@@ -146,7 +146,7 @@ def test_alert_records_carry_the_score_and_factors(fixtures_dir, catalogue):
     alerts, groups, schedule = StagedState({}), StagedState({}), TimerSchedule()
     outputs = []
     for event in events:
-        outputs += stage.on_event(event, 0, event.ts_ms, alerts, groups, schedule)
+        outputs += stage.on_event(event, event.ts_ms, alerts, groups, schedule)
     outputs += stage.on_watermark(events[0].ts_ms + 60_000, alerts, groups, schedule)
     records = [o.value for o in outputs if o.topic == "alerts"]
     assert len(records) == 6

@@ -58,7 +58,7 @@ class Harness:
 
     def feed(self, event: Event, commit: bool = True):
         posture, observed = StagedState(self.posture), StagedState(self.observed)
-        result = self.stage.on_event(event, 0, event.ts_ms, posture, observed)
+        result = self.stage.on_event(event, event.ts_ms, posture, observed)
         if commit:
             posture.commit()
             observed.commit()
@@ -654,7 +654,7 @@ def test_violations_flow_through_the_alert_stage_and_resolve_on_pass():
         result = harness.feed(event)
         for alert in result.alerts:
             a, g = StagedState(alerts), StagedState(groups)
-            sent += stage.on_alert(alert, 0, event.ts_ms, a, g, timers)
+            sent += stage.on_alert(alert, event.ts_ms, a, g, timers)
             a.commit()
             g.commit()
     a, g = StagedState(alerts), StagedState(groups)

@@ -60,7 +60,7 @@ class Harness:
             self.watermark = max(self.watermark or event.ts_ms, event.ts_ms)
             mark = self.watermark
             outputs += self._step(
-                lambda a, g, e=event, w=mark: self.stage.on_event(e, 0, w, a, g, self.schedule)
+                lambda a, g, e=event, w=mark: self.stage.on_event(e, w, a, g, self.schedule)
             )
         return outputs
 
@@ -306,9 +306,7 @@ def test_anomaly_alerts_dedup_per_series():
         }
         alert = alert_from_anomaly(anomaly)
         mark = end
-        outputs += h._step(
-            lambda a, g, al=alert, w=mark: h.stage.on_alert(al, 0, w, a, g, h.schedule)
-        )
+        outputs += h._step(lambda a, g, al=alert, w=mark: h.stage.on_alert(al, w, a, g, h.schedule))
     outputs += h.advance(T0 + HOUR)
     notes = [(r["notification"], r["count"]) for r in records(outputs)]
     assert notes == [("firing", 1), ("resolved", 6)]
@@ -539,12 +537,12 @@ def test_a_crash_before_commit_replays_the_same_outputs(falco_fixture):
     for offset, event in enumerate(events):
         if offset == 40:
             alerts, groups = StagedState(crashed.alerts), StagedState(crashed.groups)
-            crashed.stage.on_event(event, 0, event.ts_ms, alerts, groups, crashed.schedule)
+            crashed.stage.on_event(event, event.ts_ms, alerts, groups, crashed.schedule)
             alerts.discard()
             groups.discard()
             # restart: in-memory schedule rebuilt from the committed tables
             crashed.schedule = TimerSchedule.rebuild(
-                itertools.chain(crashed.alerts.items(), crashed.groups.items()), 0
+                itertools.chain(crashed.alerts.items(), crashed.groups.items())
             )
         outputs += crashed.feed(event)
     outputs += crashed.flush()
@@ -559,10 +557,7 @@ def test_schedule_rebuilt_after_a_restart_continues_identically(falco_fixture):
     restarted = Harness(config)
     restarted.alerts, restarted.groups = h.alerts, h.groups
     restarted.watermark = h.watermark
-    restarted.schedule = TimerSchedule.rebuild(
-        itertools.chain(h.alerts.items(), h.groups.items()), 0
-    )
-    assert TimerSchedule.rebuild(h.alerts.items(), 1).__len__() == 0, "other partition"
+    restarted.schedule = TimerSchedule.rebuild(itertools.chain(h.alerts.items(), h.groups.items()))
     outputs += restarted.feed(*falco_fixture[100:]) + restarted.flush()
     assert values(outputs) == values(expected)
 
@@ -693,7 +688,7 @@ def test_inputs_waiting_for_the_clock_are_bounded_per_alert():
     for n in range(MAX_PENDING_INPUTS + 10):
         event = falco(T0 + (n + 1) * S)
         alerts, groups = StagedState(h.alerts), StagedState(h.groups)
-        h.stage.receive_event(event, 0, alerts, groups, h.schedule)
+        h.stage.receive_event(event, alerts, groups, h.schedule)
         alerts.commit()
         groups.commit()
         key = key or next(iter(h.alerts))
@@ -739,7 +734,7 @@ def test_an_alert_past_retention_with_a_newer_input_waiting_starts_afresh():
     assert [r["notification"] for r in records(first)] == ["firing", "resolved"]
     later = falco(T0 + 30 * day)
     alerts, groups = StagedState(h.alerts), StagedState(h.groups)
-    h.stage.receive_event(later, 0, alerts, groups, h.schedule)
+    h.stage.receive_event(later, alerts, groups, h.schedule)
     alerts.commit()
     groups.commit()
     assert records(h.advance(later.ts_ms - 1)) == []  # retention fired; the sighting waits

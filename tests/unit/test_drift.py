@@ -51,7 +51,7 @@ class Harness:
 
     def feed(self, event: Event, commit: bool = True) -> list[Output]:
         desired, observed = StagedState(self.desired), StagedState(self.observed)
-        outputs = self.stage.on_event(event, 0, event.ts_ms, desired, observed)
+        outputs = self.stage.on_event(event, event.ts_ms, desired, observed)
         if commit:
             desired.commit()
             observed.commit()

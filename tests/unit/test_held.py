@@ -28,7 +28,7 @@ def test_release_in_time_then_id_order():
     table: dict[str, Any] = {}
     observed, schedule = StagedState(table), held.HeldSchedule()
     for ts, ident in [(30, "b"), (10, "z"), (30, "a"), (50, "c")]:
-        held.hold(observed, event(ts, ident=ident), 0, schedule)
+        held.hold(observed, event(ts, ident=ident), schedule)
     _, key = schedule.pop_due(30)
     assert key == held.held_key("tf:aws_s3_bucket.logs")
     released = held.release(observed, key, 30, schedule)
@@ -39,7 +39,7 @@ def test_release_in_time_then_id_order():
     later = held.release(observed, key, 50, schedule)
     assert [(e.ts_ms, e.id) for e in later] == [(50, "c")]
     observed.commit()
-    rebuilt = held.HeldSchedule.rebuild(table.items(), 0)
+    rebuilt = held.HeldSchedule.rebuild(table.items())
     assert len(rebuilt) == 0  # nothing left held
 
 
@@ -48,7 +48,7 @@ def test_a_hold_is_bounded(monkeypatch):
     monkeypatch.setattr(held, "SPILL_BUCKET_MS", 10)
     monkeypatch.setattr(held, "MAX_HELD", 12)
     observed, schedule = StagedState({}), held.HeldSchedule()
-    cutoffs = [held.hold(observed, event(1000 + n), 0, schedule) for n in range(14)]
+    cutoffs = [held.hold(observed, event(1000 + n), schedule) for n in range(14)]
     assert cutoffs[:12] == [None] * 12
     assert cutoffs[12:] == [1000, 1001]  # the oldest must go now, whatever the clock
     key = held.held_key("tf:aws_s3_bucket.logs")
@@ -61,7 +61,7 @@ def test_one_spill_record_is_bounded_too(monkeypatch):
     monkeypatch.setattr(held, "INLINE_HELD", 2)
     monkeypatch.setattr(held, "SPILL_BUCKET_MAX", 3)
     observed, schedule = StagedState({}), held.HeldSchedule()
-    cutoffs = [held.hold(observed, event(1000 + n), 0, schedule) for n in range(7)]
+    cutoffs = [held.hold(observed, event(1000 + n), schedule) for n in range(7)]
     assert cutoffs[:5] == [None] * 5 and cutoffs[5] == 1002  # 4 in one spill record
 
 
@@ -74,7 +74,7 @@ def test_spilled_events_come_back_in_order(monkeypatch):
         monkeypatch.setattr(held, "SPILL_BUCKET_MS", 20)
         observed, schedule = StagedState({}), held.HeldSchedule()
         for ts, ident in arrivals:
-            held.hold(observed, event(ts, ident=ident), 0, schedule)
+            held.hold(observed, event(ts, ident=ident), schedule)
         key = held.held_key("tf:aws_s3_bucket.logs")
         out = []
         for clock in (25, 55, 100):

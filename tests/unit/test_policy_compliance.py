@@ -41,14 +41,14 @@ def stage_with(policy_dir: Path) -> ComplianceStage:
 
 
 def run(stage: ComplianceStage, event):
-    return stage.on_event(event, 0, None, StagedState({}), StagedState({}))
+    return stage.on_event(event, None, StagedState({}), StagedState({}))
 
 
 def test_gatekeeper_template_flags_a_privileged_pod_and_not_an_unprivileged_one():
     stage = stage_with(PRIVILEGED)
     posture, observed = StagedState({}), StagedState({})
     created = audit("create", "pods", None, obj=pod("debug", privileged=True))
-    result = stage.on_event(created, 0, None, posture, observed)
+    result = stage.on_event(created, None, posture, observed)
     (violation,) = [v for v in result.violations if v.rule_id == "psp-privileged-container"]
     assert violation.severity == "high"
     assert violation.messages[0].startswith("Privileged container is not allowed: api")
@@ -60,7 +60,7 @@ def test_gatekeeper_template_flags_a_privileged_pod_and_not_an_unprivileged_one(
     assert posture.get(key)["status"] == "fail"
     # the same pod created again without privileges: compliant, the alert resolves
     fixed = audit("create", "pods", None, obj=pod("debug", privileged=False), at=T0 + SEC)
-    result = stage.on_event(fixed, 0, None, posture, observed)
+    result = stage.on_event(fixed, None, posture, observed)
     assert not [v for v in result.violations if v.rule_id == "psp-privileged-container"]
     assert [
         a.status for a in result.alerts if a.labels["alertname"] == "psp-privileged-container"

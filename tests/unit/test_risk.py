@@ -40,7 +40,7 @@ from tables.risk_signals import (
     tick_signal,
 )
 from tables.scorecards import gate
-from tables.staged import StagedState
+from tables.staged import StagedState, owned_by
 from tests.unit.risk_helpers import (
     CATALOGUE,
     DAY,
@@ -244,7 +244,7 @@ def test_signals_from_real_webhooks(fixtures_dir: Path):
 
 
 def _state_with(items: dict, entity_type: str = "cluster") -> dict:
-    state = new_subject("s", entity_type, 0)
+    state = new_subject("s", entity_type)
     state["items"] = items
     return state
 
@@ -467,11 +467,11 @@ def test_crash_before_commit_replays_the_same_outputs():
     expected = [reference.feed([s]) for s in signals]
     harness = Harness()
     for n, signal in enumerate(signals):
-        staged = StagedState(harness.table)
+        staged = StagedState(harness.table, owner=0)
         harness.stage.on_signal(signal, 0, staged)
         staged.discard()  # the send failed: nothing committed
         harness.stage.forget_schedules()
-        staged = StagedState(harness.table)
+        staged = StagedState(harness.table, owner=0)
         outputs = harness.stage.on_signal(signal, 0, staged)
         staged.commit()
         assert outputs == expected[n]
@@ -501,11 +501,11 @@ def test_old_signals_beyond_retention_are_ignored():
 def test_schedule_rebuilds_from_the_table():
     harness = Harness()
     harness.feed(_scenario_signals()[:3])
-    rebuilt = RiskSchedule.rebuild(harness.table.items(), 0)
+    rebuilt = RiskSchedule.rebuild(owned_by(harness.table.items(), 0))
     assert len(rebuilt) == sum(
         1 for v in harness.table.values() if v.get("t") == "risk" and v.get("due") is not None
     )
-    assert len(RiskSchedule.rebuild(harness.table.items(), 1)) == 0
+    assert len(RiskSchedule.rebuild(owned_by(harness.table.items(), 1))) == 0
     fresh = RiskStage(harness.config, CATALOGUE)
     fresh_h = Harness()
     fresh_h.stage, fresh_h.table = fresh, copy.deepcopy(harness.table)
@@ -674,7 +674,7 @@ def test_on_tick_without_partition_and_item_cap():
         for i in range(6)
     ]
     harness.feed(signals)
-    staged = StagedState(harness.table)
+    staged = StagedState(harness.table, owner=0)
     outputs = harness.stage.on_tick(T0 + HOUR, staged)
     staged.commit()
     assert values(outputs, "risk")

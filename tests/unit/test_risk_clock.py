@@ -58,7 +58,7 @@ def run(order: list[dict[str, Any]], producers: int | None = PRODUCERS) -> list[
     table: dict[str, Any] = {}
     outputs = []
     for signal in order:
-        staged = StagedState(table)
+        staged = StagedState(table, owner=0)
         outputs += stage.on_signal(signal, 0, staged)
         staged.commit()
     return [(out.topic, out.value) for out in outputs]
@@ -93,7 +93,7 @@ def _stage() -> tuple[RiskStage, dict[str, Any], Any]:
     table: dict[str, Any] = {}
 
     def send(signal: dict[str, Any]) -> list[Any]:
-        staged = StagedState(table)
+        staged = StagedState(table, owner=0)
         outputs = stage.on_signal(signal, 0, staged)
         staged.commit()
         return outputs
@@ -135,7 +135,7 @@ def test_a_slow_producer_holds_the_clock_an_idle_one_does_not():
 def test_the_gate_sees_held_signals():
     stage = RiskStage(producers=PRODUCERS)
     table: dict[str, Any] = {}
-    staged = StagedState(table)
+    staged = StagedState(table, owner=0)
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
         stage.on_signal(signal, 0, staged)
     staged.commit()
@@ -149,7 +149,7 @@ def test_the_gate_sees_held_signals():
 def _periodic_times(steps: list[int]) -> list[int]:
     stage = RiskStage(RiskConfig(emit_period_ms=15 * MIN))
     table: dict[str, Any] = {}
-    staged = StagedState(table)
+    staged = StagedState(table, owner=0)
     outputs = []
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
         outputs += stage.on_signal(signal, 0, staged)
@@ -243,7 +243,7 @@ def test_spilling_held_signals_changes_no_output(monkeypatch):
     table: dict[str, Any] = {}
     stage = RiskStage(producers=PRODUCERS)
     for signal in streams[1] + streams[0]:
-        staged = StagedState(table)
+        staged = StagedState(table, owner=0)
         stage.on_signal(signal, 0, staged)
         staged.commit()
         if any("|~held|" in key for key in table):

@@ -53,9 +53,7 @@ class Partition:
             self.watermark = max(self.watermark, event.ts_ms)
             mark = self.watermark
             outputs += self._step(
-                lambda a, g, e=event, w=mark: self.stage.on_event(
-                    e, self.number, w, a, g, self.schedule
-                )
+                lambda a, g, e=event, w=mark: self.stage.on_event(e, w, a, g, self.schedule)
             )
         return outputs
 

@@ -201,7 +201,7 @@ async def test_gate_unknown_service_gets_the_configured_decision(client, monkeyp
     monkeypatch.setattr(views, "settings", Settings(gate_unknown_decision="block"))
     assert (await call(client, "GET", "/gate/nobody"))[1]["decision"] == "block"
     # known from its risk state alone (no catalogue entry): judged, not unknown
-    client.web.risk["legacy"] = new_subject("legacy", "service", 0)
+    client.web.risk["legacy"] = new_subject("legacy", "service")
     status, answer = await call(client, "GET", "/gate/legacy")
     assert answer["decision"] == "allow" and answer["reasons"] == []
     with pytest.raises(ValueError, match="VIGIL_GATE_UNKNOWN_DECISION"):
