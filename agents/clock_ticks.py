@@ -15,7 +15,8 @@ from faust.types import TP
 
 from agents.ingest import progress
 from agents.sending import send_outputs
-from app.faust_app import app, catalog, declare_output_topics, settings
+from app.faust_app import app, catalog, settings
+from app.faust_topics import declare_output_topics
 from app.outputs import Output
 from app.pipeline import partition_keys
 from tables.partition_clock import tick_value

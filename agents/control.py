@@ -26,20 +26,13 @@ from agents.process import pipeline
 from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import format_time
-from app.faust_app import app, catalog, declare_output_topics
+from app.faust_app import app
+from app.faust_topics import control_topic, declare_output_topics
 from app.outputs import Origin, Output, dead_letter
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.audit import append
 from tables.control import apply_command, audit_entry
 from tables.definitions import audit_state, policy_state, silences
-
-control_topic = app.topic(
-    catalog.name("control"),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=1,
-    internal=True,
-)
 
 RECENT = 200
 #: How often each worker looks for a new policy reload request.

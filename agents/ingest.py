@@ -14,7 +14,8 @@ from agents.alignment import PartitionAligner
 from agents.raw_progress import RawProgress
 from agents.sending import send_outputs
 from app import metrics
-from app.faust_app import app, catalog, declare_output_topics, raw_topic, settings
+from app.faust_app import app, catalog, settings
+from app.faust_topics import declare_output_topics, raw_topic
 from app.outputs import Origin
 from app.pipeline import Pipeline
 

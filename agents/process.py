@@ -25,7 +25,8 @@ from agents.journal import Journal
 from app import metrics
 from app.codecs import dumps_value
 from app.events import Event
-from app.faust_app import app, declare_output_topics, events_in_topic, settings
+from app.faust_app import app, settings
+from app.faust_topics import declare_output_topics, events_in_topic
 from app.outputs import Origin, Output, dead_letter
 from app.pipeline import PARTITION_WATERMARK, Batch, Pipeline, PipelineState
 from app.sources.errors import ErrorCode, NormalizeError

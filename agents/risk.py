@@ -20,27 +20,20 @@ from agents.current_event import make_current
 from agents.history import record_risk
 from agents.journal import Journal
 from app import metrics
-from app.faust_app import app, catalog, declare_output_topics, settings
+from app.faust_app import app, settings
+from app.faust_topics import declare_output_topics, risk_signals_topic
 from app.outputs import Origin, Output, dead_letter
-from app.pipeline import load_catalogue, risk_config
+from app.pipeline import load_catalogue
 from app.sources.errors import ErrorCode, NormalizeError
 from tables import changelog_writes, step_journal
 from tables.definitions import risk_journal, risk_state
 from tables.risk import RiskStage
 from tables.staged import StagedState
 
-risk_signals_topic = app.topic(
-    catalog.name("risk_signals"),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
-
 log = logging.getLogger(__name__)
 
 stage = RiskStage(
-    risk_config(),
+    settings.risk,
     catalogue=load_catalogue(settings),
     producers=settings.partitions,
 )

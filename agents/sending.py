@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Iterable
 
 from app.codecs import dumps_value
-from app.faust_app import app, output_topics
+from app.faust_app import app
+from app.faust_topics import output_topics
 from app.outputs import Output
 
 #: Each logical topic's Kafka topic name.
@@ -30,7 +31,7 @@ async def send_outputs(outputs: Iterable[Output]) -> list[asyncio.Future]:
         pending.append(
             await producer.send(names[out.topic], key, dumps_value(out.value), None, None, None)
         )
-    count_sent = getattr(app.monitor, "count_sent", None)  # app/metrics.py
+    count_sent = getattr(app.monitor, "count_sent", None)  # app/metrics/faust_sensor.py
     if count_sent is not None and pending:
         count_sent(len(pending))
     return pending

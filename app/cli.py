@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from pathlib import Path
 import orjson
 
 from app.events import format_time, parse_time
-from app.security import KafkaSecurity
 from app.settings import Settings
 from app.sources.decode import too_large
 from app.sources.errors import NormalizeError
@@ -375,10 +373,10 @@ async def _generate_live(generator, catalog, settings, args) -> int:
     """Produce at `args.rate` records/s with event time = now, until count or duration."""
     from aiokafka import AIOKafkaProducer
 
-    from app.security import aiokafka_kwargs
-
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, linger_ms=20, **aiokafka_kwargs(os.environ)
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=20,
+        **settings.kafka.aiokafka_kwargs(),
     )
     await producer.start()
     if args.history:
@@ -510,8 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vigil` console script."""
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        KafkaSecurity.from_env()
+        settings = Settings.from_env()  # VIGIL_KAFKA_* included
     except ValueError as exc:
         _err({"error": "invalid setting", "message": str(exc)})
         return 2

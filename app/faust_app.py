@@ -1,22 +1,19 @@
-"""The Faust app: one instance per worker process, configured entirely from app/settings.py.
+"""The Faust app: one instance per worker process, configured entirely from app/settings/.
 
 Only modules under agents/ and tables/definitions.py (and the web views) import this; the
-processing logic never does.
+processing logic never does. The app's topics are bound in app/faust_topics.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 
 import faust
 from faust.transport.producer import ProducerBuffer
 
 from app.codecs import register_codecs
-from app.security import faust_credentials
 from app.settings import Settings
-from app.topics import OUTPUT_STREAMS, TopicCatalog
+from app.topics import TopicCatalog
 
 settings = Settings.from_env()
 catalog = TopicCatalog(settings)
@@ -26,7 +23,7 @@ Path(settings.datadir).mkdir(parents=True, exist_ok=True)  # Faust creates only 
 app = faust.App(
     settings.app_id,
     broker=settings.broker_url,
-    broker_credentials=faust_credentials(os.environ),  # TLS/SASL: VIGIL_KAFKA_* (app/security.py)
+    broker_credentials=settings.kafka.faust_credentials(),  # TLS/SASL: VIGIL_KAFKA_*
     store=settings.store,
     datadir=settings.datadir,
     web_bind=settings.web_bind,
@@ -54,51 +51,3 @@ app = faust.App(
 
 # The producer buffer's bound is a class attribute in Faust (one app per worker process).
 ProducerBuffer.max_messages = settings.producer_buffer
-
-#: Every raw telemetry topic, consumed as bytes by the ingest agent (it decodes them itself, so
-#: that undecodable records reach the dead-letter topic instead of Faust's error log).
-raw_topic = app.topic(
-    *catalog.raw_topics(),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
-
-#: Downstream topics by logical name (`events`, `deadletter`, ...).
-output_topics: dict[str, faust.TopicT] = {
-    stream: app.topic(
-        catalog.name(stream),
-        key_serializer="utf8",
-        value_serializer="orjson",
-        partitions=catalog.partitions(stream),
-        internal=True,
-    )
-    for stream in OUTPUT_STREAMS
-}
-
-#: `vigil.events` as consumed by the process agent: bytes, decoded in the agent for the same reason.
-events_in_topic = app.topic(
-    catalog.name("events"),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
-
-_declared = asyncio.Event()
-_declare_lock = asyncio.Lock()
-
-
-async def declare_output_topics() -> None:
-    """Create every downstream topic with Vigil's partition count before anything is sent.
-
-    Without this the broker would auto-create a topic on first send, with one partition.
-    """
-    if _declared.is_set():
-        return
-    async with _declare_lock:
-        if not _declared.is_set():
-            for topic in output_topics.values():
-                await topic.maybe_declare()
-            _declared.set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -15,18 +14,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.security import aiokafka_kwargs
+from app.settings import Settings
 from tables.partition_clock import is_tick
 
 #: Largest message the CLI producer sends (the broker's default limit is 1 MB).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
+def _security() -> dict[str, Any]:
+    """TLS/SASL keyword arguments for an aiokafka client (`Settings.kafka`)."""
+    return Settings.from_env().kafka.aiokafka_kwargs()
+
+
 async def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int, replicas: int
 ) -> None:
     """Create the topics that do not exist yet, with Vigil's partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **aiokafka_kwargs(os.environ))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -50,7 +54,7 @@ async def delete_topics_with_prefix(bootstrap: str, prefixes: Iterable[str]) -> 
     kept costs the broker open files, and its limit is finite.
     """
     prefixes = tuple(prefixes)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **aiokafka_kwargs(os.environ))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
     await admin.start()
     try:
         names = sorted(n for n in await admin.list_topics() if n.startswith(prefixes))
@@ -71,7 +75,7 @@ async def produce(
         max_request_size=MAX_MESSAGE_BYTES,
         enable_idempotence=True,
         acks="all",
-        **aiokafka_kwargs(os.environ),
+        **_security(),
     )
     await producer.start()
     sent = 0
@@ -103,7 +107,7 @@ async def consume(
     values stay bytes; decoded, clock ticks (tables/partition_clock.py) are left out.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **aiokafka_kwargs(os.environ)
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **_security()
     )
     await consumer.start()
     try:
@@ -145,7 +149,7 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """The end offset of every partition of `topics` (a topic not there yet has none)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **aiokafka_kwargs(os.environ)
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **_security()
     )
     await consumer.start()
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, Step, risk_config
+from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, Step
 from app.settings import Settings
 from app.sources.files import OversizeRecord, file_records
 from app.sources.normalize import detect_family
@@ -126,7 +126,7 @@ class OfflineRisk:
     ) -> None:
         self.partitions = settings.partitions
         self.stage = RiskStage(
-            risk_config(),
+            settings.risk,
             catalogue=catalogue,
             producers=producing_partitions(events, settings.partitions),
         )

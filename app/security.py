@@ -1,4 +1,5 @@
-"""How Vigil reaches a secured Kafka: TLS and SASL (PLAIN, SCRAM), read from the environment.
+"""How Vigil reaches a secured Kafka: TLS and SASL (PLAIN, SCRAM), from the `VIGIL_KAFKA_*`
+settings (`Settings.kafka`, read with the rest in app/settings/core.py).
 
 One `KafkaSecurity` feeds both clients: `faust_credentials()` gives the object for
 `faust.App(broker_credentials=...)` (the worker), `aiokafka_kwargs()` the keyword arguments for
@@ -13,7 +14,6 @@ Passwords never reach a log: every object here masks them in its `repr`.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +48,7 @@ def _existing_file(env: Mapping[str, str], name: str) -> str:
 
 @dataclass(frozen=True)
 class KafkaSecurity:
-    """How to authenticate to the brokers. Build with `KafkaSecurity.from_env()`."""
+    """How to authenticate to the brokers. `Settings.from_env()` builds it as `settings.kafka`."""
 
     #: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`. Env `VIGIL_KAFKA_SECURITY_PROTOCOL`.
     #: Default `PLAINTEXT`.
@@ -76,10 +76,9 @@ class KafkaSecurity:
     ssl_check_hostname: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSecurity:
-        """Read and check the `VIGIL_KAFKA_*` settings; raise `KafkaSecurityError` when they
-        are unknown or inconsistent."""
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        """Read and check the `VIGIL_KAFKA_*` settings in `env`; raise `KafkaSecurityError`
+        when they are unknown or inconsistent."""
         protocol = env.get("VIGIL_KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
         if protocol not in PROTOCOLS:
             raise KafkaSecurityError(
@@ -252,11 +251,11 @@ def _password(env: Mapping[str, str]) -> str:
     return text
 
 
-def faust_credentials(env: Mapping[str, str] | None = None) -> Any:
-    """The `broker_credentials` for `faust.App`, from `env` (default: the process environment)."""
+def faust_credentials(env: Mapping[str, str]) -> Any:
+    """The `broker_credentials` for `faust.App`, from the `VIGIL_KAFKA_*` settings in `env`."""
     return KafkaSecurity.from_env(env).faust_credentials()
 
 
-def aiokafka_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Security kwargs for aiokafka clients, from `env` (default: the process environment)."""
+def aiokafka_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
+    """Security kwargs for aiokafka clients, from the `VIGIL_KAFKA_*` settings in `env`."""
     return KafkaSecurity.from_env(env).aiokafka_kwargs()

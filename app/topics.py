@@ -3,13 +3,13 @@
 Raw telemetry arrives on `telemetry.<family>` (one topic per source family); Vigil writes
 `vigil.<stream>`. Names take an optional prefix (`VIGIL_TOPIC_PREFIX`) and each can be renamed
 with `VIGIL_TOPIC_<LOGICAL>` (e.g. `VIGIL_TOPIC_EVENTS=prod.vigil.events`,
-`VIGIL_TOPIC_RAW_K8S_AUDIT=audit.k8s`). All topics share `VIGIL_PARTITIONS` partitions, so that
-everything keyed by entity is co-partitioned with the tables that hold its state.
+`VIGIL_TOPIC_RAW_K8S_AUDIT=audit.k8s`; `Settings.topic_names`). All topics share
+`VIGIL_PARTITIONS` partitions, so that everything keyed by entity is co-partitioned with the
+tables that hold its state. The worker binds them to Faust in app/faust_topics.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -67,9 +67,10 @@ class TopicSpec:
 class TopicCatalog:
     """The resolved topic names for one set of settings."""
 
-    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, renames: Mapping[str, str] | None = None) -> None:
+        """`renames`: `VIGIL_TOPIC_<LOGICAL>` -> Kafka name; default `settings.topic_names`."""
         self.settings = settings
-        self._env = os.environ if env is None else env
+        self._renames = settings.topic_names if renames is None else renames
         self._specs: dict[str, TopicSpec] = {}
         for family in RAW_FAMILIES:
             logical = f"raw:{family}"
@@ -83,7 +84,7 @@ class TopicCatalog:
 
     def _resolve(self, logical: str, default: str) -> str:
         env_name = "VIGIL_TOPIC_" + logical.upper().replace("-", "_")
-        return self._env.get(env_name) or f"{self.settings.topic_prefix}{default}"
+        return self._renames.get(env_name) or f"{self.settings.topic_prefix}{default}"
 
     def name(self, logical: str) -> str:
         """Kafka name of a logical topic (`events`, `deadletter`, `raw:falco`, ...)."""

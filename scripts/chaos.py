@@ -65,7 +65,7 @@ import orjson  # noqa: E402
 from app import kafka_io  # noqa: E402
 from app.events import Event  # noqa: E402
 from app.outputs import Origin  # noqa: E402
-from app.pipeline import Pipeline, PipelineState, risk_config  # noqa: E402
+from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.replay import OfflineRisk, replay_events  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
@@ -1007,7 +1007,7 @@ def process_in_order(
     values: dict[str, set[bytes]] = {}
     risk = OfflineRisk(settings, None, events, partitions)
     if arrivals:  # a worker's risk stage: every partition is a producer
-        risk.stage = RiskStage(risk_config(), producers=settings.partitions)
+        risk.stage = RiskStage(settings.risk, producers=settings.partitions)
 
     def count(out: Any) -> None:
         if wall_clock(out.topic, out.value):

@@ -43,8 +43,8 @@ import orjson
 
 from app.events import event_id, format_time, parse_time
 from app.outputs import DEADLETTER_RAW_CAP, Origin, Output, dead_letter
+from app.settings.sinks import SinkSettings
 from app.sinks.alertmanager import alertmanager_payload, alerts_endpoint
-from app.sinks.config import SinkSettings
 from app.sinks.delivery import Backoff, DeliveryError, count, deliver, redact, safe_url
 from app.sinks.webhook import webhook_message
 from app.sources.errors import ErrorCode, NormalizeError

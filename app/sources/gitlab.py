@@ -3,7 +3,7 @@
 Source of truth: GitLab's "Webhook events" documentation (doc/user/project/integrations/
 webhook_events.md) and the examples vendored by the go-gitlab client (testdata/webhooks/).
 The kind is the body's `object_kind`. Event types and attribute names are those of the GitHub
-adapter (app/sources/github.py), so later stages read both providers the same way.
+adapter (app/sources/github/), so later stages read both providers the same way.
 
 GitLab writes times as `2016-08-12 15:23:28 UTC`, which app.events.parse_time does not read;
 they are rewritten to `...Z` here first. Event time per kind (`time_field` says which):
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from app.events import Event, event_id
 from app.sources.base import optional, require, require_object
+from app.sources.ci_common import change_counts, ci_severity, compact, first_time, split_ref
 from app.sources.errors import ErrorCode, NormalizeError
-from app.sources.github import change_counts, ci_severity, compact, first_time, split_ref
 
 #: GitLab pipeline/job/deployment statuses -> the common `ci_status`.
 GITLAB_STATUS: dict[str, str] = {

@@ -7,7 +7,7 @@ from app.sources.base import SourceAdapter
 from app.sources.cloudtrail import CloudTrailAdapter
 from app.sources.falco import FalcoAdapter
 from app.sources.fluentbit import FluentBitAdapter
-from app.sources.github import GitHubAdapter
+from app.sources.github.adapter import GitHubAdapter
 from app.sources.gitlab import GitLabAdapter
 from app.sources.k8s_audit import K8sAuditAdapter
 from app.sources.metrics import MetricsAdapter

@@ -33,8 +33,8 @@ from app.events import Event, format_time
 from app.outputs import Origin
 from app.pipeline import Pipeline
 from app.settings import REPO_ROOT, Settings
+from app.settings.sinks import SinkSettings
 from app.sinks.alertmanager import alert_labels
-from app.sinks.config import SinkSettings
 from app.sinks.dispatch import SINK_FAILED, Dispatcher, WebhookSink
 from tests.integration.harness import Worker, free_port
 

@@ -12,7 +12,7 @@ from app.events import format_time
 from app.generate import TelemetryGenerator
 from app.generate_scenarios import SCENARIOS, expected_decisions
 from app.outputs import Origin, Output
-from app.pipeline import Pipeline, risk_config
+from app.pipeline import Pipeline
 from app.replay import replay_events
 from app.settings import Settings
 from tables.scorecards import gate
@@ -56,7 +56,7 @@ def _demo(minutes: int) -> dict[str, dict]:
     for state in states.values():
         for subject in expected_decisions():
             if state.get(subject) is not None:
-                answers[subject] = gate(state.get(subject), None, now_ms, risk_config())
+                answers[subject] = gate(state.get(subject), None, now_ms, settings.risk)
     return answers
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (app/metrics.py): agent helpers, cardinality caps, scrape-time collectors,
+"""Prometheus metrics (app/metrics/): agent helpers, cardinality caps, scrape-time collectors,
 Faust's sensor in Vigil's registry, the exposition format, and that the alerting rules and the
 Grafana dashboard only use metrics that exist."""
 
@@ -20,7 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import metrics as metrics_module
 from app.events import Event
-from app.metrics import OTHER, BoundedLabel, VigilMetrics, install_faust_sensor
+from app.metrics.faust_sensor import install_faust_sensor
+from app.metrics.labels import OTHER, BoundedLabel
+from app.metrics.vigil_metrics import VigilMetrics
 from app.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.settings import REPO_ROOT, Settings

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from app.events import format_time, parse_time
 from app.outputs import Origin
+from app.settings.sinks import SinkSettings
 from app.sinks import delivery
 from app.sinks.alertmanager import (
     alert_labels,
@@ -26,7 +27,6 @@ from app.sinks.alertmanager import (
     alerts_endpoint,
     label_name,
 )
-from app.sinks.config import SinkSettings
 from app.sinks.delivery import (
     Backoff,
     DeliveryError,

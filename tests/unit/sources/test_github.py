@@ -8,7 +8,7 @@ import pytest
 from app.masking import MaskingPolicy
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import file_records
-from app.sources.github import GitHubAdapter
+from app.sources.github.adapter import GitHubAdapter
 from app.sources.gitlab import GitLabAdapter
 from app.sources.normalize import Normalizer
 

@@ -1,17 +1,16 @@
-"""Sink settings, read from the environment: where alerts go and how hard delivery tries.
+"""Sink settings: where alerts go and how hard delivery tries (`Settings.sinks`).
 
-Every knob is documented at its field with its environment variable and default, as in
-app/settings.py. No sink is configured by default: the sink agents then do not run.
+Every knob is documented at its field with its environment variable and default. No sink is
+configured by default: the sink agents then do not run.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.settings import _env_float, _env_int
+from app.settings.parse import env_float, env_int
 
 
 def _url(name: str, raw: str) -> str:
@@ -25,7 +24,7 @@ def _url(name: str, raw: str) -> str:
 
 @dataclass(frozen=True)
 class SinkSettings:
-    """Where alert notifications are delivered and how. Build with `SinkSettings.from_env()`."""
+    """Where alert notifications are delivered and how. Built by `Settings.from_env()`."""
 
     #: Alertmanager base URL (`http://am:9093`; records are POSTed to `<url>/api/v2/alerts`,
     #: a URL already ending in `/api/v2/alerts` is used as is). Env `VIGIL_ALERTMANAGER_URL`.
@@ -66,9 +65,8 @@ class SinkSettings:
     web_public_url: str = "http://127.0.0.1:6066"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SinkSettings:
-        """Read every sink setting from `env` (default: the process environment)."""
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> SinkSettings:
+        """Read every sink setting from `env`, else its default."""
         d = cls()
         am = (env.get("VIGIL_ALERTMANAGER_URL") or "").strip()
         hooks = tuple(
@@ -82,17 +80,17 @@ class SinkSettings:
         return cls(
             alertmanager_url=_url("VIGIL_ALERTMANAGER_URL", am) if am else None,
             webhook_urls=hooks,
-            timeout_s=_env_float(env, "VIGIL_SINK_TIMEOUT_S", d.timeout_s),
-            max_attempts=_env_int(env, "VIGIL_SINK_MAX_ATTEMPTS", d.max_attempts),
-            inline_attempts=_env_int(env, "VIGIL_SINK_INLINE_ATTEMPTS", d.inline_attempts),
-            retry_backoff_ms=_env_int(env, "VIGIL_SINK_RETRY_BACKOFF_MS", d.retry_backoff_ms),
-            retry_max_backoff_ms=_env_int(
+            timeout_s=env_float(env, "VIGIL_SINK_TIMEOUT_S", d.timeout_s),
+            max_attempts=env_int(env, "VIGIL_SINK_MAX_ATTEMPTS", d.max_attempts),
+            inline_attempts=env_int(env, "VIGIL_SINK_INLINE_ATTEMPTS", d.inline_attempts),
+            retry_backoff_ms=env_int(env, "VIGIL_SINK_RETRY_BACKOFF_MS", d.retry_backoff_ms),
+            retry_max_backoff_ms=env_int(
                 env, "VIGIL_SINK_RETRY_MAX_BACKOFF_MS", d.retry_max_backoff_ms
             ),
-            retry_max_wait_s=_env_float(env, "VIGIL_SINK_RETRY_MAX_WAIT_S", d.retry_max_wait_s),
-            batch_size=_env_int(env, "VIGIL_SINK_BATCH_SIZE", d.batch_size),
-            batch_within_s=_env_float(env, "VIGIL_SINK_BATCH_WITHIN_S", d.batch_within_s),
-            alertmanager_firing_ttl_s=_env_int(
+            retry_max_wait_s=env_float(env, "VIGIL_SINK_RETRY_MAX_WAIT_S", d.retry_max_wait_s),
+            batch_size=env_int(env, "VIGIL_SINK_BATCH_SIZE", d.batch_size),
+            batch_within_s=env_float(env, "VIGIL_SINK_BATCH_WITHIN_S", d.batch_within_s),
+            alertmanager_firing_ttl_s=env_int(
                 env, "VIGIL_ALERTMANAGER_FIRING_TTL_S", d.alertmanager_firing_ttl_s
             ),
             web_public_url=public.rstrip("/"),

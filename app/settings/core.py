@@ -1,54 +1,52 @@
-"""Every Vigil setting in one place, read from the environment, each with its default.
+"""Every Vigil setting in one object, read from the environment, each with its default.
+
+`Settings.from_env()` is the only code that reads the process environment (a unit test,
+tests/unit/test_settings_single_reader.py, keeps it so); everything else receives settings.
+Groups of knobs are nested: `kafka` (`VIGIL_KAFKA_*`, app/security.py), `sinks`
+(app/settings/sinks.py) and `risk` (`VIGIL_RISK_*`, `VIGIL_GATE_*`, app/settings/risk.py).
 
 Faust's own variables (`BROKER_URL`, `WEB_HOST`, `WEB_PORT`, `APP_DATADIR`,
 `PROCESSING_GUARANTEE`, `TABLE_STANDBY_REPLICAS`, ...) keep working: Faust reads them itself
 and an environment value beats the default passed in code. Vigil's own knobs use `VIGIL_`.
-Kafka TLS/SASL settings (`VIGIL_KAFKA_*`) are in app/security.py.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from app.security import KafkaSecurity
+from app.settings.parse import env_bool, env_float, env_int, env_str
+from app.settings.risk import risk_from_env
+from app.settings.sinks import SinkSettings
+from tables.risk_model import RiskConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Prefix of the per-topic renames, `VIGIL_TOPIC_<LOGICAL>` (app/topics.py).
+TOPIC_ENV_PREFIX = "VIGIL_TOPIC_"
+#: Default cap on `vigil_risk_score{service}` label values (app/metrics).
+MAX_SERVICES = 50
 
 
-def _env(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(name, default)
+def _topic_names(env: Mapping[str, str]) -> dict[str, str]:
+    """Every non-empty `VIGIL_TOPIC_<LOGICAL>` rename (the prefix itself is a setting)."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name.startswith(TOPIC_ENV_PREFIX) and name != "VIGIL_TOPIC_PREFIX" and value
+    }
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _max_services(env: Mapping[str, str]) -> int:
+    """`VIGIL_METRICS_MAX_SERVICES`: at least 1; unset or not an integer: the default."""
+    raw = env.get("VIGIL_METRICS_MAX_SERVICES", "")
     try:
-        return int(raw)
+        return max(1, int(raw)) if raw else MAX_SERVICES
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+        return MAX_SERVICES
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,9 @@ class Settings:
     #: hop's latency. Env `VIGIL_PRODUCER_LINGER_MS`. Default 5.
     producer_linger_ms: int = 5
     #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
-    #: message, event or table operation; app/metrics.py) or `full` (Faust's PrometheusMonitor
-    #: with its per-message bookkeeping). Env `VIGIL_FAUST_SENSOR`. Default lean.
+    #: message, event or table operation; app/metrics/faust_sensor.py) or `full` (Faust's
+    #: PrometheusMonitor with its per-message bookkeeping). Env `VIGIL_FAUST_SENSOR`.
+    #: Default lean.
     faust_sensor: str = "lean"
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
@@ -218,77 +217,105 @@ class Settings:
     shared_dir: str = str(REPO_ROOT.parent / "shared")
     #: Log level of the worker. Env `VIGIL_LOG_LEVEL`. Default `info`.
     log_level: str = "info"
+    #: Topic renames: `VIGIL_TOPIC_<LOGICAL>` variable -> Kafka topic name, e.g.
+    #: `VIGIL_TOPIC_EVENTS=prod.vigil.events`, `VIGIL_TOPIC_RAW_K8S_AUDIT=audit.k8s`
+    #: (app/topics.py). Default none: `<prefix>vigil.<stream>`, `<prefix>telemetry.<family>`.
+    topic_names: Mapping[str, str] = field(default_factory=dict)
+    #: Most distinct `service` label values of `vigil_risk_score`; later services share the
+    #: `other` series (app/metrics). Env `VIGIL_METRICS_MAX_SERVICES`. Default 50; below 1
+    #: counts as 1 and a value that is not an integer as the default.
+    metrics_max_services: int = MAX_SERVICES
+    #: How Vigil authenticates to the brokers: TLS and SASL. Env `VIGIL_KAFKA_*`, each
+    #: documented at its field in app/security.py. Default plaintext, no credentials.
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: Where alert notifications go and how delivery retries. Env `VIGIL_ALERTMANAGER_URL`,
+    #: `VIGIL_WEBHOOK_URLS`, `VIGIL_SINK_*`, ..., each documented at its field in
+    #: app/settings/sinks.py. Default no sink.
+    sinks: SinkSettings = field(default_factory=SinkSettings)
+    #: Risk scoring and the release gate. Env `VIGIL_RISK_*`, `VIGIL_GATE_*` (the variable of
+    #: each field: app/settings/risk.py; meanings and defaults: tables/risk_model.py).
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from `env` (default: the process environment), else its default."""
+        """Read every setting from `env` (default: the process environment), else its default.
+
+        Raises ValueError (`KafkaSecurityError` for `VIGIL_KAFKA_*`) naming the variable when a
+        value does not parse or the values contradict each other."""
         env = os.environ if env is None else env
         d = cls()
         return cls(
-            app_id=_env(env, "VIGIL_APP_ID", d.app_id),
-            broker_url=_env(env, "BROKER_URL", d.broker_url),
-            store=_env(env, "VIGIL_STORE", d.store),
-            datadir=_env(env, "APP_DATADIR", ""),
-            web_bind=_env(env, "WEB_BIND", d.web_bind),
-            web_host=_env(env, "WEB_HOST", d.web_host),
-            web_port=_env_int(env, "WEB_PORT", d.web_port),
-            partitions=_env_int(env, "VIGIL_PARTITIONS", d.partitions),
-            replicas=_env_int(env, "VIGIL_REPLICAS", d.replicas),
-            processing_guarantee=_env(env, "PROCESSING_GUARANTEE", d.processing_guarantee),
-            topic_prefix=_env(env, "VIGIL_TOPIC_PREFIX", d.topic_prefix),
-            max_record_bytes=_env_int(env, "VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
-            max_depth=_env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
-            max_future_skew_ms=_env_int(env, "VIGIL_MAX_FUTURE_SKEW_MS", d.max_future_skew_ms),
-            masking=_env_bool(env, "VIGIL_MASKING", d.masking),
-            mask_ips=_env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
-            batch_max=_env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
-            batch_linger_ms=_env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
-            batch_backlog_linger_ms=_env_int(
+            app_id=env_str(env, "VIGIL_APP_ID", d.app_id),
+            broker_url=env_str(env, "BROKER_URL", d.broker_url),
+            store=env_str(env, "VIGIL_STORE", d.store),
+            datadir=env_str(env, "APP_DATADIR", ""),
+            web_bind=env_str(env, "WEB_BIND", d.web_bind),
+            web_host=env_str(env, "WEB_HOST", d.web_host),
+            web_port=env_int(env, "WEB_PORT", d.web_port),
+            partitions=env_int(env, "VIGIL_PARTITIONS", d.partitions),
+            replicas=env_int(env, "VIGIL_REPLICAS", d.replicas),
+            processing_guarantee=env_str(env, "PROCESSING_GUARANTEE", d.processing_guarantee),
+            topic_prefix=env_str(env, "VIGIL_TOPIC_PREFIX", d.topic_prefix),
+            max_record_bytes=env_int(env, "VIGIL_MAX_RECORD_BYTES", d.max_record_bytes),
+            max_depth=env_int(env, "VIGIL_MAX_DEPTH", d.max_depth),
+            max_future_skew_ms=env_int(env, "VIGIL_MAX_FUTURE_SKEW_MS", d.max_future_skew_ms),
+            masking=env_bool(env, "VIGIL_MASKING", d.masking),
+            mask_ips=env_bool(env, "VIGIL_MASK_IPS", d.mask_ips),
+            batch_max=env_int(env, "VIGIL_BATCH_MAX", d.batch_max),
+            batch_linger_ms=env_int(env, "VIGIL_BATCH_LINGER_MS", d.batch_linger_ms),
+            batch_backlog_linger_ms=env_int(
                 env, "VIGIL_BATCH_BACKLOG_LINGER_MS", d.batch_backlog_linger_ms
             ),
-            table_cache_keys=_env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
-            stream_buffer=_env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
-            producer_buffer=_env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
-            event_loop=_env(env, "VIGIL_EVENT_LOOP", d.event_loop),
-            producer_linger_ms=_env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
-            faust_sensor=_env(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
-            risk_batch_max=_env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
-            align_drift_ms=_env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
-            rocksdb_write_buffer_mb=_env_int(
+            table_cache_keys=env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
+            stream_buffer=env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
+            producer_buffer=env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
+            event_loop=env_str(env, "VIGIL_EVENT_LOOP", d.event_loop),
+            producer_linger_ms=env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
+            faust_sensor=env_str(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
+            risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
+            align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
+            rocksdb_write_buffer_mb=env_int(
                 env, "VIGIL_ROCKSDB_WRITE_BUFFER_MB", d.rocksdb_write_buffer_mb
             ),
-            rocksdb_block_cache_mb=_env_int(
+            rocksdb_block_cache_mb=env_int(
                 env, "VIGIL_ROCKSDB_BLOCK_CACHE_MB", d.rocksdb_block_cache_mb
             ),
-            clock_idle_ms=_env_int(env, "VIGIL_CLOCK_IDLE_MS", d.clock_idle_ms),
-            clock_tick_ms=_env_int(env, "VIGIL_CLOCK_TICK_MS", d.clock_tick_ms),
-            window_ms=_env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
-            window_grace_ms=_env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
-            anomaly_threshold=_env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
-            emit_windows=_env_bool(env, "VIGIL_EMIT_WINDOWS", d.emit_windows),
-            group_by=_env(env, "VIGIL_GROUP_BY", d.group_by),
-            group_wait_ms=_env_int(env, "VIGIL_GROUP_WAIT_MS", d.group_wait_ms),
-            group_interval_ms=_env_int(env, "VIGIL_GROUP_INTERVAL_MS", d.group_interval_ms),
-            repeat_interval_ms=_env_int(env, "VIGIL_REPEAT_INTERVAL_MS", d.repeat_interval_ms),
-            finding_repeat_interval_ms=_env_int(
+            clock_idle_ms=env_int(env, "VIGIL_CLOCK_IDLE_MS", d.clock_idle_ms),
+            clock_tick_ms=env_int(env, "VIGIL_CLOCK_TICK_MS", d.clock_tick_ms),
+            window_ms=env_int(env, "VIGIL_WINDOW_MS", d.window_ms),
+            window_grace_ms=env_int(env, "VIGIL_WINDOW_GRACE_MS", d.window_grace_ms),
+            anomaly_threshold=env_float(env, "VIGIL_ANOMALY_THRESHOLD", d.anomaly_threshold),
+            emit_windows=env_bool(env, "VIGIL_EMIT_WINDOWS", d.emit_windows),
+            group_by=env_str(env, "VIGIL_GROUP_BY", d.group_by),
+            group_wait_ms=env_int(env, "VIGIL_GROUP_WAIT_MS", d.group_wait_ms),
+            group_interval_ms=env_int(env, "VIGIL_GROUP_INTERVAL_MS", d.group_interval_ms),
+            repeat_interval_ms=env_int(env, "VIGIL_REPEAT_INTERVAL_MS", d.repeat_interval_ms),
+            finding_repeat_interval_ms=env_int(
                 env, "VIGIL_FINDING_REPEAT_INTERVAL_MS", d.finding_repeat_interval_ms
             ),
-            resolve_timeout_ms=_env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
-            catalogue=_env(env, "VIGIL_CATALOGUE", d.catalogue),
-            inhibit_rules=_env(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),
-            drift_baselines=_env(env, "VIGIL_DRIFT_BASELINES", d.drift_baselines),
-            iac_user_agents=_env(env, "VIGIL_IAC_USER_AGENTS", d.iac_user_agents),
-            iac_identities=_env(env, "VIGIL_IAC_IDENTITIES", d.iac_identities),
-            compliance_rules=_env(env, "VIGIL_COMPLIANCE_RULES", d.compliance_rules),
-            policy_dir=_env(env, "VIGIL_POLICY_DIR", d.policy_dir),
-            k8s_cluster=_env(env, "VIGIL_K8S_CLUSTER", d.k8s_cluster),
-            read_tokens=_env(env, "VIGIL_READ_TOKENS", d.read_tokens),
-            admin_tokens=_env(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),
-            tokens=_env(env, "VIGIL_TOKENS", d.tokens),
-            gate_unknown_decision=_env(env, "VIGIL_GATE_UNKNOWN_DECISION", d.gate_unknown_decision),
-            silence_max_hours=_env_float(env, "VIGIL_SILENCE_MAX_HOURS", d.silence_max_hours),
-            shared_dir=_env(env, "VIGIL_SHARED_DIR", d.shared_dir),
-            log_level=_env(env, "VIGIL_LOG_LEVEL", d.log_level),
+            resolve_timeout_ms=env_int(env, "VIGIL_RESOLVE_TIMEOUT_MS", d.resolve_timeout_ms),
+            catalogue=env_str(env, "VIGIL_CATALOGUE", d.catalogue),
+            inhibit_rules=env_str(env, "VIGIL_INHIBIT_RULES", d.inhibit_rules),
+            drift_baselines=env_str(env, "VIGIL_DRIFT_BASELINES", d.drift_baselines),
+            iac_user_agents=env_str(env, "VIGIL_IAC_USER_AGENTS", d.iac_user_agents),
+            iac_identities=env_str(env, "VIGIL_IAC_IDENTITIES", d.iac_identities),
+            compliance_rules=env_str(env, "VIGIL_COMPLIANCE_RULES", d.compliance_rules),
+            policy_dir=env_str(env, "VIGIL_POLICY_DIR", d.policy_dir),
+            k8s_cluster=env_str(env, "VIGIL_K8S_CLUSTER", d.k8s_cluster),
+            read_tokens=env_str(env, "VIGIL_READ_TOKENS", d.read_tokens),
+            admin_tokens=env_str(env, "VIGIL_ADMIN_TOKENS", d.admin_tokens),
+            tokens=env_str(env, "VIGIL_TOKENS", d.tokens),
+            gate_unknown_decision=env_str(
+                env, "VIGIL_GATE_UNKNOWN_DECISION", d.gate_unknown_decision
+            ),
+            silence_max_hours=env_float(env, "VIGIL_SILENCE_MAX_HOURS", d.silence_max_hours),
+            shared_dir=env_str(env, "VIGIL_SHARED_DIR", d.shared_dir),
+            log_level=env_str(env, "VIGIL_LOG_LEVEL", d.log_level),
+            topic_names=_topic_names(env),
+            metrics_max_services=_max_services(env),
+            kafka=KafkaSecurity.from_env(env),
+            sinks=SinkSettings.from_env(env),
+            risk=risk_from_env(env),
         )
 
     @property
