@@ -39,8 +39,8 @@ from typing import Any
 import orjson
 
 from app.events import Event, parse_time
-from app.sources.alertmanager import alertmanager_fingerprint
-from app.sources.trivy import image_repository
+from app.model.fingerprints import alertmanager_fingerprint
+from app.model.images import image_repository
 
 KINDS: tuple[str, ...] = ("runtime", "finding", "prom", "anomaly", "ci", "violation")
 STATUSES: tuple[str, ...] = ("firing", "resolved")

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from app.events import SEVERITY_RANK, Event, event_id, parse_time
+from app.model.images import image_repository
 from app.outputs import Output
-from app.sources.trivy import image_repository
 from tables.alert_scoring import SEVERITY_MIDPOINT
 
 SIGNAL_TOPIC = "risk_signals"
