@@ -262,17 +262,10 @@ def _fan_out(
     origin: str,
 ) -> list[dict[str, Any]]:
     out = []
+    identity = (base["kind"], base["key"], base["status"], base["time_ms"], origin)
     for subject, entity_type, entry in subjects(entity, hints, catalogue, cluster):
         signal = {
-            "id": event_id(
-                "risk_signal",
-                subject,
-                base["kind"],
-                base["key"],
-                base["status"],
-                base["time_ms"],
-                origin,
-            ),
+            "id": event_id("risk_signal", subject, *identity),
             "service": subject,
             "entity_type": entity_type,
             "entity": entity,
