@@ -13,6 +13,10 @@ requestParameters (instance, security group, snapshot, bucket, secret, user, rol
 an ARN is reduced to its last name segment), else the service (`eventSource` without
 `.amazonaws.com`).
 
+A successful call that changes security posture also carries what it changed: `changes` and,
+for security-group rules an Authorize response names, `rule_paths` (app/sources/
+cloudtrail_changes.py), which the drift stage reads.
+
 Severity:
 - high: StopLogging, DeleteTrail, PutEventSelectors, LeaveOrganization (logging/organization
   defence evasion); attaching or putting an admin policy (AdministratorAccess or `"*"` actions);
