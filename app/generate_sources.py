@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from app.generate_scenarios import SCENARIOS, with_alerts, with_incidents
-from app.sources.alertmanager import alertmanager_fingerprint
+from app.model.fingerprints import alertmanager_fingerprint
 
 HOSTS = ("node-a", "node-b", "node-c", "node-d")
 SERVICES = ("payments", "checkout", "search", "auth")

@@ -8,7 +8,7 @@ shown but never compared.
 
 Fingerprint:
 - `prom_alert`: Alertmanager's FNV-1a 64-bit over the sender's labels
-  (`app.sources.alertmanager.alertmanager_fingerprint`), so it equals Alertmanager's own.
+  (`app.model.fingerprints.alertmanager_fingerprint`), so it equals Alertmanager's own.
 - findings (`vulnerability`, `misconfiguration`, `secret`, `sast_finding`, GitHub security
   alerts): the adapter's `finding_key` (tool + artifact + target + package + id, or the
   provider's alert number), which already leaves severity, CVSS and line numbers out.
@@ -33,14 +33,15 @@ name embeds the tag, which changes with every release); SARIF scopes are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from app.events import Event, parse_time
-from app.sources.alertmanager import alertmanager_fingerprint
-from app.sources.trivy import image_repository
+from app.model.fingerprints import alertmanager_fingerprint
+from app.model.images import image_repository
 
 KINDS: tuple[str, ...] = ("runtime", "finding", "prom", "anomaly", "ci", "violation")
 STATUSES: tuple[str, ...] = ("firing", "resolved")
@@ -231,34 +232,96 @@ def _sarif_scope(tool: str | None, category: str | None) -> str:
 
 # ---- per event type ----------------------------------------------------------------------
 
+#: Reads one value off an event.
+Getter = Callable[[Event], Any]
+#: Labels, annotations or scoring inputs: attributes copied under their own names (a string of
+#: space-separated names), or one (name, attribute name or getter) pair.
+Field = str | tuple[str, str | Getter]
 
-def _runtime(event: Event) -> AlertInput:
-    a = event.attributes
-    fields = a.get("output_fields") or {}
+
+@dataclass(frozen=True, slots=True)
+class AlertShape:
+    """How events of one type become alerts. Labels start with `alertname`, `entity` and
+    `source`; the fields follow in the order given (label sets keep their key order)."""
+
+    kind: str
+    #: A constant, or read off the event.
+    alertname: str | Getter
+    labels: tuple[Field, ...] = ()
+    annotations: tuple[Field, ...] = ()
+    scoring: tuple[Field, ...] = ()
+    #: Identified by the adapter's `finding_key` (also annotated); without one, no alert.
+    keyed: bool = False
+    #: The alert's status, or None when the event reports no alert; default "firing".
+    status: Getter | None = None
+    scope: Getter | None = None
+
+
+def _read(event: Event, fields: tuple[Field, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in fields:
+        if isinstance(item, str):
+            out.update((name, event.attributes.get(name)) for name in item.split())
+        else:
+            name, source = item
+            out[name] = event.attributes.get(source) if isinstance(source, str) else source(event)
+    return out
+
+
+def _either(*names: str) -> Getter:
+    """`a[n1] or a[n2] or ...`."""
+
+    def get(event: Event) -> Any:
+        value = None
+        for name in names:
+            value = event.attributes.get(name)
+            if value:
+                break
+        return value
+
+    return get
+
+
+def _output_field(name: str) -> Getter:
+    return lambda event: (event.attributes.get("output_fields") or {}).get(name)
+
+
+def _tags(event: Event) -> str:
+    return ",".join(t for t in event.attributes.get("tags") or [] if isinstance(t, str))
+
+
+def _numeric(name: str) -> Getter:
+    return lambda event: _number(event.attributes.get(name))
+
+
+def _from_shape(shape: AlertShape, event: Event) -> AlertInput | None:
+    key = event.attributes.get("finding_key") if shape.keyed else None
+    status = shape.status(event) if shape.status is not None else "firing"
+    if (shape.keyed and not key) or status is None:
+        return None
+    alertname = shape.alertname if isinstance(shape.alertname, str) else shape.alertname(event)
     labels = _labels(
-        alertname=a.get("rule"),
+        alertname=alertname,
         entity=event.entity,
         source=event.source,
-        falco_source=a.get("falco_source"),
-        namespace=a.get("namespace"),
-        image=a.get("image"),
+        **_read(event, shape.labels),
     )
-    annotations = _annotations(
-        summary=a.get("output"),
-        priority=a.get("priority"),
-        tags=",".join(t for t in a.get("tags") or [] if isinstance(t, str)),
-        container_id=a.get("container_id"),
-        container_name=a.get("container_name"),
-        image_tag=a.get("image_tag"),
-        pod=a.get("pod"),
-        user=a.get("user"),
-        command=fields.get("proc.cmdline"),
-        file=fields.get("fd.name"),
+    annotations = _annotations(**_read(event, shape.annotations), finding_key=key)
+    confidence = event.type if event.type in CONFIDENCE else shape.kind
+    return _alert(
+        event,
+        shape.kind,
+        labels,
+        annotations,
+        fingerprint=key,
+        status=status,
+        scoring=_scoring(confidence, **_read(event, shape.scoring)),
+        scope=shape.scope(event) if shape.scope is not None else None,
     )
-    return _alert(event, "runtime", labels, annotations, scoring=_scoring("runtime"))
 
 
 def _prom(event: Event) -> AlertInput:
+    """Alertmanager's alerts keep the sender's labels, fingerprint, times and status."""
     a = event.attributes
     labels = {k: v for k, v in (a.get("labels") or {}).items() if isinstance(v, str)}
     status = a.get("status") if a.get("status") in STATUSES else "firing"
@@ -287,257 +350,144 @@ def _time_or_none(value: Any) -> int | None:
         return None
 
 
-def _vulnerability(event: Event) -> AlertInput | None:
+def _package(event: Event) -> Any:
+    """A vulnerable package: its purl without version qualifiers, else its id or name."""
+    purl = event.attributes.get("purl")
+    if isinstance(purl, str) and purl:
+        return purl.split("#", 1)[0].split("?", 1)[0]
+    return event.attributes.get("pkg_id") or event.attributes.get("pkg_name")
+
+
+def _kev(event: Event) -> bool | None:
+    kev = event.attributes.get("kev")
+    return kev if isinstance(kev, bool) else None
+
+
+def _github_epss(event: Event) -> float | None:
+    epss = event.attributes.get("epss")
+    return _number(epss.get("percentage")) if isinstance(epss, dict) else None
+
+
+def _github_status(event: Event) -> str:
     a = event.attributes
-    key = a.get("finding_key")
-    if not key:
-        return None
-    target, scope = _trivy_scope(event)
-    purl = a.get("purl")
-    package = (
-        purl.split("#", 1)[0].split("?", 1)[0]
-        if isinstance(purl, str) and purl
-        else a.get("pkg_id") or a.get("pkg_name")
-    )
-    labels = _labels(
-        alertname="Vulnerability",
-        entity=event.entity,
-        source=event.source,
-        artifact=a.get("artifact"),
-        target=target,
-        package=package,
-        pkg_path=a.get("pkg_path"),
-        vulnerability_id=a.get("vulnerability_id"),
-    )
-    annotations = _annotations(
-        title=a.get("title"),
-        installed_version=a.get("installed_version"),
-        fixed_version=a.get("fixed_version"),
-        severity_label=a.get("severity_label"),
-        cvss_vector=a.get("cvss_vector"),
-        primary_url=a.get("primary_url"),
-        target=a.get("target"),
-        finding_key=key,
-    )
-    scoring = _scoring(
-        "vulnerability",
-        epss=_number(a.get("epss")),
-        kev=a.get("kev") if isinstance(a.get("kev"), bool) else None,
-        kev_ransomware=a.get("kev_ransomware"),
-        cvss=_number(a.get("cvss")),
-        severity_label=a.get("severity_label"),
-    )
-    return _alert(
-        event, "finding", labels, annotations, fingerprint=key, scoring=scoring, scope=scope
-    )
-
-
-def _misconfiguration(event: Event) -> AlertInput | None:
-    a = event.attributes
-    key = a.get("finding_key")
-    if not key:
-        return None
-    target, scope = _trivy_scope(event)
-    labels = _labels(
-        alertname="Misconfiguration",
-        entity=event.entity,
-        source=event.source,
-        artifact=a.get("artifact"),
-        target=target,
-        check_id=a.get("avd_id") or a.get("check_id"),
-        resource=a.get("resource"),
-    )
-    annotations = _annotations(
-        title=a.get("title"),
-        message=a.get("message"),
-        resolution=a.get("resolution"),
-        severity_label=a.get("severity_label"),
-        primary_url=a.get("primary_url"),
-        start_line=a.get("start_line"),
-        finding_key=key,
-    )
-    scoring = _scoring("misconfiguration", severity_label=a.get("severity_label"))
-    return _alert(
-        event, "finding", labels, annotations, fingerprint=key, scoring=scoring, scope=scope
-    )
-
-
-def _secret(event: Event) -> AlertInput | None:
-    a = event.attributes
-    key = a.get("finding_key")
-    if not key:
-        return None
-    target, scope = _trivy_scope(event)
-    labels = _labels(
-        alertname="ExposedSecret",
-        entity=event.entity,
-        source=event.source,
-        artifact=a.get("artifact"),
-        target=target,
-        rule_id=a.get("rule_id"),
-    )
-    annotations = _annotations(
-        title=a.get("title"),
-        category=a.get("category"),
-        severity_label=a.get("severity_label"),
-        start_line=a.get("start_line"),
-        finding_key=key,
-    )
-    scoring = _scoring("secret", severity_label=a.get("severity_label"))
-    return _alert(
-        event, "finding", labels, annotations, fingerprint=key, scoring=scoring, scope=scope
-    )
-
-
-def _sast(event: Event) -> AlertInput | None:
-    a = event.attributes
-    key = a.get("finding_key")
-    if not key:
-        return None
-    labels = _labels(
-        alertname="SastFinding",
-        entity=event.entity,
-        source=event.source,
-        tool=(a.get("tool") or "").lower(),
-        rule_id=a.get("rule_id"),
-        path=a.get("path"),
-    )
-    annotations = _annotations(
-        message=a.get("message"),
-        rule_name=a.get("rule_name"),
-        rule_description=a.get("rule_description"),
-        help_uri=a.get("help_uri"),
-        level=a.get("level"),
-        start_line=a.get("start_line"),
-        cwe=a.get("cwe"),
-        finding_key=key,
-    )
-    status = "resolved" if a.get("suppressed") else "firing"
-    scoring = _scoring(
-        "sast_finding", cvss=_number(a.get("security_severity")), severity_label=a.get("level")
-    )
-    return _alert(
-        event,
-        "finding",
-        labels,
-        annotations,
-        fingerprint=key,
-        status=status,
-        scoring=scoring,
-        scope=_sarif_scope(a.get("tool"), a.get("category")),
-    )
-
-
-_GITHUB_ALERTNAMES = {
-    "code_scanning_alert": "CodeScanningAlert",
-    "dependabot_alert": "DependabotAlert",
-    "secret_scanning_alert": "SecretScanningAlert",
-}
-
-
-def _github_alert(event: Event) -> AlertInput | None:
-    a = event.attributes
-    key = a.get("finding_key")
-    if not key:
-        return None
     state = a.get("state")
     closed = (
         state in RESOLVED_STATES
         if state
         else a.get("action") in ("fixed", "closed_by_user", "resolved", "auto_dismissed")
     )
-    labels = _labels(
-        alertname=_GITHUB_ALERTNAMES[event.type],
-        entity=event.entity,
-        source=event.source,
-        alert_number=a.get("alert_number"),
-        tool=a.get("tool"),
-        rule_id=a.get("rule_id"),
-        package=a.get("package"),
-        manifest_path=a.get("manifest_path"),
-    )
-    annotations = _annotations(
-        summary=a.get("summary") or a.get("rule_description") or a.get("secret_type_display_name"),
-        state=state,
-        cve_id=a.get("cve_id"),
-        fixed_version=a.get("fixed_version"),
-        path=a.get("path"),
-        start_line=a.get("start_line"),
-        dismissed_reason=a.get("dismissed_reason"),
-        resolution=a.get("resolution"),
-        url=a.get("url"),
-        finding_key=key,
-    )
-    epss = a.get("epss")
-    scoring = _scoring(
-        event.type,
-        epss=_number(epss.get("percentage")) if isinstance(epss, dict) else None,
-        cvss=_number(a.get("cvss_score")),
-        severity_label=a.get("severity_label"),
-    )
-    return _alert(
-        event,
-        "finding",
-        labels,
-        annotations,
-        fingerprint=key,
-        status="resolved" if closed else "firing",
-        scoring=scoring,
+    return "resolved" if closed else "firing"
+
+
+def _ci_status(event: Event) -> str | None:
+    """A failed run fires, a successful one resolves; anything else is no alert."""
+    return {"failure": "firing", "success": "resolved"}.get(event.attributes.get("ci_status"))
+
+
+def _sarif_event_scope(event: Event) -> str:
+    return _sarif_scope(event.attributes.get("tool"), event.attributes.get("category"))
+
+
+def _trivy_shape(alertname: str, labels: tuple[Field, ...], **rest: Any) -> AlertShape:
+    """A Trivy finding: labelled by artifact and scoped target, scoped for scan resolution."""
+    return AlertShape(
+        kind="finding",
+        alertname=alertname,
+        labels=("artifact", ("target", lambda e: _trivy_scope(e)[0]), *labels),
+        keyed=True,
+        scope=lambda e: _trivy_scope(e)[1],
+        **rest,
     )
 
 
-_CI_ALERTNAMES = {
-    "ci_run": "WorkflowFailed",
-    "ci_job": "JobFailed",
-    "deployment": "DeploymentFailed",
-}
+_GITHUB = AlertShape(
+    kind="finding",
+    alertname="CodeScanningAlert",
+    labels=("alert_number tool rule_id package manifest_path",),
+    annotations=(
+        ("summary", _either("summary", "rule_description", "secret_type_display_name")),
+        "state cve_id fixed_version path start_line dismissed_reason resolution url",
+    ),
+    scoring=(("epss", _github_epss), ("cvss", _numeric("cvss_score")), "severity_label"),
+    keyed=True,
+    status=_github_status,
+)
+_CI = AlertShape(
+    kind="ci",
+    alertname="WorkflowFailed",
+    labels=("workflow branch",),
+    annotations=("conclusion run_id commit_sha failed_steps url",),
+    status=_ci_status,
+)
 
-
-def _ci(event: Event) -> AlertInput | None:
-    a = event.attributes
-    ci_status = a.get("ci_status")
-    if ci_status not in ("failure", "success"):
-        return None
-    labels = _labels(
-        alertname=_CI_ALERTNAMES[event.type],
-        entity=event.entity,
-        source=event.source,
-        workflow=a.get("workflow"),
-        job_name=a.get("job_name") if event.type == "ci_job" else None,
-        environment=a.get("environment") if event.type == "deployment" else None,
-        branch=a.get("branch"),
-    )
-    annotations = _annotations(
-        conclusion=a.get("conclusion"),
-        run_id=a.get("run_id"),
-        commit_sha=a.get("commit_sha"),
-        failed_steps=a.get("failed_steps"),
-        url=a.get("url"),
-    )
-    status = "firing" if ci_status == "failure" else "resolved"
-    return _alert(event, "ci", labels, annotations, status=status, scoring=_scoring("ci"))
-
-
-_HANDLERS = {
-    "runtime_alert": _runtime,
-    "prom_alert": _prom,
-    "vulnerability": _vulnerability,
-    "misconfiguration": _misconfiguration,
-    "secret": _secret,
-    "sast_finding": _sast,
-    "code_scanning_alert": _github_alert,
-    "dependabot_alert": _github_alert,
-    "secret_scanning_alert": _github_alert,
-    "ci_run": _ci,
-    "ci_job": _ci,
-    "deployment": _ci,
+#: Event type -> how it becomes an alert (`prom_alert` keeps the sender's own, see `_prom`).
+SHAPES: dict[str, AlertShape] = {
+    "runtime_alert": AlertShape(
+        kind="runtime",
+        alertname=lambda e: e.attributes.get("rule"),
+        labels=("falco_source namespace image",),
+        annotations=(
+            ("summary", "output"),
+            "priority",
+            ("tags", _tags),
+            "container_id container_name image_tag pod user",
+            ("command", _output_field("proc.cmdline")),
+            ("file", _output_field("fd.name")),
+        ),
+    ),
+    "vulnerability": _trivy_shape(
+        "Vulnerability",
+        (("package", _package), "pkg_path vulnerability_id"),
+        annotations=(
+            "title installed_version fixed_version severity_label cvss_vector primary_url target",
+        ),
+        scoring=(
+            ("epss", _numeric("epss")),
+            ("kev", _kev),
+            "kev_ransomware",
+            ("cvss", _numeric("cvss")),
+            "severity_label",
+        ),
+    ),
+    "misconfiguration": _trivy_shape(
+        "Misconfiguration",
+        (("check_id", _either("avd_id", "check_id")), "resource"),
+        annotations=("title message resolution severity_label primary_url start_line",),
+        scoring=("severity_label",),
+    ),
+    "secret": _trivy_shape(
+        "ExposedSecret",
+        ("rule_id",),
+        annotations=("title category severity_label start_line",),
+        scoring=("severity_label",),
+    ),
+    "sast_finding": AlertShape(
+        kind="finding",
+        alertname="SastFinding",
+        labels=(("tool", lambda e: (e.attributes.get("tool") or "").lower()), "rule_id path"),
+        annotations=("message rule_name rule_description help_uri level start_line cwe",),
+        scoring=(("cvss", _numeric("security_severity")), ("severity_label", "level")),
+        keyed=True,
+        status=lambda e: "resolved" if e.attributes.get("suppressed") else "firing",
+        scope=_sarif_event_scope,
+    ),
+    "code_scanning_alert": _GITHUB,
+    "dependabot_alert": replace(_GITHUB, alertname="DependabotAlert"),
+    "secret_scanning_alert": replace(_GITHUB, alertname="SecretScanningAlert"),
+    "ci_run": _CI,
+    "ci_job": replace(_CI, alertname="JobFailed", labels=("workflow job_name branch",)),
+    "deployment": replace(
+        _CI, alertname="DeploymentFailed", labels=("workflow environment branch",)
+    ),
 }
 
 
 def alert_from_event(event: Event) -> AlertInput | None:
     """The alert instance an event reports, or None when the event is not alert-like."""
-    handler = _HANDLERS.get(event.type)
-    return handler(event) if handler is not None else None
+    if event.type == "prom_alert":
+        return _prom(event)
+    shape = SHAPES.get(event.type)
+    return _from_shape(shape, event) if shape is not None else None
 
 
 def resolutions_from_scan(event: Event) -> ScanResolution | None:

@@ -38,8 +38,8 @@ import orjson
 import yaml
 
 from app.events import SEVERITIES, Event, event_id, format_time
+from app.model.fingerprints import alertmanager_fingerprint
 from app.outputs import Output
-from app.sources.alertmanager import alertmanager_fingerprint
 from tables.alert_labels import AlertInput
 from tables.conditions import Condition, ConditionError, compile_condition, first
 from tables.staged import StagedState

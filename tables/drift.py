@@ -19,7 +19,7 @@ Model (docs/drift.md): every resource is an entity (`tf:<address>`, `k8s:<ns>/<r
   policies, or of anything with a baseline, compared through `spec_summary`; CloudTrail
   management calls on security groups, IAM, S3 policies/ACLs/public access blocks/encryption,
   CloudTrail, AWS Config, KMS, EBS snapshot sharing and default encryption, GuardDuty,
-  Organizations (`CLOUDTRAIL_CHANGES`); AWS Config compliance changes (`config_compliance`
+  Organizations (the event's `changes`); AWS Config compliance changes (`config_compliance`
   events, no adapter yet: see docs/drift.md).
 - A path is **drifted** when its observed value differs from its desired value. Kubernetes paths
   without a desired value are not compared; a CloudTrail change with no known previous value
@@ -46,8 +46,8 @@ import yaml
 
 from app.events import Event, event_id
 from app.masking import MASK, MaskingPolicy, mask_value
+from app.model.paths import flatten, is_under, value_at
 from app.outputs import Output
-from app.sources.k8s_audit import POD_SPEC_PATHS, RBAC_RESOURCES
 from tables.staged import StagedState
 
 #: spec_summary fields a Kubernetes baseline may declare (plus `image`, `present`, `content`).
@@ -70,7 +70,8 @@ K8S_SUMMARY_FIELDS: tuple[str, ...] = (
 #: Container securityContext flags a patch restating the container (image listed) states.
 K8S_CONTAINER_FLAGS = frozenset({"privileged", "allow_privilege_escalation"})
 K8S_FIELDS: frozenset[str] = frozenset({*K8S_SUMMARY_FIELDS, "image", "present", "content"})
-K8S_TRACKED: frozenset[str] = frozenset({*POD_SPEC_PATHS, *RBAC_RESOURCES, "networkpolicies"})
+#: The k8s_audit `resource_class`es drift follows (other objects only with a baseline).
+K8S_TRACKED = frozenset({"workload", "rbac", "network_policy"})
 K8S_WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 K8S_SKIPPED_STAGES = frozenset({"RequestReceived", "ResponseStarted"})
 
@@ -182,7 +183,7 @@ def parse_baselines(doc: Any, where: str = "baselines") -> dict[str, dict[str, A
                 )
             flat = {k: _k8s_normal(k, v) for k, v in spec.items()}
         elif kind == "tf":
-            flat = dict(_flatten(spec))
+            flat = dict(flatten(spec))
         else:
             flat = dict(spec)
         flat.setdefault("present", True)
@@ -202,48 +203,6 @@ def _k8s_normal(name: str, value: Any) -> Any:
 # ---- paths -----------------------------------------------------------------------------
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Leaf paths of a JSON value, dotted like Terraform's changed_paths (empty containers and
-    nulls are leaves)."""
-    if isinstance(value, dict) and value:
-        items: list[tuple[Any, Any]] = sorted(value.items())
-    elif isinstance(value, list) and value:
-        items = list(enumerate(value))
-    else:
-        return [(prefix or "*", value)]
-    out: list[tuple[str, Any]] = []
-    for key, item in items:
-        out.extend(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def _tf_get(value: Any, path: str) -> Any:
-    """The value at a dotted Terraform path (keys may hold dots: longest key first)."""
-    if path == "*":
-        return value
-    parts = path.split(".")
-    return _tf_walk(value, parts)
-
-
-def _tf_walk(value: Any, parts: list[str]) -> Any:
-    if not parts:
-        return value
-    if isinstance(value, dict):
-        for end in range(len(parts), 0, -1):
-            key = ".".join(parts[:end])
-            if key in value:
-                return _tf_walk(value[key], parts[end:])
-        return None
-    if isinstance(value, list) and parts[0].isdigit():
-        index = int(parts[0])
-        return _tf_walk(value[index], parts[1:]) if index < len(value) else None
-    return None
-
-
-def _under(path: str, prefixes: set[str]) -> bool:
-    return any(path == p or path.startswith(p + ".") or p == "*" for p in prefixes)
-
-
 def _same(a: Any, b: Any) -> bool:
     return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
         b, option=orjson.OPT_SORT_KEYS
@@ -255,19 +214,6 @@ def _matches(value: Any, patterns: tuple[str, ...]) -> bool:
         return False
     lowered = value.lower()
     return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _items(value: Any, *keys: str) -> list[dict[str, Any]]:
-    found = _dig(value, *keys)
-    return [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
 
 
 # ---- observations ----------------------------------------------------------------------
@@ -315,199 +261,10 @@ def _no_actor() -> dict[str, Any]:
     return {"user": None, "role": None, "source_ip": None, "user_agent": None}
 
 
-def _sg_path(direction: str, proto: Any, from_port: Any, to_port: Any, source: Any) -> str:
-    protocol = "all" if str(proto) in ("-1", "all") else str(proto).lower()
-    ports = "*" if protocol == "all" else f"{from_port}-{to_port}"
-    return f"{direction}[{protocol}:{ports}:{source}]"
-
-
-def _sg_rules(params: Any, direction: str) -> list[str]:
-    """Rule paths of an Authorize/Revoke request (flat or ipPermissions form)."""
-    if not isinstance(params, dict):
-        return []
-    paths: list[str] = []
-    flat = params.get("cidrIp") or params.get("cidrIpv6")
-    if isinstance(flat, str):
-        paths.append(
-            _sg_path(
-                direction,
-                params.get("ipProtocol"),
-                params.get("fromPort"),
-                params.get("toPort"),
-                flat,
-            )
-        )
-    for item in _items(params, "ipPermissions", "items"):
-        proto, lo, hi = item.get("ipProtocol"), item.get("fromPort"), item.get("toPort")
-        sources = [r.get("cidrIp") for r in _items(item, "ipRanges", "items")]
-        sources += [r.get("cidrIpv6") for r in _items(item, "ipv6Ranges", "items")]
-        sources += [g.get("groupId") for g in _items(item, "groups", "items")]
-        sources += [p.get("prefixListId") for p in _items(item, "prefixListIds", "items")]
-        paths += [_sg_path(direction, proto, lo, hi, s) for s in sources if isinstance(s, str)]
-    return sorted(set(paths))
-
-
-def _sg_aliases(response: Any) -> dict[str, str]:
-    """securityGroupRuleId -> rule path, from an Authorize response."""
-    out: dict[str, str] = {}
-    for item in _items(response, "securityGroupRuleSet", "items"):
-        rule_id = item.get("securityGroupRuleId")
-        source = (
-            item.get("cidrIpv4")
-            or item.get("cidrIpv6")
-            or _dig(item, "referencedGroupInfo", "groupId")
-            or item.get("prefixListId")
-        )
-        if isinstance(rule_id, str) and isinstance(source, str):
-            direction = "egress" if item.get("isEgress") is True else "ingress"
-            out[rule_id] = _sg_path(
-                direction, item.get("ipProtocol"), item.get("fromPort"), item.get("toPort"), source
-            )
-    return out
-
-
-def _sg(direction: str, grant: bool) -> Any:
-    def observe(p: dict[str, Any], r: Any) -> tuple[list[Obs], dict[str, str]]:
-        obs = [Obs(path, grant, not grant) for path in _sg_rules(p, direction)]
-        ids = [i.get("securityGroupRuleId") for i in _items(p, "securityGroupRuleIds", "items")]
-        ids += (
-            [i for i in p.get("securityGroupRuleIds", []) if isinstance(i, str)]
-            if isinstance(p.get("securityGroupRuleIds"), list)
-            else []
-        )
-        obs += [Obs(f"alias:{i}", grant, not grant) for i in ids if isinstance(i, str)]
-        return obs, (_sg_aliases(r) if grant else {})
-
-    return observe
-
-
-def _flag(path: str, value: bool) -> Any:
-    return lambda p, r: ([Obs(path, value, not value)], {})
-
-
-def _value(path: str, *keys: str, strip: tuple[str, ...] = ()) -> Any:
-    """The request's value under `keys` (or the whole request minus `strip`), prior unknown."""
-
-    def observe(p: dict[str, Any], r: Any) -> tuple[list[Obs], dict[str, str]]:
-        if keys:
-            for key in keys:
-                if key in p:
-                    return [Obs(path, p[key])], {}
-            return [], {}
-        return [Obs(path, {k: v for k, v in sorted(p.items()) if k not in strip})], {}
-
-    return observe
-
-
-def _removed(path: str) -> Any:
-    return lambda p, r: ([Obs(path, None)], {})
-
-
-def _keyed(prefix: str, key: str, value: Any, prior: Any = _UNKNOWN, field: str = "") -> Any:
-    """`<prefix>[<request[key]>]` = `value`, or the request's `field` when given."""
-
-    def observe(p: dict[str, Any], r: Any) -> tuple[list[Obs], dict[str, str]]:
-        name = p.get(key)
-        if not isinstance(name, str) or not name:
-            return [], {}
-        observed = p.get(field) if field else value
-        return [Obs(f"{prefix}[{name}]", observed, prior)], {}
-
-    return observe
-
-
-def _snapshot(p: dict[str, Any], r: Any) -> tuple[list[Obs], dict[str, str]]:
-    obs: list[Obs] = []
-    for change, granted in (("add", True), ("remove", False)):
-        for item in _items(p, "createVolumePermission", change, "items"):
-            who = item.get("userId") or item.get("group")
-            if isinstance(who, str):
-                obs.append(Obs(f"create_volume_permission[{who}]", granted, not granted))
-    return obs, {}
-
-
-def _access_key(status: Any) -> Any:
-    def observe(p: dict[str, Any], r: Any) -> tuple[list[Obs], dict[str, str]]:
-        key = _dig(r, "accessKey", "accessKeyId") or p.get("accessKeyId")
-        if not isinstance(key, str):
-            return [], {}
-        observed = p.get("status") if status == "request" else status
-        prior = None if status == "Active" else _UNKNOWN
-        return [Obs(f"access_keys[{key}]", observed, prior)], {}
-
-    return observe
-
-
-#: CloudTrail eventName -> observer(requestParameters, responseElements) -> (observations,
-#: security-group rule aliases). Only management calls that change security posture.
-CLOUDTRAIL_CHANGES: dict[str, Any] = {
-    # EC2 security groups
-    "AuthorizeSecurityGroupIngress": _sg("ingress", True),
-    "RevokeSecurityGroupIngress": _sg("ingress", False),
-    "AuthorizeSecurityGroupEgress": _sg("egress", True),
-    "RevokeSecurityGroupEgress": _sg("egress", False),
-    "CreateSecurityGroup": _flag("present", True),
-    "DeleteSecurityGroup": _flag("present", False),
-    # EBS
-    "ModifySnapshotAttribute": _snapshot,
-    "EnableEbsEncryptionByDefault": _flag("ebs_encryption_by_default", True),
-    "DisableEbsEncryptionByDefault": _flag("ebs_encryption_by_default", False),
-    # S3
-    "PutBucketPolicy": _value("policy", "bucketPolicy"),
-    "DeleteBucketPolicy": _removed("policy"),
-    "PutBucketAcl": _value("acl", strip=("bucketName", "Host", "acl")),
-    "PutPublicAccessBlock": _value("public_access_block", "PublicAccessBlockConfiguration"),
-    "DeletePublicAccessBlock": _removed("public_access_block"),
-    "PutBucketEncryption": _value("encryption", "ServerSideEncryptionConfiguration"),
-    "DeleteBucketEncryption": _removed("encryption"),
-    "PutBucketVersioning": _value("versioning", "VersioningConfiguration"),
-    "PutBucketLogging": _value("logging", "BucketLoggingStatus"),
-    # IAM
-    "CreateUser": _flag("present", True),
-    "DeleteUser": _flag("present", False),
-    "CreateRole": _flag("present", True),
-    "DeleteRole": _flag("present", False),
-    "CreateLoginProfile": _flag("login_profile", True),
-    "DeleteLoginProfile": _flag("login_profile", False),
-    "CreateAccessKey": _access_key("Active"),
-    "UpdateAccessKey": _access_key("request"),
-    "DeleteAccessKey": _access_key(None),
-    "AttachUserPolicy": _keyed("attached_policies", "policyArn", True, False),
-    "AttachRolePolicy": _keyed("attached_policies", "policyArn", True, False),
-    "AttachGroupPolicy": _keyed("attached_policies", "policyArn", True, False),
-    "DetachUserPolicy": _keyed("attached_policies", "policyArn", False, True),
-    "DetachRolePolicy": _keyed("attached_policies", "policyArn", False, True),
-    "DetachGroupPolicy": _keyed("attached_policies", "policyArn", False, True),
-    "PutUserPolicy": _keyed("inline_policies", "policyName", None, field="policyDocument"),
-    "PutRolePolicy": _keyed("inline_policies", "policyName", None, field="policyDocument"),
-    "PutGroupPolicy": _keyed("inline_policies", "policyName", None, field="policyDocument"),
-    "DeleteUserPolicy": _keyed("inline_policies", "policyName", None),
-    "DeleteRolePolicy": _keyed("inline_policies", "policyName", None),
-    "DeleteGroupPolicy": _keyed("inline_policies", "policyName", None),
-    "UpdateAssumeRolePolicy": _value("trust_policy", "policyDocument"),
-    # CloudTrail
-    "StopLogging": _flag("logging", False),
-    "StartLogging": _flag("logging", True),
-    "DeleteTrail": _flag("present", False),
-    "CreateTrail": _flag("present", True),
-    "UpdateTrail": _value("settings", strip=("name", "trailName")),
-    "PutEventSelectors": _value("event_selectors", "eventSelectors", "advancedEventSelectors"),
-    # AWS Config, GuardDuty, Organizations
-    "StopConfigurationRecorder": _flag("recording", False),
-    "StartConfigurationRecorder": _flag("recording", True),
-    "DeleteConfigurationRecorder": _flag("present", False),
-    "DeleteDetector": _flag("present", False),
-    "CreateDetector": _flag("present", True),
-    "LeaveOrganization": _flag("organization_member", False),
-    # KMS
-    "DisableKey": _flag("enabled", False),
-    "EnableKey": _flag("enabled", True),
-    "ScheduleKeyDeletion": _flag("pending_deletion", True),
-    "CancelKeyDeletion": _flag("pending_deletion", False),
-    "DisableKeyRotation": _flag("rotation", False),
-    "EnableKeyRotation": _flag("rotation", True),
-    "PutKeyPolicy": _value("policy", "policy"),
-}
+def _observed(change: Mapping[str, Any]) -> Obs:
+    """An observation from one of a cloud_api_call's `changes` (a rule id becomes `alias:`)."""
+    path = change["path"] if "path" in change else f"alias:{change.get('rule_id')}"
+    return Obs(path, change.get("value"), change.get("prior", _UNKNOWN))
 
 
 def _stated(value: Any) -> bool:
@@ -584,7 +341,7 @@ class DriftStage:
             return None  # a planned delete says nothing about what should be there
         unknown = set(a.get("after_unknown") or [])
         after = a.get("after")
-        spec = {p: v for p, v in _flatten(after) if not _under(p, unknown)} if after else {}
+        spec = {p: v for p, v in flatten(after) if not is_under(p, unknown)} if after else {}
         if len(spec) > self.config.max_paths:
             spec = dict(sorted(spec.items())[: self.config.max_paths])
         before = a.get("before")
@@ -602,7 +359,7 @@ class DriftStage:
         a = event.attributes
         before, after = a.get("before"), a.get("after")
         obs = [
-            Obs(p, _tf_get(after, p), _tf_get(before, p), differs=True)
+            Obs(p, value_at(after, p), value_at(before, p), differs=True)
             for p in a.get("changed_paths") or []
             if isinstance(p, str)
         ]
@@ -631,7 +388,7 @@ class DriftStage:
         user = a.get("username")
         if _matches(user, self.config.k8s_ignored_identities):
             return None
-        if a.get("resource") not in K8S_TRACKED and event.entity not in self.baselines:
+        if a.get("resource_class") not in K8S_TRACKED and event.entity not in self.baselines:
             return None
         in_band = _matches(user, self.config.k8s_iac_identities)
         obs: list[Obs] = []
@@ -684,12 +441,8 @@ class DriftStage:
 
     def _cloudtrail(self, event: Event) -> Change | None:
         a = event.attributes
-        observer = CLOUDTRAIL_CHANGES.get(a.get("event_name"))
-        if observer is None or a.get("error_code"):
-            return None  # not a tracked change, or it did not happen
-        params = a.get("request_parameters")
-        params = params if isinstance(params, dict) else {}
-        obs, aliases = observer(params, a.get("response_elements"))
+        obs = [_observed(c) for c in a.get("changes") or [] if isinstance(c, dict)]
+        aliases = a.get("rule_paths") or {}
         if not obs and not aliases:
             return None
         in_band = self._cloud_in_band(a)
@@ -754,7 +507,7 @@ class DriftStage:
                 observations.append(Obs(aliases[o.path[6:]], o.value, o.prior))
         if change.before is not None and (change.plan is None or change.plan != ostate.get("plan")):
             # A later plan: the refreshed real state (`before`) at the drifted paths.
-            observations = [Obs(p, _tf_get(change.before, p)) for p in sorted(ostate["drifted"])]
+            observations = [Obs(p, value_at(change.before, p)) for p in sorted(ostate["drifted"])]
         spec = dict(dstate["spec"]) if dstate else {}
         if change.desired is not None:
             spec = dict(change.desired)

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from app.events import SEVERITY_RANK, Event, event_id, parse_time
+from app.model.images import image_repository
 from app.outputs import Output
-from app.sources.trivy import image_repository
 from tables.alert_scoring import SEVERITY_MIDPOINT
 
 SIGNAL_TOPIC = "risk_signals"
@@ -262,17 +262,10 @@ def _fan_out(
     origin: str,
 ) -> list[dict[str, Any]]:
     out = []
+    identity = (base["kind"], base["key"], base["status"], base["time_ms"], origin)
     for subject, entity_type, entry in subjects(entity, hints, catalogue, cluster):
         signal = {
-            "id": event_id(
-                "risk_signal",
-                subject,
-                base["kind"],
-                base["key"],
-                base["status"],
-                base["time_ms"],
-                origin,
-            ),
+            "id": event_id("risk_signal", subject, *identity),
             "service": subject,
             "entity_type": entity_type,
             "entity": entity,

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.events import event_id, format_time
-from app.sources.trivy import image_repository
+from app.model.images import image_repository
 from tables.risk_model import (
     DECISIONS,
     RiskConfig,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.events import Event, event_id, format_time, parse_time
+from app.model.fingerprints import alertmanager_fingerprint
 from app.sources.base import check_time_range, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 
@@ -40,26 +41,6 @@ DEFAULT_SEVERITY = "medium"
 ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
 STATUSES = ("firing", "resolved")
 MAX_ANNOTATION_CHARS = 1024
-
-_FNV64_OFFSET = 14695981039346656037
-_FNV64_PRIME = 1099511628211
-_SEPARATOR = 0xFF
-
-
-def alertmanager_fingerprint(labels: dict[str, str]) -> str:
-    """Alertmanager's alert fingerprint of a label set, as 16 lowercase hex digits.
-
-    FNV-1a 64-bit over the label names in byte order, each name and each value followed by the
-    separator byte 0xFF (prometheus/common `labelSetToFingerprint`; `Fingerprint.String()` is
-    `%016x`). An empty label set hashes to the FNV offset basis.
-    """
-    digest = _FNV64_OFFSET
-    for name in sorted(labels, key=lambda n: n.encode()):
-        for part in (name.encode(), labels[name].encode()):
-            for byte in part:
-                digest = ((digest ^ byte) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
-            digest = ((digest ^ _SEPARATOR) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return f"{digest:016x}"
 
 
 class AlertmanagerAdapter:

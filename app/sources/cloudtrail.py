@@ -13,6 +13,10 @@ requestParameters (instance, security group, snapshot, bucket, secret, user, rol
 an ARN is reduced to its last name segment), else the service (`eventSource` without
 `.amazonaws.com`).
 
+A successful call that changes security posture also carries what it changed: `changes` and,
+for security-group rules an Authorize response names, `rule_paths` (app/sources/
+cloudtrail_changes.py), which the drift stage reads.
+
 Severity:
 - high: StopLogging, DeleteTrail, PutEventSelectors, LeaveOrganization (logging/organization
   defence evasion); attaching or putting an admin policy (AdministratorAccess or `"*"` actions);
@@ -34,6 +38,7 @@ from typing import Any
 import orjson
 
 from app.events import Event, event_id, max_severity
+from app.model.paths import dig
 from app.sources.base import (
     check_time_range,
     compact_value,
@@ -42,6 +47,7 @@ from app.sources.base import (
     require_object,
     require_time,
 )
+from app.sources.cloudtrail_changes import call_changes
 from app.sources.errors import ErrorCode, NormalizeError
 
 HIGH_CALLS = frozenset({"StopLogging", "DeleteTrail", "PutEventSelectors", "LeaveOrganization"})
@@ -173,6 +179,14 @@ class CloudTrailAdapter:
             "target": target,
             "risk_reasons": reasons,
         }
+        if not error_code:  # a failed call changed nothing
+            changes, rule_paths = call_changes(
+                attributes["request_parameters"], attributes["response_elements"], name
+            )
+            if changes:
+                attributes["changes"] = changes
+            if rule_paths:
+                attributes["rule_paths"] = rule_paths
         return Event(
             id=event_id(self.name, eid) if eid else event_id(self.name, "record", record),
             source=self.name,
@@ -197,7 +211,7 @@ def _target(params: Any) -> str | None:
     """The most specific resource a request names (see TARGET_KEYS), ARNs cut to the name."""
     if not isinstance(params, dict):
         return None
-    instances = _dig(params, "instancesSet", "items")
+    instances = dig(params, "instancesSet", "items")
     if isinstance(instances, list):
         ids = [i.get("instanceId") for i in instances if isinstance(i, dict)]
         if ids and isinstance(ids[0], str) and ids[0]:
@@ -235,10 +249,10 @@ def _principal(identity: dict[str, Any]) -> str | None:
 
 def _mfa(record: dict[str, Any], identity: dict[str, Any]) -> bool | None:
     """additionalEventData.MFAUsed (console sign-in), else the session's mfaAuthenticated."""
-    used = _dig(record, "additionalEventData", "MFAUsed")
+    used = dig(record, "additionalEventData", "MFAUsed")
     if isinstance(used, str):
         return used.lower() == "yes"
-    return _flag(_dig(identity, "sessionContext", "attributes", "mfaAuthenticated"))
+    return _flag(dig(identity, "sessionContext", "attributes", "mfaAuthenticated"))
 
 
 def _flag(value: Any) -> bool | None:
@@ -282,12 +296,12 @@ def _assess(
         flag("admin_policy" if admin else "policy_change", "high" if admin else "medium")
     elif name == "AuthorizeSecurityGroupIngress" and _world_open(params):
         flag("ingress_open_to_world", "high")
-    elif name == "ModifySnapshotAttribute" and _dig(params, "createVolumePermission", "add"):
+    elif name == "ModifySnapshotAttribute" and dig(params, "createVolumePermission", "add"):
         flag("snapshot_shared", "high")
     elif name in MEDIUM_CALLS:
         flag("sensitive_call", "medium")
     console_failed = name == "ConsoleLogin" and (
-        _dig(record, "responseElements", "ConsoleLogin") == "Failure"
+        dig(record, "responseElements", "ConsoleLogin") == "Failure"
     )
     if name == "ConsoleLogin" and not console_failed and _mfa(record, identity) is False:
         flag("console_login_without_mfa", "medium")
@@ -309,11 +323,3 @@ def _world_open(params: dict[str, Any]) -> bool:
     """Any CIDR in the request (flat `cidrIp` or ipPermissions) with a /0 prefix."""
     text = orjson.dumps(params).decode()
     return bool(re.search(r'"cidr(?:Ip|Ipv6)"\s*:\s*"[^"]*/0"', text))
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value

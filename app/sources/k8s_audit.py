@@ -8,6 +8,10 @@ REFERENCE.md): `auditID`, `level`, `stage`, `verb`, `user`, `impersonatedUser`, 
 `EventList` (webhook backend batch), which gives one event per item. Older `v1beta1` events
 carry `timestamp`, used when the v1 timestamps are missing.
 
+`resource_class` says what kind of configuration the object is: `workload` (it embeds a pod
+spec), `rbac` (roles, role bindings and their cluster-wide forms) or `network_policy`; absent
+for anything else.
+
 A `create` or `update` keeps the object it wrote as `request_object` (not for Secrets, at most
 `MAX_OBJECT_BYTES`), the document Gatekeeper-style policies review (app/policy/inputs.py).
 
@@ -33,6 +37,7 @@ from typing import Any
 import orjson
 
 from app.events import Event, event_id, max_severity, parse_time
+from app.model.paths import dig
 from app.sources.base import check_time_range, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 
@@ -154,6 +159,9 @@ class K8sAuditAdapter:
         reason = annotations.get("authorization.k8s.io/reason")
         if isinstance(reason, str) and reason:
             attributes["authorization_reason"] = reason
+        resource_class = _resource_class(resource)
+        if resource_class is not None:
+            attributes["resource_class"] = resource_class
         if spec_summary is not None:
             attributes["spec_summary"] = spec_summary
         reviewed = _reviewed_object(verb, resource, subresource, stage, record)
@@ -168,6 +176,15 @@ class K8sAuditAdapter:
             severity=severity,
             attributes=attributes,
         )
+
+
+def _resource_class(resource: str | None) -> str | None:
+    """`workload` (a pod spec inside, POD_SPEC_PATHS), `rbac`, `network_policy`, else None."""
+    if resource in POD_SPEC_PATHS:
+        return "workload"
+    if resource in RBAC_RESOURCES:
+        return "rbac"
+    return "network_policy" if resource == "networkpolicies" else None
 
 
 def _reviewed_object(
@@ -207,8 +224,8 @@ def _object_name(record: dict[str, Any]) -> str | None:
     """The name of a created object (objectRef has none): request, else response metadata."""
     for key in ("requestObject", "responseObject"):
         obj = record.get(key)
-        name = _dig(obj, "metadata", "name")
-        if isinstance(name, str) and name and _dig(obj, "kind") != "DeleteOptions":
+        name = dig(obj, "metadata", "name")
+        if isinstance(name, str) and name and dig(obj, "kind") != "DeleteOptions":
             return name
     return None
 
@@ -244,7 +261,7 @@ def _assess(
 
     if resource in RBAC_RESOURCES and verb in WRITE_VERBS:
         flag("rbac_write", "medium")
-        role = _dig(record.get("requestObject"), "roleRef", "name")
+        role = dig(record.get("requestObject"), "roleRef", "name")
         if resource.endswith("rolebindings") and role == "cluster-admin" and verb != "delete":
             flag("cluster_admin_binding", "high")
     if resource == "secrets" and verb in READ_VERBS and subresource is None:
@@ -278,7 +295,7 @@ def _spec_summary(resource: str | None, obj: Any) -> dict[str, Any] | None:
     path = POD_SPEC_PATHS.get(resource or "")
     if path is None:
         return None
-    spec = _dig(obj, *path)
+    spec = dig(obj, *path)
     if not isinstance(spec, dict) or not isinstance(spec.get("containers"), list):
         return None
     containers = [
@@ -299,13 +316,13 @@ def _spec_summary(resource: str | None, obj: Any) -> dict[str, Any] | None:
     }
     added: set[str] = set()
     for sc in contexts:
-        caps = _dig(sc, "capabilities", "add")
+        caps = dig(sc, "capabilities", "add")
         if isinstance(caps, list):
             added.update(cap for cap in caps if isinstance(cap, str))
     host_paths = {
-        _dig(volume, "hostPath", "path")
+        dig(volume, "hostPath", "path")
         for volume in (spec.get("volumes") if isinstance(spec.get("volumes"), list) else [])
-        if isinstance(_dig(volume, "hostPath", "path"), str)  # a list or object is unhashable
+        if isinstance(dig(volume, "hostPath", "path"), str)  # a list or object is unhashable
     }
     main = [c for c in spec["containers"] if isinstance(c, dict)]
     return {
@@ -323,17 +340,8 @@ def _spec_summary(resource: str | None, obj: Any) -> dict[str, Any] | None:
         "run_as_user": sorted(u for u in users if isinstance(u, int) and not isinstance(u, bool)),
         "run_as_non_root": pod_context.get("runAsNonRoot") is True
         or (bool(contexts) and all(sc.get("runAsNonRoot") is True for sc in contexts)),
-        "resource_limits": bool(main) and all(bool(_dig(c, "resources", "limits")) for c in main),
+        "resource_limits": bool(main) and all(bool(dig(c, "resources", "limits")) for c in main),
         "service_account": spec.get("serviceAccountName")
         if isinstance(spec.get("serviceAccountName"), str)
         else None,
     }
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    """`value[k1][k2]...`, or None when any step is missing or not an object."""
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value

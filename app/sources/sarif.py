@@ -49,16 +49,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from app.events import Event, event_id, parse_time
+from app.model.images import image_repository
 from app.sources.base import optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
-from app.sources.trivy import (
-    KeyAllocator,
-    checked_time,
-    cvss_band,
-    field_at,
-    image_repository,
-    short_text,
-)
+from app.sources.trivy import KeyAllocator, checked_time, cvss_band, field_at, short_text
 
 #: SARIF levels on Vigil's scale.
 LEVEL_SEVERITY: dict[str, str] = {

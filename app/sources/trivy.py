@@ -35,6 +35,7 @@ from collections import Counter
 from typing import Any
 
 from app.events import SEVERITIES, Event, event_id, parse_time
+from app.model.images import image_repository
 from app.sources.base import finding_key, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 
@@ -125,25 +126,6 @@ class TrivyAdapter:
             attributes={k: v for k, v in summary.items() if v is not None},
         )
         return [*report_ctx.events, completed]
-
-
-def image_repository(reference: str, known: list[str] | tuple[str, ...] = ()) -> str:
-    """The repository of an image reference, without tag or digest.
-
-    `known` are the image's RepoTags/RepoDigests: when `reference` is not one of their
-    repositories (e.g. Trivy scanned a `.tar` file), the first of them names the image.
-    """
-    repo = _strip_tag(reference)
-    known_repos = [_strip_tag(ref) for ref in known if isinstance(ref, str) and ref]
-    if known_repos and repo not in known_repos:
-        return known_repos[0]
-    return repo
-
-
-def _strip_tag(reference: str) -> str:
-    name = reference.split("@", 1)[0]
-    head, slash, last = name.rpartition("/")
-    return f"{head}{slash}{last.split(':', 1)[0]}"  # a ':' before the last '/' is a port
 
 
 def _image_refs(metadata: dict[str, Any]) -> list[str]:

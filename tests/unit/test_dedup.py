@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from app.events import Event, event_id, format_time, parse_time
-from app.sources.alertmanager import alertmanager_fingerprint
+from app.model.fingerprints import alertmanager_fingerprint
 from app.sources.normalize import Normalizer
 from tables import spill
 from tables.alert_labels import alert_from_anomaly, alert_from_event, resolutions_from_scan

@@ -192,3 +192,34 @@ def test_bad_cloudtrail_records_fail_with_a_code(doc, code):
     with pytest.raises(NormalizeError) as info:
         Normalizer().normalize(orjson.dumps(doc), family="cloudtrail")
     assert info.value.code == code
+
+
+def test_changes_of_successful_posture_calls(fixtures_dir):
+    (stop,) = _events(fixtures_dir, "stratus-aws.defense-evasion.cloudtrail-stop.json")
+    assert stop.attributes["changes"] == [{"path": "logging", "value": False, "prior": True}]
+    (ingress,) = _events(
+        fixtures_dir, "stratus-aws.exfiltration.ec2-security-group-open-port-22-ingress.json"
+    )
+    (opened,) = ingress.attributes["changes"]
+    assert opened["path"].startswith("ingress[tcp:22-22:") and opened["value"] is True
+    assert set(ingress.attributes["rule_paths"].values()) == {opened["path"]}
+    # A denied call changed nothing; a call that is no posture change names none.
+    for event in _events(fixtures_dir, "stratus-aws.defense-evasion.organizations-leave.json"):
+        assert "changes" not in event.attributes and "rule_paths" not in event.attributes
+
+
+def test_a_rule_revoked_by_id_names_the_rule():
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": "2024-05-01T10:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RevokeSecurityGroupIngress",
+        "eventID": "e1",
+        "userIdentity": {"type": "IAMUser", "userName": "bob", "accountId": "111122223333"},
+        "requestParameters": {
+            "groupId": "sg-1",
+            "securityGroupRuleIds": {"items": [{"securityGroupRuleId": "sgr-9"}]},
+        },
+    }
+    (event,) = Normalizer().normalize(orjson.dumps(record), family="cloudtrail")
+    assert event.attributes["changes"] == [{"rule_id": "sgr-9", "value": False, "prior": True}]

@@ -191,3 +191,20 @@ def test_authorizer_annotation_decides(fixtures_dir):
     assert event.attributes["decision"] == "forbidden"
     assert event.severity == "low"  # the cluster-admin binding was refused
     assert event.attributes["risk_reasons"][-1] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ("deployments", "workload"),
+        ("cronjobs", "workload"),
+        ("clusterrolebindings", "rbac"),
+        ("networkpolicies", "network_policy"),
+        ("secrets", None),
+    ],
+)
+def test_resource_class(fixtures_dir, resource, expected):
+    doc = orjson.loads(_lines(fixtures_dir, "audit2rbac-demo.jsonl")[0])
+    doc["objectRef"] = {**doc.get("objectRef", {}), "resource": resource}
+    (event,) = Normalizer().normalize(orjson.dumps(doc), family="k8s-audit")
+    assert event.attributes.get("resource_class") == expected

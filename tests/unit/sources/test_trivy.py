@@ -12,7 +12,7 @@ from app.masking import MaskingPolicy
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import file_records
 from app.sources.normalize import Normalizer
-from app.sources.trivy import TrivyAdapter, image_repository
+from app.sources.trivy import TrivyAdapter
 
 #: fixture -> (events, {type: count}); every report also yields one scan_completed.
 TRIVY_FILES = {
@@ -376,20 +376,6 @@ def test_trivy_does_not_claim_sarif(fixtures_dir):
     assert not TrivyAdapter().matches(orjson.loads(raw))
     events = Normalizer().normalize(raw, family="scans")
     assert {e.source for e in events} == {"sarif"}
-
-
-@pytest.mark.parametrize(
-    ("reference", "known", "repository"),
-    [
-        ("alpine:3.20", (), "alpine"),
-        ("registry.local:5000/team/api:1.4", (), "registry.local:5000/team/api"),
-        ("ghcr.io/o/app@sha256:" + "0" * 64, (), "ghcr.io/o/app"),
-        ("images/app.tar", ("ghcr.io/o/app:1",), "ghcr.io/o/app"),
-        ("ghcr.io/o/app:2", ("docker.io/o/app:2", "ghcr.io/o/app:2"), "ghcr.io/o/app"),
-    ],
-)
-def test_image_repository(reference, known, repository):
-    assert image_repository(reference, known) == repository
 
 
 @pytest.mark.parametrize(
