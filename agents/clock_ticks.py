@@ -1,8 +1,8 @@
 """Clock ticks: every worker writes one record to each `vigil.events` partition every
 `VIGIL_CLOCK_TICK_MS`, so a partition's clock notices sources that went quiet even when nothing
-else arrives (tables/partition_clock.py). A tick carries its Kafka timestamp and the worker's
+else arrives (app/runtime/partition_clock.py). A tick carries its Kafka timestamp and the worker's
 ingest progress: per raw partition it reads, the newest event time sent and whether records
-are still waiting in it (agents/raw_progress.py). Its value marks it
+are still waiting in it (app/runtime/raw_progress.py). Its value marks it
 (`partition_clock.is_tick`), and consumers of `vigil.events` other than the process agent
 skip it."""
 
@@ -14,12 +14,12 @@ from typing import Any
 from faust.types import TP
 
 from agents.ingest import progress
-from agents.sending import send_outputs
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics
 from app.outputs import Output
 from app.pipeline import partition_keys
-from tables.partition_clock import tick_value
+from app.runtime.partition_clock import tick_value
+from app.runtime.sending import send_outputs
 
 
 def clock_ticks(now_ms: int, report: dict[str, Any] | None = None) -> list[Output]:
@@ -45,7 +45,7 @@ def _raw_partitions() -> tuple[list[tuple[str, int]], Any, Any] | None:
             return None
 
     def committed(tp: tuple[str, int]) -> int | None:
-        return consumer._committed_offset.get(TP(*tp))  # as agents/acking.py reads it
+        return consumer._committed_offset.get(TP(*tp))  # as app/runtime/acking.py reads it
 
     return assigned, highwater, committed
 

@@ -21,14 +21,14 @@ import logging
 
 import orjson
 
-from agents.acking import processed_events
 from agents.process import pipeline
-from agents.sending import send_and_confirm, send_outputs
 from app import metrics
 from app.events import format_time
 from app.faust_app import app
 from app.faust_topics import control_topic, declare_output_topics
 from app.outputs import Origin, Output, dead_letter
+from app.runtime.acking import processed_events
+from app.runtime.sending import send_and_confirm, send_outputs
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.audit import append
 from tables.control import apply_command, audit_entry

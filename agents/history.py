@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agents.current_event import make_current
 from app.faust_app import app
 from app.outputs import Output
+from app.runtime.current_event import make_current
 from tables.history import History, expected_band
 from tables.live_views import LiveIndex, alert_projection, entity_projection, writes_of
 from tables.series_windows import DETECTOR_SUFFIX

@@ -4,24 +4,25 @@ Stateless; each raw record becomes events or one dead letter. Runs with concurre
 higher agent concurrency can commit offsets past in-flight messages (faust-streaming#606).
 Records are taken in batches of what is already buffered (up to `VIGIL_BATCH_MAX`, no
 lingering: no latency added), and acknowledged once the whole batch was handed to the producer.
-Raw partitions too far ahead of the others in event time are paused (app/source_alignment.py).
+Raw partitions too far ahead of the others in event time are paused
+(app/runtime/source_alignment.py).
 """
 
 from __future__ import annotations
 
-from agents.acking import processed_batches
-from agents.alignment import PartitionAligner
-from agents.raw_progress import RawProgress
-from agents.sending import send_outputs
 from app import metrics
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics, raw_topic
 from app.outputs import Origin
 from app.pipeline import Pipeline
+from app.runtime.acking import processed_batches
+from app.runtime.alignment import PartitionAligner
+from app.runtime.raw_progress import RawProgress
+from app.runtime.sending import send_outputs
 
 pipeline = Pipeline(settings)
 
-#: Raw partitions paused for being too far ahead in event time (app/source_alignment.py).
+#: Raw partitions paused for being too far ahead in event time (app/runtime/source_alignment.py).
 aligner = PartitionAligner(app, settings, "ingest")
 #: How far each raw partition was read: clock ticks report it (agents/clock_ticks.py).
 progress = RawProgress()

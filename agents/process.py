@@ -5,7 +5,7 @@ input: one hop from normalized event to every derived output. Events are process
 of up to `VIGIL_BATCH_MAX` (default 500: what is buffered, waiting at most
 `VIGIL_BATCH_LINGER_MS` for more; docs/crash-safety.md has the chaos runs); a batch's outputs
 are sent and acknowledged together with a journal record of its state writes before those are
-applied (tables/step_journal.py: a crash then never leaves a step half-written), and its input
+applied (app/runtime/step_journal.py: a crash then never leaves a step half-written), and its input
 offsets are committed after that.
 """
 
@@ -16,21 +16,25 @@ import logging
 
 import orjson
 
-from agents.acking import processed_batches
-from agents.alignment import PartitionAligner
 from agents.clock_ticks import ingest_backlog
-from agents.current_event import make_current
 from agents.history import capture, record_process
-from agents.journal import Journal
 from app import metrics
 from app.codecs import dumps_value
 from app.events import Event
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, events_in_topic
 from app.outputs import Origin, Output, dead_letter
-from app.pipeline import PARTITION_WATERMARK, Batch, Pipeline, PipelineState
+from app.pipeline import PARTITION_WATERMARK, Pipeline, PipelineState
+from app.runtime import changelog_writes, step_journal
+from app.runtime.acking import processed_batches
+from app.runtime.alignment import PartitionAligner
+from app.runtime.batch import Batch
+from app.runtime.current_event import make_current
+from app.runtime.global_snapshot import GlobalSnapshot
+from app.runtime.journal import Journal
+from app.runtime.partition_clock import is_tick, tick_progress
+from app.runtime.table_cache import CachedTable
 from app.sources.errors import ErrorCode, NormalizeError
-from tables import changelog_writes, step_journal
 from tables.definitions import (
     alert_state,
     desired_state,
@@ -43,15 +47,12 @@ from tables.definitions import (
     series_state,
     silences,
 )
-from tables.global_snapshot import GlobalSnapshot
-from tables.partition_clock import is_tick, tick_progress
-from tables.table_cache import CachedTable
 
 log = logging.getLogger(__name__)
 
 
 def _cached(table):
-    """The table behind a decoded-value cache (tables/table_cache.py), unless it is off."""
+    """The table behind a decoded-value cache (app/runtime/table_cache.py), unless it is off."""
     if settings.table_cache_keys == 0:
         return table
     return CachedTable(table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb)
@@ -65,7 +66,7 @@ pipeline = Pipeline(
         alerts=_cached(alert_state),
         groups=_cached(group_state),
         # Global tables (other workers write them too): read from a snapshot, taken again
-        # after every change (tables/global_snapshot.py).
+        # after every change (app/runtime/global_snapshot.py).
         silences=GlobalSnapshot(silences),
         inhibitors=GlobalSnapshot(inhibitors),
         desired=_cached(desired_state),
@@ -84,14 +85,14 @@ cached_tables = [
 
 metrics.watch_pipeline(pipeline)
 
-#: Each partition's last steps, applied again after a crash (tables/step_journal.py).
+#: Each partition's last steps, applied again after a crash (app/runtime/step_journal.py).
 journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
     name="process",
 )
 #: `vigil.events` partitions paused for being too far ahead in event time: the risk clock
-#: waits for the slowest partition (app/source_alignment.py).
+#: waits for the slowest partition (app/runtime/source_alignment.py).
 aligner = PartitionAligner(app, settings, "process")
 metrics.watch_bound("held_events", lambda: pipeline.held_overflow)
 metrics.watch_bound("alert_inputs", lambda: pipeline.alerts.stats["overflow"])
@@ -126,7 +127,7 @@ async def _align_when_quiet() -> None:
 
 async def _recover(events: list) -> None:
     """Before a partition's first event since an assignment, apply its last journal record
-    again and send its outputs again (tables/step_journal.py)."""
+    again and send its outputs again (app/runtime/step_journal.py)."""
     for event in events:
         partition = event.message.partition
         if journal.needs_recovery(partition):

@@ -6,7 +6,7 @@ Every `vigil.events` partition sends heartbeats with its clock; a signal is held
 producer is past it, so scores do not depend on how the producers' signals interleave
 (tables/risk.py), and scores decay and re-emit while a service is quiet. Signals are taken in
 batches as in the process stage: outputs are acknowledged, together with a journal record of
-the state writes, before those are applied (tables/step_journal.py).
+the state writes, before those are applied (app/runtime/step_journal.py).
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ import logging
 
 import orjson
 
-from agents.acking import processed_batches
-from agents.current_event import make_current
 from agents.history import record_risk
-from agents.journal import Journal
 from app import metrics
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, risk_signals_topic
 from app.outputs import Origin, Output, dead_letter
 from app.pipeline import load_catalogue
+from app.runtime import changelog_writes, step_journal
+from app.runtime.acking import processed_batches
+from app.runtime.current_event import make_current
+from app.runtime.journal import Journal
+from app.runtime.staged import StagedState
 from app.sources.errors import ErrorCode, NormalizeError
-from tables import changelog_writes, step_journal
 from tables.definitions import risk_journal, risk_state
 from tables.risk import RiskStage
-from tables.staged import StagedState
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ stage = RiskStage(
     producers=settings.partitions,
 )
 
-#: Each partition's last steps, applied again after a crash (tables/step_journal.py).
+#: Each partition's last steps, applied again after a crash (app/runtime/step_journal.py).
 journal = Journal(risk_journal, {"risk": risk_state}, name="risk")
 metrics.watch_bound("risk_signals", lambda: stage.stats["overflow"])
 metrics.watch_bound("risk_journal", lambda: journal.oversize)

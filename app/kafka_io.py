@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from app.runtime.partition_clock import is_tick
 from app.settings import Settings
-from tables.partition_clock import is_tick
 
 #: Largest message the CLI producer sends (the broker's default limit is 1 MB).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -104,7 +104,7 @@ async def consume(
     """Yield records of every partition of `topic` as dicts; no consumer group, no commits.
 
     Stops after `max_records`, or once `timeout_s` seconds have passed. With `decode=False`
-    values stay bytes; decoded, clock ticks (tables/partition_clock.py) are left out.
+    values stay bytes; decoded, clock ticks (app/runtime/partition_clock.py) are left out.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **_security()

@@ -13,9 +13,9 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -23,13 +23,15 @@ from app.catalogue import Catalogue
 from app.events import Event
 from app.masking import MaskingPolicy
 from app.outputs import Origin, Output, dead_letter
+from app.runtime import held, partition_clock
+from app.runtime.batch import Batch, Step
+from app.runtime.staged import StagedState, owned_by
 from app.settings import Settings
 from app.sources.decode import DecodeLimits, too_large
 from app.sources.errors import NormalizeError
 from app.sources.files import OversizeRecord
 from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog, entity_partition
-from tables import held, partition_clock
 from tables.alert_labels import AlertInput, alert_from_anomaly
 from tables.alert_scoring import Scorer
 from tables.anomaly_detector import METRIC_DETECTOR
@@ -42,7 +44,6 @@ from tables.rate_detector import RateDetectorConfig
 from tables.risk_signals import signal_outputs, signals_from, tick_signal
 from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 from tables.silences import parse_inhibit_rule
-from tables.staged import StagedState, owned_by
 from tables.windows import WindowSpec
 
 
@@ -64,74 +65,9 @@ class PipelineState:
     observed: MutableMapping[str, Any] = field(default_factory=dict)
     posture: MutableMapping[str, Any] = field(default_factory=dict)
 
-
-#: Tables whose values are not marked with the partition that wrote them (`StagedState`'s
-#: `owner`): the global ones, and the entity stats (no timers read them back per partition).
-UNOWNED_TABLES = frozenset({"entities", "silences", "inhibitors"})
-
-
-class Batch:
-    """Staged writes shared by a batch of events: one StagedState per table and partition.
-
-    Events of one batch read each other's pending writes, and the whole batch's writes are
-    applied at once after its outputs were acknowledged, so the broker is waited for once per
-    batch instead of once per event.
-    """
-
-    def __init__(self, state: PipelineState) -> None:
-        self.state = state
-        self._staged: dict[tuple[int, str], StagedState] = {}
-
-    def staged(self, partition: int, table: str) -> StagedState:
-        """The staged view of one table for one partition in this batch."""
-        key = (partition, table)
-        staged = self._staged.get(key)
-        if staged is None:
-            base = getattr(self.state, table)
-            view = getattr(base, "partition_view", None)  # tables/table_cache.py
-            if view is not None:
-                base = view(partition)
-            owner = None if table in UNOWNED_TABLES else partition
-            staged = self._staged[key] = StagedState(base, owner)
-        return staged
-
-    def begin_event(self) -> None:
-        """Start one event's unit of work (see `rollback_event`)."""
-        for staged in self._staged.values():
-            staged.mark()
-
-    def rollback_event(self) -> None:
-        """Undo the writes of the event that failed, keep the rest of the batch."""
-        for staged in self._staged.values():
-            staged.rollback()
-
-    def encode(self, dumps: Callable[[Any], bytes]) -> None:
-        """Serialize the batch's writes once, where the tables can store them so
-        (`StagedState.encode`)."""
-        for staged in self._staged.values():
-            staged.encode(dumps)
-
-    def tables_of(self, partition: int) -> dict[str, StagedState]:
-        """The staged tables of one partition by table name."""
-        return {table: staged for (p, table), staged in self._staged.items() if p == partition}
-
-    def for_partition(self, partition: int) -> list[StagedState]:
-        """Every staged table of one partition, to commit under one of that partition's
-        events."""
-        return [staged for (p, _), staged in self._staged.items() if p == partition]
-
-
-@dataclass(slots=True)
-class Step:
-    """What processing one event produced: outputs to send, then state writes to commit."""
-
-    outputs: list[Output]
-    staged: list[StagedState]
-
-    def commit(self) -> None:
-        """Apply the staged writes (after the outputs were acknowledged)."""
-        for state in self.staged:
-            state.commit()
+    #: Tables whose values are not marked with the partition that wrote them: the global ones,
+    #: and the entity stats (no timers are rebuilt from them).
+    UNOWNED: ClassVar[frozenset[str]] = frozenset({"entities", "silences", "inhibitors"})
 
 
 def build_normalizer(settings: Settings) -> Normalizer:
@@ -222,7 +158,7 @@ MAX_RISK_TICKS = 3
 #: The partition clock before a partition heard from its sources: fires no timer.
 NOT_STARTED = -(2**62)
 
-#: The state key of a partition's clock over all sources (tables/partition_clock.py).
+#: The state key of a partition's clock over all sources (app/runtime/partition_clock.py).
 PARTITION_WATERMARK = watermark_key("*")
 
 
@@ -255,7 +191,7 @@ class Pipeline:
         self.held_overflow = 0
         #: events that arrived after the partition clock had passed their time
         self.behind_clock = 0
-        #: the raw topics: the sources a partition clock waits for (tables/partition_clock.py)
+        #: the raw topics: the sources a partition clock waits for (app/runtime/partition_clock.py)
         self.raw_topics = frozenset(TopicCatalog(settings).raw_topics())
 
     def ingest(
@@ -306,7 +242,7 @@ class Pipeline:
         """Apply the stateful logic to one canonical event of `partition`.
 
         `arrival_ms` is the record's Kafka timestamp (offline: None), for the partition clock
-        (tables/partition_clock.py). With a `batch`, writes stay staged in it (read by later
+        (app/runtime/partition_clock.py). With a `batch`, writes stay staged in it (read by later
         events of the batch) until the caller commits the batch; without one, the returned Step
         holds this event's writes.
         """
@@ -354,7 +290,7 @@ class Pipeline:
 
     def _decides_in_order(self, event: Event) -> bool:
         """Whether the compliance or drift stage reads this event (it is then held until the
-        partition clock passes it, tables/held.py)."""
+        partition clock passes it, app/runtime/held.py)."""
         return self.compliance.reads(event) or self.drift.change_of(event) is not None
 
     def _release(
@@ -463,7 +399,7 @@ class Pipeline:
         settle: bool = False,
         progress: Mapping[str, Any] | None = None,
     ) -> Step:
-        """Apply one clock tick (tables/partition_clock.py) with the ingest `progress` it
+        """Apply one clock tick (app/runtime/partition_clock.py) with the ingest `progress` it
         carries: sources read to their end and silent for the idle time stop holding the
         partition clock; alert timers and risk heartbeats follow it, and a `clock` heartbeat
         tells every risk partition where the clock is."""

@@ -13,13 +13,14 @@ from typing import Any
 
 from app.events import Event
 from app.outputs import Origin, Output
-from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState, Step
+from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState
+from app.runtime.batch import Step
+from app.runtime.staged import StagedState
 from app.settings import Settings
 from app.sources.files import OversizeRecord, file_records
 from app.sources.normalize import detect_family
 from app.topics import TopicCatalog, entity_partition
 from tables.risk import RiskStage
-from tables.staged import StagedState
 
 
 def file_family(path: str | Path) -> str | None:

@@ -67,9 +67,9 @@ from app.events import Event  # noqa: E402
 from app.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.replay import OfflineRisk, replay_events  # noqa: E402
+from app.runtime.partition_clock import is_tick  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
-from tables.partition_clock import is_tick  # noqa: E402
 from tables.risk import RiskStage  # noqa: E402
 
 #: Output streams a chaos run does not check: `control` is an input.
@@ -110,9 +110,9 @@ def _posture_key(value: Mapping[str, Any]) -> Any:
 
 #: Streams whose records would depend on how the raw topics interleave, not only on each
 #: source's own order: none any more. Alert timers and risk heartbeats run on the partition
-#: clock, the lowest watermark of the sources still sending (tables/partition_clock.py); drift
+#: clock, the lowest watermark of the sources still sending (app/runtime/partition_clock.py); drift
 #: and compliance apply each entity's events in event-time order as that clock passes them
-#: (tables/held.py); the risk stage runs on the lowest clock of the `vigil.events` partitions
+#: (app/runtime/held.py); the risk stage runs on the lowest clock of the `vigil.events` partitions
 #: (tables/risk.py). A topic listed here is reported by id and by a coarse key and fails a run
 #: only with `--strict`, on coarse keys never received (`Tally(coarse=...)` takes another
 #: mapping).
@@ -993,7 +993,7 @@ def process_in_order(
     """Output counts per topic (alerts also per notification kind) and every output's
     canonical value per topic, for events in this order, each in its entity's partition, as
     `offline_replay` processes them. With `arrivals`, event n arrives at n * `ms_per_event` ms,
-    as on a worker (tables/partition_clock.py): clock ticks come every `clock_tick_ms` of
+    as on a worker (app/runtime/partition_clock.py): clock ticks come every `clock_tick_ms` of
     arrival time, carrying the ingest progress (each raw partition's newest event time so far
     and whether events of it remain; none without `progress`), and follow the last event until
     every source is idle."""

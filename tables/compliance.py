@@ -40,9 +40,9 @@ import yaml
 from app.events import SEVERITIES, Event, event_id, format_time
 from app.model.fingerprints import alertmanager_fingerprint
 from app.outputs import Output
+from app.runtime.staged import StagedState
 from tables.alert_labels import AlertInput
 from tables.conditions import Condition, ConditionError, compile_condition, first
-from tables.staged import StagedState
 
 DAY_MS = 86_400_000
 #: Posture of a rule without a `pass` condition fails this long after its last violation.

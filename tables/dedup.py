@@ -7,7 +7,7 @@ Everything about them lives in the partition of their entity, so no extra topic 
   and last sighting, count, status, `ends` (the sender's endsAt), last notification, group key,
   labels, annotations, severity, scoring inputs, `silenced_by` / `inhibited_by`, the inputs
   still waiting for the watermark (`pend`, the earliest `INLINE_PENDING`; later ones in spill
-  records `<entity>|<fingerprint>|~pend|<bucket>`, tables/spill.py), and the next timer
+  records `<entity>|<fingerprint>|~pend|<bucket>`, app/runtime/spill.py), and the next timer
   (`due`). Key `<entity>|~scope|<scope>` indexes the open findings of one scan scope (see
   alert_labels `resolutions_from_scan`).
 - `groups` table, key `<entity>:{<group_by labels>}`: one aggregation group and Alertmanager's
@@ -74,7 +74,8 @@ import orjson
 
 from app.events import Event, event_id, format_time
 from app.outputs import Output
-from tables import spill
+from app.runtime import spill
+from app.runtime.staged import StagedState
 from tables.alert_labels import (
     AlertInput,
     ScanResolution,
@@ -90,7 +91,6 @@ from tables.silences import (
     silence_changes,
     silenced_by,
 )
-from tables.staged import StagedState
 
 #: A watermark at or beyond this is "end of input" (`flush`).
 FOREVER = 2**62
@@ -687,7 +687,7 @@ class AlertStage:
             return  # stale timer
         if group["alive"]:
             # At the timer's own time, however far the clock jumped past it: a worker's clock
-            # moves in steps of any size (batches, ticks; tables/partition_clock.py).
+            # moves in steps of any size (batches, ticks; app/runtime/partition_clock.py).
             self._flush_group(key, group, due, ctx)
         elif not ctx.flush and not group["members"]:
             ctx.groups.delete(key)  # idle past retention: forget the notification log
@@ -907,7 +907,7 @@ def _insert_pending(pend: list[dict[str, Any]], item: dict[str, Any]) -> None:
     bisect.insort(pend, item, key=_pending_order)
 
 
-#: Where an alert keeps its waiting inputs (tables/spill.py): `pend`, then spill records.
+#: Where an alert keeps its waiting inputs (app/runtime/spill.py): `pend`, then spill records.
 PENDING = spill.Layout(
     inline="pend", items="pend", kind="alert_pend", time="ts_ms", order=_pending_order
 )

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from app.faust_app import app, settings
-from tables import changelog_writes
+from app.runtime import changelog_writes
 
 #: Keys are entity strings (UTF-8), values JSON via orjson.
 ENTITY_SCHEMA = faust.Schema(key_serializer="utf8", value_serializer="orjson")
@@ -25,7 +25,7 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
     write JSON, so state written before this reads the same.
 
     Its changelog records are tracked until the broker confirms them, so an agent can hold
-    back a step's writes until the previous step's are in (tables/changelog_writes.py).
+    back a step's writes until the previous step's are in (app/runtime/changelog_writes.py).
     """
     factory = app.GlobalTable if shared else app.Table
     table = factory(
@@ -37,7 +37,7 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
         options=settings.store_options(),  # bounded RocksDB memory (docs/backpressure.md)
     )
     table.value_serializer = "orjson"
-    # Every changelog record is tracked until acknowledged (tables/changelog_writes.py).
+    # Every changelog record is tracked until acknowledged (app/runtime/changelog_writes.py).
     table.send_changelog = changelog_writes.track(table.send_changelog)
     return table
 
@@ -102,8 +102,8 @@ observed_state = _table(
 #: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
 posture_state = _table("posture", "Compliance posture per framework, control, scope and entity.")
 
-#: input partition -> the last steps of the process agent (tables/step_journal.py), as JSON
-#: bytes (agents/journal.py serializes once, to check the size too).
+#: input partition -> the last steps of the process agent (app/runtime/step_journal.py), as JSON
+#: bytes (app/runtime/journal.py serializes once, to check the size too).
 process_journal = _table(
     "process-journal", "Write-ahead record of the process agent's last steps per partition."
 )

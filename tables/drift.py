@@ -48,7 +48,7 @@ from app.events import Event, event_id
 from app.masking import MASK, MaskingPolicy, mask_value
 from app.model.paths import flatten, is_under, value_at
 from app.outputs import Output
-from tables.staged import StagedState
+from app.runtime.staged import StagedState
 
 #: spec_summary fields a Kubernetes baseline may declare (plus `image`, `present`, `content`).
 K8S_SUMMARY_FIELDS: tuple[str, ...] = (

@@ -203,7 +203,7 @@ class History:
             points.append([time_ms, value.get("score"), factors])
 
     def clock(self, partition: int, record: Mapping[str, Any] | None) -> None:
-        """The partition clock record (tables/partition_clock.py) as last seen."""
+        """The partition clock record (app/runtime/partition_clock.py) as last seen."""
         if not record:
             return
         self.clocks[partition] = {

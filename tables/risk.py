@@ -11,7 +11,7 @@ whatever it is, the stage works like the alert stage over the partition clock:
 - every producer sends heartbeats (`tick` at each `check_interval_ms` boundary its partition
   clock crosses, `clock` on each of its worker's clock ticks) saying its clock reached t: it
   has sent every signal older than that. The partition clock is the lowest of them (the
-  producers as the sources of tables/partition_clock.py, with its idle and pause rules);
+  producers as the sources of app/runtime/partition_clock.py, with its idle and pause rules);
 - a signal is held in its subject (`pend`, sorted by time and id) until the clock passes it;
 - a subject whose next held signal or timer the clock passed runs up to the clock (`_run`):
   held signals and timers in time order (a timer due before a signal's time first, at equal
@@ -44,8 +44,9 @@ import orjson
 
 from app.events import SEVERITY_RANK, event_id, format_time
 from app.outputs import Output
-from tables import spill
-from tables.due_heap import DueHeap
+from app.runtime import spill
+from app.runtime.due_heap import DueHeap
+from app.runtime.staged import StagedState, owned_by
 from tables.risk_model import (
     CATEGORIES,
     RiskConfig,
@@ -59,7 +60,6 @@ from tables.risk_model import (
 )
 from tables.risk_signals import is_heartbeat
 from tables.scorecards import scorecard
-from tables.staged import StagedState, owned_by
 
 __all__ = ["CATEGORIES", "RiskConfig", "RiskSchedule", "RiskStage", "watermark_key"]
 
@@ -146,7 +146,8 @@ def _held_order(signal: Mapping[str, Any]) -> tuple[int, str]:
     return int(signal["time_ms"]), str(signal["id"])
 
 
-#: Where a subject holds its signals (tables/spill.py): `pend`, then `<subject>|~held|<bucket>`.
+#: Where a subject holds its signals (app/runtime/spill.py): `pend`, then
+#: `<subject>|~held|<bucket>`.
 HELD = spill.Layout(inline="pend", items="s", kind="risk_held", time="time_ms", order=_held_order)
 
 

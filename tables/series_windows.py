@@ -27,10 +27,10 @@ from typing import Any
 
 from app.events import Event, event_id, format_time
 from app.outputs import Output
+from app.runtime.staged import StagedState
 from tables import anomaly_detector
 from tables.rate_detector import RateDetectorConfig, new_rate_state, update_rate
 from tables.series import SeriesPoint, series_points
-from tables.staged import StagedState
 from tables.windows import WindowSpec, add_event, advance_watermark, close_due
 
 WATERMARK_PREFIX = "~wm|"

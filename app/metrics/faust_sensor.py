@@ -69,7 +69,7 @@ class MonitorBridge:
 
 def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
     """Faust's PrometheusMonitor that also counts the messages Vigil hands to the producer
-    itself (agents/sending.py bypasses Faust's send path and its sensor), and, when `lean`,
+    itself (app/runtime/sending.py bypasses Faust's send path and its sensor), and, when `lean`,
     with a lean per-message path: every message and event still counts (totals and per
     topic), but nothing else is kept per message, event or table operation. Faust calls these
     hooks for every record (~10 % of a worker's CPU with the full monitor,
@@ -78,7 +78,7 @@ def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
 
     class VigilPrometheusMonitor(prometheus_monitor):
         def count_sent(self, count: int) -> None:
-            """Messages Vigil sent to the producer itself (agents/sending.py)."""
+            """Messages Vigil sent to the producer itself (app/runtime/sending.py)."""
             self.messages_sent += count
             self._metrics.total_sent_messages.inc(count)
 

@@ -137,8 +137,8 @@ class VigilMetrics:
         self.source_pauses = Counter(
             "vigil_source_pauses",
             "Input partitions paused for being more than VIGIL_ALIGN_DRIFT_MS ahead of the "
-            "slowest in event time (app/source_alignment.py), by stage (ingest: raw topics, "
-            "process: vigil.events).",
+            "slowest in event time (app/runtime/source_alignment.py), by stage (ingest: raw "
+            "topics, process: vigil.events).",
             ["stage"],
             registry=r,
         )

@@ -3,7 +3,7 @@
 A record comes back after a crash or a rebalance in two ways:
 
 - **read again**: the input partition is read again from its committed offset, which lags
-  what was applied. The partition's last journal record (tables/step_journal.py) names the
+  what was applied. The partition's last journal record (app/runtime/step_journal.py) names the
   highest offset its state holds, and every step up to it is in the state once the record
   is applied again; a record at or below it is skipped.
 - **sent again**: ingest re-sends the events of the raw records it had not committed, with the

@@ -102,8 +102,9 @@ class Settings:
     #: batches write each table key and the journal fewer times (docs/performance.md).
     #: Env `VIGIL_BATCH_BACKLOG_LINGER_MS`. Default 100.
     batch_backlog_linger_ms: int = 100
-    #: Decoded table values the process agent keeps in memory, per table (tables/table_cache.py;
-    #: 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0 turns the cache off.
+    #: Decoded table values the process agent keeps in memory, per table
+    #: (app/runtime/table_cache.py; 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0
+    #: turns the cache off.
     table_cache_keys: int = 4096
     #: Records each agent's input channel holds before Faust stops fetching for it (Faust's
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
@@ -134,7 +135,7 @@ class Settings:
     #: handles signals one at a time.
     risk_batch_max: int = 500
     #: Raw partitions more than this far ahead (event time, ms) of the slowest one still sending
-    #: are paused until it catches up (app/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
+    #: are paused until it catches up (app/runtime/source_alignment.py). Env `VIGIL_ALIGN_DRIFT_MS`.
     #: Default 0 (off): with 60000 the two-worker web API test missed its deadline in 1 of 3
     #: clean runs, not yet explained. 60000 is what `make chaos` backlogs were measured with.
     align_drift_ms: int = 0
@@ -146,7 +147,7 @@ class Settings:
     rocksdb_block_cache_mb: int = 8
     #: A source that sent nothing to a `vigil.events` partition for this long (ms of processing
     #: time) stops holding that partition's clock, on which alert timers and risk heartbeats run
-    #: (tables/partition_clock.py). Longer: alerts stay independent of how sources interleave
+    #: (app/runtime/partition_clock.py). Longer: alerts stay independent of how sources interleave
     #: through longer pauses (a worker restart, a backlog read topic by topic); shorter: a
     #: source that went quiet delays alerts less. A partition that got nothing at all (ticks
     #: included) for this long was paused (workers down): that is charged to no source. Must

@@ -8,10 +8,10 @@ from typing import Any
 from app.catalogue import Catalogue
 from app.events import Event, event_id, format_time, parse_time
 from app.outputs import Output
+from app.runtime.staged import StagedState
 from tables.alert_scoring import Scorer
 from tables.risk import RiskStage
 from tables.risk_model import RiskConfig
-from tables.staged import StagedState
 
 T0 = parse_time("2024-03-01T12:00:00Z")
 S = 1000

@@ -9,11 +9,11 @@ import pytest
 
 from app.catalogue import Catalogue
 from app.events import format_time, parse_time
+from app.runtime.staged import StagedState
 from app.settings import REPO_ROOT
 from app.sources.normalize import Normalizer
 from tables.alert_scoring import Scorer, grype_risk, grype_severity
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
-from tables.staged import StagedState
 
 EXAMPLE = Path(REPO_ROOT) / "docs" / "catalogue.example.yaml"
 T0 = parse_time("2024-03-01T12:00:00Z")

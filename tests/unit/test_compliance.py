@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from app.events import Event
+from app.runtime.staged import StagedState
 from tables.compliance import (
     ComplianceConfig,
     ComplianceStage,
@@ -24,7 +25,6 @@ from tables.compliance import (
 )
 from tables.conditions import ConditionError, compile_condition, resolve
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
-from tables.staged import StagedState
 from tests.unit.compliance_events import (
     ACCOUNT,
     DAY,

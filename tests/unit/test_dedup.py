@@ -15,8 +15,9 @@ import pytest
 
 from app.events import Event, event_id, format_time, parse_time
 from app.model.fingerprints import alertmanager_fingerprint
+from app.runtime import spill
+from app.runtime.staged import StagedState
 from app.sources.normalize import Normalizer
-from tables import spill
 from tables.alert_labels import alert_from_anomaly, alert_from_event, resolutions_from_scan
 from tables.dedup import (
     INLINE_PENDING,
@@ -28,7 +29,6 @@ from tables.dedup import (
     dedup_key,
     group_key,
 )
-from tables.staged import StagedState
 
 T0 = parse_time("2024-03-01T12:00:00Z")
 S = 1000

@@ -12,6 +12,7 @@ import pytest
 
 from app.events import Event
 from app.outputs import Output
+from app.runtime.staged import StagedState
 from app.sources.normalize import Normalizer
 from tables.drift import (
     BaselineError,
@@ -21,7 +22,6 @@ from tables.drift import (
     load_baselines,
     parse_baselines,
 )
-from tables.staged import StagedState
 from tests.unit.compliance_events import (
     ACCOUNT,
     DIGEST_IMAGE,

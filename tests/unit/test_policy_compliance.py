@@ -12,12 +12,12 @@ import pytest
 
 from app.cli import main
 from app.replay import offline_replay
+from app.runtime.staged import StagedState
 from app.settings import Settings
 from tables import policy_rules
 from tables.compliance import ComplianceConfig, ComplianceStage, load_rule_pack
 from tables.control import apply_command, audit_entry
 from tables.policy_rules import PolicyReloader, compliance_pack
-from tables.staged import StagedState
 from tests.unit.compliance_events import SEC, T0, audit, pod_spec
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

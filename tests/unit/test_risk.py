@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from app.events import event_id
 from app.outputs import Output
+from app.runtime.staged import StagedState, owned_by
 from app.sources.normalize import Normalizer
 from tables.alert_scoring import grype_risk
 from tables.risk import RiskSchedule, RiskStage
@@ -40,7 +41,6 @@ from tables.risk_signals import (
     tick_signal,
 )
 from tables.scorecards import gate
-from tables.staged import StagedState, owned_by
 from tests.unit.risk_helpers import (
     CATALOGUE,
     DAY,

@@ -7,10 +7,10 @@ import random
 from typing import Any
 
 from app.pipeline import NOT_STARTED
+from app.runtime.staged import StagedState
 from tables.risk import RiskStage, watermark_key
 from tables.risk_model import RiskConfig
 from tables.risk_signals import signals_from, tick_signal
-from tables.staged import StagedState
 from tests.unit.risk_helpers import (
     CATALOGUE,
     HOUR,

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from app.events import Event, format_time, parse_time
+from app.runtime.staged import StagedState
 from app.sources.normalize import Normalizer
 from tables.dedup import AlertStage, DedupConfig, TimerSchedule
 from tables.silences import (
@@ -20,7 +21,6 @@ from tables.silences import (
     silence_state,
     silenced_by,
 )
-from tables.staged import StagedState
 
 T0 = parse_time("2024-03-01T12:00:00Z")
 S = 1000

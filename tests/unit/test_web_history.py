@@ -172,7 +172,7 @@ def test_writes_captured_before_a_page_builds_the_index_are_applied_after_it():
     """The agent captures a batch's writes, waits for the broker, a page builds the index
     from the table meanwhile (without them), then the captured writes are applied."""
     from agents import history as agent_history
-    from tables.staged import StagedState
+    from app.runtime.staged import StagedState
 
     index = LiveIndex(entity_projection)
     staged = StagedState({})

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from app.events import Event, event_id
-from app.pipeline import Batch, Pipeline, PipelineState
+from app.pipeline import Pipeline, PipelineState
+from app.runtime.batch import Batch
 from app.settings import Settings
 from tables.series_windows import watermark_key
 from tables.windows import WindowSpec, add_event, close_due

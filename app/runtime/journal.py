@@ -1,4 +1,4 @@
-"""An agent's step journal on a Faust table (the logic is in tables/step_journal.py).
+"""An agent's step journal on a Faust table (the logic is in app/runtime/step_journal.py).
 
 Per input partition the agent keeps the steps whose changelog records Kafka has not confirmed
 yet; each new step's journal record carries their writes and its own. Usage per step:
@@ -19,10 +19,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from agents.sending import send_and_confirm
 from app.outputs import Output
+from app.runtime import changelog_writes, step_journal
 from app.runtime.resends import ResendGuard
-from tables import changelog_writes, step_journal
+from app.runtime.sending import send_and_confirm
 
 log = logging.getLogger(__name__)
 

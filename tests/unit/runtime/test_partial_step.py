@@ -1,4 +1,4 @@
-"""A crash that leaves only some of a step's state writes in Kafka (tables/step_journal.py).
+"""A crash that leaves only some of a step's state writes in Kafka (app/runtime/step_journal.py).
 
 Each Faust table has its own changelog, written in the background, so a SIGKILL can keep any
 subset of the last steps' changelog records. Here a step's writes are cut at random (by key,
@@ -21,12 +21,13 @@ import orjson
 import pytest
 
 from app.events import Event
-from app.pipeline import Batch, Pipeline, PipelineState
+from app.pipeline import Pipeline, PipelineState
+from app.runtime import held, step_journal
+from app.runtime.batch import Batch
 from app.runtime.resends import ResendGuard
+from app.runtime.staged import StagedState
 from app.settings import REPO_ROOT, Settings
 from app.topics import entity_partition
-from tables import held, step_journal
-from tables.staged import StagedState
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import chaos
@@ -34,7 +35,8 @@ import chaos
 TABLES = tuple(f.name for f in fields(PipelineState))
 #: The partition of the generated stream where held events are released most often.
 PARTITION = 1
-#: A clock tick record after this many events (as workers write them, tables/partition_clock.py).
+#: A clock tick record after this many events (as workers write them,
+#: app/runtime/partition_clock.py).
 TICK_EVERY = 40
 
 

@@ -83,7 +83,7 @@ class StagedState:
 
     def encode(self, dumps: Callable[[Any], bytes]) -> None:
         """Serialize every staged value once, if the base can store it so (`put_encoded`, as
-        tables/table_cache.py does): `changes()` then gives the journal the bytes `commit()`
+        app/runtime/table_cache.py does): `changes()` then gives the journal the bytes `commit()`
         stores, as orjson fragments. Call it when the batch's writes are final."""
         if hasattr(self.base, "put_encoded"):
             self._encoded = {

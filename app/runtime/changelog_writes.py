@@ -4,7 +4,7 @@ Faust sends a table write's changelog record in the background (`send_soon`) and
 future. Every Vigil table's `send_changelog` is wrapped (tables/definitions.py) so the future
 goes to the list of the agent task that wrote, when that task asked for tracking (`start`);
 the agent takes them (`take`) to know which of its steps' writes are in Kafka
-(tables/step_journal.py). The list is per task (a context variable), so two agents never take
+(app/runtime/step_journal.py). The list is per task (a context variable), so two agents never take
 each other's records.
 """
 

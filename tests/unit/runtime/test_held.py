@@ -1,12 +1,12 @@
-"""Events held per entity until the partition clock passes them (tables/held.py)."""
+"""Events held per entity until the partition clock passes them (app/runtime/held.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.events import Event
-from tables import held
-from tables.staged import StagedState
+from app.runtime import held
+from app.runtime.staged import StagedState
 
 
 def event(ts: int, entity: str = "tf:aws_s3_bucket.logs", ident: str | None = None) -> Event:

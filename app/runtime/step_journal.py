@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 
 from app.outputs import Output
-from tables.staged import StagedState
+from app.runtime.staged import StagedState
 
 #: Largest journal record written (Kafka's default message limit is 1 MiB); a step whose record
-#: would be larger is not journaled (agents/journal.py counts and logs it).
+#: would be larger is not journaled (app/runtime/journal.py counts and logs it).
 MAX_RECORD_BYTES = 900_000
 #: Records from this size (bytes of JSON) on are stored zlib-compressed: only the rare huge
 #: ones (compressing every risk step's ~100 KB record cost the risk agent a third of its speed

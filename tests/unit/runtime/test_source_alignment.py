@@ -1,10 +1,11 @@
-"""Raw partitions kept within a bound of each other in event time (app/source_alignment.py)."""
+"""Raw partitions kept within a bound of each other in event time
+(app/runtime/source_alignment.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.source_alignment import SourceAlignment
+from app.runtime.source_alignment import SourceAlignment
 
 MIN = 60_000
 
@@ -74,7 +75,7 @@ def test_the_agent_side_pauses_resumes_and_seeks_back_faust_partitions():
 
     from faust.types import TP
 
-    from agents.alignment import PartitionAligner
+    from app.runtime.alignment import PartitionAligner
     from app.settings import Settings
 
     calls: list[tuple[str, Any]] = []

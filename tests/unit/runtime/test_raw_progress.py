@@ -1,8 +1,8 @@
-"""What clock ticks report of the ingest agent's raw partitions (agents/raw_progress.py)."""
+"""What clock ticks report of the ingest agent's raw partitions (app/runtime/raw_progress.py)."""
 
 from __future__ import annotations
 
-from agents.raw_progress import RawProgress
+from app.runtime.raw_progress import RawProgress
 
 FALCO = ("telemetry.falco", 0)
 EMPTY = ("telemetry.falco", 1)

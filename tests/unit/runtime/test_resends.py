@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from app.events import Event, event_id
 from app.pipeline import Pipeline
+from app.runtime import step_journal
 from app.runtime.resends import ResendGuard
 from app.settings import Settings
-from tables import step_journal
 
 SETTINGS = Settings.from_env({})
 

@@ -1,5 +1,5 @@
-"""The process agent's decoded-value cache and global-table snapshots (tables/table_cache.py,
-tables/global_snapshot.py): same outputs and state as plain tables, values serialized once."""
+"""The process agent's decoded-value cache and global-table snapshots (app/runtime/table_cache.py,
+app/runtime/global_snapshot.py): same outputs and state as plain tables, values serialized once."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.current_event import make_current
 from app.codecs import dumps_value
-from app.pipeline import Batch, Pipeline, PipelineState
+from app.pipeline import Pipeline, PipelineState
+from app.runtime import step_journal
+from app.runtime.batch import Batch
+from app.runtime.current_event import make_current
+from app.runtime.global_snapshot import GlobalSnapshot
+from app.runtime.table_cache import CachedTable
 from app.settings import Settings
-from tables import step_journal
-from tables.global_snapshot import GlobalSnapshot
-from tables.table_cache import CachedTable
-from tests.unit.test_partial_step import PARTITION, records
+from tests.unit.runtime.test_partial_step import PARTITION, records
 
 TABLES = tuple(f.name for f in fields(PipelineState))
 GLOBAL = ("silences", "inhibitors")

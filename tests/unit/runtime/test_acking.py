@@ -1,5 +1,5 @@
 """Agents process each input partition in offset order and ack an offset only after processing
-it (agents/acking.py)."""
+it (app/runtime/acking.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from faust.types.tuples import TP, ConsumerMessage
 
-from agents import acking
-from agents.acking import PartitionOrder, Verdict
+from app.runtime import acking
+from app.runtime.acking import PartitionOrder, Verdict
 
 
 class RecordingConsumer:

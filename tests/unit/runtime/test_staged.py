@@ -3,7 +3,7 @@ the runtime rebuild a partition's timers without the stages seeing a partition."
 
 from __future__ import annotations
 
-from tables.staged import StagedState, owned_by
+from app.runtime.staged import StagedState, owned_by
 
 
 def test_reads_see_staged_writes_and_rollback_undoes_one_event():

@@ -1,6 +1,6 @@
 """How far the ingest agent has read each raw partition: what clock ticks report to every
 `vigil.events` partition, so a partition clock never takes a source with records still
-waiting for idle (tables/partition_clock.py)."""
+waiting for idle (app/runtime/partition_clock.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The partition clock (tables/partition_clock.py) and what it buys: alerts and risk signals
+"""The partition clock (app/runtime/partition_clock.py) and what it buys: alerts and risk signals
 that do not depend on how the raw topics interleave."""
 
 from __future__ import annotations
@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
+from app.runtime.partition_clock import (
+    advance,
+    has_active_source,
+    is_tick,
+    tick_progress,
+    tick_value,
+)
 from app.settings import REPO_ROOT, Settings
-from tables.partition_clock import advance, has_active_source, is_tick, tick_progress, tick_value
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import chaos
@@ -94,7 +100,7 @@ INTERLEAVING_FREE = (
 
 
 def test_no_output_depends_on_how_sources_interleave(orders):
-    """Alerts (partition clock), drift and posture (events held per entity, tables/held.py),
+    """Alerts (partition clock), drift and posture (events held per entity, app/runtime/held.py),
     risk and scorecards (the risk clock, tables/risk.py): the same in both orders."""
     settings, in_time, in_batches = orders
     spec_counts, spec = chaos.process_in_order(in_time, settings)

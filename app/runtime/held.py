@@ -6,7 +6,7 @@ sources (a Terraform plan and a CloudTrail change, a scan and a deployment) reac
 `vigil.events` partition in an order that differs from run to run. The compliance and drift
 stages keep state per entity and decide from the events they applied before, so they see an
 entity's events in event-time order instead: each waits here until the partition clock
-(tables/partition_clock.py) passes it, then all of an entity's due events are applied in
+(app/runtime/partition_clock.py) passes it, then all of an entity's due events are applied in
 `(time, id)` order.
 
 State: key `<entity>|~held` in the `observed` table, `{"t": "held", "ev":
@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.events import Event
-from tables import spill
-from tables.due_heap import DueHeap
-from tables.staged import StagedState
+from app.runtime import spill
+from app.runtime.due_heap import DueHeap
+from app.runtime.staged import StagedState
 
 HELD_MARK = "~held"
 #: Most events held per entity. Beyond it the oldest are applied at once, without waiting for
@@ -50,7 +50,7 @@ def _order(event: dict[str, Any]) -> tuple[int, str]:
     return int(event["ts_ms"]), str(event["id"])
 
 
-#: Where an entity holds its events (tables/spill.py): `ev`, then `<entity>|~held|<bucket>`.
+#: Where an entity holds its events (app/runtime/spill.py): `ev`, then `<entity>|~held|<bucket>`.
 HELD = spill.Layout(inline="ev", items="ev", kind="held_spill", time="ts_ms", order=_order)
 
 

@@ -2,7 +2,7 @@
 
 A worker reading a backlog fetches each raw partition at its own pace: in one `make chaos` run
 the logs topic was an hour of event time behind the others. Every clock that waits for all
-sources (tables/partition_clock.py, and through it the risk clock) then waits for the slowest,
+sources (app/runtime/partition_clock.py, and through it the risk clock) then waits for the slowest,
 and what waits with it (events held for drift and compliance, alert inputs, risk signals)
 piles up until the bounds overflow, after which outputs follow the arrival order again.
 

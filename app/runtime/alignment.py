@@ -1,4 +1,4 @@
-"""Pausing input partitions that run too far ahead in event time (app/source_alignment.py),
+"""Pausing input partitions that run too far ahead in event time (app/runtime/source_alignment.py),
 for one agent's input topics: the raw topics at ingest, `vigil.events` at the process agent."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from faust.types import TP
 
 from app import metrics
+from app.runtime.source_alignment import SourceAlignment
 from app.settings import Settings
-from app.source_alignment import SourceAlignment
 
 
 class PartitionAligner:
@@ -19,7 +19,7 @@ class PartitionAligner:
     Faust drops the records of a partition paused while their fetch was under way (its
     `getmany` yields only active partitions), and its read position has moved past them. So a
     resumed partition is sought back to just after the last record the agent handled: what
-    comes again is recognised as a repeat (agents/acking.py), nothing is skipped."""
+    comes again is recognised as a repeat (app/runtime/acking.py), nothing is skipped."""
 
     def __init__(self, app: Any, settings: Settings, stage: str) -> None:
         self.app = app

@@ -1,4 +1,4 @@
-"""The agents' step journal (agents/journal.py, tables/step_journal.py) without Kafka."""
+"""The agents' step journal (app/runtime/journal.py, app/runtime/step_journal.py) without Kafka."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.journal import Journal
 from app.outputs import Output
-from tables import changelog_writes, step_journal
-from tables.staged import StagedState
+from app.runtime import changelog_writes, step_journal
+from app.runtime.journal import Journal
+from app.runtime.staged import StagedState
 
 
 def writes(**tables: dict[str, Any]) -> step_journal.Writes:
@@ -101,7 +101,7 @@ def test_redo_applies_the_last_step_tells_the_agent_and_sends_its_outputs_again(
         assert tables["a"]["k"] == 9 and changed  # applied, and the agent told, first
         sent.append(list(outputs))
 
-    monkeypatch.setattr("agents.journal.send_and_confirm", send_and_confirm)
+    monkeypatch.setattr("app.runtime.journal.send_and_confirm", send_and_confirm)
     asyncio.run(journal.redo(3, lambda: changed.append("3")))
     asyncio.run(journal.redo(4, lambda: changed.append("4")))  # nothing journaled there
     assert sent == [[out]] and changed == ["3"]

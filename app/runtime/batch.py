@@ -1,0 +1,79 @@
+"""A batch of events processed together: staged writes per table and partition, read by the
+batch's later events and applied at once after the outputs were acknowledged; and a `Step`,
+what one event or tick produced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.outputs import Output
+from app.runtime.staged import StagedState
+
+
+class Batch:
+    """Staged writes shared by a batch of events: one StagedState per table and partition of
+    `state` (an object with one mapping attribute per table, such as `PipelineState`; its
+    `UNOWNED` names the tables whose values are not marked with their partition, see
+    `StagedState`'s `owner`).
+
+    Events of one batch read each other's pending writes, and the whole batch's writes are
+    applied at once after its outputs were acknowledged, so the broker is waited for once per
+    batch instead of once per event.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self._staged: dict[tuple[int, str], StagedState] = {}
+
+    def staged(self, partition: int, table: str) -> StagedState:
+        """The staged view of one table for one partition in this batch."""
+        key = (partition, table)
+        staged = self._staged.get(key)
+        if staged is None:
+            base = getattr(self.state, table)
+            view = getattr(base, "partition_view", None)  # app/runtime/table_cache.py
+            if view is not None:
+                base = view(partition)
+            owner = None if table in getattr(self.state, "UNOWNED", ()) else partition
+            staged = self._staged[key] = StagedState(base, owner)
+        return staged
+
+    def begin_event(self) -> None:
+        """Start one event's unit of work (see `rollback_event`)."""
+        for staged in self._staged.values():
+            staged.mark()
+
+    def rollback_event(self) -> None:
+        """Undo the writes of the event that failed, keep the rest of the batch."""
+        for staged in self._staged.values():
+            staged.rollback()
+
+    def encode(self, dumps: Callable[[Any], bytes]) -> None:
+        """Serialize the batch's writes once, where the tables can store them so
+        (`StagedState.encode`)."""
+        for staged in self._staged.values():
+            staged.encode(dumps)
+
+    def tables_of(self, partition: int) -> dict[str, StagedState]:
+        """The staged tables of one partition by table name."""
+        return {table: staged for (p, table), staged in self._staged.items() if p == partition}
+
+    def for_partition(self, partition: int) -> list[StagedState]:
+        """Every staged table of one partition, to commit under one of that partition's
+        events."""
+        return [staged for (p, _), staged in self._staged.items() if p == partition]
+
+
+@dataclass(slots=True)
+class Step:
+    """What processing one event produced: outputs to send, then state writes to commit."""
+
+    outputs: list[Output]
+    staged: list[StagedState]
+
+    def commit(self) -> None:
+        """Apply the staged writes (after the outputs were acknowledged)."""
+        for state in self.staged:
+            state.commit()
