@@ -25,7 +25,7 @@ from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, events_in_topic
 from app.outputs import Origin, Output, dead_letter
 from app.pipeline import PARTITION_WATERMARK, Pipeline, PipelineState
-from app.runtime import changelog_writes, step_journal
+from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches
 from app.runtime.alignment import PartitionAligner
 from app.runtime.batch import Batch
@@ -137,27 +137,6 @@ async def _recover(events: list) -> None:
             await journal.redo(partition, pipeline.forget_schedules)
 
 
-async def _commit(batch: Batch, outputs: dict[int, list[Output]], last_of_partition: dict) -> None:
-    """Journal each partition's writes, send every output, wait for both, then apply the
-    writes, each partition's under its last event (Faust writes a table's changelog to the
-    partition of the current event). Each written value is serialized once, for the journal
-    and the table alike."""
-    batch.encode(dumps_value)
-    for partition, last in last_of_partition.items():
-        writes = step_journal.writes_of(batch.tables_of(partition))
-        if writes:
-            make_current(last)
-            journal.write(partition, last.message.offset, writes, outputs.get(partition, []))
-
-    def apply() -> None:
-        for partition, last in last_of_partition.items():
-            make_current(last)
-            for staged in batch.for_partition(partition):
-                staged.commit()
-
-    await journal.confirm_and_apply([out for outs in outputs.values() for out in outs], apply)
-
-
 def _linger_s() -> float:
     """How long a batch waits for more events: longer while this worker's ingest reads a
     backlog (`VIGIL_BATCH_BACKLOG_LINGER_MS`), when waiting delays nothing not late already
@@ -233,7 +212,9 @@ async def process(stream):
             else:
                 observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
         captured = capture(batch, last_of_partition)
-        await _commit(batch, outputs_of, last_of_partition)
+        batch.encode(dumps_value)  # serialized once, for the journal and the tables alike
+        staged_of = {partition: batch.tables_of(partition) for partition in last_of_partition}
+        await journal.commit(staged_of, outputs_of, last_of_partition)
         record_process(
             outputs_of,
             last_of_partition,

@@ -21,7 +21,7 @@ from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, risk_signals_topic
 from app.outputs import Origin, Output, dead_letter
 from app.pipeline import load_catalogue
-from app.runtime import changelog_writes, step_journal
+from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches
 from app.runtime.current_event import make_current
 from app.runtime.journal import Journal
@@ -78,28 +78,6 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
         return [_failed(message, ErrorCode.INTERNAL, reason, event.value)]
 
 
-async def _commit(
-    staged: dict[int, StagedState],
-    outputs_of: dict[int, list[Output]],
-    last_of_partition: dict,
-    outputs: list[Output],
-) -> None:
-    """Journal each partition's writes, send every output, wait for both, then apply the
-    writes, each partition's under its last signal."""
-    for partition, last in last_of_partition.items():
-        writes = step_journal.writes_of({"risk": staged[partition]})
-        if writes:
-            make_current(last)
-            journal.write(partition, last.message.offset, writes, outputs_of.get(partition, []))
-
-    def apply() -> None:
-        for partition, last in last_of_partition.items():
-            make_current(last)
-            staged[partition].commit()
-
-    await journal.confirm_and_apply(outputs, apply)
-
-
 @app.agent(risk_signals_topic, concurrency=1)
 async def risk(stream):
     """Apply batches of risk signals; emit scores and scorecards.
@@ -129,7 +107,8 @@ async def risk(stream):
                 state = staged[partition] = StagedState(risk_state, owner=partition)
             last_of_partition[partition] = event
             outputs_of.setdefault(partition, []).extend(_apply_signal(event, state))
+        staged_of = {partition: {"risk": staged[partition]} for partition in last_of_partition}
+        await journal.commit(staged_of, outputs_of, last_of_partition)
         outputs = [out for outs in outputs_of.values() for out in outs]
-        await _commit(staged, outputs_of, last_of_partition, outputs)
         record_risk(outputs)
         metrics.observe_step(outputs, "risk")

@@ -2,8 +2,9 @@
 
 Two agents, both registered only when a sink is configured (app/settings/sinks.py):
 
-- `deliver_alerts` reads `vigil.alerts` in batches (`take_events`: events are acknowledged
-  only after the batch was handled) and hands each batch to the dispatcher. What a sink
+- `deliver_alerts` reads `vigil.alerts` in batches (`processed_batches`, as every agent:
+  offsets are released only after the batch was handled, app/runtime/acking.py) and hands
+  each batch to the dispatcher. What a sink
   could not take comes back as retry records (`vigil.alerts-retry`) or dead letters
   (`vigil.deadletter`, `sink_failed`); they are sent and acknowledged by the broker before the
   batch is, so a crash repeats deliveries (Alertmanager and receivers de-duplicate by labels
@@ -20,6 +21,7 @@ import aiohttp
 from app.faust_app import app, settings
 from app.faust_topics import alerts_in_topic, declare_output_topics, output_topics, retry_in_topic
 from app.outputs import Origin, Output
+from app.runtime.acking import processed_batches, processed_events
 from app.sinks.delivery import COUNTS
 from app.sinks.dispatch import Dispatcher
 
@@ -54,8 +56,8 @@ if sink_settings.enabled:
         """Deliver every alert notification to every configured sink."""
         await declare_output_topics()
         async with aiohttp.ClientSession() as session:
-            async for events in stream.take_events(
-                sink_settings.batch_size, within=sink_settings.batch_within_s
+            async for events in processed_batches(
+                stream, sink_settings.batch_size, sink_settings.batch_within_s
             ):
                 batch = [(event.value, _origin(event.message)) for event in events]
                 await _send_confirmed(await dispatcher.deliver_batch(session, batch))
@@ -65,6 +67,6 @@ if sink_settings.enabled:
         """Retry deliveries that failed, each when due, until delivered or dead-lettered."""
         await declare_output_topics()
         async with aiohttp.ClientSession() as session:
-            async for event in stream.events():
+            async for event in processed_events(stream):
                 outputs = await dispatcher.retry(session, event.value, _origin(event.message))
                 await _send_confirmed(outputs)

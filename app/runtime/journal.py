@@ -7,9 +7,10 @@ yet; each new step's journal record carries their writes and its own. Usage per 
    assignment: applies the last journal record again (`recover`) and sends its outputs again;
    from then on `resends` tells the records the partition's state holds already
    (app/runtime/resends.py);
-2. `write(partition, offset, writes, outputs)` under an event of that partition;
-3. `confirm_and_apply(outputs, apply)`: waits for the outputs and the journal records, then
-   applies the writes and remembers their changelog records.
+2. `commit(staged_of, outputs_of, last_of)` once per batch: journals each partition's staged
+   writes and outputs (`write`), sends the outputs, waits for them and the journal records,
+   then applies the writes, each partition's under its last event (`confirm_and_apply`).
+   Every agent that writes state commits this way.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 
 from app.outputs import Output
 from app.runtime import changelog_writes, step_journal
+from app.runtime.current_event import make_current
 from app.runtime.resends import ResendGuard
 from app.runtime.sending import send_and_confirm
+from app.runtime.staged import StagedState
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +126,28 @@ class Journal:
             await asyncio.gather(*journaled)
         apply()
         self.applied(changelog_writes.take())
+
+    async def commit(
+        self,
+        staged_of: Mapping[int, Mapping[str, StagedState]],
+        outputs_of: Mapping[int, list[Output]],
+        last_of: Mapping[int, Any],
+    ) -> None:
+        """Commit one batch: `staged_of` holds each partition's staged tables by name,
+        `outputs_of` its outputs, `last_of` its last event (Faust writes a table's changelog
+        record to the partition of the current event, so each partition's journal record and
+        writes go out under one of its own events)."""
+        for partition, last in last_of.items():
+            writes = step_journal.writes_of(staged_of[partition])
+            if writes:
+                make_current(last)
+                self.write(partition, last.message.offset, writes, outputs_of.get(partition, []))
+
+        def apply() -> None:
+            for partition, last in last_of.items():
+                make_current(last)
+                for staged in staged_of[partition].values():
+                    staged.commit()
+
+        outputs = [out for outs in outputs_of.values() for out in outs]
+        await self.confirm_and_apply(outputs, apply)
