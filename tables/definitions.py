@@ -109,6 +109,12 @@ process_journal = _table(
 )
 process_journal.value_serializer = "raw"
 
+#: control partition (one) -> the control agent's last step, as JSON bytes.
+control_journal = _table(
+    "control-journal", "Write-ahead record of the control agent's last step.", partitions=1
+)
+control_journal.value_serializer = "raw"
+
 #: input partition -> the last steps of the risk agent, as JSON bytes.
 risk_journal = _table(
     "risk-journal", "Write-ahead record of the risk agent's last steps per partition."
