@@ -15,6 +15,7 @@ from typing import Any
 from app.faust_app import app
 from app.outputs import Output
 from app.runtime.current_event import make_current
+from app.runtime.partition_clock import CLOCK_KEY
 from tables.history import History, expected_band
 from tables.live_views import LiveIndex, alert_projection, entity_projection, writes_of
 from tables.series_windows import DETECTOR_SUFFIX
@@ -66,12 +67,12 @@ def record_process(
     last_of_partition: Mapping[int, Any],
     observed: Iterable[tuple[list[Output], str | None, int | None, str]],
     series: Any,
-    clock_key: str,
+    clocks: Any,
     captured: Captured = (),
 ) -> None:
     """After a process batch: events per source, windows with their expected range,
-    anomalies, alerts, drift, each partition's clock, and the `capture`d writes. `series` is
-    the series table the agent wrote (read under an event of each partition)."""
+    anomalies, alerts, drift, each partition's clock, and the `capture`d writes. `series` and
+    `clocks` are the tables the agent wrote (read under an event of each partition)."""
     try:
         for index, writes in captured:
             index.apply(writes)
@@ -89,7 +90,7 @@ def record_process(
                 return expected_band(kind, series.get(key + DETECTOR_SUFFIX))
 
             HISTORY.record(outputs, now, band_of)
-            HISTORY.clock(partition, series.get(clock_key))
+            HISTORY.clock(partition, clocks.get(CLOCK_KEY))
     except Exception:  # display only: never stall the agent
         log.debug("history: process batch not recorded", exc_info=True)
 

@@ -24,7 +24,7 @@ from app.events import Event
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, events_in_topic
 from app.outputs import Origin, Output, dead_letter
-from app.pipeline import PARTITION_WATERMARK, Pipeline, PipelineState
+from app.pipeline import Pipeline, PipelineState
 from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches
 from app.runtime.alignment import PartitionAligner
@@ -37,9 +37,11 @@ from app.runtime.table_cache import CachedTable
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import (
     alert_state,
+    clock_state,
     desired_state,
     entity_stats,
     group_state,
+    held_state,
     inhibitors,
     observed_state,
     posture_state,
@@ -72,6 +74,8 @@ pipeline = Pipeline(
         desired=_cached(desired_state),
         observed=_cached(observed_state),
         posture=_cached(posture_state),
+        clock=_cached(clock_state),
+        held=_cached(held_state),
     ),
 )
 #: The cached tables and snapshots, forgotten on every rebalance.
@@ -220,7 +224,7 @@ async def process(stream):
             last_of_partition,
             observed,
             pipeline.state.series,
-            PARTITION_WATERMARK,
+            pipeline.state.clock,
             captured,
         )
         metrics.observe_batch(len(events))

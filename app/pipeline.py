@@ -64,6 +64,10 @@ class PipelineState:
     desired: MutableMapping[str, Any] = field(default_factory=dict)
     observed: MutableMapping[str, Any] = field(default_factory=dict)
     posture: MutableMapping[str, Any] = field(default_factory=dict)
+    #: The runtime's state beside the stages': each partition's clock
+    #: (app/runtime/partition_clock.py) and the events held for it (app/runtime/held.py).
+    clock: MutableMapping[str, Any] = field(default_factory=dict)
+    held: MutableMapping[str, Any] = field(default_factory=dict)
 
     #: Tables whose values are not marked with the partition that wrote them: the global ones,
     #: and the entity stats (no timers are rebuilt from them).
@@ -157,9 +161,6 @@ MAX_RISK_TICKS = 3
 
 #: The partition clock before a partition heard from its sources: fires no timer.
 NOT_STARTED = -(2**62)
-
-#: The state key of a partition's clock over all sources (app/runtime/partition_clock.py).
-PARTITION_WATERMARK = watermark_key("*")
 
 
 class Pipeline:
@@ -255,18 +256,22 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
+        clocks = batch.staged(partition, "clock")
+        holds = batch.staged(partition, "held")
         entities[event.entity] = update_entity_stats(entities.get(event.entity), event)
         schedule = self.schedule(partition, event.source)
         outputs = self.series.apply(event, series, schedule)
         source = event.origin["t"] if event.origin else event.source
-        before, clock = self._advance_clock(series, source, event.ts_ms, arrival_ms)
+        before, clock = self._advance_clock(clocks, source, event.ts_ms, arrival_ms)
         timers = self.timers(partition)
         self.alerts.receive_event(event, alerts, groups, timers)
         overflow = None
         if self._decides_in_order(event):
-            cutoff = held.hold(observed, event, self.held(partition))
+            cutoff = held.hold(holds, event, self.held(partition))
             overflow = None if cutoff is None else (held.held_key(event.entity), cutoff)
-        released, raised = self._release(partition, clock, desired, observed, posture, overflow)
+        released, raised = self._release(
+            partition, clock, desired, observed, posture, holds, overflow
+        )
         outputs += released
         raised += self._anomaly_alerts(outputs, series, event.source)
         derived = self._alerts_at(clock, raised, partition, alerts, groups)
@@ -300,6 +305,7 @@ class Pipeline:
         desired: StagedState,
         observed: StagedState,
         posture: StagedState,
+        holds: StagedState,
         overflow: tuple[str, int] | None = None,
     ) -> tuple[list[Output], list[AlertInput]]:
         """Apply the held events the clock passed to the drift and compliance stages, each
@@ -316,7 +322,7 @@ class Pipeline:
             while (entry := schedule.pop_due(clock)) is not None:
                 due.append((entry[1], clock, False))
         for key, until, forced in due:
-            released = held.release(observed, key, until, schedule)
+            released = held.release(holds, key, until, schedule)
             if forced:
                 self.held_overflow += len(released)
             for event in released:
@@ -370,8 +376,8 @@ class Pipeline:
         partition waits for its sources. It declares itself `idle` when it got no event, or
         none within the idle time (every source idle: it has nothing to send), and the risk
         stage then stops waiting for it. `idle` given: declare that (offline)."""
-        series = state if state is not None else StagedState(self.state.series)
-        record = series.get(PARTITION_WATERMARK) or {}
+        clocks = state if state is not None else StagedState(self.state.clock)
+        record = clocks.get(partition_clock.CLOCK_KEY) or {}
         clock = record.get("clock", record.get("wm"))
         if idle is None:
             idle = arrival_ms is None or not partition_clock.has_active_source(
@@ -404,26 +410,27 @@ class Pipeline:
         partition clock; alert timers and risk heartbeats follow it, and a `clock` heartbeat
         tells every risk partition where the clock is."""
         batch = batch if batch is not None else Batch(self.state)
-        series = batch.staged(partition, "series")
         alerts = batch.staged(partition, "alerts")
         groups = batch.staged(partition, "groups")
         inhibitors = batch.staged(partition, "inhibitors")
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
-        before, clock = self._advance_clock(series, None, None, arrival_ms, settle, progress)
+        clocks = batch.staged(partition, "clock")
+        holds = batch.staged(partition, "held")
+        before, clock = self._advance_clock(clocks, None, None, arrival_ms, settle, progress)
         outputs: list[Output] = []
         if clock != before:
-            outputs, raised = self._release(partition, clock, desired, observed, posture)
+            outputs, raised = self._release(partition, clock, desired, observed, posture, holds)
             derived = self._alerts_at(clock, raised, partition, alerts, groups)
             outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
         if not settle:
-            outputs += self.clock_heartbeats(partition, series, arrival_ms)
+            outputs += self.clock_heartbeats(partition, clocks, arrival_ms)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(
         self,
-        series: StagedState,
+        clocks: StagedState,
         source: str | None,
         ts_ms: int | None,
         arrival_ms: int | None,
@@ -432,7 +439,7 @@ class Pipeline:
     ) -> tuple[int, int]:
         """The partition clock before and after this event or tick; `NOT_STARTED` while the
         partition still waits for its sources' first events."""
-        record = series.get(PARTITION_WATERMARK)
+        record = clocks.get(partition_clock.CLOCK_KEY)
         step = partition_clock.advance(
             record,
             source,
@@ -443,7 +450,7 @@ class Pipeline:
             settle,
             progress,
         )
-        series[PARTITION_WATERMARK] = step.record
+        clocks[partition_clock.CLOCK_KEY] = step.record
         if ts_ms is not None and step.before is not None and ts_ms <= step.before:
             self.behind_clock += 1
         if step.clock is None:
@@ -508,7 +515,7 @@ class Pipeline:
         """The schedule of a partition's held events, rebuilt from state when first needed."""
         schedule = self._held.get(partition)
         if schedule is None:
-            schedule = held.HeldSchedule.rebuild(owned_by(self.state.observed.items(), partition))
+            schedule = held.HeldSchedule.rebuild(owned_by(self.state.held.items(), partition))
             self._held[partition] = schedule
         return schedule
 
@@ -528,11 +535,12 @@ class Pipeline:
         desired = batch.staged(partition, "desired")
         observed = batch.staged(partition, "observed")
         posture = batch.staged(partition, "posture")
+        holds = batch.staged(partition, "held")
         keys = [k for k, v in self.state.series.items() if isinstance(v, dict) and v.get("open")]
         outputs = self.series.flush(series, keys)
         timers = self.timers(partition)
         derived: list[Output] = []
-        released, raised = self._release(partition, math.inf, desired, observed, posture)
+        released, raised = self._release(partition, math.inf, desired, observed, posture, holds)
         outputs += released
         for alert in raised:
             derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
@@ -542,4 +550,4 @@ class Pipeline:
                 derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
         derived += self.alerts.flush(alerts, groups, timers)
         outputs += self._route_inhibitors(derived, inhibitors)
-        return Step(outputs, [series, alerts, groups, inhibitors, desired, observed, posture])
+        return Step(outputs, batch.for_partition(partition))

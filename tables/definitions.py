@@ -78,7 +78,7 @@ inhibitors = _table(
     "inhibitors", "Firing alerts that match an inhibition rule's source side.", shared=True
 )
 
-#: `head` -> the last audit record (with the control offset it came from); `recent` -> the last
+#: `head` -> the last audit record; `recent` -> the last
 #: records, for the web view. One partition, like the control topic it is fed from.
 audit_state = _table(
     "audit", "Head of the audit hash chain and its most recent records.", partitions=1
@@ -108,6 +108,13 @@ process_journal = _table(
     "process-journal", "Write-ahead record of the process agent's last steps per partition."
 )
 process_journal.value_serializer = "raw"
+
+#: The partition clock (app/runtime/partition_clock.py): one record per partition, kept by
+#: the runtime beside the stages' tables.
+clock_state = _table("clock", "Each vigil.events partition's event-time clock.")
+
+#: Events held per entity until the partition clock passes them (app/runtime/held.py).
+held_state = _table("held", "Events held per entity until the partition clock passes them.")
 
 #: control partition (one) -> the control agent's last step, as JSON bytes.
 control_journal = _table(

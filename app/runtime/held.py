@@ -9,7 +9,7 @@ entity's events in event-time order instead: each waits here until the partition
 (app/runtime/partition_clock.py) passes it, then all of an entity's due events are applied in
 `(time, id)` order.
 
-State: key `<entity>|~held` in the `observed` table, `{"t": "held", "ev":
+State: key `<entity>|~held` in the runtime's `held` table, `{"t": "held", "ev":
 [event dicts, sorted], "spill": [spill buckets], "spilled": count}`: the earliest `INLINE_HELD`
 events in the record, later ones in spill records `<entity>|~held|<bucket>` (`{"t":
 "held_spill", "ev": [...]}`).
@@ -60,7 +60,7 @@ class HeldSchedule(DueHeap):
 
     @classmethod
     def rebuild(cls, items: Iterable[tuple[str, Any]]) -> HeldSchedule:
-        """A schedule from one partition's `(key, value)` items of the `observed` table."""
+        """A schedule from one partition's `(key, value)` items of the `held` table."""
         schedule = cls()
         for key, value in items:
             if isinstance(value, dict) and value.get("t") == "held" and value.get("ev"):
@@ -69,35 +69,35 @@ class HeldSchedule(DueHeap):
 
 
 def hold(
-    observed: StagedState,
+    holds: StagedState,
     event: Event,
     schedule: HeldSchedule,
 ) -> int | None:
     """Hold `event`. Returns the time up to which held events must be released at once to
     keep `MAX_HELD` (or a spill record within `SPILL_BUCKET_MAX`), if any."""
     key = held_key(event.entity)
-    stored = observed.get(key)
+    stored = holds.get(key)
     record = dict(stored) if stored else {"t": "held"}
     record.update(ev=list(record.get("ev") or []), spill=list(record.get("spill") or []))
     value = event.to_dict()
     order = _order(value)
     limits = (INLINE_HELD, SPILL_BUCKET_MS, SPILL_BUCKET_MAX)
-    cutoff = spill.add(observed, key, record, value, HELD, limits)
-    observed[key] = record
+    cutoff = spill.add(holds, key, record, value, HELD, limits)
+    holds[key] = record
     if record["ev"] and _order(record["ev"][0]) == order:
         schedule.push(order[0], key)
     excess = spill.count(record, HELD) - MAX_HELD
     if excess > 0:
-        cutoff = max(cutoff or 0, spill.nth_time(observed, key, record, excess, HELD))
+        cutoff = max(cutoff or 0, spill.nth_time(holds, key, record, excess, HELD))
     return cutoff
 
 
 def release(
-    observed: StagedState, key: str, clock: int | float, schedule: HeldSchedule
+    holds: StagedState, key: str, clock: int | float, schedule: HeldSchedule
 ) -> list[Event]:
     """Take the events of `key` at or before `clock`, in order; reschedule what is left.
     Spill records come back into the entity's record as its own events run out."""
-    stored = observed.get(key)
+    stored = holds.get(key)
     if not stored or not (stored.get("ev") or stored.get("spill")):
         return []
     record = {
@@ -108,7 +108,7 @@ def release(
     taken: list[dict[str, Any]] = []
     changed = False
     while True:
-        changed |= spill.refill(observed, key, record, HELD)
+        changed |= spill.refill(holds, key, record, HELD)
         events = record["ev"]
         count = 0
         while count < len(events) and events[count]["ts_ms"] <= clock:
@@ -122,7 +122,7 @@ def release(
             schedule.push(_order(events[0])[0], key)  # a stale heap entry: put it back
         return []
     due = [Event.from_dict(value) for value in taken]
-    observed[key] = record
+    holds[key] = record
     if events:
         schedule.push(_order(events[0])[0], key)
     return due

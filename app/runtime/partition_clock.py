@@ -58,6 +58,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: The key of a partition's clock record in the `clock` table (each partition's store holds
+#: its own).
+CLOCK_KEY = "clock"
+
 #: The field that marks a clock tick on `vigil.events` (its value: the sending worker's time).
 TICK_FIELD = "~clock_tick"
 

@@ -4,7 +4,7 @@ A Faust table read goes through Faust's mapping layers, a RocksDB `get` and an o
 every time: in a `make bench` profile about 10 % of a worker's CPU, mostly for keys read
 again by the next events (an entity's stats, its held events, a partition's clock record). A
 `CachedTable` keeps the values it read or wrote, per partition (the same key, such as the
-partition clock `~wm|*`, lives in every partition's store), up to `max_keys` per table.
+partition clock record, lives in every partition's store), up to `max_keys` per table.
 
 Only the process agent reads and writes these tables' partitions, and every one of its writes
 goes through the cache (the staged writes of a batch, the journal's redo), so a cached value

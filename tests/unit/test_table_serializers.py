@@ -12,7 +12,9 @@ from tables import definitions  # noqa: F401  (registers the tables)
 
 
 def test_every_table_value_goes_through_orjson_and_keys_stay_json() -> None:
-    assert len(app.tables) == 15  # with the three step journals and the policy reload table
+    assert (
+        len(app.tables) == 17
+    )  # with the three step journals, the policy reload table, the clock and held events
     for table in app.tables.values():
         if table.name.endswith("-journal"):  # JSON bytes written by app/runtime/journal.py
             assert table.value_serializer == "raw", table.name

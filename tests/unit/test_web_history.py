@@ -187,7 +187,7 @@ def test_writes_captured_before_a_page_builds_the_index_are_applied_after_it():
     try:
         captured = agent_history.capture(Batch(), [0])
         index.rebuild([])  # the page's scan, before the commit
-        agent_history.record_process({}, {}, [], {}, "~wm|*", captured)
+        agent_history.record_process({}, {}, [], {}, {}, captured)
     finally:
         agent_history._FOLLOWED = original
     assert list(index.items) == ["svc:a"]

@@ -145,7 +145,7 @@ def crash_points(steps: list[Done]) -> list[int]:
         for n, done in enumerate(steps)
         if any(
             key.endswith(held.HELD_MARK) and isinstance(value, dict) and value.get("ev") is not None
-            for key, value in done.writes.get("observed", {}).items()
+            for key, value in done.writes.get("held", {}).items()
         )
         and "alerts" in done.writes
         and "groups" in done.writes
@@ -200,7 +200,7 @@ def test_the_journal_makes_a_partly_written_step_whole(reference):
     steps = reference[3]
     points = crash_points(steps)
     assert len(points) >= 10
-    assert sum({"observed", "alerts", "groups"} <= set(steps[n].writes) for n in points) >= 3, (
+    assert sum({"held", "alerts", "groups"} <= set(steps[n].writes) for n in points) >= 3, (
         "too few hand-overs across tables in the sample"
     )
     rng = random.Random(5)
