@@ -4,7 +4,7 @@ Signals come from the process agent (findings, alerts, anomalies, drift, CI, dep
 re-keyed by service because one service spans many entities (images, repositories, hosts).
 Every `vigil.events` partition sends heartbeats with its clock; a signal is held until every
 producer is past it, so scores do not depend on how the producers' signals interleave
-(tables/risk.py), and scores decay and re-emit while a service is quiet. Signals are taken in
+(tables/risk/stage.py), and scores decay and re-emit while a service is quiet. Signals are taken in
 batches as in the process stage: outputs are acknowledged, together with a journal record of
 the state writes, before those are applied (app/runtime/step_journal.py).
 """
@@ -28,7 +28,7 @@ from app.runtime.journal import Journal
 from app.runtime.staged import StagedState
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import risk_journal, risk_state
-from tables.risk import RiskStage
+from tables.risk.stage import RiskStage
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from app.settings import Settings
 from app.sources.files import OversizeRecord, file_records
 from app.sources.normalize import detect_family
 from app.topics import TopicCatalog, entity_partition
-from tables.risk import RiskStage
+from tables.risk.stage import RiskStage
 
 
 def file_family(path: str | Path) -> str | None:
@@ -114,7 +114,7 @@ def replay_events(
 class OfflineRisk:
     """The risk stage of an offline replay: a state per `risk_signals` partition, signals
     applied as the replay derives them, with the heartbeats a worker's partitions would send
-    (tables/risk.py): a partition that got no event for `offline_idle_ms` of event time
+    (tables/risk/stage.py): a partition that got no event for `offline_idle_ms` of event time
     declares itself idle, as a worker's partition does once its sources are idle, and at the
     end of input every partition reports its final clock, idle."""
 

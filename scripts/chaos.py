@@ -70,7 +70,7 @@ from app.replay import OfflineRisk, replay_events  # noqa: E402
 from app.runtime.partition_clock import is_tick  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
-from tables.risk import RiskStage  # noqa: E402
+from tables.risk.stage import RiskStage  # noqa: E402
 
 #: Output streams a chaos run does not check: `control` is an input.
 NOT_CHECKED = frozenset({"control"})
@@ -78,7 +78,7 @@ NOT_CHECKED = frozenset({"control"})
 
 def wall_clock(topic: str, value: Any) -> bool:
     """A record whose value follows when a worker's clock ticked (a `clock` heartbeat on
-    `risk_signals`, tables/risk_signals.py), so no two runs agree on it: not compared."""
+    `risk_signals`, tables/risk/signals.py), so no two runs agree on it: not compared."""
     return topic == "risk_signals" and isinstance(value, dict) and value.get("kind") == "clock"
 
 
@@ -113,7 +113,7 @@ def _posture_key(value: Mapping[str, Any]) -> Any:
 #: clock, the lowest watermark of the sources still sending (app/runtime/partition_clock.py); drift
 #: and compliance apply each entity's events in event-time order as that clock passes them
 #: (app/runtime/held.py); the risk stage runs on the lowest clock of the `vigil.events` partitions
-#: (tables/risk.py). A topic listed here is reported by id and by a coarse key and fails a run
+#: (tables/risk/stage.py). A topic listed here is reported by id and by a coarse key and fails a run
 #: only with `--strict`, on coarse keys never received (`Tally(coarse=...)` takes another
 #: mapping).
 ORDER_DEPENDENT: dict[str, Any] = {}
