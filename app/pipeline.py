@@ -22,9 +22,11 @@ import yaml
 from app.catalogue import Catalogue
 from app.events import Event
 from app.masking import MaskingPolicy
+from app.model.alerts import AlertInput
 from app.outputs import Origin, Output, dead_letter
 from app.runtime import held, partition_clock
 from app.runtime.batch import Batch, Step
+from app.runtime.risk_clock import tick_signal
 from app.runtime.staged import StagedState, owned_by
 from app.settings import Settings
 from app.sources.decode import DecodeLimits, too_large
@@ -33,7 +35,7 @@ from app.sources.files import OversizeRecord
 from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog, entity_partition
 from tables.alerts.config import DedupConfig
-from tables.alerts.labels import AlertInput, alert_from_anomaly
+from tables.alerts.labels import alert_from_anomaly
 from tables.alerts.scoring import Scorer
 from tables.alerts.silences import parse_inhibit_rule
 from tables.alerts.stage import AlertStage
@@ -45,7 +47,7 @@ from tables.compliance.drift_config import DriftConfig
 from tables.compliance.policy_rules import PolicyReloader
 from tables.compliance.stage import ComplianceConfig, ComplianceStage
 from tables.entities.stats import update_entity_stats
-from tables.risk.signals import signal_outputs, signals_from, tick_signal
+from tables.risk.signals import signal_outputs, signals_from
 from tables.windows.event_windows import WindowSpec
 from tables.windows.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 
@@ -369,7 +371,7 @@ class Pipeline:
     ) -> list[Output]:
         """A `clock` heartbeat with this partition's clock to every risk partition, sent on
         every clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this
-        producer is between risk boundaries too (tables/risk/stage.py); `NOT_STARTED` while the
+        producer is between risk boundaries too (app/runtime/risk_clock.py); `NOT_STARTED` while the
         partition waits for its sources. It declares itself `idle` when it got no event, or
         none within the idle time (every source idle: it has nothing to send), and the risk
         stage then stops waiting for it. `idle` given: declare that (offline)."""

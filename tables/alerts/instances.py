@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.model.alerts import AlertInput
 from app.runtime import spill
 from tables.alerts.config import DedupConfig
 from tables.alerts.groups import join_group, repeat_due
-from tables.alerts.labels import AlertInput
 from tables.alerts.muting import mute, send_inhibitor
 from tables.alerts.pending import (
     MAX_PENDING_INPUTS,

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from app.events import format_time
+from app.model.alerts import AlertInput
 from app.runtime.staged import StagedState
-from tables.alerts.labels import AlertInput
 
 
 def group_key(entity: str, labels: Mapping[str, str], group_by: tuple[str, ...]) -> str:

@@ -29,18 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-#: Grype's severity-label midpoints (CVSS scale).
-SEVERITY_MIDPOINT: dict[str, float] = {
-    "negligible": 0.5,
-    "info": 0.5,
-    "none": 0.5,
-    "low": 3.0,
-    "medium": 5.0,
-    "moderate": 5.0,
-    "high": 7.5,
-    "critical": 9.0,
-    "unknown": 5.0,
-}
+from app.model.weights import (
+    CRITICALITY_WEIGHT,
+    EXPOSURE_WEIGHT,
+    SEVERITY_MIDPOINT,
+    UNKNOWN_CRITICALITY,
+)
 
 EXPLOITABILITY_PRIOR: dict[str, float] = {
     "runtime": 1.25,
@@ -52,9 +46,6 @@ EXPLOITABILITY_PRIOR: dict[str, float] = {
     "finding": 0.8,
     "ci": 0.8,
 }
-CRITICALITY_WEIGHT: dict[str, float] = {"low": 0.6, "medium": 0.8, "high": 1.0, "critical": 1.2}
-UNKNOWN_CRITICALITY = 0.8
-EXPOSURE_WEIGHT: dict[str, float] = {"internet": 1.25, "internal": 1.0}
 DAY_MS = 86_400_000
 HALF_LIFE_MS: dict[str, int] = {"finding": 30 * DAY_MS}
 DEFAULT_HALF_LIFE_MS = DAY_MS

@@ -67,11 +67,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.events import Event
+from app.model.alerts import AlertInput
 from app.outputs import Output
 from app.runtime.staged import StagedState
 from tables.alerts.config import DedupConfig
 from tables.alerts.instances import receive, run_alert_key
-from tables.alerts.labels import AlertInput, alert_from_event, resolutions_from_scan
+from tables.alerts.labels import alert_from_event, resolutions_from_scan
 from tables.alerts.notifications import run_group
 from tables.alerts.scan_scopes import receive_scan
 from tables.alerts.scoring import Scorer

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.events import SEVERITY_RANK
-from tables.alerts.scoring import CRITICALITY_WEIGHT, EXPOSURE_WEIGHT, UNKNOWN_CRITICALITY
+from app.model.weights import CRITICALITY_WEIGHT, EXPOSURE_WEIGHT, UNKNOWN_CRITICALITY
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

@@ -39,8 +39,8 @@ from typing import Any, Protocol
 
 from app.events import SEVERITY_RANK, Event, event_id, parse_time
 from app.model.images import image_repository
+from app.model.weights import SEVERITY_MIDPOINT
 from app.outputs import Output
-from tables.alerts.scoring import SEVERITY_MIDPOINT
 
 SIGNAL_TOPIC = "risk_signals"
 
@@ -565,31 +565,3 @@ def signals_from(
 def signal_outputs(signals: Iterable[dict[str, Any]]) -> list[Output]:
     """Outputs for the internal `risk_signals` topic, keyed by subject."""
     return [Output(SIGNAL_TOPIC, signal["service"], signal) for signal in signals]
-
-
-#: Heartbeat kinds: `tick` at each risk boundary a partition clock crosses (event time, part
-#: of the replayable output), `clock` on every clock tick of a worker (its value follows when
-#: the worker ticked: not replayable, consumers comparing runs skip it).
-HEARTBEAT_KINDS = frozenset({"tick", "clock"})
-
-
-def tick_signal(
-    partition_hint: str, time_ms: int, producer: int | None = None, kind: str = "tick"
-) -> dict[str, Any]:
-    """A heartbeat from the `vigil.events` partition `producer`: its clock reached `time_ms`,
-    so every signal it sends from now on is newer (tables/risk/stage.py holds signals until every
-    producer is past them). Sent to each partition of the signal topic."""
-    signal: dict[str, Any] = {
-        "id": event_id("risk_tick", partition_hint, time_ms),
-        "kind": kind,
-        "service": None,
-        "time_ms": time_ms,
-    }
-    if producer is not None:
-        signal["from"] = producer
-    return signal
-
-
-def is_heartbeat(signal: Mapping[str, Any]) -> bool:
-    """True for a heartbeat (`tick` or `clock`), not a signal about a subject."""
-    return signal.get("kind") in HEARTBEAT_KINDS

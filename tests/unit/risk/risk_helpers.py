@@ -8,6 +8,7 @@ from typing import Any
 from app.catalogue import Catalogue
 from app.events import Event, event_id, format_time, parse_time
 from app.outputs import Output
+from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from tables.alerts.scoring import Scorer
 from tables.risk.model import RiskConfig
@@ -177,13 +178,14 @@ class Harness:
     def __init__(self, config: RiskConfig | None = None, catalogue=CATALOGUE) -> None:
         self.config = config or RiskConfig()
         self.stage = RiskStage(self.config, catalogue)
+        self.clock = RiskClock(self.stage)
         self.table: dict[str, Any] = {}
 
     def feed(self, signals: list[dict[str, Any]]) -> list[Output]:
         outputs: list[Output] = []
         for signal in signals:
             staged = StagedState(self.table, owner=0)
-            outputs += self.stage.on_signal(signal, 0, staged)
+            outputs += self.clock.on_signal(signal, 0, staged)
             staged.commit()
         return outputs
 
@@ -193,13 +195,13 @@ class Harness:
 
     def tick(self, now_ms: int) -> list[Output]:
         staged = StagedState(self.table, owner=0)
-        outputs = self.stage.on_tick(now_ms, staged, 0)
+        outputs = self.clock.on_tick(now_ms, staged, 0)
         staged.commit()
         return outputs
 
     def flush(self) -> list[Output]:
         staged = StagedState(self.table, owner=0)
-        outputs = self.stage.flush(staged, 0)
+        outputs = self.clock.flush(staged, 0)
         staged.commit()
         return outputs
 

@@ -1,6 +1,7 @@
-"""Risk signals and the risk stage (tables/risk/signals.py, tables/risk/stage.py, risk_model.py):
-service resolution, per-item points, decay in event time, exact contributions, emission
-rules, determinism under reordering of equal times, and replays after a crash."""
+"""Risk signals and the risk stage (tables/risk/signals.py, tables/risk/stage.py,
+tables/risk/model.py): service resolution, per-item points, decay in event time, exact
+contributions, emission rules, determinism under reordering of equal times, and replays after a
+crash."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from app.events import event_id
 from app.outputs import Output
+from app.runtime.risk_clock import tick_signal
 from app.runtime.staged import StagedState, owned_by
 from app.sources.normalize import Normalizer
 from tables.alerts.scoring import grype_risk
@@ -38,9 +40,8 @@ from tables.risk.signals import (
     pod_workload,
     signal_outputs,
     signals_from,
-    tick_signal,
 )
-from tables.risk.stage import RiskSchedule, RiskStage
+from tables.risk.stage import RiskSchedule
 from tests.unit.risk.risk_helpers import (
     CATALOGUE,
     DAY,
@@ -468,11 +469,11 @@ def test_crash_before_commit_replays_the_same_outputs():
     harness = Harness()
     for n, signal in enumerate(signals):
         staged = StagedState(harness.table, owner=0)
-        harness.stage.on_signal(signal, 0, staged)
+        harness.clock.on_signal(signal, 0, staged)
         staged.discard()  # the send failed: nothing committed
-        harness.stage.forget_schedules()
+        harness.clock.forget_schedules()
         staged = StagedState(harness.table, owner=0)
-        outputs = harness.stage.on_signal(signal, 0, staged)
+        outputs = harness.clock.on_signal(signal, 0, staged)
         staged.commit()
         assert outputs == expected[n]
     assert harness.table == reference.table
@@ -506,10 +507,9 @@ def test_schedule_rebuilds_from_the_table():
         1 for v in harness.table.values() if v.get("t") == "risk" and v.get("due") is not None
     )
     assert len(RiskSchedule.rebuild(owned_by(harness.table.items(), 1))) == 0
-    fresh = RiskStage(harness.config, CATALOGUE)
-    fresh_h = Harness()
-    fresh_h.stage, fresh_h.table = fresh, copy.deepcopy(harness.table)
-    harness.stage.forget_schedules()
+    fresh_h = Harness(harness.config, CATALOGUE)
+    fresh_h.table = copy.deepcopy(harness.table)
+    harness.clock.forget_schedules()
     assert values(fresh_h.tick(T0 + DAY), "risk") == values(harness.tick(T0 + DAY), "risk")
 
 
@@ -675,7 +675,7 @@ def test_on_tick_without_partition_and_item_cap():
     ]
     harness.feed(signals)
     staged = StagedState(harness.table, owner=0)
-    outputs = harness.stage.on_tick(T0 + HOUR, staged)
+    outputs = harness.clock.on_tick(T0 + HOUR, staged)
     staged.commit()
     assert values(outputs, "risk")
     items = harness.current("cluster:default")["items"]

@@ -8,9 +8,10 @@ import pytest
 
 from app.catalogue import Catalogue
 from app.outputs import Output
+from app.runtime.risk_clock import tick_signal
 from tables.risk.model import ZETA, RiskConfig
 from tables.risk.scorecards import gate, scorecard
-from tables.risk.signals import signals_from, tick_signal
+from tables.risk.signals import signals_from
 from tests.unit.risk.risk_helpers import (
     CATALOGUE,
     DAY,

@@ -1,5 +1,5 @@
-"""The risk stage's clock (tables/risk/stage.py): signals from several `vigil.events` partitions
-give the same scores and scorecards whatever order they interleave in."""
+"""The risk stage's clock (app/runtime/risk_clock.py): signals from several `vigil.events`
+partitions give the same scores and scorecards whatever order they interleave in."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import random
 from typing import Any
 
 from app.pipeline import NOT_STARTED
+from app.runtime.risk_clock import RiskClock, tick_signal, watermark_key
 from app.runtime.staged import StagedState
 from tables.risk.model import RiskConfig
-from tables.risk.signals import signals_from, tick_signal
-from tables.risk.stage import RiskStage, watermark_key
+from tables.risk.signals import signals_from
+from tables.risk.stage import RiskStage
 from tests.unit.risk.risk_helpers import (
     CATALOGUE,
     HOUR,
@@ -54,12 +55,13 @@ def producer_streams() -> dict[int, list[dict[str, Any]]]:
 def run(order: list[dict[str, Any]], producers: int | None = PRODUCERS) -> list[Any]:
     """Every output of one risk partition fed `order` (`producers` None: the old clock, every
     signal moves it)."""
-    stage = RiskStage(producers=producers)
+    stage = RiskStage()
+    clock = RiskClock(stage, producers=producers)
     table: dict[str, Any] = {}
     outputs = []
     for signal in order:
         staged = StagedState(table, owner=0)
-        outputs += stage.on_signal(signal, 0, staged)
+        outputs += clock.on_signal(signal, 0, staged)
         staged.commit()
     return [(out.topic, out.value) for out in outputs]
 
@@ -89,12 +91,13 @@ def test_without_producers_the_order_changes_the_scores():
 
 
 def _stage() -> tuple[RiskStage, dict[str, Any], Any]:
-    stage = RiskStage(producers=PRODUCERS)
+    stage = RiskStage()
+    clock = RiskClock(stage, producers=PRODUCERS)
     table: dict[str, Any] = {}
 
     def send(signal: dict[str, Any]) -> list[Any]:
         staged = StagedState(table, owner=0)
-        outputs = stage.on_signal(signal, 0, staged)
+        outputs = clock.on_signal(signal, 0, staged)
         staged.commit()
         return outputs
 
@@ -133,11 +136,12 @@ def test_a_slow_producer_holds_the_clock_an_idle_one_does_not():
 
 
 def test_the_gate_sees_held_signals():
-    stage = RiskStage(producers=PRODUCERS)
+    stage = RiskStage()
+    clock = RiskClock(stage, producers=PRODUCERS)
     table: dict[str, Any] = {}
     staged = StagedState(table, owner=0)
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
-        stage.on_signal(signal, 0, staged)
+        clock.on_signal(signal, 0, staged)
     staged.commit()
     held = table["payments"]
     assert held["items"] == {} and len(held["pend"]) == 1
@@ -148,13 +152,14 @@ def test_the_gate_sees_held_signals():
 
 def _periodic_times(steps: list[int]) -> list[int]:
     stage = RiskStage(RiskConfig(emit_period_ms=15 * MIN))
+    clock = RiskClock(stage)
     table: dict[str, Any] = {}
     staged = StagedState(table, owner=0)
     outputs = []
     for signal in signals_from(None, [kev_finding("firing", T0 + MIN)], CATALOGUE):
-        outputs += stage.on_signal(signal, 0, staged)
+        outputs += clock.on_signal(signal, 0, staged)
     for at in steps:
-        outputs += stage.on_tick(at, staged, 0)
+        outputs += clock.on_tick(at, staged, 0)
     staged.commit()
     return [out.value["time_ms"] for out in outputs if out.value.get("reason") == "periodic"]
 
@@ -170,7 +175,7 @@ def test_periodic_emissions_do_not_depend_on_how_the_clock_steps():
 def _decay_after_an_incident(steps: list[int]) -> tuple[list[tuple[int, int]], int]:
     """(time, score) of the decay emissions after a resolved incident, and the assessments
     the stage made, with the clock moved through `steps`."""
-    from tables.risk import stage as risk
+    from tables.risk import evaluation as risk
 
     calls = 0
     assess = risk.assess
@@ -241,10 +246,11 @@ def test_spilling_held_signals_changes_no_output(monkeypatch):
     monkeypatch.setattr(risk, "SPILL_BUCKET_MS", 7 * MIN)
     assert run(streams[1] + streams[0]) == expected
     table: dict[str, Any] = {}
-    stage = RiskStage(producers=PRODUCERS)
+    stage = RiskStage()
+    clock = RiskClock(stage, producers=PRODUCERS)
     for signal in streams[1] + streams[0]:
         staged = StagedState(table, owner=0)
-        stage.on_signal(signal, 0, staged)
+        clock.on_signal(signal, 0, staged)
         staged.commit()
         if any("|~held|" in key for key in table):
             break
