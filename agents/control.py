@@ -9,7 +9,7 @@ Commands are JSON:
 - `{"command": "audit.append", "who", "what", "why", "details"?}` (gate decisions, reloads)
 
 The control topic has a single partition, so one agent instance sees every command in order
-and keeps one hash chain on `vigil.audit` (tables/audit.py). Each command is one step of the
+and keeps one hash chain on `vigil.audit` (tables/control/audit.py). Each command is one step of the
 commit protocol every state-writing agent uses (app/runtime/journal.py): the audit record is
 acknowledged by the broker together with a journal record of the silence, policy and chain-head
 writes before those are applied, so a crash repeats a record (same seq and hash) rather than
@@ -35,8 +35,8 @@ from app.runtime.current_event import make_current
 from app.runtime.journal import Journal
 from app.runtime.staged import StagedState
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.audit import append
-from tables.control import apply_command, audit_entry
+from tables.control.audit import append
+from tables.control.commands import apply_command, audit_entry
 from tables.definitions import audit_state, control_journal, policy_state, silences
 
 RECENT = 200

@@ -1,8 +1,8 @@
-"""This worker's display history (tables/history.py), fed by the agents after a step's outputs
+"""This worker's display history (app/web/history.py), fed by the agents after a step's outputs
 were acknowledged and its writes applied.
 
 Best effort by design: a failure here is logged and forgotten, never raised into an agent, and
-nothing here is read back by the pipeline (see tables/history.py for what that costs).
+nothing here is read back by the pipeline (see app/web/history.py for what that costs).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from app.faust_app import app
 from app.outputs import Output
 from app.runtime.current_event import make_current
 from app.runtime.partition_clock import CLOCK_KEY
-from tables.history import History, expected_band
-from tables.live_views import LiveIndex, alert_projection, entity_projection, writes_of
-from tables.series_windows import DETECTOR_SUFFIX
+from app.web.history import History, expected_band
+from app.web.live_views import LiveIndex, alert_projection, entity_projection, writes_of
+from tables.windows.series_windows import DETECTOR_SUFFIX
 
 log = logging.getLogger(__name__)
 
 #: The one history of this worker process.
 HISTORY = History()
-#: This worker's alert instances and entities as the pages use them (tables/live_views.py).
+#: This worker's alert instances and entities as the pages use them (app/web/live_views.py).
 ALERTS = LiveIndex(alert_projection)
 ENTITIES = LiveIndex(entity_projection)
 #: Which staged table each index follows (app/pipeline.py's table names).

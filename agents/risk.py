@@ -4,7 +4,7 @@ Signals come from the process agent (findings, alerts, anomalies, drift, CI, dep
 re-keyed by service because one service spans many entities (images, repositories, hosts).
 Every `vigil.events` partition sends heartbeats with its clock; a signal is held until every
 producer is past it, so scores do not depend on how the producers' signals interleave
-(tables/risk.py), and scores decay and re-emit while a service is quiet. Signals are taken in
+(tables/risk/stage.py), and scores decay and re-emit while a service is quiet. Signals are taken in
 batches as in the process stage: outputs are acknowledged, together with a journal record of
 the state writes, before those are applied (app/runtime/step_journal.py).
 """
@@ -25,18 +25,17 @@ from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches
 from app.runtime.current_event import make_current
 from app.runtime.journal import Journal
+from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import risk_journal, risk_state
-from tables.risk import RiskStage
+from tables.risk.stage import RiskStage
 
 log = logging.getLogger(__name__)
 
-stage = RiskStage(
-    settings.risk,
-    catalogue=load_catalogue(settings),
-    producers=settings.partitions,
-)
+stage = RiskStage(settings.risk, catalogue=load_catalogue(settings))
+#: Each partition's clock from the producers' heartbeats (app/runtime/risk_clock.py).
+clock = RiskClock(stage, producers=settings.partitions)
 
 #: Each partition's last steps, applied again after a crash (app/runtime/step_journal.py).
 journal = Journal(risk_journal, {"risk": risk_state}, name="risk")
@@ -47,7 +46,7 @@ metrics.watch_bound("risk_journal", lambda: journal.oversize)
 @app.on_partitions_revoked.connect
 async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
     """Partitions may move: timer schedules are rebuilt from the table on next use."""
-    stage.forget_schedules()
+    clock.forget_schedules()
     journal.reset()
 
 
@@ -69,11 +68,11 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
         return [_failed(message, ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}", event.value)]
     state.mark()
     try:
-        return stage.on_signal(signal, message.partition, state)
+        return clock.on_signal(signal, message.partition, state)
     except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
         log.exception("risk signal %s failed", signal.get("id"))
         state.rollback()
-        stage.forget_schedules()  # rebuilt from the table and the batch's staged writes
+        clock.forget_schedules()  # rebuilt from the table and the batch's staged writes
         reason = f"risk stage failed: {type(exc).__name__}"
         return [_failed(message, ErrorCode.INTERNAL, reason, event.value)]
 
@@ -99,7 +98,7 @@ async def risk(stream):
             # Faust reads a table key in the store of the current event's partition.
             make_current(event)
             if journal.needs_recovery(partition):
-                await journal.redo(partition, stage.forget_schedules)
+                await journal.redo(partition, clock.forget_schedules)
             if not journal.resends.admit(partition, event.message.offset):
                 continue  # in the partition's state already (app/runtime/resends.py)
             state = staged.get(partition)

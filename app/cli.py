@@ -236,7 +236,7 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_silence(args: argparse.Namespace, settings: Settings) -> int:
     """Create or expire a silence by sending a command to the control topic."""
-    from tables.silences import check_silence_bounds, parse_silence
+    from tables.alerts.silences import check_silence_bounds, parse_silence
 
     now_ms = int(time.time() * 1000)
     if args.action == "add":
@@ -289,7 +289,7 @@ def _send_control(settings: Settings, command: dict) -> None:
 def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     """Test policies, evaluate them on a document, or have every worker reload them."""
     from app.policy import commands
-    from tables.policy_rules import policy_dirs
+    from tables.compliance.policy_rules import policy_dirs
 
     if args.action == "test":
         return commands.run_tests(args.dirs)

@@ -4,7 +4,7 @@ Two halves, both Faust-free:
 
 * `run_nab(data_dir, out_dir)` feeds every `DATA/<category>/<file>.csv` (columns
   `timestamp,value`) row by row through the exact online detector used by the stream
-  processor (`tables.anomaly_detector.update`) and writes NAB's results layout,
+  processor (`tables.anomaly.detector.update`) and writes NAB's results layout,
   `OUT/vigil/<category>/vigil_<file>.csv` with columns `timestamp,value,anomaly_score`.
 * `score_results(results_dir, windows_file, data_dir)` re-implements NAB's scorer
   (`nab/sweeper.py`, `nab/optimizer.py`, `Runner.normalize`) for the three profiles:
@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tables.anomaly_detector import METRIC_DETECTOR, DetectorConfig, new_state, update
+from tables.anomaly.detector import METRIC_DETECTOR, DetectorConfig, new_state, update
 
 DETECTOR_NAME = "vigil"
 

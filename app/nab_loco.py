@@ -42,7 +42,7 @@ from app.nab import (
     sweep_file,
     timestamp_ms,
 )
-from tables.anomaly_detector import METRIC_DETECTOR, DetectorConfig, new_state, update
+from tables.anomaly.detector import METRIC_DETECTOR, DetectorConfig, new_state, update
 
 #: The tuning grid: the free parameters with the largest effect, a few values each.  Kept
 #: small (about 7 s of detector time per configuration on the 35 series).

@@ -22,9 +22,11 @@ import yaml
 from app.catalogue import Catalogue
 from app.events import Event
 from app.masking import MaskingPolicy
+from app.model.alerts import AlertInput
 from app.outputs import Origin, Output, dead_letter
 from app.runtime import held, partition_clock
 from app.runtime.batch import Batch, Step
+from app.runtime.risk_clock import tick_signal
 from app.runtime.staged import StagedState, owned_by
 from app.settings import Settings
 from app.sources.decode import DecodeLimits, too_large
@@ -32,19 +34,22 @@ from app.sources.errors import NormalizeError
 from app.sources.files import OversizeRecord
 from app.sources.normalize import Normalizer
 from app.topics import TopicCatalog, entity_partition
-from tables.alert_labels import AlertInput, alert_from_anomaly
-from tables.alert_scoring import Scorer
-from tables.anomaly_detector import METRIC_DETECTOR
-from tables.compliance import ComplianceConfig, ComplianceStage
-from tables.dedup import AlertStage, DedupConfig, TimerSchedule
-from tables.drift import DriftConfig, DriftStage
-from tables.entity_stats import update_entity_stats
-from tables.policy_rules import PolicyReloader
-from tables.rate_detector import RateDetectorConfig
-from tables.risk_signals import signal_outputs, signals_from, tick_signal
-from tables.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
-from tables.silences import parse_inhibit_rule
-from tables.windows import WindowSpec
+from tables.alerts.config import DedupConfig
+from tables.alerts.labels import alert_from_anomaly
+from tables.alerts.scoring import Scorer
+from tables.alerts.silences import parse_inhibit_rule
+from tables.alerts.stage import AlertStage
+from tables.alerts.timers import TimerSchedule
+from tables.anomaly.detector import METRIC_DETECTOR
+from tables.anomaly.rate_detector import RateDetectorConfig
+from tables.compliance.drift import DriftStage
+from tables.compliance.drift_config import DriftConfig
+from tables.compliance.policy_rules import PolicyReloader
+from tables.compliance.stage import ComplianceConfig, ComplianceStage
+from tables.entities.stats import update_entity_stats
+from tables.risk.signals import signal_outputs, signals_from
+from tables.windows.event_windows import WindowSpec
+from tables.windows.series_windows import SeriesConfig, SeriesWindows, WindowSchedule, watermark_key
 
 
 @dataclass(slots=True)
@@ -372,7 +377,7 @@ class Pipeline:
     ) -> list[Output]:
         """A `clock` heartbeat with this partition's clock to every risk partition, sent on
         every clock tick (`arrival_ms`: the tick's), so the risk stage knows how far this
-        producer is between risk boundaries too (tables/risk.py); `NOT_STARTED` while the
+        producer is between risk boundaries too (app/runtime/risk_clock.py); `NOT_STARTED` while the
         partition waits for its sources. It declares itself `idle` when it got no event, or
         none within the idle time (every source idle: it has nothing to send), and the risk
         stage then stops waiting for it. `idle` given: declare that (offline)."""

@@ -15,12 +15,13 @@ from app.events import Event
 from app.outputs import Origin, Output
 from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState
 from app.runtime.batch import Step
+from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from app.settings import Settings
 from app.sources.files import OversizeRecord, file_records
 from app.sources.normalize import detect_family
 from app.topics import TopicCatalog, entity_partition
-from tables.risk import RiskStage
+from tables.risk.stage import RiskStage
 
 
 def file_family(path: str | Path) -> str | None:
@@ -114,7 +115,7 @@ def replay_events(
 class OfflineRisk:
     """The risk stage of an offline replay: a state per `risk_signals` partition, signals
     applied as the replay derives them, with the heartbeats a worker's partitions would send
-    (tables/risk.py): a partition that got no event for `offline_idle_ms` of event time
+    (app/runtime/risk_clock.py): a partition that got no event for `offline_idle_ms` of event time
     declares itself idle, as a worker's partition does once its sources are idle, and at the
     end of input every partition reports its final clock, idle."""
 
@@ -126,10 +127,9 @@ class OfflineRisk:
         pipelines: Mapping[int, Pipeline],
     ) -> None:
         self.partitions = settings.partitions
-        self.stage = RiskStage(
-            settings.risk,
-            catalogue=catalogue,
-            producers=producing_partitions(events, settings.partitions),
+        self.stage = RiskStage(settings.risk, catalogue=catalogue)
+        self.clock = RiskClock(
+            self.stage, producers=producing_partitions(events, settings.partitions)
         )
         self.pipelines = pipelines
         self.idle_after = offline_idle_ms(settings)
@@ -142,7 +142,7 @@ class OfflineRisk:
         """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
         target = entity_partition(signal.key or "", self.partitions)
         state = self.states[target]
-        scored = self.stage.on_signal(signal.value, target, state)
+        scored = self.clock.on_signal(signal.value, target, state)
         state.commit()
         return scored
 
@@ -177,10 +177,10 @@ class OfflineRisk:
         return scored
 
     def flush(self) -> list[Output]:
-        """What every partition still holds (see `RiskStage.flush`)."""
+        """What every partition still holds (see `RiskClock.flush`)."""
         scored: list[Output] = []
         for partition, state in self.states.items():
-            scored += self.stage.flush(state, partition)
+            scored += self.clock.flush(state, partition)
             state.commit()
         return scored
 

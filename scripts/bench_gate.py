@@ -6,7 +6,7 @@
 Starts two Vigil workers on the local broker with their own app id and topic prefix (as the
 integration tests do), waits until both own partitions, then feeds `--signals` risk signals
 (findings, some in CISA KEV, firing and resolved incidents, CI runs, anomalies: the shapes
-tables/risk_signals.py emits) straight into the risk stage's `risk_signals` topic, keyed by
+tables/risk/signals.py emits) straight into the risk stage's `risk_signals` topic, keyed by
 service, for `--services` services (the four of docs/catalogue.example.yaml, then `svc-NN`).
 Once the risk table holds every service, it times `--requests` sequential gate requests over
 one keep-alive connection per worker, alternating the worker so that half are answered by

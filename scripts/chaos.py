@@ -68,9 +68,9 @@ from app.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.replay import OfflineRisk, replay_events  # noqa: E402
 from app.runtime.partition_clock import is_tick  # noqa: E402
+from app.runtime.risk_clock import RiskClock  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import OUTPUT_STREAMS, TopicCatalog, entity_partition  # noqa: E402
-from tables.risk import RiskStage  # noqa: E402
 
 #: Output streams a chaos run does not check: `control` is an input.
 NOT_CHECKED = frozenset({"control"})
@@ -78,7 +78,7 @@ NOT_CHECKED = frozenset({"control"})
 
 def wall_clock(topic: str, value: Any) -> bool:
     """A record whose value follows when a worker's clock ticked (a `clock` heartbeat on
-    `risk_signals`, tables/risk_signals.py), so no two runs agree on it: not compared."""
+    `risk_signals`, tables/risk/signals.py), so no two runs agree on it: not compared."""
     return topic == "risk_signals" and isinstance(value, dict) and value.get("kind") == "clock"
 
 
@@ -113,8 +113,8 @@ def _posture_key(value: Mapping[str, Any]) -> Any:
 #: clock, the lowest watermark of the sources still sending (app/runtime/partition_clock.py); drift
 #: and compliance apply each entity's events in event-time order as that clock passes them
 #: (app/runtime/held.py); the risk stage runs on the lowest clock of the `vigil.events` partitions
-#: (tables/risk.py). A topic listed here is reported by id and by a coarse key and fails a run
-#: only with `--strict`, on coarse keys never received (`Tally(coarse=...)` takes another
+#: (app/runtime/risk_clock.py). A topic listed here is reported by id and by a coarse key and fails
+#: a run only with `--strict`, on coarse keys never received (`Tally(coarse=...)` takes another
 #: mapping).
 ORDER_DEPENDENT: dict[str, Any] = {}
 
@@ -815,8 +815,9 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def entity_value(index: int) -> bytes:
-    """A small entity-stats value shaped like the process agent's (~250 bytes)."""
+def entity_value(index: int, partition: int) -> bytes:
+    """A small entity-stats value shaped like the process agent's (~250 bytes), marked with
+    the partition that wrote it (app/runtime/staged.py `owner`)."""
     n = 1 + index % 7
     ts = 1_767_225_600_000 + index
     return orjson.dumps(
@@ -829,7 +830,7 @@ def entity_value(index: int) -> bytes:
             "first_ts_ms": ts,
             "last_ts_ms": ts,
             "max_severity": "info",
-            "_o": index,
+            "p": partition,
         }
     )
 
@@ -845,12 +846,13 @@ async def produce_changelog(bootstrap: str, topic: str, keys: int, partitions: i
         pending = []
         for i in range(keys):
             key = f"svc-{i:07d}"  # the same entity as in entity_value(i)
+            partition = entity_partition(key, partitions)
             pending.append(
                 await producer.send(
                     topic,
-                    entity_value(i),
+                    entity_value(i, partition),
                     key=orjson.dumps(key),  # Faust writes changelog keys as JSON strings
-                    partition=entity_partition(key, partitions),
+                    partition=partition,
                 )
             )
             if len(pending) >= 20_000:
@@ -1007,7 +1009,7 @@ def process_in_order(
     values: dict[str, set[bytes]] = {}
     risk = OfflineRisk(settings, None, events, partitions)
     if arrivals:  # a worker's risk stage: every partition is a producer
-        risk.stage = RiskStage(settings.risk, producers=settings.partitions)
+        risk.clock = RiskClock(risk.stage, producers=settings.partitions)
 
     def count(out: Any) -> None:
         if wall_clock(out.topic, out.value):

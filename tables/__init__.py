@@ -1,1 +1,2 @@
-"""State: Faust table definitions and the Faust-free logic that updates them."""
+"""State: one package per capability (the Faust-free logic that updates its tables) and the
+Faust table definitions (definitions.py)."""

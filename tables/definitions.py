@@ -42,20 +42,21 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
     return table
 
 
-#: entity -> activity summary (tables/entity_stats.py).
+#: entity -> activity summary (tables/entities/stats.py).
 entity_stats = _table(
     "entity-stats",
     "Per-entity event counts by type, source and severity, first and last event time.",
 )
 
 #: series key (`<entity>|m|<metric series>` or `<entity>|r|<rate>`) -> open windows and the
-#: anomaly detector's state; `~wm` holds each partition's watermark (tables/series_windows.py).
+#: anomaly detector's state; `~wm` holds each partition's watermark
+#: (tables/windows/series_windows.py).
 series_state = _table(
     "series", "Event-time windows and anomaly detector state per series, and partition watermarks."
 )
 
 #: `<entity>|<fingerprint>` -> one alert instance; `<entity>|~scope|<scope>` -> open findings
-#: of one scan scope (tables/dedup.py).
+#: of one scan scope (tables/alerts/scan_scopes.py).
 alert_state = _table(
     "alerts", "Deduplicated alert instances per fingerprint, and open findings per scan scope."
 )
@@ -63,7 +64,7 @@ alert_state = _table(
 #: `<entity>:{<group labels>}` -> one aggregation group and its notification log.
 group_state = _table("alert-groups", "Alert groups with Alertmanager's notification log.")
 
-#: silence id -> silence (tables/silences.py); every worker holds all of them. Written by the
+#: silence id -> silence (tables/alerts/silences.py); every worker holds all of them. Written by the
 #: control agent, so it has the control topic's single partition.
 silences = _table("silences", "Active, pending and expired silences.", partitions=1, shared=True)
 
@@ -85,11 +86,11 @@ audit_state = _table(
 )
 
 #: risk subject (service, `repo:...`, `cluster:...`, `account:...`) -> its open findings,
-#: alerts, drift, anomalies, CI health and deployments (tables/risk.py). Keyed like the
+#: alerts, drift, anomalies, CI health and deployments (tables/risk/stage.py). Keyed like the
 #: `vigil.risk_signals` topic it is fed from.
 risk_state = _table("risk", "Risk inputs and scores per service, repository, cluster and account.")
 
-#: Desired state per resource attribute (Terraform plans, baselines): tables/drift.py.
+#: Desired state per resource attribute (Terraform plans, baselines): tables/compliance/drift.py.
 desired_state = _table(
     "desired", "Desired state per resource: attribute paths from Terraform plans and baselines."
 )
@@ -99,7 +100,7 @@ observed_state = _table(
     "observed", "Observed resource attributes and per-entity compliance memory."
 )
 
-#: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance.py).
+#: `<framework>|<control>|<scope>|<entity>` -> pass or fail (tables/compliance/posture.py).
 posture_state = _table("posture", "Compliance posture per framework, control, scope and entity.")
 
 #: input partition -> the last steps of the process agent (app/runtime/step_journal.py), as JSON

@@ -13,12 +13,12 @@ from app.metrics.labels import MAX_LABEL_CHARS
 if TYPE_CHECKING:
     from app.metrics.vigil_metrics import VigilMetrics
 
-#: The accounting outcomes of tables/dedup.py (`AlertStage.accounting`), besides `inputs`.
+#: The accounting outcomes of tables/alerts/stage.py (`AlertStage.accounting`), besides `inputs`.
 ALERT_OUTCOMES = ("notified", "folded", "silenced", "inhibited")
 
 
 class AlertAccountingCollector:
-    """`AlertStage.accounting` and `.stats` (tables/dedup.py) of the watched pipelines."""
+    """`AlertStage.accounting` and `.stats` (tables/alerts/stage.py) of the watched pipelines."""
 
     def __init__(self, metrics: VigilMetrics) -> None:
         self.metrics = metrics

@@ -6,6 +6,6 @@
 - `gatekeeper`: ConstraintTemplates and Constraints;
 - `loader`: a checked, tested policy set from directories (`load_policies`).
 
-tables/policy_rules.py turns a policy set into compliance rules (docs/drift.md, "Policies in
-Rego").
+tables/compliance/policy_rules.py turns a policy set into compliance rules (docs/drift.md,
+"Policies in Rego").
 """

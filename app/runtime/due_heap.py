@@ -1,5 +1,5 @@
 """A min-heap of `(due time, key)`: the in-memory timer schedules the stages rebuild from their
-tables after a restart (tables/risk.py subjects, app/runtime/held.py held events)."""
+tables after a restart (tables/risk/stage.py subjects, app/runtime/held.py held events)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ in spill records of a fixed span of event time, so no record nears Kafka's 1 MB 
 holding an item rewrites one small record, not everything held.
 
 Used for the events held per entity (app/runtime/held.py) and the signals held per risk subject
-(tables/risk.py). The owner record keeps `spill` (sorted bucket numbers) and `spilled` (items
+(tables/risk/stage.py). The owner record keeps `spill` (sorted bucket numbers) and `spilled` (items
 in spill records); the spill record of bucket b is `<prefix>|<b>`. Invariant: every item in the
 owner's list comes before every spilled item, and the list is empty only when nothing is
 spilled (`refill` restores it after items were taken).

@@ -21,7 +21,7 @@ from app.security import KafkaSecurity
 from app.settings.parse import env_bool, env_float, env_int, env_str
 from app.settings.risk import risk_from_env
 from app.settings.sinks import SinkSettings
-from tables.risk_model import RiskConfig
+from tables.risk.model import RiskConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,7 +234,7 @@ class Settings:
     #: app/settings/sinks.py. Default no sink.
     sinks: SinkSettings = field(default_factory=SinkSettings)
     #: Risk scoring and the release gate. Env `VIGIL_RISK_*`, `VIGIL_GATE_*` (the variable of
-    #: each field: app/settings/risk.py; meanings and defaults: tables/risk_model.py).
+    #: each field: app/settings/risk.py; meanings and defaults: tables/risk/model.py).
     risk: RiskConfig = field(default_factory=RiskConfig)
 
     @classmethod

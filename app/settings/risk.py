@@ -1,7 +1,7 @@
 """Risk scoring and release-gate settings: `VIGIL_RISK_*` and `VIGIL_GATE_*` (docs/risk.md).
 
 Each variable overrides one `RiskConfig` field; the field's meaning and default are documented
-at its definition in tables/risk_model.py.
+at its definition in tables/risk/model.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from tables.risk_model import RiskConfig, parse_weights
+from tables.risk.model import RiskConfig, parse_weights
 
 #: `VIGIL_RISK_*` / `VIGIL_GATE_*` variable -> RiskConfig field (docs/risk.md).
 RISK_ENV = {

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-#: The score's factors in formula order (tables/alert_scoring.py), with their readable names.
+#: The score's factors in formula order (tables/alerts/scoring.py), with their readable names.
 SCORE_FACTORS: tuple[tuple[str, str], ...] = (
     ("severity", "severity"),
     ("exploitability", "exploitability"),

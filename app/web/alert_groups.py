@@ -2,7 +2,7 @@
 alert with the labels that tell it apart from the rest of its group. Faust-free.
 
 Filter syntax is Alertmanager's (`{severity="critical", alertname=~"Vuln.*"}`, braces
-optional), matched by tables/silences.py's matchers against an alert's labels plus `entity`,
+optional), matched by tables/alerts/silences.py's matchers against an alert's labels plus `entity`,
 `source`, and, when the labels lack them, `severity`, `kind` and `status`.
 """
 
@@ -12,8 +12,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tables.live_views import ALERT_ANNOTATIONS
-from tables.silences import Matcher, matches_all, parse_matcher, silence_matches, silence_state
+from app.web.live_views import ALERT_ANNOTATIONS
+from tables.alerts.silences import (
+    Matcher,
+    matches_all,
+    parse_matcher,
+    silence_matches,
+    silence_state,
+)
 
 #: Severity order, lowest first (app/events.py's scale).
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -24,7 +30,7 @@ DISTINGUISHING_ANNOTATIONS = tuple(a for a in ALERT_ANNOTATIONS if a not in ("su
 _COMMON = frozenset({"entity", "source"})
 #: Most alerts of one group returned (the group keeps its full count).
 MAX_ALERTS_PER_GROUP = 50
-#: What a silence made from the page may hold (tables/silences.py bounds).
+#: What a silence made from the page may hold (tables/alerts/silences.py bounds).
 MAX_SILENCE_MATCHERS = 32
 MAX_MATCHER_VALUE = 1024
 STATES = ("firing", "active", "silenced", "resolved", "all")

@@ -1,7 +1,7 @@
 """The dashboard pages' APIs: overview, anomalies, risk over time, drift, pipeline.
 
 Each answers from every worker (app/web/gather.py): this worker's part from its partitions'
-tables and its display history (tables/history.py, agents/history.py), the other workers'
+tables and its display history (app/web/history.py, agents/history.py), the other workers'
 parts with `local=1`; paging and filtering happen on the server. All need the read token.
 
 - `GET /api/overview?minutes=15..60`: events/s per source and alerts/s, counts, what to look at.

@@ -1,7 +1,7 @@
 """What the pages read of this worker's tables, computed off the request path and shared.
 
 Alerts and entities come from indexes that follow the process agent's writes
-(tables/live_views.py, agents/history.py), not from a scan per request: reading every value of
+(app/web/live_views.py, agents/history.py), not from a scan per request: reading every value of
 5,000 alerts and 10,000 entities takes hundreds of milliseconds on the worker's event loop.
 An index is built by a chunked scan (it yields to the loop every 200 values, so requests and
 agents go on meanwhile), and rebuilt that way in the background every 5 minutes while the
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from agents.history import ALERTS, ENTITIES
 from app.faust_app import app
+from app.web.live_views import LiveIndex, chunked, entity_summary
 from tables.definitions import alert_state, entity_stats, observed_state, posture_state, risk_state
-from tables.live_views import LiveIndex, chunked, entity_summary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,7 +124,7 @@ async def _followed(name: str, index: LiveIndex, table: Any) -> LiveIndex:
 
 
 async def alerts() -> list[dict[str, Any]]:
-    """Alert instances of this worker's partitions (projections: tables/live_views.py)."""
+    """Alert instances of this worker's partitions (projections: app/web/live_views.py)."""
     return (await _followed("alerts", ALERTS, alert_state)).values()
 
 
@@ -159,7 +159,8 @@ async def drifted() -> list[tuple[str, dict[str, Any]]]:
 
 
 async def posture_rows() -> list[dict[str, Any]]:
-    """This worker's posture table rows, `{"key", "value"}` (tables/compliance.py sums them)."""
+    """This worker's posture table rows, `{"key", "value"}` (tables/compliance/posture.py sums
+    them)."""
 
     async def scan() -> list[dict[str, Any]]:
         return [

@@ -38,6 +38,7 @@ from app.events import format_time
 from app.faust_app import app, catalog, settings
 from app.topics import entity_partition
 from app.web.auth import Principal, TokenAuth
+from app.web.live_views import chunked
 from app.web.schema import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -46,7 +47,8 @@ from app.web.schema import (
     gate_change,
     json_body,
 )
-from tables.control import apply_command
+from tables.alerts.silences import check_silence_bounds
+from tables.control.commands import apply_command
 from tables.definitions import (
     alert_state,
     audit_state,
@@ -60,8 +62,6 @@ from tables.definitions import (
     series_state,
     silences,
 )
-from tables.live_views import chunked
-from tables.silences import check_silence_bounds
 
 AUTH = TokenAuth.from_settings(settings)
 
@@ -367,7 +367,7 @@ class SilencesView(AuthedView):
 
     async def post(self, request: Request) -> Response:
         """Create a silence; its `createdBy` is the token's principal (a body value is
-        ignored), its bounds those of tables/silences.py `check_silence_bounds`."""
+        ignored), its bounds those of tables/alerts/silences.py `check_silence_bounds`."""
         try:
             principal = self.principal(request, "admin")
             body = json_body(await _read_body(request), allow_empty=False)
@@ -433,7 +433,7 @@ class PostureView(AuthedView):
             return refused
         from app.web import snapshots
         from app.web.gather import gathered
-        from tables.compliance import posture_rows
+        from tables.compliance.posture import posture_rows
 
         framework = request.query.get("framework")
 
@@ -504,7 +504,7 @@ class GateView(AuthedView):
             if owner != _me():
                 return await _forward(request, owner, change)
         from agents.risk import stage
-        from tables.scorecards import gate, unknown_gate
+        from tables.risk.scorecards import gate, unknown_gate
 
         now_ms = int(time.time() * 1000)
         state = risk_state.get(service)

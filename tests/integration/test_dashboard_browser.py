@@ -12,7 +12,7 @@ import pytest
 
 from app.settings import REPO_ROOT
 from app.sources.files import file_records
-from tables.audit import verify_chain
+from tables.control.audit import verify_chain
 from tests.integration.test_web_api import READ, TOKENS, get, wait_for
 
 pytestmark = pytest.mark.integration

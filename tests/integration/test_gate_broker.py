@@ -38,10 +38,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from app.events import format_time
 from app.generate_sources import LANG_CVES, PODS, Sources, _vulnerability
 from app.replay import offline_replay
+from app.runtime.risk_clock import is_heartbeat
 from app.security import aiokafka_kwargs
 from app.settings import REPO_ROOT
 from app.topics import entity_partition
-from tables.risk_signals import is_heartbeat
 from tests.integration.harness import WorkerFactory, run_sync
 
 pytestmark = pytest.mark.integration
@@ -418,9 +418,9 @@ def test_gate_blocks_on_kev_incident_and_ci_then_allows_after_fix(gate_workers, 
         # vigil.risk: contributions adding up to each score, every entity the offline replay
         # scores scored. Not record for record: this test produces records one at a time,
         # older ones after newer ones on other partitions, and waits between them, so the
-        # partitions declare themselves idle to the risk stage (wall time, tables/risk.py) at
-        # moments the offline replay (event time) does not see; `make chaos` compares risk
-        # record for record on a stream a worker reads as a backlog.
+        # partitions declare themselves idle to the risk stage (wall time,
+        # app/runtime/risk_clock.py) at moments the offline replay (event time) does not see; `make
+        # chaos` compares risk record for record on a stream a worker reads as a backlog.
         def decayed() -> list[dict] | None:
             live = [v for v in broker.values(risk_topic) if v["entity"] == "payments"]
             return live if live and live[-1]["score"] < 50 else None

@@ -116,7 +116,7 @@ def test_order_dependent_topics_are_judged_on_coarse_keys():
 
 def test_every_topic_is_exact():
     """Alerts run on the partition clock (app/runtime/partition_clock.py), drift and posture on
-    held events (app/runtime/held.py), risk and scorecards on the risk clock (tables/risk.py):
+    held events (app/runtime/held.py), risk and scorecards on the risk clock (tables/risk/stage.py):
     all judged by id like windows."""
     assert chaos.ORDER_DEPENDENT == {}
     row = chaos.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]

@@ -15,7 +15,7 @@ from app.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.replay import replay_events
 from app.settings import Settings
-from tables.scorecards import gate
+from tables.risk.scorecards import gate
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "catalogue.example.yaml"
 

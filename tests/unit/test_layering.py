@@ -1,9 +1,13 @@
-"""Import layering, read from the source with `ast`: the domain (tables/) imports no adapter
-(app/sources/), and the event model (app/model/) imports nothing of Vigil but itself."""
+"""Layering, read from the source with `ast`: the domain (tables/) imports no adapter
+(app/sources/); the event model (app/model/) imports nothing of Vigil but itself; each
+capability (tables/<capability>/) imports the vocabulary, the runtime's state helpers, its own
+package and the exceptions listed with their reasons; no module is over 600 lines; no domain
+function takes a partition or an offset, and the runtime's offset names stay in app/runtime/."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,128 @@ def test_imports_are_found_at_any_depth_and_relative_ones_resolved():
         "app.sources.base",
         "app.sources.base.optional",
     }
+
+
+# ---- capabilities: tables/<capability>/ ----------------------------------------------------
+
+#: What any capability may import besides the stdlib, third-party libraries (never faust) and
+#: its own package: the vocabulary and the runtime's pure state helpers.
+CAPABILITY_BASE = (
+    "app.model",
+    "app.events",
+    "app.outputs",
+    "app.runtime.staged",
+    "app.runtime.spill",
+    "app.runtime.due_heap",
+)
+
+#: Every other Vigil import a capability makes, each with its reason.
+CAPABILITY_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("compliance", "app.masking"): "drift masks desired and observed values in its outputs",
+    ("compliance", "app.policy"): "Rego policies become compliance rules (policy_rules.py)",
+    ("control", "tables.alerts.silences"): "control commands create and expire silences",
+    ("windows", "tables.anomaly"): "a closed window's value is scored by the anomaly detectors",
+}
+
+#: Packages of tables/ that are not a capability: the Faust wiring of state.
+NOT_CAPABILITIES = {"definitions"}
+
+VIGIL = ("app", "agents", "tables")
+
+
+def capabilities() -> list[str]:
+    """The capability packages under tables/."""
+    return sorted(p.name for p in (ROOT / "tables").iterdir() if (p / "__init__.py").is_file())
+
+
+def capability_violations(capability: str) -> list[str]:
+    """`<file> imports <module>` for every import a capability may not make."""
+    own = f"tables.{capability}"
+    allowed = (
+        own,
+        *CAPABILITY_BASE,
+        *(module for (cap, module) in CAPABILITY_EXCEPTIONS if cap == capability),
+    )
+    out = []
+    for path in sorted((ROOT / "tables" / capability).rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        for module in sorted(imported_modules(path.read_text(encoding="utf-8"), package)):
+            vigil = _within(module, VIGIL) and not _parent_of(module, allowed)
+            if (vigil and not _within(module, allowed)) or _within(module, ("faust",)):
+                out.append(f"{path.relative_to(ROOT)} imports {module}")
+    return out
+
+
+def _parent_of(module: str, packages: tuple[str, ...]) -> bool:
+    """Whether `module` is a package above an allowed one (`from app.runtime import spill`)."""
+    return any(p.startswith(module + ".") for p in packages)
+
+
+def test_tables_holds_one_package_per_capability_and_the_faust_wiring():
+    modules = sorted(p.stem for p in (ROOT / "tables").glob("*.py") if p.stem != "__init__")
+    assert modules == sorted(NOT_CAPABILITIES)
+    assert {"alerts", "anomaly", "compliance", "risk", "windows"} <= set(capabilities())
+
+
+@pytest.mark.parametrize("capability", capabilities())
+def test_a_capability_imports_the_vocabulary_its_package_and_listed_exceptions(capability):
+    assert capability_violations(capability) == []
+
+
+def test_every_listed_exception_is_used():
+    """An exception nobody needs any more is dropped from the list."""
+    for (capability, module), reason in CAPABILITY_EXCEPTIONS.items():
+        assert reason
+        imports = set()
+        for path in (ROOT / "tables" / capability).rglob("*.py"):
+            package = ".".join(path.relative_to(ROOT).parts[:-1])
+            imports |= imported_modules(path.read_text(encoding="utf-8"), package)
+        assert any(_within(found, (module,)) for found in imports), (capability, module)
+
+
+#: Modules over 600 lines being split elsewhere (ignored once gone).
+BEING_SPLIT = {"app/generate_sources.py": "split into app/generator/ on branch gen"}
+
+
+def test_no_module_is_over_600_lines():
+    too_long = []
+    for folder in ("app", "agents", "tables"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if str(path.relative_to(ROOT)) in BEING_SPLIT:
+                continue
+            lines = path.read_text(encoding="utf-8").count("\n")
+            if lines > 600:
+                too_long.append(f"{path.relative_to(ROOT)}: {lines}")
+    assert too_long == []
+
+
+def test_no_domain_function_takes_a_partition_or_an_offset():
+    found = []
+    for capability in capabilities():
+        for path in sorted((ROOT / "tables" / capability).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    args = node.args
+                    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                    found += [
+                        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}({name})"
+                        for name in names
+                        if name in ("partition", "offset")
+                    ]
+    assert found == []
+
+
+#: The runtime's own names for offsets and replays (journal fields, staged markers).
+RUNTIME_NAMES = re.compile(r"\b_(o|oi|replayed)\b")
+
+
+def test_offset_bookkeeping_names_stay_in_the_runtime():
+    found = []
+    for folder in ("app", "agents", "tables", "scripts", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.is_relative_to(ROOT / "app" / "runtime"):
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if RUNTIME_NAMES.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}")
+    assert found == []

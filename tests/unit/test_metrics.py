@@ -387,7 +387,7 @@ def test_window_state_scan_counts_series_and_open_windows():
         ("h|r|falco_alerts", {"kind": "rate", "open": {"0": {}, "60000": {}}, "p": 0}),
         ("h|m|cpu", {"kind": "metric", "open": {}, "p": 0}),
         ("h|m|cpu#det", {"state": 1}),
-        ("~wm|falco", {"wm": 5, "_o": 1}),
+        ("~wm|falco", {"wm": 5, "p": 0}),
     ] * 300
     assert asyncio.run(m.refresh_window_state(iter(items), yield_every=100)) == (600, 600)
     assert value(m, "vigil_window_series") == 600

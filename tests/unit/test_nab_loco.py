@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from app import nab, nab_loco
-from tables.anomaly_detector import METRIC_DETECTOR
+from tables.anomaly.detector import METRIC_DETECTOR
 
 T0 = datetime(2014, 4, 1)
 N = 900

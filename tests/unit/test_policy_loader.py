@@ -11,7 +11,7 @@ from app.policy.gatekeeper import parse_constraint
 from app.policy.inputs import admission_review, terraform_input
 from app.policy.loader import PolicyError, bundled_policy_dir, load_policies
 from app.policy.metadata import MetadataError, read_metadata
-from tests.unit.compliance_events import audit, deployment
+from tests.unit.compliance.compliance_events import audit, deployment
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 S3 = """# METADATA

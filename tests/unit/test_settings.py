@@ -9,7 +9,7 @@ from app.security import KafkaSecurityError
 from app.settings import Settings
 from app.settings.risk import RISK_ENV
 from app.topics import TopicCatalog
-from tables.risk_model import RiskConfig
+from tables.risk.model import RiskConfig
 
 
 def test_defaults_need_no_environment():

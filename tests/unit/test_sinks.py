@@ -47,7 +47,7 @@ PUBLIC = "https://vigil.example.com"
 
 
 def alert_record(**overrides: Any) -> dict[str, Any]:
-    """A `vigil.alerts` record as tables/dedup.py writes it (Falco fixture, first alert)."""
+    """A `vigil.alerts` record as tables/alerts/stage.py writes it (Falco fixture, first alert)."""
     record = {
         "id": "a3e62a9f0426b1a3aa72cf7d",
         "fingerprint": "6db0d84f28925376",

@@ -18,7 +18,7 @@ from app.faust_app import app
 from app.settings import Settings
 from app.web.auth import Principal, TokenAuth
 from app.web.schema import MAX_BODY_BYTES, BadRequest, gate_change
-from tables.risk_model import new_subject
+from tables.risk.model import new_subject
 
 ALICE, CI, LEGACY_READ, LEGACY_ADMIN = "tok-alice", "tok-ci", "legacy-read", "legacy-admin"
 AUTH = Settings(

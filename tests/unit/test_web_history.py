@@ -1,4 +1,4 @@
-"""The display history behind the dashboard's charts (tables/history.py): bounded, fed by
+"""The display history behind the dashboard's charts (app/web/history.py): bounded, fed by
 outputs, and never more than its bounds whatever the traffic."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from app.outputs import Output
-from tables.history import History, HistoryBounds, expected_band
-from tables.live_views import (
+from app.web.history import History, HistoryBounds, expected_band
+from app.web.live_views import (
     CHUNK,
     REBUILD_S,
     LiveIndex,

@@ -23,7 +23,7 @@ from app.web.alert_groups import (
     select_alerts,
     silence_matchers,
 )
-from tables.history import History
+from app.web.history import History
 from tests.unit.test_web import ALICE, CI, Web, call
 
 NOW = int(time.time() * 1000)

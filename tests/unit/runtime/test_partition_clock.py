@@ -101,7 +101,7 @@ INTERLEAVING_FREE = (
 
 def test_no_output_depends_on_how_sources_interleave(orders):
     """Alerts (partition clock), drift and posture (events held per entity, app/runtime/held.py),
-    risk and scorecards (the risk clock, tables/risk.py): the same in both orders."""
+    risk and scorecards (the risk clock, app/runtime/risk_clock.py): the same in both orders."""
     settings, in_time, in_batches = orders
     spec_counts, spec = chaos.process_in_order(in_time, settings)
     _, live = chaos.process_in_order(in_batches, settings, arrivals=True)

@@ -1,0 +1,1 @@
+"""Alerts: Alertmanager-style dedup, grouping, silences, inhibition, scoring and notification."""

@@ -1,0 +1,1 @@
+"""Anomaly detection: the online metric and rate detectors that score a series."""

@@ -1,0 +1,1 @@
+"""Compliance: the rule pack and posture per control, and configuration drift."""

@@ -1,0 +1,1 @@
+"""Control: silence and policy commands applied to state, and their audit chain."""

@@ -1,0 +1,1 @@
+"""Entities: the per-entity activity summary."""

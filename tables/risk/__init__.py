@@ -1,0 +1,1 @@
+"""Risk: signals, per-subject risk scores, deployment scorecards and the change gate."""
