@@ -2,7 +2,8 @@
 (app/sources/); the event model (app/model/) imports nothing of Vigil but itself; each
 capability (tables/<capability>/) imports the vocabulary, the runtime's state helpers, its own
 package and the exceptions listed with their reasons; no module is over 600 lines; no domain
-function takes a partition or an offset, and the runtime's offset names stay in app/runtime/."""
+function takes a partition or an offset, and the runtime's offset names stay in app/runtime/;
+faust is imported only by the Faust wiring, the agents and the runtime."""
 
 from __future__ import annotations
 
@@ -203,4 +204,33 @@ def test_offset_bookkeeping_names_stay_in_the_runtime():
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if RUNTIME_NAMES.search(line):
                     found.append(f"{path.relative_to(ROOT)}:{number}")
+    assert found == []
+
+
+# ---- faust: the wiring, the agents and the runtime -------------------------------------------
+
+#: Where faust may be imported besides agents/ and app/runtime/: the Faust wiring (the app,
+#: its topics, tables, codecs, credentials, logging, monitor) and the web view it serves.
+FAUST_WIRING = (
+    "app/faust_app.py",
+    "app/faust_topics.py",
+    "app/codecs.py",
+    "app/security.py",
+    "app/worker_logging.py",
+    "app/metrics/faust_sensor.py",
+    "app/web/",
+    "tables/definitions.py",
+)
+
+
+def test_faust_is_imported_only_by_the_wiring_the_agents_and_the_runtime():
+    found = []
+    for folder in ("app", "agents", "tables"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            if name.startswith(("agents/", "app/runtime/", *FAUST_WIRING)):
+                continue
+            package = ".".join(path.relative_to(ROOT).parts[:-1])
+            modules = imported_modules(path.read_text(encoding="utf-8"), package)
+            found += [f"{name} imports {m}" for m in sorted(modules) if _within(m, ("faust",))]
     assert found == []
