@@ -16,7 +16,7 @@ from faust.types import TP
 from agents.ingest import progress
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics
-from app.outputs import Output
+from app.model.outputs import Output
 from app.pipeline import partition_keys
 from app.runtime.partition_clock import tick_value
 from app.runtime.sending import send_outputs

@@ -25,10 +25,11 @@ import orjson
 
 from agents.process import pipeline
 from app import metrics
-from app.events import format_time
+from app.dead_letters import dead_letter
 from app.faust_app import app
 from app.faust_topics import control_topic, declare_output_topics
-from app.outputs import Origin, Output, dead_letter
+from app.model.events import format_time
+from app.model.outputs import Origin, Output
 from app.runtime import changelog_writes
 from app.runtime.acking import processed_events
 from app.runtime.current_event import make_current

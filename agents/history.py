@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.faust_app import app
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime.current_event import make_current
 from app.runtime.partition_clock import CLOCK_KEY
 from app.web.history import History, expected_band

@@ -13,7 +13,7 @@ from __future__ import annotations
 from app import metrics
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics, raw_topic
-from app.outputs import Origin
+from app.model.outputs import Origin
 from app.pipeline import Pipeline
 from app.runtime.acking import processed_batches
 from app.runtime.alignment import PartitionAligner

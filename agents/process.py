@@ -20,10 +20,11 @@ from agents.clock_ticks import ingest_backlog
 from agents.history import capture, record_process
 from app import metrics
 from app.codecs import dumps_value
-from app.events import Event
+from app.dead_letters import dead_letter
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, events_in_topic
-from app.outputs import Origin, Output, dead_letter
+from app.model.events import Event
+from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline, PipelineState
 from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches

@@ -17,9 +17,10 @@ import orjson
 
 from agents.history import record_risk
 from app import metrics
+from app.dead_letters import dead_letter
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, risk_signals_topic
-from app.outputs import Origin, Output, dead_letter
+from app.model.outputs import Origin, Output
 from app.pipeline import load_catalogue
 from app.runtime import changelog_writes
 from app.runtime.acking import processed_batches

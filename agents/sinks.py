@@ -20,7 +20,7 @@ import aiohttp
 
 from app.faust_app import app, settings
 from app.faust_topics import alerts_in_topic, declare_output_topics, output_topics, retry_in_topic
-from app.outputs import Origin, Output
+from app.model.outputs import Origin, Output
 from app.runtime.acking import processed_batches, processed_events
 from app.sinks.delivery import COUNTS
 from app.sinks.dispatch import Dispatcher

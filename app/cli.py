@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from app.settings import Settings
 from app.sources.decode import too_large
 from app.sources.errors import NormalizeError

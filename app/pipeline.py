@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 import yaml
 
 from app.catalogue import Catalogue
-from app.events import Event
+from app.dead_letters import dead_letter
 from app.masking import MaskingPolicy
 from app.model.alerts import AlertInput
-from app.outputs import Origin, Output, dead_letter
+from app.model.events import Event
+from app.model.outputs import Origin, Output
 from app.runtime import held, partition_clock
 from app.runtime.batch import Batch, Step
 from app.runtime.risk_clock import tick_signal

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from app.events import Event
-from app.outputs import Origin, Output
+from app.model.events import Event
+from app.model.outputs import Origin, Output
 from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState
 from app.runtime.batch import Step
 from app.runtime.risk_clock import RiskClock

@@ -41,7 +41,7 @@ import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
 from app import kafka_io  # noqa: E402
-from app.events import event_id  # noqa: E402
+from app.model.events import event_id  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import entity_partition  # noqa: E402
 

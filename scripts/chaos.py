@@ -63,8 +63,8 @@ if str(REPO) not in sys.path:
 import orjson  # noqa: E402
 
 from app import kafka_io  # noqa: E402
-from app.events import Event  # noqa: E402
-from app.outputs import Origin  # noqa: E402
+from app.model.events import Event  # noqa: E402
+from app.model.outputs import Origin  # noqa: E402
 from app.pipeline import Pipeline, PipelineState  # noqa: E402
 from app.replay import OfflineRisk, replay_events  # noqa: E402
 from app.runtime.partition_clock import is_tick  # noqa: E402

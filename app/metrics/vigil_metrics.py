@@ -20,7 +20,7 @@ from app.metrics.collectors import (
 )
 from app.metrics.faust_sensor import install_faust_sensor
 from app.metrics.labels import MAX_CODES, MAX_SMALL, MAX_SOURCES, BoundedLabel, CachedChildren
-from app.outputs import Output
+from app.model.outputs import Output
 from app.settings.core import MAX_SERVICES
 
 log = logging.getLogger(__name__)

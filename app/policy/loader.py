@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import yaml
 
-from app.events import SEVERITIES
+from app.model.events import SEVERITIES
 from app.policy.engine import UNDEFINED, RegoEngine, RegoError, v0_constructs
 from app.policy.gatekeeper import (
     Constraint,

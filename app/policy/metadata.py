@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from app.events import SEVERITIES
+from app.model.events import SEVERITIES
 
 INPUT_SHAPES = ("terraform", "kubernetes", "event")
 #: Rules whose set of messages is a policy's decision (conftest's and Gatekeeper's names).

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 
 

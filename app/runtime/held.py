@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.events import Event
+from app.model.events import Event
 from app.runtime import spill
 from app.runtime.due_heap import DueHeap
 from app.runtime.staged import StagedState

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime import changelog_writes, step_journal
 from app.runtime.current_event import make_current
 from app.runtime.resends import ResendGuard

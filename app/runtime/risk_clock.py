@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from app.events import event_id
-from app.outputs import Output
+from app.model.events import event_id
+from app.model.outputs import Output
 from app.runtime.due_heap import DueHeap
 from app.runtime.staged import StagedState, owned_by
 

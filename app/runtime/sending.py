@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from app.codecs import dumps_value
 from app.faust_app import app
 from app.faust_topics import output_topics
-from app.outputs import Output
+from app.model.outputs import Output
 
 #: Each logical topic's Kafka topic name.
 _names = {stream: topic.get_topic_name() for stream, topic in output_topics.items()}

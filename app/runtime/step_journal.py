@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 
 #: Largest journal record written (Kafka's default message limit is 1 MiB); a step whose record

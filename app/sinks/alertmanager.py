@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from app.sinks.text import alertname, explanation, factors_summary, vigil_link
 
 API_PATH = "/api/v2/alerts"

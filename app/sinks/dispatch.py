@@ -9,7 +9,7 @@ What a sink still refuses becomes an output record instead of an exception:
   agent feeds them to `Dispatcher.retry`, which waits (bounded) until the record is due, makes
   one attempt and re-queues it with a longer backoff, until `max_attempts`;
 - permanent failure (other 4xx), or out of attempts: a dead letter (`sink_failed`) on
-  `vigil.deadletter`, same shape as app/outputs.py's, holding the alert record as raw bytes
+  `vigil.deadletter`, same shape as app/dead_letters.py's, holding the alert record as raw bytes
   so it can be replayed onto `vigil.alerts` once the sink is fixed.
 
 A sink that just failed retryably is "open" (a circuit breaker) until its backoff has passed:
@@ -41,8 +41,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from app.events import event_id, format_time, parse_time
-from app.outputs import DEADLETTER_RAW_CAP, Origin, Output, dead_letter
+from app.dead_letters import DEADLETTER_RAW_CAP, dead_letter
+from app.model.events import event_id, format_time, parse_time
+from app.model.outputs import Origin, Output
 from app.settings.sinks import SinkSettings
 from app.sinks.alertmanager import alertmanager_payload, alerts_endpoint
 from app.sinks.delivery import Backoff, DeliveryError, count, deliver, redact, safe_url
@@ -200,7 +201,7 @@ def sink_dead_letter(
 ) -> Output:
     """The `vigil.deadletter` record (error_code `sink_failed`) for an alert a sink never took.
 
-    Same fields as app/outputs.py's dead letters (`raw_b64` holds the alert record, ready to
+    Same fields as app/dead_letters.py's dead letters (`raw_b64` holds the alert record, ready to
     be produced to `vigil.alerts` again), plus `sink`, `sink_host`, `attempts`, `last_status`,
     `alert_id` and `fingerprint`. `time` is when Vigil gave up (wall clock).
     """

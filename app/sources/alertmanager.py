@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import Event, event_id, format_time, parse_time
+from app.model.events import Event, event_id, format_time, parse_time
 from app.model.fingerprints import alertmanager_fingerprint
 from app.sources.base import check_time_range, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.events import MAX_TS_MS, Event, parse_time
+from app.model.events import MAX_TS_MS, Event, parse_time
 from app.sources.errors import ErrorCode, NormalizeError
 
 

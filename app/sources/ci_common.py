@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from app.events import parse_time
+from app.model.events import parse_time
 from app.sources.errors import ErrorCode, NormalizeError
 
 #: Job or workflow names that look like a security job: their failures rank high.

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, event_id, max_severity
+from app.model.events import Event, event_id, max_severity
 from app.model.paths import dig
 from app.sources.base import (
     check_time_range,

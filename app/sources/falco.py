@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import Event, event_id, parse_time
+from app.model.events import Event, event_id, parse_time
 from app.sources.base import optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 

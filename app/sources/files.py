@@ -19,7 +19,7 @@ import orjson
 from app.sources.decode import DecodeLimits
 
 #: The first bytes kept of a record over the size limit: as much as a dead letter keeps of any
-#: record (app/outputs.py's DEADLETTER_RAW_CAP is this).
+#: record (app/dead_letters.py's DEADLETTER_RAW_CAP is this).
 OVERSIZE_HEAD_BYTES = 512 * 1024
 #: Most bytes read at once from a file.
 PIECE_BYTES = 64 * 1024

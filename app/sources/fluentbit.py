@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from app.events import MAX_TS_MS, Event, event_id, parse_time
+from app.model.events import MAX_TS_MS, Event, event_id, parse_time
 from app.sources.base import check_time_range, optional, require_object
 from app.sources.errors import ErrorCode, NormalizeError
 

@@ -23,7 +23,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.events import Event, event_id
+from app.model.events import Event, event_id
 from app.sources.base import optional, require, require_object
 from app.sources.ci_common import change_counts, ci_severity, compact, first_time, split_ref
 from app.sources.errors import ErrorCode, NormalizeError

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, event_id, max_severity, parse_time
+from app.model.events import Event, event_id, max_severity, parse_time
 from app.model.paths import dig
 from app.sources.base import check_time_range, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError

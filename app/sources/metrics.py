@@ -22,7 +22,7 @@ import math
 import re
 from typing import Any
 
-from app.events import Event, event_id, parse_time
+from app.model.events import Event, event_id, parse_time
 from app.sources.alertmanager import strip_port
 from app.sources.base import MAX_TS_MS, check_time_range, optional, require
 from app.sources.errors import ErrorCode, NormalizeError

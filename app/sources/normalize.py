@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.events import Event, format_time
 from app.masking import MaskingPolicy, mask_text, mask_value
+from app.model.events import Event, format_time
 from app.sources.base import SourceAdapter
 from app.sources.decode import DecodeLimits, decode_record
 from app.sources.errors import ErrorCode, NormalizeError

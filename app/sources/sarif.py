@@ -48,7 +48,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from app.events import Event, event_id, parse_time
+from app.model.events import Event, event_id, parse_time
 from app.model.images import image_repository
 from app.sources.base import optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError

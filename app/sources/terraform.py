@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from app.events import Event, event_id, parse_time
+from app.model.events import Event, event_id, parse_time
 from app.sources.base import (
     check_time_range,
     compact_value,

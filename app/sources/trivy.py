@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from app.events import SEVERITIES, Event, event_id, parse_time
+from app.model.events import SEVERITIES, Event, event_id, parse_time
 from app.model.images import image_repository
 from app.sources.base import finding_key, optional, require, require_object
 from app.sources.errors import ErrorCode, NormalizeError

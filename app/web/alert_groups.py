@@ -21,7 +21,7 @@ from tables.alerts.silences import (
     silence_state,
 )
 
-#: Severity order, lowest first (app/events.py's scale).
+#: Severity order, lowest first (app/model/events.py's scale).
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 #: Annotations that tell alerts of one group apart (shown beside the labels): a finding's
 #: versions, a Falco alert's container, process and file.

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.outputs import Output
+from app.model.outputs import Output
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +258,7 @@ def _plain(entry: Mapping[str, Any]) -> dict[str, Any]:
 def _time_ms(value: Any) -> int:
     if isinstance(value, int | float):
         return int(value)
-    from app.events import parse_time
+    from app.model.events import parse_time
 
     try:
         return parse_time(value)

@@ -34,8 +34,8 @@ from aiohttp.web import Response
 from faust.web import Request, View
 
 from app import metrics
-from app.events import format_time
 from app.faust_app import app, catalog, settings
+from app.model.events import format_time
 from app.topics import entity_partition
 from app.web.auth import Principal, TokenAuth
 from app.web.live_views import chunked

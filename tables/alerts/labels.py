@@ -39,8 +39,8 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, parse_time
 from app.model.alerts import AlertInput
+from app.model.events import Event, parse_time
 from app.model.fingerprints import alertmanager_fingerprint
 from app.model.images import image_repository
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import event_id, format_time
-from app.outputs import Output
+from app.model.events import event_id, format_time
+from app.model.outputs import Output
 from tables.alerts.labels import match_labels
 from tables.alerts.silences import inhibited_by, is_inhibition_source, silenced_by
 from tables.alerts.step import AlertStep

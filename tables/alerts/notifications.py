@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import event_id, format_time
-from app.outputs import Output
+from app.model.events import event_id, format_time
+from app.model.outputs import Output
 from tables.alerts.groups import repeat_interval, save_group, tick_at_or_after
 from tables.alerts.instances import save_alert
 from tables.alerts.labels import match_labels

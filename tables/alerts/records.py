@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from app.events import format_time
 from app.model.alerts import AlertInput
+from app.model.events import format_time
 from app.runtime.staged import StagedState
 
 

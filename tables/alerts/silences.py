@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from app.events import event_id, format_time, parse_time
+from app.model.events import event_id, format_time, parse_time
 
 OPERATORS: tuple[str, ...] = ("=", "!=", "=~", "!~")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

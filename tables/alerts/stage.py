@@ -66,9 +66,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from app.events import Event
 from app.model.alerts import AlertInput
-from app.outputs import Output
+from app.model.events import Event
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from tables.alerts.config import DedupConfig
 from tables.alerts.instances import receive, run_alert_key

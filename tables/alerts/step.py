@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from tables.alerts.config import DedupConfig
 from tables.alerts.scoring import Scorer

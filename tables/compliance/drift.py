@@ -40,10 +40,10 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, event_id
 from app.masking import MASK, mask_value
+from app.model.events import Event, event_id
+from app.model.outputs import Output
 from app.model.paths import value_at
-from app.outputs import Output
 from app.runtime.staged import StagedState
 from tables.compliance.drift_baselines import load_baselines
 from tables.compliance.drift_changes import UNKNOWN, Change, Obs, change_of

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.events import Event
+from app.model.events import Event
 from app.model.paths import flatten, is_under, value_at
 from tables.compliance.drift_baselines import K8S_SUMMARY_FIELDS
 from tables.compliance.drift_config import DriftConfig

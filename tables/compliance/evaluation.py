@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, event_id, format_time
 from app.model.alerts import AlertInput
+from app.model.events import Event, event_id, format_time
 from app.model.fingerprints import alertmanager_fingerprint
 from tables.compliance.conditions import first
 from tables.compliance.rule_pack import Rule, RulePack, load_rule_pack

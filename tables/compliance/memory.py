@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.events import Event
+from app.model.events import Event
 from app.runtime.staged import StagedState
 from tables.compliance.evaluation import failed, first_text
 from tables.compliance.rule_pack import Rule

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.events import Event, event_id, format_time
-from app.outputs import Output
+from app.model.events import Event, event_id, format_time
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from tables.compliance.evaluation import Violation, scope_of
 from tables.compliance.memory import copy_value

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from app.events import SEVERITIES, Event
+from app.model.events import SEVERITIES, Event
 from tables.compliance.conditions import Condition, ConditionError, compile_condition
 
 DAY_MS = 86_400_000

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.events import Event
 from app.model.alerts import AlertInput
-from app.outputs import Output
+from app.model.events import Event
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from tables.compliance.evaluation import (
     Violation,

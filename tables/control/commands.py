@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from tables.alerts.silences import parse_silence
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import SEVERITY_RANK, Event, format_time
+from app.model.events import SEVERITY_RANK, Event, format_time
 
 
 def update_entity_stats(stats: dict[str, Any] | None, event: Event) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from app.events import event_id, format_time
-from app.outputs import Output
+from app.model.events import event_id, format_time
+from app.model.outputs import Output
 from tables.risk.folding import DEPLOY_ATTRS, refresh_info
 from tables.risk.model import RiskConfig, assess, item_anchor, item_open, item_points
 from tables.risk.scorecards import scorecard

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from app.events import SEVERITY_RANK
+from app.model.events import SEVERITY_RANK
 from tables.risk.model import RiskConfig
 
 #: signal kind -> (category, mode): `hold` items count while open; `decay` ones also decay

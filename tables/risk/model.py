@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.events import SEVERITY_RANK
+from app.model.events import SEVERITY_RANK
 from app.model.weights import CRITICALITY_WEIGHT, EXPOSURE_WEIGHT, UNKNOWN_CRITICALITY
 
 MINUTE_MS = 60_000

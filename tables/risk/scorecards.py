@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.events import event_id, format_time
+from app.model.events import event_id, format_time
 from app.model.images import image_repository
 from tables.risk.model import (
     DECISIONS,

@@ -37,10 +37,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from app.events import SEVERITY_RANK, Event, event_id, parse_time
+from app.model.events import SEVERITY_RANK, Event, event_id, parse_time
 from app.model.images import image_repository
+from app.model.outputs import Output
 from app.model.weights import SEVERITY_MIDPOINT
-from app.outputs import Output
 
 SIGNAL_TOPIC = "risk_signals"
 

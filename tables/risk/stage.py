@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime import spill
 from app.runtime.due_heap import DueHeap
 from app.runtime.staged import StagedState

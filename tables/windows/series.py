@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.events import Event
+from app.model.events import Event
 
 _DENIED = re.compile(r"(?i)accessdenied|unauthorized|forbidden")
 

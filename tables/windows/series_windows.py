@@ -25,8 +25,8 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from app.events import Event, event_id, format_time
-from app.outputs import Output
+from app.model.events import Event, event_id, format_time
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from tables.anomaly import detector as anomaly_detector
 from tables.anomaly.rate_detector import RateDetectorConfig, new_rate_state, update_rate

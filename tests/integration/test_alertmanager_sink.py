@@ -29,8 +29,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from app.events import Event, format_time
-from app.outputs import Origin
+from app.model.events import Event, format_time
+from app.model.outputs import Origin
 from app.pipeline import Pipeline
 from app.settings import REPO_ROOT, Settings
 from app.settings.sinks import SinkSettings

@@ -8,8 +8,8 @@ import random
 import orjson
 import pytest
 
-from app.events import Event, format_time
-from app.outputs import Origin
+from app.model.events import Event, format_time
+from app.model.outputs import Origin
 from app.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import urllib.request
 import orjson
 import pytest
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 
 pytestmark = pytest.mark.integration
 

@@ -35,8 +35,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.events import format_time
 from app.generate_sources import LANG_CVES, PODS, Sources, _vulnerability
+from app.model.events import format_time
 from app.replay import offline_replay
 from app.runtime.risk_clock import is_heartbeat
 from app.security import aiokafka_kwargs

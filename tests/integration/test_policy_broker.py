@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from app.policy.loader import bundled_policy_dir, load_policies
 from app.replay import offline_replay
 

@@ -30,7 +30,7 @@ import orjson
 import pytest
 
 from app import metrics
-from app.outputs import Output
+from app.model.outputs import Output
 from app.settings import REPO_ROOT
 from app.sources.files import file_records
 from tests.integration.harness import WorkerFactory, free_port

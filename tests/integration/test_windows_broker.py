@@ -8,8 +8,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from app.events import Event
-from app.outputs import Origin
+from app.model.events import Event
+from app.model.outputs import Origin
 from app.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration

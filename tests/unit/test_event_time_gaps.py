@@ -11,7 +11,7 @@ from collections import Counter
 
 import orjson
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from app.replay import offline_replay
 from app.settings import Settings
 

@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from app.outputs import Origin
+from app.model.outputs import Origin
 from app.pipeline import Pipeline
 from app.replay import offline_replay
 from app.settings import REPO_ROOT, Settings

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app.events import format_time
 from app.generate import TelemetryGenerator
 from app.generate_scenarios import SCENARIOS, expected_decisions
-from app.outputs import Origin, Output
+from app.model.events import format_time
+from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.replay import replay_events
 from app.settings import Settings

@@ -88,8 +88,8 @@ def test_imports_are_found_at_any_depth_and_relative_ones_resolved():
 #: its own package: the vocabulary and the runtime's pure state helpers.
 CAPABILITY_BASE = (
     "app.model",
-    "app.events",
-    "app.outputs",
+    "app.model.events",
+    "app.dead_letters",
     "app.runtime.staged",
     "app.runtime.spill",
     "app.runtime.due_heap",

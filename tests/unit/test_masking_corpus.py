@@ -15,8 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from app.dead_letters import dead_letter
 from app.masking import MASK, MaskingPolicy, mask_raw, mask_text, mask_value
-from app.outputs import Origin, dead_letter
+from app.model.outputs import Origin
 from app.replay import file_family
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import file_records

@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import metrics as metrics_module
-from app.events import Event
 from app.metrics.faust_sensor import install_faust_sensor
 from app.metrics.labels import OTHER, BoundedLabel
 from app.metrics.vigil_metrics import VigilMetrics
-from app.outputs import Origin, Output
+from app.model.events import Event
+from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.settings import REPO_ROOT, Settings
 from app.sources.files import file_records

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.events import format_time, parse_time
-from app.outputs import Origin
+from app.model.events import format_time, parse_time
+from app.model.outputs import Origin
 from app.settings.sinks import SinkSettings
 from app.sinks import delivery
 from app.sinks.alertmanager import (

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 import app.web.views as views
 from agents.risk import stage
 from app.catalogue import Catalogue
-from app.events import format_time
 from app.faust_app import app
+from app.model.events import format_time
 from app.settings import Settings
 from app.web.auth import Principal, TokenAuth
 from app.web.schema import MAX_BODY_BYTES, BadRequest, gate_change

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.web.history import History, HistoryBounds, expected_band
 from app.web.live_views import (
     CHUNK,

@@ -14,8 +14,8 @@ import pytest
 import app.web.pages as pages
 import app.web.snapshots as snapshots
 from agents.history import HISTORY
-from app.events import format_time
-from app.outputs import Output
+from app.model.events import format_time
+from app.model.outputs import Output
 from app.web.alert_groups import (
     group_rows,
     page_groups,

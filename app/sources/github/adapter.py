@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import Event, event_id
+from app.model.events import Event, event_id
 from app.sources.base import optional, require, require_object
 from app.sources.ci_common import compact
 from app.sources.errors import ErrorCode, NormalizeError

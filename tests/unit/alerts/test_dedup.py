@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.events import Event, event_id, format_time, parse_time
+from app.model.events import Event, event_id, format_time, parse_time
 from app.model.fingerprints import alertmanager_fingerprint
 from app.runtime import spill
 from app.runtime.staged import StagedState

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from app.catalogue import Catalogue
-from app.events import format_time, parse_time
+from app.model.events import format_time, parse_time
 from app.runtime.staged import StagedState
 from app.settings import REPO_ROOT
 from app.sources.normalize import Normalizer

@@ -7,7 +7,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from app.events import Event, format_time, parse_time
+from app.model.events import Event, format_time, parse_time
 from app.runtime.staged import StagedState
 from app.sources.normalize import Normalizer
 from tables.alerts.config import DedupConfig

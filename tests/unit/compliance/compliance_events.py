@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app.events import Event, format_time, parse_time
+from app.model.events import Event, format_time, parse_time
 from app.sources.normalize import Normalizer
 
 NORMALIZER = Normalizer()

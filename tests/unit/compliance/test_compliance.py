@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.events import Event
+from app.model.events import Event
 from app.runtime.staged import StagedState
 from tables.alerts.config import DedupConfig
 from tables.alerts.stage import AlertStage

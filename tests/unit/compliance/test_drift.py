@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.events import Event
-from app.outputs import Output
+from app.model.events import Event
+from app.model.outputs import Output
 from app.runtime.staged import StagedState
 from app.sources.normalize import Normalizer
 from tables.compliance.drift import DriftStage, drift_series

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from app.catalogue import Catalogue
-from app.events import Event, event_id, format_time, parse_time
-from app.outputs import Output
+from app.model.events import Event, event_id, format_time, parse_time
+from app.model.outputs import Output
 from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from tables.alerts.scoring import Scorer

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.events import event_id
-from app.outputs import Output
+from app.model.events import event_id
+from app.model.outputs import Output
 from app.runtime.risk_clock import tick_signal
 from app.runtime.staged import StagedState, owned_by
 from app.sources.normalize import Normalizer

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.catalogue import Catalogue
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime.risk_clock import tick_signal
 from tables.risk.model import ZETA, RiskConfig
 from tables.risk.scorecards import gate, scorecard

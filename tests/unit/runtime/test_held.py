@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import Event
+from app.model.events import Event
 from app.runtime import held
 from app.runtime.staged import StagedState
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.outputs import Output
+from app.model.outputs import Output
 from app.runtime import changelog_writes, step_journal
 from app.runtime.journal import Journal
 from app.runtime.staged import StagedState

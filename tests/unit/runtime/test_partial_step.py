@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.events import Event
+from app.model.events import Event
 from app.pipeline import Pipeline, PipelineState
 from app.runtime import held, step_journal
 from app.runtime.batch import Batch

@@ -3,7 +3,7 @@ so the stages never see an offset."""
 
 from __future__ import annotations
 
-from app.events import Event, event_id
+from app.model.events import Event, event_id
 from app.pipeline import Pipeline
 from app.runtime import step_journal
 from app.runtime.resends import ResendGuard

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.events import event_id
+from app.model.events import event_id
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import file_records
 from app.sources.normalize import Normalizer

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.events import MAX_TS_MS, SEVERITIES, Event
+from app.model.events import MAX_TS_MS, SEVERITIES, Event
 from app.settings import Settings
 from app.sources.decode import DecodeLimits, decode_record
 from app.sources.errors import ErrorCode, NormalizeError

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from app.cli import main
-from app.events import format_time
 from app.masking import MaskingPolicy, mask_raw
-from app.outputs import Origin
+from app.model.events import format_time
+from app.model.outputs import Origin
 from app.pipeline import Pipeline, build_normalizer
 from app.settings import Settings
 from app.sources.errors import ErrorCode, NormalizeError

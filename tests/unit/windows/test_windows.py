@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from app.events import Event, event_id
+from app.model.events import Event, event_id
 from app.pipeline import Pipeline, PipelineState
 from app.runtime.batch import Batch
 from app.settings import Settings

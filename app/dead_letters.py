@@ -1,14 +1,13 @@
-"""What the pure logic asks to emit: a record for a logical topic, and the dead-letter builder."""
+"""The dead-letter record: why a record could not be read, with its original bytes (masked)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
-from typing import Any
 
-from app.events import event_id, format_time
 from app.masking import MaskingPolicy, mask_raw, mask_text
+from app.model.events import event_id, format_time
+from app.model.outputs import Origin, Output
 from app.sources.errors import ErrorCode, NormalizeError
 from app.sources.files import OVERSIZE_HEAD_BYTES, OversizeRecord
 
@@ -20,25 +19,6 @@ DEADLETTER_RAW_CAP = OVERSIZE_HEAD_BYTES
 #: still recognised whole (and masked) rather than kept in part.
 _MASK_OVERLAP = 64 * 1024
 _MASK_ALL = MaskingPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One record to emit: logical topic (`events`, `deadletter`, ...), key, JSON value."""
-
-    topic: str
-    key: str | None
-    value: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a raw record came from: Kafka coordinates, or a file and record index offline."""
-
-    topic: str
-    partition: int | None
-    offset: int | None
-    timestamp_ms: int | None = None
 
 
 def dead_letter(
