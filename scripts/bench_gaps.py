@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.events import format_time  # noqa: E402
-from app.generate import TelemetryGenerator  # noqa: E402
+from app.generator.stream import TelemetryGenerator  # noqa: E402
 from app.outputs import Origin, Output  # noqa: E402
 from app.pipeline import Pipeline  # noqa: E402
 from app.replay import replay_events  # noqa: E402

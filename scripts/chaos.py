@@ -442,7 +442,7 @@ def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tu
 
 def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:
     """The generated records (`vigil generate`'s generator, deterministic per seed)."""
-    from app.generate import TelemetryGenerator
+    from app.generator.stream import TelemetryGenerator
 
     return list(TelemetryGenerator(seed=seed).records(start_ms, rate, count))
 

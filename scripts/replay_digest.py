@@ -21,7 +21,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.generate import TelemetryGenerator  # noqa: E402
+from app.generator.stream import TelemetryGenerator  # noqa: E402
 from app.replay import offline_replay  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import TopicCatalog  # noqa: E402

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.generate import TelemetryGenerator
+from app.generator.stream import TelemetryGenerator
 from app.settings import REPO_ROOT
 from app.topics import OUTPUT_STREAMS
 from tests.integration.harness import (

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from app.generate import TelemetryGenerator
+from app.generator.stream import TelemetryGenerator
 from app.replay import offline_replay
 from app.settings import REPO_ROOT, Settings
 from app.topics import TopicCatalog, entity_partition
