@@ -20,7 +20,7 @@ class Scans(Source):
     `fixed_cves`."""
 
     #: the services scanned so far
-    _scanned: set[str] = field(default_factory=set, init=False)
+    _scanned: list[str] = field(default_factory=list, init=False)
 
     def report(self, ts_ms: int) -> bytes:
         """A Trivy image report (4 in 5), else a Semgrep SARIF log."""
@@ -35,7 +35,8 @@ class Scans(Source):
         scenario = SCENARIOS[service]
         known = {c[0]: c for c in (*OS_CVES, *LANG_CVES[stack])}
         first = service not in self._scanned
-        self._scanned.add(service)
+        if first:
+            self._scanned.append(service)
         ids = (*scenario.cves, *scenario.fixed_cves) if first else scenario.cves
         found = sorted(known[cve_id] for cve_id in ids)
         enriched = scenario.enriched or rnd.random() < 0.3
