@@ -34,11 +34,19 @@ running_pid() {
 }
 
 # spawn LOGFILE COMMAND...: COMMAND in the background, detached (nohup, no stdin), its output
-# in LOGFILE and its pid in $PIDFILE.
+# in LOGFILE and its pid in $PIDFILE. It keeps no other descriptor of its starter's: a service
+# started under `flock LOCK scripts/x.sh up` would otherwise hold LOCK for as long as it runs.
 spawn() {
   local logfile="$1"
   shift
-  nohup "$@" >"$logfile" 2>&1 </dev/null &
+  (
+    local fd
+    for fd in "/proc/$BASHPID/fd/"*; do
+      fd="${fd##*/}"
+      if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec nohup "$@" >"$logfile" 2>&1 </dev/null
+  ) &
   echo $! >"$PIDFILE"
 }
 

@@ -79,3 +79,21 @@ def test_status_and_find_program(tmp_path):
     assert lines[:3] == ["up", "down", "rc 1"]
     assert lines[3].endswith("/sh")
     assert lines[4] == "override missing"
+
+
+def test_a_spawned_service_keeps_no_descriptor_of_its_starter(tmp_path):
+    """Started under `flock LOCK ... up`, a service must not hold LOCK for as long as it runs."""
+    run = bash(
+        """
+        exec 9>"$PIDFILE.lock"
+        flock 9
+        spawn "$PIDFILE.log" sleep 30
+        sleep 0.2
+        ls "/proc/$(running_pid)/fd" | sort -n | tr '\\n' ' '; echo
+        exec 9>&-
+        flock -n "$PIDFILE.lock" true && echo "lock free"
+        stop_service 5 0.05
+        """,
+        tmp_path,
+    )
+    assert run.stdout.split("\n")[:2] == ["0 1 2 ", "lock free"], run.stderr
