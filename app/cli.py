@@ -332,7 +332,7 @@ def cmd_nab_score(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Emit synthetic telemetry: to the raw topics (default) or as JSON lines on stdout."""
-    from app.generate import TelemetryGenerator
+    from app.generator.stream import TelemetryGenerator
 
     generator = TelemetryGenerator(seed=args.seed, bad_ratio=args.bad_ratio)
     if args.stdout:

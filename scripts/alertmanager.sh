@@ -26,15 +26,12 @@ STORAGE="$AM_HOME/data"
 LOGFILE="$AM_HOME/alertmanager.log"
 PIDFILE="$AM_HOME/alertmanager.pid"
 URL="http://$AM_HOST:$AM_PORT"
-
-log() { echo "alertmanager: $*" >&2; }
+SERVICE=alertmanager
+# shellcheck source=scripts/lib/service.sh
+source "$REPO/scripts/lib/service.sh"
 
 find_bin() {
-  if [[ -n "${ALERTMANAGER_BIN:-}" ]]; then
-    [[ -x "$ALERTMANAGER_BIN" ]] && echo "$ALERTMANAGER_BIN" && return 0
-    return 1
-  fi
-  command -v prometheus-alertmanager 2>/dev/null || command -v alertmanager 2>/dev/null
+  find_program "${ALERTMANAGER_BIN:-}" prometheus-alertmanager alertmanager
 }
 
 install_bin() {
@@ -62,15 +59,7 @@ install_bin() {
 }
 
 ready() {
-  curl -fsS --max-time 2 "$URL/-/ready" >/dev/null 2>&1
-}
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
+  http_ok "$URL/-/ready"
 }
 
 write_config() {
@@ -95,47 +84,29 @@ up() {
   bin="$(find_bin)"
   write_config
   log "starting $bin on $URL (log: $LOGFILE)"
-  nohup "$bin" \
+  spawn "$LOGFILE" "$bin" \
     --config.file="$CONFIG" \
     --storage.path="$STORAGE" \
     --web.listen-address="$AM_HOST:$AM_PORT" \
     --cluster.listen-address= \
-    --log.level=info \
-    >"$LOGFILE" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  local deadline=$((SECONDS + AM_READY_TIMEOUT))
-  until ready; do
-    if ! running_pid >/dev/null; then
-      log "exited during startup; last log lines:"
-      tail -n 20 "$LOGFILE" >&2 || true
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    if ((SECONDS > deadline)); then
-      log "not ready after ${AM_READY_TIMEOUT}s"
-      down
-      return 1
-    fi
-    sleep 0.2
-  done
+    --log.level=info
+  local status=0
+  wait_until "$(cat "$PIDFILE")" "$AM_READY_TIMEOUT" 0.2 ready || status=$?
+  if ((status == EXITED)); then
+    log "exited during startup; last log lines:"
+    last_lines 20 "$LOGFILE"
+    rm -f "$PIDFILE"
+    return 1
+  elif ((status == TIMED_OUT)); then
+    log "not ready after ${AM_READY_TIMEOUT}s"
+    down
+    return 1
+  fi
   log "ready on $URL (pid $(cat "$PIDFILE"))"
 }
 
 down() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        log "did not stop in 15s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-      sleep 0.1
-    done
-  fi
-  rm -f "$PIDFILE"
+  stop_service 15 0.1
   log "stopped"
 }
 
@@ -143,6 +114,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   install) install_bin ;;
-  status) if ready; then echo "up"; else echo "down"; exit 1; fi ;;
+  status) print_status ready || exit 1 ;;
   *) echo "usage: $0 up|down|status|install" >&2; exit 2 ;;
 esac

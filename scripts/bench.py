@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app import kafka_io  # noqa: E402
-from app.generate import TelemetryGenerator  # noqa: E402
+from app.generator.stream import TelemetryGenerator  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.sources.errors import NormalizeError  # noqa: E402
 from app.sources.normalize import Normalizer  # noqa: E402

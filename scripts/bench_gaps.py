@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.generate import TelemetryGenerator  # noqa: E402
+from app.generator.stream import TelemetryGenerator  # noqa: E402
 from app.model.events import format_time  # noqa: E402
 from app.model.outputs import Origin, Output  # noqa: E402
 from app.pipeline import Pipeline  # noqa: E402

@@ -3,6 +3,9 @@
 # Starts what is not running yet (broker, one worker, the generator); Ctrl-C stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SERVICE=demo
+# shellcheck source=scripts/lib/service.sh
+source scripts/lib/service.sh
 BIN=.venv/bin
 WEB_PORT="${WEB_PORT:-6066}"
 # Demo tokens for the web view (override them; never use these outside a laptop).
@@ -35,14 +38,11 @@ trap cleanup INT TERM EXIT
 WEB_PORT=$WEB_PORT $BIN/vigil worker >var/logs/worker.log 2>&1 &
 pids+=($!)
 echo "demo: worker starting (log: var/logs/worker.log)"
-until curl -fsS "http://127.0.0.1:$WEB_PORT/health/live" >/dev/null 2>&1; do
-  if ! kill -0 "${pids[0]}" 2>/dev/null; then
-    echo "demo: the worker exited during startup; last lines of var/logs/worker.log:"
-    tail -n 20 var/logs/worker.log
-    exit 1
-  fi
-  sleep 0.5
-done
+if ! wait_until "${pids[0]}" "" 0.5 http_ok "http://127.0.0.1:$WEB_PORT/health/live"; then
+  echo "demo: the worker exited during startup; last lines of var/logs/worker.log:"
+  tail -n 20 var/logs/worker.log
+  exit 1
+fi
 
 $BIN/vigil generate --rate "$RATE" --history 2>var/logs/generate.log &
 pids+=($!)

@@ -45,8 +45,9 @@ RUN="$DIR/run"
 PIDFILE="$RUN/kafka.pid"
 CONFIG="$RUN/server.properties"
 CREDENTIALS="$DIR/credentials.env"
-
-log() { echo "kafka-secure: $*" >&2; }
+SERVICE=kafka-secure
+# shellcheck source=scripts/lib/service.sh
+source "$REPO/scripts/lib/service.sh"
 
 java_tool() {
   java -cp "$LIBS/*" -Dlog4j.configuration="file:$RUN/log4j-tools.properties" "$@"
@@ -180,24 +181,12 @@ format_storage() {
     >/dev/null
 }
 
-port_open() {
-  (exec 3<>"/dev/tcp/$KAFKA_HOST/$SASL_PORT") 2>/dev/null
-}
-
 broker_answers() {
   # A real Kafka API round trip through TLS and SASL, not just an open port.
-  port_open || return 1
+  port_open "$KAFKA_HOST" "$SASL_PORT" || return 1
   [[ -f "$RUN/client-sasl.properties" ]] || return 1
   java_tool kafka.admin.BrokerApiVersionsCommand --bootstrap-server "$KAFKA_HOST:$SASL_PORT" \
     --command-config "$RUN/client-sasl.properties" >/dev/null 2>&1
-}
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
 }
 
 up() {
@@ -208,7 +197,7 @@ up() {
     log "broker already running on $KAFKA_HOST:$SASL_PORT"
     return 0
   fi
-  if port_open; then
+  if port_open "$KAFKA_HOST" "$SASL_PORT"; then
     log "port $KAFKA_HOST:$SASL_PORT is taken by another process"
     return 1
   fi
@@ -217,56 +206,33 @@ up() {
   log "starting broker: SASL_SSL $KAFKA_HOST:$SASL_PORT, SSL $KAFKA_HOST:$SSL_PORT" \
     "(logs: $LOGS/server.log)"
   # shellcheck disable=SC2086
-  nohup java $HEAP -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$RUN/log4j.properties" -Dkafka.logs.dir="$LOGS" \
-    -cp "$LIBS/*" kafka.Kafka "$CONFIG" >"$LOGS/stdout.log" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until broker_answers; do
-    if ! running_pid >/dev/null; then
-      log "broker exited during startup; last log lines:"
-      tail -n 30 "$LOGS/server.log" "$LOGS/stdout.log" >&2 || true
-      return 1
-    fi
-    if ((SECONDS > deadline)); then
-      log "broker not ready after ${READY_TIMEOUT}s; last log lines:"
-      tail -n 30 "$LOGS/server.log" >&2 || true
-      return 1
-    fi
-    sleep 0.3
-  done
+  spawn "$LOGS/stdout.log" java $HEAP -XX:+UseG1GC -XX:TieredStopAtLevel=1 \
+    -Djava.awt.headless=true -Dlog4j.configuration="file:$RUN/log4j.properties" \
+    -Dkafka.logs.dir="$LOGS" -cp "$LIBS/*" kafka.Kafka "$CONFIG"
+  local status=0
+  wait_until "$(cat "$PIDFILE")" "$READY_TIMEOUT" 0.3 broker_answers || status=$?
+  if ((status == EXITED)); then
+    log "broker exited during startup; last log lines:"
+    last_lines 30 "$LOGS/server.log" "$LOGS/stdout.log"
+    return 1
+  elif ((status == TIMED_OUT)); then
+    log "broker not ready after ${READY_TIMEOUT}s; last log lines:"
+    last_lines 30 "$LOGS/server.log"
+    return 1
+  fi
   log "broker ready (pid $(cat "$PIDFILE"))"
 }
 
 down() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "stopping broker (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        log "broker did not stop in 30s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-      sleep 0.2
-    done
-  fi
-  rm -f "$PIDFILE"
+  stop_service 30 0.2 broker
   # A broker of this DIR whose pid file was lost goes too (matched by its own config path).
-  local stray
-  stray="$(pgrep -f "kafka.Kafka $CONFIG\$" || true)"
-  if [[ -n "$stray" ]]; then
-    log "stopping stray broker process(es): $stray"
-    # shellcheck disable=SC2086
-    kill -KILL $stray 2>/dev/null || true
-  fi
+  kill_strays "kafka.Kafka $CONFIG\$" broker
   log "stopped"
 }
 
 case "$CMD" in
   up) up ;;
   down) down ;;
-  status) if broker_answers; then echo "up"; else echo "down"; exit 1; fi ;;
+  status) print_status broker_answers || exit 1 ;;
   *) echo "usage: $0 up|down|status [DIR]" >&2; exit 2 ;;
 esac

@@ -26,16 +26,13 @@ LOGS="$KAFKA_HOME/logs"
 RUN="$KAFKA_HOME/run"
 PIDFILE="$RUN/kafka.pid"
 CONFIG="$RUN/server.properties"
-
-log() { echo "kafka: $*" >&2; }
-
-port_open() {
-  (exec 3<>"/dev/tcp/$KAFKA_HOST/$KAFKA_PORT") 2>/dev/null
-}
+SERVICE=kafka
+# shellcheck source=scripts/lib/service.sh
+source "$REPO/scripts/lib/service.sh"
 
 broker_answers() {
   # A real Kafka API round trip, not just an open port.
-  port_open || return 1
+  port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
   java -cp "$LIBS/*" -Dlog4j.configuration="file:$RUN/log4j-tools.properties" \
     kafka.admin.BrokerApiVersionsCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
     >/dev/null 2>&1
@@ -104,17 +101,9 @@ format_storage() {
     kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" --ignore-formatted >&2
 }
 
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
-
 up() {
   mkdir -p "$RUN"
-  if port_open; then
+  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
     if [[ ! -f "$RUN/log4j-tools.properties" ]]; then write_config; fi
     resolve_jars
     if broker_answers; then log "broker already running on $KAFKA_HOST:$KAFKA_PORT"; return 0; fi
@@ -124,49 +113,26 @@ up() {
   format_storage
   log "starting broker on $KAFKA_HOST:$KAFKA_PORT (logs: $LOGS/server.log)"
   # shellcheck disable=SC2086
-  nohup java $KAFKA_HEAP -XX:+UseG1GC -Djava.awt.headless=true \
+  spawn "$LOGS/stdout.log" java $KAFKA_HEAP -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$RUN/log4j.properties" -Dkafka.logs.dir="$LOGS" \
-    -cp "$LIBS/*" kafka.Kafka "$CONFIG" >"$LOGS/stdout.log" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  local deadline=$((SECONDS + KAFKA_READY_TIMEOUT))
-  until broker_answers; do
-    if ! running_pid >/dev/null; then
-      log "broker exited during startup; last log lines:"
-      tail -n 30 "$LOGS/server.log" "$LOGS/stdout.log" >&2 || true
-      return 1
-    fi
-    if ((SECONDS > deadline)); then
-      log "broker not ready after ${KAFKA_READY_TIMEOUT}s"
-      return 1
-    fi
-    sleep 0.5
-  done
+    -cp "$LIBS/*" kafka.Kafka "$CONFIG"
+  local status=0
+  wait_until "$(cat "$PIDFILE")" "$KAFKA_READY_TIMEOUT" 0.5 broker_answers || status=$?
+  if ((status == EXITED)); then
+    log "broker exited during startup; last log lines:"
+    last_lines 30 "$LOGS/server.log" "$LOGS/stdout.log"
+    return 1
+  elif ((status == TIMED_OUT)); then
+    log "broker not ready after ${KAFKA_READY_TIMEOUT}s"
+    return 1
+  fi
   log "broker ready on $KAFKA_HOST:$KAFKA_PORT (pid $(cat "$PIDFILE"))"
 }
 
 down() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "stopping broker (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        log "broker did not stop in 30s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-      sleep 0.2
-    done
-  fi
-  rm -f "$PIDFILE"
+  stop_service 30 0.2 broker
   # Any other broker started from these jars (e.g. a lost pid file) goes too.
-  local stray
-  stray="$(pgrep -f "kafka.Kafka $CONFIG" || true)"
-  if [[ -n "$stray" ]]; then
-    log "stopping stray broker process(es): $stray"
-    # shellcheck disable=SC2086
-    kill -KILL $stray 2>/dev/null || true
-  fi
+  kill_strays "kafka.Kafka $CONFIG" broker
   log "stopped"
 }
 
@@ -174,6 +140,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   jars) resolve_jars ;;
-  status) if broker_answers; then echo "up"; else echo "down"; exit 1; fi ;;
+  status) print_status broker_answers || exit 1 ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

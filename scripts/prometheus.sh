@@ -35,23 +35,16 @@ STORAGE="$PROM_HOME/data"
 LOGFILE="$PROM_HOME/prometheus.log"
 PIDFILE="$PROM_HOME/prometheus.pid"
 URL="http://$PROM_HOST:$PROM_PORT"
-
-log() { echo "prometheus: $*" >&2; }
+SERVICE=prometheus
+# shellcheck source=scripts/lib/service.sh
+source "$REPO/scripts/lib/service.sh"
 
 find_bin() {
-  if [[ -n "${PROMETHEUS_BIN:-}" ]]; then
-    [[ -x "$PROMETHEUS_BIN" ]] && echo "$PROMETHEUS_BIN" && return 0
-    return 1
-  fi
-  command -v prometheus 2>/dev/null
+  find_program "${PROMETHEUS_BIN:-}" prometheus
 }
 
 find_promtool() {
-  if [[ -n "${PROMTOOL_BIN:-}" ]]; then
-    [[ -x "$PROMTOOL_BIN" ]] && echo "$PROMTOOL_BIN" && return 0
-    return 1
-  fi
-  command -v promtool 2>/dev/null
+  find_program "${PROMTOOL_BIN:-}" promtool
 }
 
 install_bin() {
@@ -90,15 +83,7 @@ install_bin() {
 }
 
 ready() {
-  curl -fsS --max-time 2 "$URL/-/ready" >/dev/null 2>&1
-}
-
-running_pid() {
-  [[ -f "$PIDFILE" ]] || return 1
-  local pid
-  pid="$(cat "$PIDFILE")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
+  http_ok "$URL/-/ready"
 }
 
 write_config() {
@@ -131,24 +116,23 @@ config_in_force() {
   done
 }
 
-wait_until() {
-  local what="$1"
+# wait_for WHAT CHECK...: until CHECK succeeds; fails, saying why, when the process exits
+# first or after READY_TIMEOUT seconds.
+wait_for() {
+  local what="$1" status=0 pid
   shift
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until "$@"; do
-    if ! running_pid >/dev/null; then
-      log "exited while waiting for $what; last log lines:"
-      tail -n 20 "$LOGFILE" >&2 || true
-      rm -f "$PIDFILE"
-      return 1
-    fi
-    if ((SECONDS > deadline)); then
-      log "not $what after ${READY_TIMEOUT}s; last log lines:"
-      tail -n 20 "$LOGFILE" >&2 || true
-      return 1
-    fi
-    sleep 0.2
-  done
+  pid="$(running_pid)" || pid=""
+  wait_until "$pid" "$READY_TIMEOUT" 0.2 "$@" || status=$?
+  if ((status == EXITED)); then
+    log "exited while waiting for $what; last log lines:"
+    last_lines 20 "$LOGFILE"
+    rm -f "$PIDFILE"
+    return 1
+  elif ((status == TIMED_OUT)); then
+    log "not $what after ${READY_TIMEOUT}s; last log lines:"
+    last_lines 20 "$LOGFILE"
+    return 1
+  fi
 }
 
 up() {
@@ -163,7 +147,7 @@ up() {
     write_config "$@"
     log "reloading (pid $pid) with targets: $*"
     kill -HUP "$pid"
-    wait_until "reloaded" config_in_force "$@"
+    wait_for "reloaded" config_in_force "$@"
     return 0
   fi
   if ready; then
@@ -176,15 +160,13 @@ up() {
   rm -rf "$STORAGE"
   mkdir -p "$STORAGE"
   log "starting $bin on $URL, scraping $* (log: $LOGFILE)"
-  nohup "$bin" \
+  spawn "$LOGFILE" "$bin" \
     --config.file="$CONFIG" \
     --storage.tsdb.path="$STORAGE" \
     --storage.tsdb.retention.time=1d \
     --web.listen-address="$PROM_HOST:$PROM_PORT" \
-    --log.level=info \
-    >"$LOGFILE" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  if ! wait_until "ready" ready || ! wait_until "configured" config_in_force "$@"; then
+    --log.level=info
+  if ! wait_for "ready" ready || ! wait_for "configured" config_in_force "$@"; then
     down
     return 1
   fi
@@ -192,20 +174,7 @@ up() {
 }
 
 down() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        log "did not stop in 20s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-      sleep 0.1
-    done
-  fi
-  rm -f "$PIDFILE"
+  stop_service 20 0.1
   log "stopped"
 }
 
@@ -219,6 +188,6 @@ case "${1:-}" in
   down) down ;;
   install) install_bin ;;
   check) shift; check "$@" ;;
-  status) if ready; then echo "up"; else echo "down"; exit 1; fi ;;
+  status) print_status ready || exit 1 ;;
   *) echo "usage: $0 up HOST:PORT...|down|status|install|check [FILE]" >&2; exit 2 ;;
 esac

@@ -3,15 +3,14 @@
 `python scripts/replay_digest.py > before.json`, change the code, run it again and `diff` the
 two files. One SHA-256 per shared fixture file (the bytes `vigil replay --offline FILE`
 prints); one per output topic of the bench stream and of the chaos stream (the generator's
-records with the Kafka coordinates a worker sees, through `scripts/chaos.py`'s spec); one for
-the generator's own records. `VIGIL_SHARED_DIR` points at the shared fixtures (default
-../shared).
+records with the Kafka coordinates a worker sees, through `scripts/chaos_check.py`'s spec);
+one for the generator's own records. `VIGIL_SHARED_DIR` points at the shared fixtures
+(default ../shared).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -21,21 +20,15 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.generate import TelemetryGenerator  # noqa: E402
+from chaos_check import expected_outputs, raw_plan  # noqa: E402
+
+from app.generator.stream import TelemetryGenerator  # noqa: E402
 from app.replay import offline_replay  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.topics import TopicCatalog  # noqa: E402
 
 #: a fixed start, so the generated streams do not depend on today's date
 START_MS = 1_767_225_600_000
-
-
-def _chaos_module():
-    spec = importlib.util.spec_from_file_location("vigil_chaos", ROOT / "scripts" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _digest(lines) -> str:
@@ -55,16 +48,15 @@ def main() -> int:
         if path.is_file() and path.suffix not in {".md"}:
             name = str(path.relative_to(shared))
             digests[name] = _digest(offline_replay([path], settings))
-    chaos = _chaos_module()
     catalog = TopicCatalog(settings)
     for name, seed, bad, count in (("bench", 11, 0.002, 20_000), ("chaos", 7, 0.005, 20_000)):
         records = list(TelemetryGenerator(seed=seed, bad_ratio=bad).records(START_MS, 20.0, count))
         digests[f"generator:{name}"] = _digest(
             (r.family, r.ts_ms, r.value.decode("utf-8", "replace")) for r in records
         )
-        plan = chaos.raw_plan(records, catalog, settings.partitions)
+        plan = raw_plan(records, catalog, settings.partitions)
         by_topic: dict[str, list] = {}
-        for topic, value in chaos.expected_outputs(plan, settings):
+        for topic, value in expected_outputs(plan, settings):
             by_topic.setdefault(topic, []).append(value)
         for topic, values in sorted(by_topic.items()):
             digests[f"stream:{name}:{topic}"] = _digest(values)

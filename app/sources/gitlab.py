@@ -5,7 +5,7 @@ webhook_events.md) and the examples vendored by the go-gitlab client (testdata/w
 The kind is the body's `object_kind`. Event types and attribute names are those of the GitHub
 adapter (app/sources/github/), so later stages read both providers the same way.
 
-GitLab writes times as `2016-08-12 15:23:28 UTC`, which app.events.parse_time does not read;
+GitLab writes times as `2016-08-12 15:23:28 UTC`, which app.model.events.parse_time does not read;
 they are rewritten to `...Z` here first. Event time per kind (`time_field` says which):
 - pipeline (`ci_run`): `finished_at` once finished, else `created_at`.
 - build (`ci_job`): `build_finished_at` once finished, `build_started_at` while running,

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import INJECT_BURST_AFTER_MS, INJECT_SPIKE_AFTER_MS
-from app.generate import HOSTS, RawRecord, TelemetryGenerator
+from app.generator.fleet import HOSTS
+from app.generator.stream import RawRecord, TelemetryGenerator
 from tests.integration.harness import event_count, produce_records, wait_processed
 from tests.integration.test_dashboard_browser import browser  # noqa: F401
 from tests.integration.test_web_api import READ, TOKENS, get, wait_for
@@ -39,7 +40,7 @@ LIVE_S = 180
 #: the anomaly page lists a metric and a rate anomaly (missing otherwise); the issue's 3 min.
 CATCH_UP_S = 150.0
 SHOWN_S = 180.0
-#: The generator's finding that its auth image's rescan resolves (app/generate_scenarios.py).
+#: The generator's finding that its auth image's rescan resolves (app/generator/scenarios.py).
 RESOLVED_CVE = "CVE-2024-29041"
 
 

@@ -1,4 +1,4 @@
-"""The demo's scenarios through a worker (app/generate_scenarios.py): `vigil generate`'s records
+"""The demo's scenarios through a worker (app/generator/scenarios.py): `vigil generate`'s records
 for 3 and then 10 minutes of `make demo` traffic (50 records/s of event time, ending now), the
 demo catalogue, and `GET /gate/{service}` after each: every service gets the decision its
 scenario names, and no two services score alike.
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from app.generate import TelemetryGenerator
-from app.generate_scenarios import expected_decisions
+from app.generator.scenarios import expected_decisions
+from app.generator.stream import TelemetryGenerator
 from tests.integration.harness import event_count, produce_records, wait_processed
 from tests.integration.test_gate_broker import CATALOGUE
 from tests.integration.test_web_api import READ, TOKENS, get

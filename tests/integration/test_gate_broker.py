@@ -35,7 +35,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.generate_sources import LANG_CVES, PODS, Sources, _vulnerability
+from app.generator.ci import Ci
+from app.generator.fleet import PODS
+from app.generator.scans import vulnerability
+from app.generator.vulnerabilities import LANG_CVES
 from app.model.events import format_time
 from app.replay import offline_replay
 from app.runtime.risk_clock import is_heartbeat
@@ -68,7 +71,7 @@ def trivy_report(ts_ms: int, tag: str, with_kev: bool) -> bytes:
     lang: dict[str, Any] = {"Target": "Java", "Class": "lang-pkgs", "Type": "jar"}
     if with_kev:
         # the generator's builder, with the paths of a Java stack (the jar's PURL and PkgPath)
-        lang["Vulnerabilities"] = [_vulnerability("payments", LOG4J, False, True)]
+        lang["Vulnerabilities"] = [vulnerability("payments", LOG4J, False, True)]
     return orjson.dumps(
         {
             "SchemaVersion": 2,
@@ -124,7 +127,7 @@ def falco_alert(ts_ms: int) -> bytes:
 
 def workflow_run(ts_ms: int, ok: bool, seed: int) -> bytes:
     """A completed GitHub `workflow_run` webhook of acme/payments' CI on main."""
-    body = Sources(random.Random(seed))._workflow_run("payments", ts_ms)
+    body = Ci(random.Random(seed)).workflow_run("payments", ts_ms)
     run = body["workflow_run"]
     run["name"] = body["workflow"]["name"] = "CI"
     run["path"] = body["workflow"]["path"] = ".github/workflows/ci.yml"

@@ -6,20 +6,19 @@
 - with standby replicas (`TABLE_STANDBY_REPLICAS=1`, Faust's own variable), a worker killed
   with SIGKILL is taken over by the other and `vigil.windows` stays complete and unchanged.
 
-The expected outputs and the comparison are scripts/chaos.py's (tests/unit/test_chaos_compare.py
-checks them against `vigil replay --offline`).
+The expected outputs and the comparison are scripts/chaos_check.py's
+(tests/unit/test_chaos_compare.py checks them against `vigil replay --offline`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from collections.abc import Callable
 
 import pytest
 
-from app.generate import TelemetryGenerator
+from app.generator.stream import TelemetryGenerator
 from app.settings import REPO_ROOT
 from app.topics import OUTPUT_STREAMS
 from tests.integration.harness import (
@@ -31,24 +30,14 @@ from tests.integration.harness import (
     wait_group_stable,
 )
 
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import chaos_check
+from chaos_kafka import create_topics
+
 pytestmark = pytest.mark.integration
 
-
-def _load_chaos():
-    name = "vigil_chaos"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _load_chaos()
-
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-CHECKED = [s for s in OUTPUT_STREAMS if s not in chaos.NOT_CHECKED]
+CHECKED = [s for s in OUTPUT_STREAMS if s not in chaos_check.NOT_CHECKED]
 
 
 class Stream:
@@ -58,16 +47,18 @@ class Stream:
         self.workers = workers
         settings, catalog = workers.settings, workers.catalog
         records = list(TelemetryGenerator(seed=seed).records(START_MS, rate, count))
-        self.plan = chaos.raw_plan(records, catalog, settings.partitions)
-        spec = chaos.Tally(CHECKED, {**chaos.ORDER_DEPENDENT, **chaos.NEARLY_EXACT})
-        for topic, value in chaos.expected_outputs(self.plan, settings):
+        self.plan = chaos_check.raw_plan(records, catalog, settings.partitions)
+        spec = chaos_check.Tally(
+            CHECKED, {**chaos_check.ORDER_DEPENDENT, **chaos_check.NEARLY_EXACT}
+        )
+        for topic, value in chaos_check.expected_outputs(self.plan, settings):
             spec.expect(topic, value)
         self.tally = spec.sharing_spec()
         self.expected_events = sum(spec.topics["events"].expected.values())
         self.names = {catalog.name(s): s for s in CHECKED}
         topics = [(catalog.raw(f), settings.partitions) for f in {r.family for r in self.plan}]
         topics += [(catalog.name(s), catalog.partitions(s)) for s in OUTPUT_STREAMS]
-        run_sync(chaos.create_topics(workers.bootstrap, topics, settings.replicas))
+        run_sync(create_topics(workers.bootstrap, topics, settings.replicas))
 
     def produce(self, start: float, end: float) -> None:
         """Produce the records between two shares of the stream (0..1)."""
@@ -92,12 +83,12 @@ class Stream:
 
     def report(self, title: str, topics: list[str] | None = None) -> dict:
         rows = self.rows(topics)
-        print(f"\n{title} ({self.workers.isolation})\n{chaos.format_table(rows)}")
+        print(f"\n{title} ({self.workers.isolation})\n{chaos_check.format_table(rows)}")
         for topic in topics or rows:
             if rows[topic]["order_dependent"]:
                 continue
             for ident, want, got in self.tally.topics[topic].examples[:3]:
-                print(chaos.describe_mismatch(topic, ident, want, got))
+                print(chaos_check.describe_mismatch(topic, ident, want, got))
         return rows
 
 
@@ -112,8 +103,8 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 #: The default idle time of the partition clock, longer than the pauses a rebalance makes (the
 #: isolation fixture's 2 s would let a rebalance pause make sources idle). Alerts and risk
-#: signals, risk and scorecards are judged on coarse keys here (scripts/chaos.py NEARLY_EXACT):
-#: `make chaos` measures how exact they are.
+#: signals, risk and scorecards are judged on coarse keys here (NEARLY_EXACT in
+#: scripts/chaos_check.py): `make chaos` measures how exact they are.
 CLOCK = {"VIGIL_CLOCK_IDLE_MS": "30000"}
 
 
@@ -137,8 +128,8 @@ def test_workers_join_and_leave_mid_stream(workers):
         f"3 workers, +1 joined, -1 left; {time.monotonic() - started:.0f} s, "
         f"{stream.expected_events} events"
     )
-    assert complete, f"outputs incomplete: {chaos.failures(rows)}"
-    assert chaos.failures(rows) == []
+    assert complete, f"outputs incomplete: {chaos_check.failures(rows)}"
+    assert chaos_check.failures(rows) == []
     repeats = sum(row["duplicated"] for row in rows.values())
     print(f"repeated ids (identical values): {repeats}")
 
@@ -163,6 +154,6 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         f"standby replicas: w1 killed, w2 took over; windows complete {took:.0f} s after the kill",
         ["events", "windows"],
     )
-    assert complete, f"windows incomplete: {chaos.failures(rows)}"
-    assert chaos.failures(rows) == []
+    assert complete, f"windows incomplete: {chaos_check.failures(rows)}"
+    assert chaos_check.failures(rows) == []
     assert "Starting standby partitions" in second.log_path.read_text(errors="replace")

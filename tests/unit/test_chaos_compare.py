@@ -1,28 +1,19 @@
-"""scripts/chaos.py: its per-topic comparison (lost / duplicated / mismatched counting) and its
-expected outputs, which must stay the offline replay's."""
+"""scripts/chaos_check.py: the chaos runs' per-topic comparison (lost / duplicated / mismatched
+counting) and their expected outputs, which must stay the offline replay's."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
 
-from app.generate import TelemetryGenerator
+from app.generator.stream import TelemetryGenerator
 from app.replay import offline_replay
 from app.settings import REPO_ROOT, Settings
 from app.topics import TopicCatalog, entity_partition
 
-
-def _load_chaos():
-    spec = importlib.util.spec_from_file_location("vigil_chaos", REPO_ROOT / "scripts" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _load_chaos()
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import chaos_check
 
 
 def rec(ident: str, **fields) -> dict:
@@ -40,7 +31,7 @@ def test_counts_lost_duplicated_mismatched_and_unexpected():
         ("windows", rec("zz", count=7)),  # not in the spec
         # w4 never arrives
     ]
-    row = chaos.compare(expected, received)["windows"]
+    row = chaos_check.compare(expected, received)["windows"]
     assert row["expected"] == 5
     assert row["received"] == 6
     assert row["distinct"] == 5
@@ -49,7 +40,7 @@ def test_counts_lost_duplicated_mismatched_and_unexpected():
     assert row["dup_after_dedup"] == 0
     assert row["mismatched"] == 1
     assert row["unexpected"] == 1
-    assert chaos.failures({"windows": row}) == [
+    assert chaos_check.failures({"windows": row}) == [
         "windows: 1 lost",
         "windows: 1 mismatched",
         "windows: 1 unexpected",
@@ -59,29 +50,31 @@ def test_counts_lost_duplicated_mismatched_and_unexpected():
 def test_repeats_with_different_values_survive_dedup_by_id():
     expected = [("alerts", rec("a", n=1))]
     received = [("alerts", rec("a", n=1)), ("alerts", rec("a", n=2)), ("alerts", rec("a", n=2))]
-    row = chaos.compare(expected, received, coarse={})["alerts"]
+    row = chaos_check.compare(expected, received, coarse={})["alerts"]
     assert row["duplicated"] == 2
     assert row["dup_after_dedup"] == 1  # one copy differs from the first: dedup would hide it
     assert row["mismatched"] == 1
-    assert "alerts: 1 dup_after_dedup" in chaos.failures({"alerts": row})
+    assert "alerts: 1 dup_after_dedup" in chaos_check.failures({"alerts": row})
 
 
 def test_ids_the_spec_emits_twice_are_not_duplicates():
     twice = rec("e1", v=1)
-    row = chaos.compare([("events", twice), ("events", twice)], [("events", twice)] * 2)["events"]
+    row = chaos_check.compare([("events", twice), ("events", twice)], [("events", twice)] * 2)[
+        "events"
+    ]
     assert row == {**row, "expected": 2, "expected_ids": 1, "received": 2, "duplicated": 0}
-    assert not chaos.failures({"events": row})
+    assert not chaos_check.failures({"events": row})
 
 
 def test_an_id_the_spec_gives_two_values_is_no_conflict():
     # two identical raw records: one event id, two `origin`s, both in the spec
     expected = [("events", rec("e", origin=1)), ("events", rec("e", origin=2))]
-    row = chaos.compare(expected, list(expected))["events"]
+    row = chaos_check.compare(expected, list(expected))["events"]
     assert (row["duplicated"], row["dup_after_dedup"], row["mismatched"]) == (0, 0, 0)
 
 
 def test_key_order_does_not_matter():
-    row = chaos.compare(
+    row = chaos_check.compare(
         [("late", {"id": "x", "a": 1, "b": 2})], [("late", {"b": 2, "a": 1, "id": "x"})]
     )
     assert row["late"]["mismatched"] == 0
@@ -89,16 +82,16 @@ def test_key_order_does_not_matter():
 
 def test_a_clean_run_passes_and_topics_with_nothing_are_listed():
     values = [("events", rec(f"e{i}")) for i in range(3)]
-    rows = chaos.compare(values, list(values), topics=["events", "late"])
+    rows = chaos_check.compare(values, list(values), topics=["events", "late"])
     assert rows["late"]["expected"] == rows["late"]["received"] == 0
-    assert chaos.failures(rows) == []
-    table = chaos.format_table(rows)
+    assert chaos_check.failures(rows) == []
+    table = chaos_check.format_table(rows)
     assert table.splitlines()[0].split()[:3] == ["topic", "expected", "received"]
     assert "TOTAL" in table
 
 
 def test_order_dependent_topics_are_judged_on_coarse_keys():
-    key = chaos.NEARLY_EXACT["drift"]
+    key = chaos_check.NEARLY_EXACT["drift"]
     assert key({"resource": "r", "status": "drifted"}) == ("r", "drifted")
     expected = [
         ("drift", rec("d1", resource="r1", status="drifted", n=2)),
@@ -106,34 +99,36 @@ def test_order_dependent_topics_are_judged_on_coarse_keys():
     ]
     # r1 reported with another id, r2 never: only r2 is a loss
     received = [("drift", rec("d9", resource="r1", status="drifted", n=1))]
-    row = chaos.compare(expected, received, coarse={"drift": key})["drift"]
+    row = chaos_check.compare(expected, received, coarse={"drift": key})["drift"]
     assert row["order_dependent"] is True
     assert (row["lost"], row["unexpected"], row["keys_lost"]) == (2, 1, 1)
-    assert chaos.failures({"drift": row}) == []  # a crash-free run differs by id too
-    assert chaos.failures({"drift": row}, strict=True) == ["drift: 1 keys_lost"]
-    assert "drift*" in chaos.format_table({"drift": row})
+    assert chaos_check.failures({"drift": row}) == []  # a crash-free run differs by id too
+    assert chaos_check.failures({"drift": row}, strict=True) == ["drift: 1 keys_lost"]
+    assert "drift*" in chaos_check.format_table({"drift": row})
 
 
 def test_every_topic_is_exact():
     """Alerts run on the partition clock (app/runtime/partition_clock.py), drift and posture on
     held events (app/runtime/held.py), risk and scorecards on the risk clock (tables/risk/stage.py):
     all judged by id like windows."""
-    assert chaos.ORDER_DEPENDENT == {}
-    row = chaos.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]
-    assert chaos.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
+    assert chaos_check.ORDER_DEPENDENT == {}
+    row = chaos_check.compare([("alerts", rec("n1"))], [("alerts", rec("n9"))])["alerts"]
+    assert chaos_check.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
 
 
 def test_clock_heartbeats_are_not_compared():
     """`clock` heartbeats follow when a worker ticked: neither expected nor received."""
     beat = {"id": "c1", "kind": "clock", "service": None, "time_ms": 5, "from": 0}
     tick = {"id": "t1", "kind": "tick", "service": None, "time_ms": 5, "from": 0}
-    row = chaos.compare([("risk_signals", tick)], [("risk_signals", tick), ("risk_signals", beat)])
+    row = chaos_check.compare(
+        [("risk_signals", tick)], [("risk_signals", tick), ("risk_signals", beat)]
+    )
     assert (row["risk_signals"]["expected"], row["risk_signals"]["received"]) == (1, 1)
-    assert chaos.failures(row) == []
+    assert chaos_check.failures(row) == []
 
 
 def test_tally_completion_and_shared_spec():
-    spec = chaos.Tally(["windows"])
+    spec = chaos_check.Tally(["windows"])
     spec.expect("windows", rec("w1"))
     live = spec.sharing_spec()
     assert not live.complete()
@@ -146,7 +141,7 @@ def test_raw_plan_keeps_each_family_in_one_partition_with_fresh_offsets():
     settings = Settings.from_env({"VIGIL_TOPIC_PREFIX": "x."})
     catalog = TopicCatalog(settings, {"VIGIL_TOPIC_PREFIX": "x."})
     records = list(TelemetryGenerator(seed=3).records(1_767_225_600_000, 20, 300))
-    plan = chaos.raw_plan(records, catalog, settings.partitions)
+    plan = chaos_check.raw_plan(records, catalog, settings.partitions)
     by_topic: dict[str, list] = {}
     for item in plan:
         by_topic.setdefault(item.topic, []).append(item)
@@ -181,7 +176,7 @@ def single_line_stream(tmp_path_factory):
 
 def _without_origin(topic: str, value: dict) -> tuple[str, bytes]:
     value = {k: v for k, v in value.items() if k != "origin"}
-    return topic, chaos.canonical(value)
+    return topic, chaos_check.canonical(value)
 
 
 def test_expected_outputs_are_the_offline_replay(single_line_stream):
@@ -191,8 +186,8 @@ def test_expected_outputs_are_the_offline_replay(single_line_stream):
         _without_origin(logical[r["topic"]], r["value"])
         for r in offline_replay(paths, settings, flush=False)
     )
-    plan = chaos.raw_plan(records, catalog, settings.partitions)
-    spec = list(chaos.expected_outputs(plan, settings))
+    plan = chaos_check.raw_plan(records, catalog, settings.partitions)
+    spec = list(chaos_check.expected_outputs(plan, settings))
     assert sorted(_without_origin(t, v) for t, v in spec) == replayed
     assert len({t for t, _ in spec}) >= 3  # events and derived outputs, not just events
     # the spec's events carry the Kafka coordinates a worker's ingest gives them

@@ -233,7 +233,7 @@ def _strings(value: object):
 def test_shortcut_masks_exactly_what_the_full_pass_masks(fixtures_dir: Path) -> None:
     """`mask_text` skips the patterns for strings without any trigger substring: over every
     fixture string, every generated record and the cases above, it equals the full pass."""
-    from app.generate import TelemetryGenerator
+    from app.generator.stream import TelemetryGenerator
     from app.masking import _mask_text
 
     texts: list[str] = [case[0] for case in test_mask_text.pytestmark[0].args[1]]

@@ -247,7 +247,7 @@ def test_record_shortcut_masks_exactly_what_the_full_walk_masks(fixtures_dir: Pa
     """`mask_value` scans a value serialized as JSON once and walks only what its triggers
     allow (or nothing): over every fixture record, every event's attributes, generated records
     and the corpus, it equals the walk of every step over every string and key."""
-    from app.generate import TelemetryGenerator
+    from app.generator.stream import TelemetryGenerator
     from app.masking import _mask
 
     clear = Normalizer(masking=MaskingPolicy(enabled=False))

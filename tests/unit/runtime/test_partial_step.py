@@ -30,7 +30,7 @@ from app.settings import REPO_ROOT, Settings
 from app.topics import entity_partition
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import chaos
+import chaos_order as chaos
 
 TABLES = tuple(f.name for f in fields(PipelineState))
 #: The partition of the generated stream where held events are released most often.

@@ -17,7 +17,7 @@ from app.runtime.partition_clock import (
 from app.settings import REPO_ROOT, Settings
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import chaos
+import chaos_order as chaos
 
 IDLE = 1_000
 EXPECTED = ("falco", "metrics")

@@ -1,23 +1,23 @@
-"""The demo's scenarios (app/generate_scenarios.py): each service gets the gate decision its
+"""The demo's scenarios (app/generator/scenarios.py): each service gets the gate decision its
 scenario names, offline, after 3 and after 10 minutes of `make demo` traffic (50 records/s)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from app.generate import TelemetryGenerator
-from app.generate_scenarios import SCENARIOS, expected_decisions
+from app.generator.fleet import HOSTS, SERVICES
+from app.generator.scenarios import SCENARIOS, expected_decisions, with_incidents
+from app.generator.stream import TelemetryGenerator
 from app.model.events import format_time
 from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.replay import replay_events
-from app.settings import Settings
+from app.settings import REPO_ROOT, Settings
 from tables.risk.scorecards import gate
 
-DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "catalogue.example.yaml"
+DEMO_CATALOGUE = REPO_ROOT / "docs" / "catalogue.example.yaml"
 
 DEMO_RATE = 50.0
 START_MS = 1_780_000_000_000
@@ -74,8 +74,6 @@ def test_each_scenario_gets_its_decision(minutes):
 
 
 def test_scenarios_name_known_services_and_decisions():
-    from app.generate_sources import SERVICES
-
     assert set(SCENARIOS) == set(SERVICES)
     assert set(expected_decisions().values()) <= {"allow", "warn", "block"}
 
@@ -84,10 +82,6 @@ def test_the_demo_history_warms_the_detectors_and_the_injections_show_in_3_minut
     """`vigil generate --history`: after the warm-up history, the injected incident is a
     metric anomaly of the incident-prone service and the injected Falco burst an event-rate
     anomaly of its node, both within 3 minutes of going live (offline, at 10 records/s)."""
-    from app.generate import HOSTS
-    from app.generate_scenarios import with_incidents
-    from app.generate_sources import SERVICES
-
     rate, live_ms = 10.0, START_MS
     settings = dataclasses.replace(Settings(), catalogue=str(DEMO_CATALOGUE))
     pipeline = Pipeline(settings)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from app.generate import RawRecord, TelemetryGenerator
+from app.generator.stream import RawRecord, TelemetryGenerator
 from app.sources.errors import NormalizeError
 from app.sources.normalize import Normalizer
 from app.topics import RAW_FAMILIES

@@ -18,7 +18,7 @@ deployments fail. CI runs on the main branches pass; failed runs happen on featu
 - cluster-nodes (high, internal) -> block: the nodes run every container, so payments' C2
   connection is their incident too.
 
-`tests/unit/test_generate_scenarios.py` checks every decision offline at 3 and 10 minutes of
+`tests/unit/generator/test_scenarios.py` checks every decision offline at 3 and 10 minutes of
 demo traffic; `tests/integration/test_demo_scenarios_broker.py` through a worker.
 """
 
@@ -34,7 +34,7 @@ class Scenario:
     name: str
     #: The gate decision the scenario is designed to give.
     decision: str
-    #: Indexes into `app.generate.FALCO_RULES` that fire in its containers (none: no alerts).
+    #: Indexes into `app.generator.falco.FALCO_RULES` that fire in its containers (none: no alerts).
     falco_rules: tuple[int, ...] = ()
     #: CVE ids its image carries in every scan.
     cves: tuple[str, ...] = ()
@@ -44,7 +44,7 @@ class Scenario:
     enriched: bool = False
     #: Whether its Semgrep runs report results.
     sast: bool = True
-    #: Indexes into `app.generate_sources.ALERTS` it raises on Alertmanager (none: none).
+    #: Indexes into `app.generator.alertmanager.ALERTS` it raises on Alertmanager (none: none).
     alerts: tuple[int, ...] = ()
     #: Whether its metrics spike (an incident: 5xx logs and its first alert follow).
     incidents: bool = False
