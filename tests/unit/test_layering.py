@@ -3,7 +3,8 @@
 capability (tables/<capability>/) imports the vocabulary, the runtime's state helpers, its own
 package and the exceptions listed with their reasons; no module is over 600 lines; no domain
 function takes a partition or an offset, and the runtime's offset names stay in app/runtime/;
-faust is imported only by the Faust wiring, the agents and the runtime."""
+faust is imported only by the Faust wiring, the agents and the runtime; the runtime imports no
+capability, adapter or agent."""
 
 from __future__ import annotations
 
@@ -227,4 +228,30 @@ def test_faust_is_imported_only_by_the_wiring_the_agents_and_the_runtime():
             package = ".".join(path.relative_to(ROOT).parts[:-1])
             modules = imported_modules(path.read_text(encoding="utf-8"), package)
             found += [f"{name} imports {m}" for m in sorted(modules) if _within(m, ("faust",))]
+    assert found == []
+
+
+# ---- the runtime imports no capability -------------------------------------------------------
+
+#: What app/runtime/ may import of Vigil: the event model, itself, the settings, the metrics it
+#: counts in and the Faust wiring it drives; never a capability, an adapter or an agent.
+RUNTIME_ALLOWED = (
+    "app.model",
+    "app.runtime",
+    "app.settings",
+    "app.metrics",
+    "app.faust_app",
+    "app.faust_topics",
+    "app.codecs",
+)
+
+
+def test_the_runtime_imports_no_capability_adapter_or_agent():
+    found = []
+    for path in sorted((ROOT / "app" / "runtime").rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        for module in sorted(imported_modules(path.read_text(encoding="utf-8"), package)):
+            vigil = _within(module, VIGIL) and not _parent_of(module, RUNTIME_ALLOWED)
+            if vigil and not _within(module, RUNTIME_ALLOWED):
+                found.append(f"{path.relative_to(ROOT)} imports {module}")
     assert found == []
