@@ -1,10 +1,11 @@
-"""The alert stage's in-memory timer heap, rebuilt from the tables' `due` fields."""
+"""The alert stage's timers on the runtime's heap, rebuilt from the tables' `due` fields."""
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from typing import Any
+
+from app.runtime.due_heap import DueHeap
 
 #: A watermark at or beyond this is "end of input" (`AlertStage.flush`).
 FOREVER = 2**62
@@ -12,28 +13,13 @@ ALERT_RANK = 0  # alert and scope timers run before group flushes due at the sam
 GROUP_RANK = 1
 
 
-class TimerSchedule:
-    """In-memory min-heap of (due, rank, key) timers for one partition.
+class TimerSchedule(DueHeap):
+    """Timers `(due, rank, key)` for one partition.
 
     Alert and scope keys (table `alerts`) have rank 0, group keys (table `groups`) rank 1, so
     at equal times alert changes land before the flush that reports them. Entries go stale
     when a timer moves; the stage checks each popped entry against the state's `due`.
     """
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, str]] = []
-
-    def push(self, due: int, rank: int, key: str) -> None:
-        heapq.heappush(self._heap, (due, rank, key))
-
-    def pop_due(self, clock: int) -> tuple[int, int, str] | None:
-        """The earliest timer due at `clock`, or None."""
-        if self._heap and self._heap[0][0] <= clock:
-            return heapq.heappop(self._heap)
-        return None
-
-    def __len__(self) -> int:
-        return len(self._heap)
 
     @classmethod
     def rebuild(cls, items: Iterable[tuple[str, Any]]) -> TimerSchedule:

@@ -21,12 +21,12 @@ paces: a per-source watermark keeps a lagging topic from making another's events
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
 from app.model.events import Event, event_id, format_time
 from app.model.outputs import Output
+from app.runtime.due_heap import DueHeap
 from app.runtime.staged import StagedState
 from tables.anomaly import detector as anomaly_detector
 from tables.anomaly.rate_detector import RateDetectorConfig, new_rate_state, update_rate
@@ -49,33 +49,23 @@ RECENT_WINDOWS = 30
 MAX_ZERO_FILL = 60
 
 
-class WindowSchedule:
-    """In-memory min-heap of (close time, series key) for one partition.
+class WindowSchedule(DueHeap):
+    """`(close time, series key)` for one partition's source.
 
     Rebuilt from the table after a restart or rebalance (`rebuild`), so it never needs a
     changelog of its own.
     """
 
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
-
-    def push(self, closes_at: int, key: str) -> None:
-        """Remember that `key` has a window closing at `closes_at`."""
-        heapq.heappush(self._heap, (closes_at, key))
-
-    def pop_due(self, watermark: int) -> list[str]:
+    def closed(self, watermark: int) -> list[str]:
         """Keys with a window closed at `watermark`, each once, in (close time, key) order."""
         due: list[str] = []
         seen: set[str] = set()
-        while self._heap and self._heap[0][0] <= watermark:
-            _, key = heapq.heappop(self._heap)
+        while (entry := self.pop_due(watermark)) is not None:
+            key = entry[1]
             if key not in seen:
                 seen.add(key)
                 due.append(key)
         return due
-
-    def __len__(self) -> int:
-        return len(self._heap)
 
     @classmethod
     def rebuild(cls, items: Any, source: str, spec: WindowSpec) -> WindowSchedule:
@@ -139,7 +129,7 @@ class SeriesWindows:
             series[mark_key] = {"wm": advanced}
             watermark = advanced
         if watermark is not None:
-            for key in schedule.pop_due(watermark):
+            for key in schedule.closed(watermark):
                 outputs.extend(self.close(key, watermark, series))
         return outputs
 
