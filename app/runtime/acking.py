@@ -168,9 +168,16 @@ async def _handle_jump(
 ) -> Verdict:
     """A record arrived after missing offsets: if retention (or compaction) already deleted
     them, accept the loss loudly and go on from the partition's first record; otherwise seek
-    back to the first missing one. Returns PROCESS when this record is the one to go on with."""
+    back to the first missing one. Returns PROCESS when this record is the one to go on with.
+
+    Both ask the consumer's thread, which runs the rebalance callbacks; Faust's revocation
+    there waits until every record handed to a stream is acked (`wait_empty`). So the record
+    is released from that wait first, or a rebalance arriving now would wait for it forever
+    while it waits for the consumer's thread (seen in test_rebalance: a worker stuck in
+    `wait_empty`, dropped from the group)."""
     message = event.message
     tp, offset = message.tp, message.offset
+    consumer._unacked_messages.discard(message)
     earliest = (await consumer.earliest_offsets(tp)).get(tp)
     if earliest is not None and earliest > first_missing:
         counters["deleted"] += earliest - first_missing
@@ -186,6 +193,7 @@ async def _handle_jump(
         await _faust_add_gap(consumer, tp, first_missing, earliest - 1)
         order.processed(tp, earliest - 1, message.generation_id)
         if offset == earliest:
+            consumer._unacked_messages.add(message)  # processed now: tracked again
             return Verdict.PROCESS
         if offset < earliest:
             return Verdict.REPEAT

@@ -291,3 +291,19 @@ def test_a_jump_inside_a_batch_ends_what_the_batch_takes_of_that_partition():
     assert run_batches(stream, 10) == [[1, 2, 3, 4, 5]]
     assert consumer.seeks[0] == (TP("guarded-batch-c", 0), 3)
     assert consumer.acked == [1, 2, 3, 4, 5]
+
+
+def test_a_record_after_a_jump_never_holds_up_a_rebalance():
+    """The consumer's thread runs Faust's revocation, which waits for every record handed to a
+    stream to be acked: a record that makes the agent ask that thread (for the log start, to
+    seek back) must not be among them, or both wait for each other."""
+    stream, consumer = stream_of("guarded-j", [3, 7, 4, 5, 6, 7], committed=3)
+    waited_for: list[set[int]] = []
+
+    async def earliest_offsets(*tps):
+        waited_for.append({m.offset for m in consumer._unacked_messages if not m.acked})
+        return dict.fromkeys(tps, 0)
+
+    consumer.earliest_offsets = earliest_offsets
+    assert run(stream) == [3, 4, 5, 6, 7]
+    assert waited_for == [set()], "the record after the jump was still awaited by revocation"
