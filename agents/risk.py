@@ -29,7 +29,7 @@ from app.runtime.journal import Journal
 from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from app.sources.errors import ErrorCode, NormalizeError
-from tables.definitions import risk_journal, risk_state
+from tables.definitions import risk_clock_state, risk_journal, risk_state
 from tables.risk.stage import RiskStage
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ stage = RiskStage(settings.risk, catalogue=load_catalogue(settings))
 clock = RiskClock(stage, producers=settings.partitions)
 
 #: Each partition's last steps, applied again after a crash (app/runtime/step_journal.py).
-journal = Journal(risk_journal, {"risk": risk_state}, name="risk")
+journal = Journal(risk_journal, {"risk": risk_state, "clock": risk_clock_state}, name="risk")
 metrics.watch_bound("risk_signals", lambda: stage.stats["overflow"])
 metrics.watch_bound("risk_journal", lambda: journal.oversize)
 
@@ -57,9 +57,10 @@ def _failed(message, code: ErrorCode, reason: str, raw: bytes | None) -> Output:
     return dead_letter(origin, NormalizeError(code, reason[:300]), raw or b"")
 
 
-def _apply_signal(event, state: StagedState) -> list[Output]:
-    """One signal or heartbeat through the stage; a failure becomes its dead letter and
-    undoes the signal's writes, keeping the rest of the batch."""
+def _apply_signal(event, tables: dict[str, StagedState]) -> list[Output]:
+    """One signal or heartbeat through the clock and the stage (`tables`: the partition's
+    staged `risk` and `clock` tables); a failure becomes its dead letter and undoes the
+    signal's writes, keeping the rest of the batch."""
     message = event.message
     try:
         signal = orjson.loads(event.value)
@@ -67,12 +68,14 @@ def _apply_signal(event, state: StagedState) -> list[Output]:
             raise ValueError("a risk signal must be an object with time_ms")
     except (orjson.JSONDecodeError, ValueError) as exc:
         return [_failed(message, ErrorCode.WRONG_TYPE, f"not a risk signal: {exc}", event.value)]
-    state.mark()
+    for staged in tables.values():
+        staged.mark()
     try:
-        return clock.on_signal(signal, message.partition, state)
+        return clock.on_signal(signal, message.partition, tables["risk"], tables["clock"])
     except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
         log.exception("risk signal %s failed", signal.get("id"))
-        state.rollback()
+        for staged in tables.values():
+            staged.rollback()
         clock.forget_schedules()  # rebuilt from the table and the batch's staged writes
         reason = f"risk stage failed: {type(exc).__name__}"
         return [_failed(message, ErrorCode.INTERNAL, reason, event.value)]
@@ -91,7 +94,7 @@ async def risk(stream):
     changelog_writes.start()
     linger_s = settings.batch_linger_ms / 1000
     async for events in processed_batches(stream, settings.risk_batch_max, linger_s):
-        staged: dict[int, StagedState] = {}
+        staged_of: dict[int, dict[str, StagedState]] = {}
         outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
         for event in events:
@@ -102,12 +105,14 @@ async def risk(stream):
                 await journal.redo(partition, clock.forget_schedules)
             if not journal.resends.admit(partition, event.message.offset):
                 continue  # in the partition's state already (app/runtime/resends.py)
-            state = staged.get(partition)
-            if state is None:
-                state = staged[partition] = StagedState(risk_state, owner=partition)
+            tables = staged_of.get(partition)
+            if tables is None:
+                tables = staged_of[partition] = {
+                    "risk": StagedState(risk_state, owner=partition),
+                    "clock": StagedState(risk_clock_state),
+                }
             last_of_partition[partition] = event
-            outputs_of.setdefault(partition, []).extend(_apply_signal(event, state))
-        staged_of = {partition: {"risk": staged[partition]} for partition in last_of_partition}
+            outputs_of.setdefault(partition, []).extend(_apply_signal(event, tables))
         await journal.commit(staged_of, outputs_of, last_of_partition)
         outputs = [out for outs in outputs_of.values() for out in outs]
         record_risk(outputs)

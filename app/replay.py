@@ -134,6 +134,8 @@ class OfflineRisk:
         self.pipelines = pipelines
         self.idle_after = offline_idle_ms(settings)
         self.states = {p: StagedState({}, owner=p) for p in range(settings.partitions)}
+        #: the risk clock's records per partition (the runtime's table beside `risk`)
+        self.clocks = {p: StagedState({}) for p in range(settings.partitions)}
         #: partition -> time of its last event; the partitions declared idle since
         self.last: dict[int, int] = {}
         self.idle: set[int] = set()
@@ -141,9 +143,10 @@ class OfflineRisk:
     def apply(self, signal: Output) -> list[Output]:
         """Apply one risk signal in the partition it would have on `vigil.risk_signals`."""
         target = entity_partition(signal.key or "", self.partitions)
-        state = self.states[target]
-        scored = self.clock.on_signal(signal.value, target, state)
+        state, clocks = self.states[target], self.clocks[target]
+        scored = self.clock.on_signal(signal.value, target, state, clocks)
         state.commit()
+        clocks.commit()
         return scored
 
     def follow(self, step: Step) -> Iterator[Output]:
@@ -180,7 +183,7 @@ class OfflineRisk:
         """What every partition still holds (see `RiskClock.flush`)."""
         scored: list[Output] = []
         for partition, state in self.states.items():
-            scored += self.clock.flush(state, partition)
+            scored += self.clock.flush(state, partition, self.clocks[partition])
             state.commit()
         return scored
 

@@ -117,6 +117,10 @@ clock_state = _table("clock", "Each vigil.events partition's event-time clock.")
 #: Events held per entity until the partition clock passes them (app/runtime/held.py).
 held_state = _table("held", "Events held per entity until the partition clock passes them.")
 
+#: The risk clock (app/runtime/risk_clock.py): per `vigil.risk_signals` partition, the
+#: producers' heartbeats and the clock they make; kept by the runtime beside the `risk` table.
+risk_clock_state = _table("risk-clock", "Each vigil.risk_signals partition's event-time clock.")
+
 #: control partition (one) -> the control agent's last step, as JSON bytes.
 control_journal = _table(
     "control-journal", "Write-ahead record of the control agent's last step.", partitions=1

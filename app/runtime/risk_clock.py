@@ -11,8 +11,9 @@ clock (app/runtime/partition_clock.py):
 - the stage holds each signal until the clock passes it and is told to run up to the clock.
 Without producers (a test feeding one ordered stream) every signal moves the clock to its time.
 
-The clock of a partition lives in its table under `~wm|<partition>` (`{t: wm, wm, clock,
-src}`: the newest time reported, the clock, each producer's newest clock and idle flag); the
+The clock of a partition lives in the runtime's `risk-clock` table (the `clocks` argument; a
+test may keep it in the stage's own table) under `~wm|<partition>` (`{t: wm, wm, clock, src}`:
+the newest time reported, the clock, each producer's newest clock and idle flag); the
 stage's timer schedule of a partition is rebuilt from the partition's records (`owned_by`).
 The stage sees neither: it gets signals and "run up to t" calls (`ClockedStage`).
 """
@@ -99,13 +100,18 @@ class RiskClock:
         self.stats: Counter[str] = Counter()
 
     def on_signal(
-        self, signal: Mapping[str, Any], partition: int, state: StagedState
+        self,
+        signal: Mapping[str, Any],
+        partition: int,
+        state: StagedState,
+        clocks: StagedState | None = None,
     ) -> list[Output]:
         """Take in one risk signal or heartbeat read from `partition`, then run the stage up
-        to the partition clock."""
+        to the partition clock. The clock records live in `clocks` (the runtime's own table;
+        by default the stage's `state`)."""
         outputs: list[Output] = []
         schedule = self.schedule(partition, state)
-        clock = self._advance(signal, partition, state)
+        clock = self._advance(signal, partition, state if clocks is None else clocks)
         if is_heartbeat(signal):
             self.stats["ticks"] += 1
         else:
@@ -115,7 +121,11 @@ class RiskClock:
         return outputs
 
     def on_tick(
-        self, now_ms: int, state: StagedState, partition: int | None = None
+        self,
+        now_ms: int,
+        state: StagedState,
+        partition: int | None = None,
+        clocks: StagedState | None = None,
     ) -> list[Output]:
         """Move the clock of `partition` (None: of every partition with a schedule) to
         `now_ms - 1` (event time), whatever the producers reported, and run what is due.
@@ -123,24 +133,28 @@ class RiskClock:
         Faust writes tables only inside a stream event: the risk agent moves its clocks with
         heartbeat signals (`on_signal`); this is for tests and tools."""
         outputs: list[Output] = []
+        clocks = state if clocks is None else clocks
         partitions = sorted(self._schedules) if partition is None else [partition]
         for number in partitions:
             schedule = self.schedule(number, state)
             key = watermark_key(number)
-            record = dict(state.get(key) or {"t": "wm", "wm": None})
+            record = dict(clocks.get(key) or {"t": "wm", "wm": None})
             clock = record.get("clock", record.get("wm"))
             clock = now_ms - 1 if clock is None else max(clock, now_ms - 1)
             newest = record.get("wm")
             record.update(clock=clock, wm=now_ms if newest is None else max(newest, now_ms))
-            state[key] = record
+            clocks[key] = record
             outputs += self.stage.run_until(clock, state, schedule)
         return outputs
 
-    def flush(self, state: StagedState, partition: int) -> list[Output]:
+    def flush(
+        self, state: StagedState, partition: int, clocks: StagedState | None = None
+    ) -> list[Output]:
         """End of input (offline): every producer is done, so the stage runs up to the newest
         time reported, then applies what it still holds."""
         schedule = self.schedule(partition, state)
-        newest = (state.get(watermark_key(partition)) or {}).get("wm")
+        clocks = state if clocks is None else clocks
+        newest = (clocks.get(watermark_key(partition)) or {}).get("wm")
         return self.stage.finish(state, schedule, newest)
 
     def schedule(self, partition: int, state: StagedState) -> DueHeap:
@@ -156,7 +170,9 @@ class RiskClock:
         """Drop the in-memory schedules (after a rebalance or a failed send)."""
         self._schedules.clear()
 
-    def _advance(self, signal: Mapping[str, Any], partition: int, state: StagedState) -> int | None:
+    def _advance(
+        self, signal: Mapping[str, Any], partition: int, clocks: StagedState
+    ) -> int | None:
         """The partition clock after this signal (None: not started). With producers, only
         their heartbeats move it: a producer's entry is the newest clock it reported and
         whether it declared itself idle (every source of its partition idle: it has nothing
@@ -166,7 +182,7 @@ class RiskClock:
         merely slow (a backlog) holds it; only a declaration makes it stop. Without
         producers, every signal moves the clock to just before its own time."""
         key = watermark_key(partition)
-        record = state.get(key)
+        record = clocks.get(key)
         record = dict(record) if record else {"t": "wm", "wm": None}
         before = record.get("clock", record.get("wm"))
         time_ms = int(signal["time_ms"])
@@ -189,5 +205,5 @@ class RiskClock:
         if aligned is not None and (clock is None or aligned - 1 > clock):
             clock = aligned - 1
         record["clock"] = clock
-        state[key] = record
+        clocks[key] = record
         return clock
