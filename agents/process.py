@@ -5,8 +5,9 @@ input: one hop from normalized event to every derived output. Events are process
 of up to `VIGIL_BATCH_MAX` (default 500: what is buffered, waiting at most
 `VIGIL_BATCH_LINGER_MS` for more; docs/crash-safety.md has the chaos runs); a batch's outputs
 are sent and acknowledged together with a journal record of its state writes before those are
-applied (app/runtime/step_journal.py: a crash then never leaves a step half-written), and its input
-offsets are committed after that.
+applied, and its input offsets are committed after that (`Journal.commit`,
+app/runtime/journal.py: a crash never leaves a step half-written, and a record read or sent
+again is skipped by the runtime, app/runtime/resends.py).
 """
 
 from __future__ import annotations
