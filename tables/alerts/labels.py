@@ -16,8 +16,8 @@ Fingerprint:
 
 Kinds: `runtime` (Falco), `prom` (Alertmanager webhooks), `finding` (scanners and GitHub
 security alerts), `anomaly` (`vigil.anomalies`), `ci` (failed workflow runs, jobs and
-deployments; the next success of the same one resolves it) and `violation` (risky CloudTrail
-calls and Kubernetes audit events, medium severity and above).
+deployments; the next success of the same one resolves it) and `violation` (compliance rule
+violations, built by tables/compliance/evaluation.py `violation_alert`).
 
 Status: `resolved` for an Alertmanager alert whose status is resolved, a GitHub alert whose
 state is fixed / dismissed / resolved (or an accepted SARIF suppression), and a CI run, job or
