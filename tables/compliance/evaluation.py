@@ -67,11 +67,8 @@ class Violation:
 def failed(event: Event) -> bool:
     """Whether the event reports a request that did not take effect (denied or failed)."""
     a = event.attributes
-    if event.type == "cloud_api_call":
-        if a.get("error_code"):
-            return True
-        response = a.get("response_elements")
-        return isinstance(response, dict) and response.get("ConsoleLogin") == "Failure"
+    if event.type == "cloud_api_call":  # the adapter flags a failed console login
+        return bool(a.get("error_code")) or "console_login_failed" in (a.get("risk_reasons") or ())
     if event.type == "k8s_audit":
         code = a.get("response_code")
         return a.get("decision") == "forbidden" or (
