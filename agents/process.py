@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -152,6 +153,68 @@ def _linger_s() -> float:
     return settings.batch_linger_ms / 1000
 
 
+class Decoded(NamedTuple):
+    """A `vigil.events` record read: its JSON value, its canonical event (None for a clock
+    tick) and why it could not be read, if it could not."""
+
+    value: Any
+    canonical: Event | None
+    failure: Exception | None
+
+    @property
+    def raw_position(self) -> dict[str, Any] | None:
+        """Where ingest read the raw record (`Event.origin`), to recognise a copy."""
+        return self.canonical.origin if self.canonical is not None else None
+
+
+def _decode(event) -> Decoded:
+    """Read one `vigil.events` record (see `Decoded`)."""
+    try:
+        value = orjson.loads(event.value)
+        return Decoded(value, None if is_tick(value) else Event.from_dict(value), None)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return Decoded(None, None, exc)
+
+
+async def _apply(
+    event, decoded: Decoded, batch: Batch, outputs: list[Output], observed: list
+) -> None:
+    """One record of the batch through the pipeline: its outputs go to `outputs`, what the
+    metrics see to `observed`; a record that is not a canonical event, or whose processing
+    raised, becomes its dead letter (and its writes are undone)."""
+    message = event.message
+    value, canonical, failure = decoded
+    origin = Origin(message.topic, message.partition, message.offset, None)
+    if failure is not None:
+        reason = f"not a canonical event: {failure!r}"[:300]
+        error = NormalizeError(ErrorCode.WRONG_TYPE, reason)
+        outputs.append(dead_letter(origin, error, event.value or b""))
+        return
+    arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
+    batch.begin_event()
+    try:
+        if canonical is None:
+            step = pipeline.tick(
+                message.partition, arrival_ms, batch, progress=tick_progress(value)
+            )
+        else:
+            step = pipeline.process(canonical, message.partition, batch, arrival_ms)
+    except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
+        batch.rollback_event()
+        pipeline.forget_schedules()  # rebuilt from the tables
+        log.exception("processing failed for %s", canonical.id if canonical else "a tick")
+        error = NormalizeError(ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}")
+        outputs.append(dead_letter(origin, error, event.value or b""))
+        return
+    outputs.extend(step.outputs)
+    event_ms = canonical.ts_ms if canonical is not None else None
+    await aligner.observe(message.topic, message.partition, message.offset, event_ms)
+    if canonical is None:
+        observed.append((step.outputs, None, None, "clock"))
+    else:
+        observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
+
+
 @app.agent(events_in_topic, concurrency=1)
 async def process(stream):
     """Apply the stateful logic to batches of canonical events.
@@ -167,56 +230,16 @@ async def process(stream):
         batch = Batch(pipeline.state)
         outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
-        observed = []
+        observed: list = []
         for event in events:
             message = event.message
-            canonical = value = failure = None
-            try:
-                value = orjson.loads(event.value)
-                canonical = None if is_tick(value) else Event.from_dict(value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                failure = exc
-            raw_position = canonical.origin if canonical is not None else None
-            if not journal.resends.admit(message.partition, message.offset, raw_position):
+            decoded = _decode(event)
+            if not journal.resends.admit(message.partition, message.offset, decoded.raw_position):
                 continue  # in the partition's state already (app/runtime/resends.py)
             make_current(event)
             last_of_partition[message.partition] = event
             outputs = outputs_of.setdefault(message.partition, [])
-            origin = Origin(message.topic, message.partition, message.offset, None)
-            arrival_ms = int(message.timestamp * 1000) if message.timestamp else None
-            if failure is not None:
-                reason = f"not a canonical event: {failure!r}"[:300]
-                error = NormalizeError(ErrorCode.WRONG_TYPE, reason)
-                outputs.append(dead_letter(origin, error, event.value or b""))
-                continue
-            batch.begin_event()
-            try:
-                if canonical is None:
-                    step = pipeline.tick(
-                        message.partition, arrival_ms, batch, progress=tick_progress(value)
-                    )
-                else:
-                    step = pipeline.process(canonical, message.partition, batch, arrival_ms)
-            except Exception as exc:  # a logic bug must not stall the partition: dead-letter it
-                batch.rollback_event()
-                pipeline.forget_schedules()  # rebuilt from the tables
-                log.exception("processing failed for %s", canonical.id if canonical else "a tick")
-                error = NormalizeError(
-                    ErrorCode.INTERNAL, f"processing failed: {type(exc).__name__}"
-                )
-                outputs.append(dead_letter(origin, error, event.value or b""))
-                continue
-            outputs.extend(step.outputs)
-            await aligner.observe(
-                message.topic,
-                message.partition,
-                message.offset,
-                canonical.ts_ms if canonical is not None else None,
-            )
-            if canonical is None:
-                observed.append((step.outputs, None, None, "clock"))
-            else:
-                observed.append((step.outputs, canonical.source, canonical.ts_ms, "events"))
+            await _apply(event, decoded, batch, outputs, observed)
         captured = capture(batch, last_of_partition)
         batch.encode(dumps_value)  # serialized once, for the journal and the tables alike
         staged_of = {partition: batch.tables_of(partition) for partition in last_of_partition}
