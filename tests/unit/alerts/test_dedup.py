@@ -22,50 +22,14 @@ from tables.alerts.config import DedupConfig
 from tables.alerts.labels import alert_from_anomaly, alert_from_event, resolutions_from_scan
 from tables.alerts.pending import INLINE_PENDING, MAX_PENDING_INPUTS, PENDING
 from tables.alerts.records import dedup_key, group_key
-from tables.alerts.stage import AlertStage
 from tables.alerts.timers import TimerSchedule
+from tests.unit.alerts.harness import Harness
 
 T0 = parse_time("2024-03-01T12:00:00Z")
 S = 1000
 MIN = 60 * S
 HOUR = 60 * MIN
 NORMALIZER = Normalizer()
-
-
-class Harness:
-    """One partition of the alert stage over dict tables, committing after every step."""
-
-    def __init__(self, config: DedupConfig | None = None, **stage_args) -> None:
-        self.stage = AlertStage(config or DedupConfig(), **stage_args)
-        self.alerts: dict = {}
-        self.groups: dict = {}
-        self.schedule = TimerSchedule()
-        self.watermark: int | None = None
-
-    def _step(self, call) -> list:
-        alerts, groups = StagedState(self.alerts), StagedState(self.groups)
-        outputs = call(alerts, groups)
-        alerts.commit()
-        groups.commit()
-        return outputs
-
-    def feed(self, *events: Event) -> list:
-        outputs = []
-        for event in events:
-            self.watermark = max(self.watermark or event.ts_ms, event.ts_ms)
-            mark = self.watermark
-            outputs += self._step(
-                lambda a, g, e=event, w=mark: self.stage.on_event(e, w, a, g, self.schedule)
-            )
-        return outputs
-
-    def advance(self, watermark: int) -> list:
-        self.watermark = max(self.watermark or watermark, watermark)
-        mark = self.watermark
-        return self._step(lambda a, g: self.stage.on_watermark(mark, a, g, self.schedule))
-
-    def flush(self) -> list:
-        return self._step(lambda a, g: self.stage.flush(a, g, self.schedule))
 
 
 def records(outputs) -> list[dict]:

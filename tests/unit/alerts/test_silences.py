@@ -21,48 +21,13 @@ from tables.alerts.silences import (
     silence_state,
     silenced_by,
 )
-from tables.alerts.stage import AlertStage
-from tables.alerts.timers import TimerSchedule
+from tests.unit.alerts.harness import Harness
 
 T0 = parse_time("2024-03-01T12:00:00Z")
 S = 1000
 MIN = 60 * S
 HOUR = 60 * MIN
 NORMALIZER = Normalizer()
-
-
-class Partition:
-    """One partition of the alert stage over dict tables (commits after every step)."""
-
-    def __init__(self, number: int, config: DedupConfig, **stage_args) -> None:
-        self.number = number
-        self.stage = AlertStage(config, **stage_args)
-        self.alerts: dict = {}
-        self.groups: dict = {}
-        self.schedule = TimerSchedule()
-        self.watermark = 0
-
-    def _step(self, call) -> list:
-        alerts, groups = StagedState(self.alerts), StagedState(self.groups)
-        outputs = call(alerts, groups)
-        alerts.commit()
-        groups.commit()
-        return outputs
-
-    def feed(self, *events: Event) -> list:
-        outputs = []
-        for event in events:
-            self.watermark = max(self.watermark, event.ts_ms)
-            mark = self.watermark
-            outputs += self._step(
-                lambda a, g, e=event, w=mark: self.stage.on_event(e, w, a, g, self.schedule)
-            )
-        return outputs
-
-    def advance(self, watermark: int) -> list:
-        self.watermark = max(self.watermark, watermark)
-        mark = self.watermark
-        return self._step(lambda a, g: self.stage.on_watermark(mark, a, g, self.schedule))
 
 
 def records(outputs) -> list[dict]:
@@ -245,8 +210,8 @@ def test_a_silence_mutes_the_falco_fixture_rule_it_matches(fixtures_dir):
         starts=events[0].ts_ms,
         ends=events[-1].ts_ms + 24 * HOUR,
     )
-    muted = Partition(0, DedupConfig(), silences={s["id"]: s})
-    plain = Partition(0, DedupConfig())
+    muted = Harness(DedupConfig(), silences={s["id"]: s})
+    plain = Harness(DedupConfig())
     outputs = muted.feed(*events) + muted.stage.flush(
         StagedState(muted.alerts), StagedState(muted.groups), muted.schedule
     )
@@ -265,7 +230,7 @@ def test_a_silence_mutes_the_falco_fixture_rule_it_matches(fixtures_dir):
 
 def test_an_alert_shows_up_at_the_first_tick_after_its_silence_expires():
     s = silence(['alertname="Terminal shell in container"'], starts=T0 - HOUR, ends=T0 + 10 * MIN)
-    p = Partition(0, DedupConfig(), silences={s["id"]: s})
+    p = Harness(DedupConfig(), silences={s["id"]: s})
     outputs = []
     for minute in range(30):
         outputs += p.feed(falco(T0 + minute * MIN))
@@ -278,8 +243,8 @@ def test_node_down_inhibits_pod_alerts_on_the_same_node_across_partitions():
     rule = parse_inhibit_rule(NODE_RULE)
     config = DedupConfig(inhibit_rules=(rule,))
     inhibitors: dict = {}  # the global table both workers read
-    nodes = Partition(0, config, inhibitors=inhibitors)
-    pods = Partition(1, config, inhibitors=inhibitors)
+    nodes = Harness(config, inhibitors=inhibitors)
+    pods = Harness(config, inhibitors=inhibitors)
 
     def publish(outputs):
         for output in outputs:
