@@ -169,6 +169,15 @@ MAX_RISK_TICKS = 3
 NOT_STARTED = -(2**62)
 
 
+#: Every table of `PipelineState`, by name.
+TABLES = tuple(f.name for f in dataclasses.fields(PipelineState))
+
+
+def staged_tables(batch: Batch, partition: int) -> PipelineState:
+    """Every table of `partition` as staged in `batch` (reads see the batch's writes)."""
+    return PipelineState(*(batch.staged(partition, name) for name in TABLES))
+
+
 class Pipeline:
     """Raw record -> canonical events -> stateful logic -> outputs for downstream topics."""
 
@@ -254,34 +263,23 @@ class Pipeline:
         holds this event's writes.
         """
         batch = batch if batch is not None else Batch(self.state)
-        entities = batch.staged(partition, "entities")
-        series = batch.staged(partition, "series")
-        alerts = batch.staged(partition, "alerts")
-        groups = batch.staged(partition, "groups")
-        inhibitors = batch.staged(partition, "inhibitors")
-        desired = batch.staged(partition, "desired")
-        observed = batch.staged(partition, "observed")
-        posture = batch.staged(partition, "posture")
-        clocks = batch.staged(partition, "clock")
-        holds = batch.staged(partition, "held")
-        entities[event.entity] = update_entity_stats(entities.get(event.entity), event)
+        t = staged_tables(batch, partition)
+        t.entities[event.entity] = update_entity_stats(t.entities.get(event.entity), event)
         schedule = self.schedule(partition, event.source)
-        outputs = self.series.apply(event, series, schedule)
+        outputs = self.series.apply(event, t.series, schedule)
         source = event.origin["t"] if event.origin else event.source
-        before, clock = self._advance_clock(clocks, source, event.ts_ms, arrival_ms)
+        before, clock = self._advance_clock(t.clock, source, event.ts_ms, arrival_ms)
         timers = self.timers(partition)
-        self.alerts.receive_event(event, alerts, groups, timers)
+        self.alerts.receive_event(event, t.alerts, t.groups, timers)
         overflow = None
         if self._decides_in_order(event):
-            cutoff = held.hold(holds, event, self.held(partition))
+            cutoff = held.hold(t.held, event, self.held(partition))
             overflow = None if cutoff is None else (held.held_key(event.entity), cutoff)
-        released, raised = self._release(
-            partition, clock, desired, observed, posture, holds, overflow
-        )
+        released, raised = self._release(partition, clock, t, overflow)
         outputs += released
-        raised += self._anomaly_alerts(outputs, series, event.source)
-        derived = self._alerts_at(clock, raised, partition, alerts, groups)
-        outputs += self._conclude(event, outputs, derived, inhibitors, partition, before, clock)
+        raised += self._anomaly_alerts(outputs, t.series, event.source)
+        derived = self._alerts_at(clock, raised, partition, t.alerts, t.groups)
+        outputs += self._conclude(event, outputs, derived, t.inhibitors, partition, before, clock)
         return Step(outputs, batch.for_partition(partition))
 
     def _alerts_at(
@@ -308,14 +306,12 @@ class Pipeline:
         self,
         partition: int,
         clock: int | float,
-        desired: StagedState,
-        observed: StagedState,
-        posture: StagedState,
-        holds: StagedState,
+        t: PipelineState,
         overflow: tuple[str, int] | None = None,
     ) -> tuple[list[Output], list[AlertInput]]:
-        """Apply the held events the clock passed to the drift and compliance stages, each
-        entity's in event-time order: their outputs and the alerts they raise. `overflow`:
+        """Apply the held events the clock passed to the drift and compliance stages (`t`: the
+        partition's staged tables), each entity's in event-time order: their outputs and the
+        alerts they raise. `overflow`:
         an entity holding more than `held.MAX_HELD` events and the time up to which its
         oldest are applied now, whatever the clock."""
         outputs: list[Output] = []
@@ -328,12 +324,12 @@ class Pipeline:
             while (entry := schedule.pop_due(clock)) is not None:
                 due.append((entry[1], clock, False))
         for key, until, forced in due:
-            released = held.release(holds, key, until, schedule)
+            released = held.release(t.held, key, until, schedule)
             if forced:
                 self.held_overflow += len(released)
             for event in released:
-                outputs += self.drift.on_event(event, event.ts_ms, desired, observed)
-                checked = self.compliance.on_event(event, event.ts_ms, posture, observed)
+                outputs += self.drift.on_event(event, event.ts_ms, t.desired, t.observed)
+                checked = self.compliance.on_event(event, event.ts_ms, t.posture, t.observed)
                 outputs += checked.outputs
                 raised += checked.alerts
         return outputs, raised
@@ -416,22 +412,17 @@ class Pipeline:
         partition clock; alert timers and risk heartbeats follow it, and a `clock` heartbeat
         tells every risk partition where the clock is."""
         batch = batch if batch is not None else Batch(self.state)
-        alerts = batch.staged(partition, "alerts")
-        groups = batch.staged(partition, "groups")
-        inhibitors = batch.staged(partition, "inhibitors")
-        desired = batch.staged(partition, "desired")
-        observed = batch.staged(partition, "observed")
-        posture = batch.staged(partition, "posture")
-        clocks = batch.staged(partition, "clock")
-        holds = batch.staged(partition, "held")
-        before, clock = self._advance_clock(clocks, None, None, arrival_ms, settle, progress)
+        t = staged_tables(batch, partition)
+        before, clock = self._advance_clock(t.clock, None, None, arrival_ms, settle, progress)
         outputs: list[Output] = []
         if clock != before:
-            outputs, raised = self._release(partition, clock, desired, observed, posture, holds)
-            derived = self._alerts_at(clock, raised, partition, alerts, groups)
-            outputs += self._conclude(None, outputs, derived, inhibitors, partition, before, clock)
+            outputs, raised = self._release(partition, clock, t)
+            derived = self._alerts_at(clock, raised, partition, t.alerts, t.groups)
+            outputs += self._conclude(
+                None, outputs, derived, t.inhibitors, partition, before, clock
+            )
         if not settle:
-            outputs += self.clock_heartbeats(partition, clocks, arrival_ms)
+            outputs += self.clock_heartbeats(partition, t.clock, arrival_ms)
         return Step(outputs, batch.for_partition(partition))
 
     def _advance_clock(
@@ -534,26 +525,19 @@ class Pipeline:
     def flush(self, partition: int = 0) -> Step:
         """End of input (offline only): close every window, then fire every alert timer."""
         batch = Batch(self.state)
-        series = batch.staged(partition, "series")
-        alerts = batch.staged(partition, "alerts")
-        groups = batch.staged(partition, "groups")
-        inhibitors = batch.staged(partition, "inhibitors")
-        desired = batch.staged(partition, "desired")
-        observed = batch.staged(partition, "observed")
-        posture = batch.staged(partition, "posture")
-        holds = batch.staged(partition, "held")
+        t = staged_tables(batch, partition)
         keys = [k for k, v in self.state.series.items() if isinstance(v, dict) and v.get("open")]
-        outputs = self.series.flush(series, keys)
+        outputs = self.series.flush(t.series, keys)
         timers = self.timers(partition)
         derived: list[Output] = []
-        released, raised = self._release(partition, math.inf, desired, observed, posture, holds)
+        released, raised = self._release(partition, math.inf, t)
         outputs += released
         for alert in raised:
-            derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
+            derived += self.alerts.on_alert(alert, None, t.alerts, t.groups, timers)
         for out in outputs:
             if out.topic == "anomalies":
                 alert = alert_from_anomaly(out.value)
-                derived += self.alerts.on_alert(alert, None, alerts, groups, timers)
-        derived += self.alerts.flush(alerts, groups, timers)
-        outputs += self._route_inhibitors(derived, inhibitors)
+                derived += self.alerts.on_alert(alert, None, t.alerts, t.groups, timers)
+        derived += self.alerts.flush(t.alerts, t.groups, timers)
+        outputs += self._route_inhibitors(derived, t.inhibitors)
         return Step(outputs, batch.for_partition(partition))
