@@ -12,6 +12,7 @@ import faust
 from faust.transport.producer import ProducerBuffer
 
 from app.codecs import register_codecs
+from app.runtime import eager_delivery
 from app.settings import Settings
 from app.topics import TopicCatalog
 
@@ -51,3 +52,5 @@ app = faust.App(
 
 # The producer buffer's bound is a class attribute in Faust (one app per worker process).
 ProducerBuffer.max_messages = settings.producer_buffer
+# Fetched messages reach their streams without four tasks each (docs/performance.md).
+eager_delivery.install(settings.eager_delivery)

@@ -130,6 +130,10 @@ class Settings:
     #: PrometheusMonitor with its per-message bookkeeping). Env `VIGIL_FAUST_SENSOR`.
     #: Default lean.
     faust_sensor: str = "lean"
+    #: Hand fetched messages to their streams eagerly, in the fetcher's task, rather than with
+    #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py). Env
+    #: `VIGIL_EAGER_DELIVERY`. Default on.
+    eager_delivery: bool = True
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.
@@ -273,6 +277,7 @@ class Settings:
             event_loop=env_str(env, "VIGIL_EVENT_LOOP", d.event_loop),
             producer_linger_ms=env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
             faust_sensor=env_str(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
+            eager_delivery=env_bool(env, "VIGIL_EAGER_DELIVERY", d.eager_delivery),
             risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=env_int(
