@@ -41,7 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,19 +195,33 @@ def start_worker(env: dict, name: str, tmp: Path) -> subprocess.Popen:
     )
 
 
-async def committed_lag(group: str, topics: list[str]) -> int:
-    """Records not yet committed by `group` on `topics` (end offsets minus committed)."""
+async def wait_processed(
+    group: str, stages: list[list[str]], procs: list[subprocess.Popen], deadline: float
+) -> None:
+    """Wait until `group` has processed the input: every record of the first stage's topics
+    committed, then every record the next stage's topics held by then (what the stage before
+    made of it; records written later, such as clock ticks, are not waited for), and so on.
+    Polled every 0.1 s with one admin client."""
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
     await admin.start()
-    await consumer.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(t, p) for t in topics for p in range(4)]
-        ends = await consumer.end_offsets(tps)
-        return sum(ends[tp] - (offsets[tp].offset if tp in offsets else 0) for tp in tps)
+        for topics in stages:
+            target = await kafka_io.end_offsets(BOOTSTRAP, topics)
+            while True:
+                try:
+                    offsets = await admin.list_consumer_group_offsets(group)
+                except Exception:  # group not there yet
+                    offsets = {}
+                behind = sum(
+                    max(0, end - (offsets[tp].offset if tp in offsets else 0))
+                    for tp, end in target.items()
+                )
+                if behind == 0:
+                    break
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"workers did not finish ({behind} records of {topics})")
+                await asyncio.sleep(0.1)
     finally:
-        await consumer.stop()
         await admin.close()
 
 
@@ -269,7 +283,8 @@ def vigil_run(records, workers: int, tmp: Path, extra_env: dict | None = None) -
         )
         for i, port in enumerate(ports)
     ]
-    watched = [*catalog.raw_topics(), catalog.name("events"), catalog.name("risk_signals")]
+    # raw -> vigil.events -> vigil.risk_signals: each stage waited for once the one before is in.
+    stages = [catalog.raw_topics(), [catalog.name("events")], [catalog.name("risk_signals")]]
     deadline = time.monotonic() + 600
     try:
         # Timed from readiness (group joined, tables recovered), as the baseline is timed
@@ -277,16 +292,7 @@ def vigil_run(records, workers: int, tmp: Path, extra_env: dict | None = None) -
         wait_ready(ports, procs)
         started = time.perf_counter()
         cpu_at_start = sum(cpu_seconds(p) for p in procs)
-        while True:
-            time.sleep(1.0)
-            try:
-                lag = asyncio.run(committed_lag(settings.app_id, watched))
-            except Exception:  # group not there yet
-                lag = None
-            if lag == 0:
-                break
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"workers did not finish (lag {lag})")
+        asyncio.run(wait_processed(settings.app_id, stages, procs, deadline))
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(p) for p in procs) - cpu_at_start
         rss = max(peak_rss_mb(p) for p in procs)
