@@ -263,9 +263,10 @@ def ci_metrics(state: Mapping[str, Any], now_ms: int, config: RiskConfig) -> dic
     job or workflow name -> commits on which it failed and later succeeded.
     """
     start = now_ms - config.ci_window_ms
+    # Unsorted: only counts and the sorted groups below come from it.
     window = [
         (run["t"], key, run)
-        for key, run in sorted(state.get("runs", {}).items())
+        for key, run in state.get("runs", {}).items()
         if start < run["t"] <= now_ms
     ]
     runs = [entry for entry in window if entry[2].get("k") == "run"] or [
@@ -278,7 +279,8 @@ def ci_metrics(state: Mapping[str, Any], now_ms: int, config: RiskConfig) -> dic
         if run.get("sha"):
             by_commit.setdefault((run["n"], run["sha"]), []).append((t, run["ok"], key))
     flaky: dict[str, int] = {}
-    for (name, _sha), results in sorted(by_commit.items()):
+    # A commit with one result cannot have failed and later succeeded.
+    for (name, _sha), results in sorted(kv for kv in by_commit.items() if len(kv[1]) > 1):
         failed = False
         for _, ok, _ in sorted(results):
             if not ok:
