@@ -7,7 +7,8 @@ builds from its Kafka message), then its events go through `app.replay.replay_ev
 stateful logic in event-time order, each event in its entity's partition, with the risk
 stage), as `vigil replay --offline` runs them. Each part is timed with `time.process_time`,
 best of `--rounds`; printed as JSON, in ms per raw record. `--part` runs one part only (for a
-profiler).
+profiler: `py-spy record -f raw -o prof.raw -r 200 -- python scripts/bench_logic.py --part
+process`, read with `scripts/spy_frames.py prof.raw --under run_process`).
 """
 
 from __future__ import annotations
