@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tables.compliance.conditions import first
+
+if TYPE_CHECKING:
+    from tables.compliance.rule_pack import Rule
 
 #: A condition's requirements: field path -> the string values it must hold (one of them).
 Guards = Mapping[str, frozenset[str]]
@@ -67,17 +70,17 @@ class RuleGuards:
     """The rules of one event type, in pack order, each with its guards (see the module
     docstring); `paths`: every guarded field, resolved once per event."""
 
-    rules: tuple[Any, ...]
+    rules: tuple[Rule, ...]
     guards: tuple[tuple[tuple[str, frozenset[str]], ...], ...]
     paths: tuple[str, ...]
 
     @classmethod
-    def of(cls, rules: tuple[Any, ...], guards: list[Guards]) -> RuleGuards:
+    def of(cls, rules: tuple[Rule, ...], guards: list[Guards]) -> RuleGuards:
         """`rules` with their guards (one mapping per rule, empty: always kept)."""
         paths = tuple(sorted({path for g in guards for path in g}))
         return cls(rules, tuple(tuple(sorted(g.items())) for g in guards), paths)
 
-    def candidates(self, doc: Mapping[str, Any]) -> list[Any]:
+    def candidates(self, doc: Mapping[str, Any]) -> list[Rule]:
         """The rules whose every guarded field of `doc` (an event dict) holds a value allowed."""
         values = {path: first(doc, path) for path in self.paths}
         return [
