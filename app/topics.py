@@ -10,6 +10,7 @@ tables that hold its state. The worker binds them to Faust in app/faust_topics.p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -111,7 +112,9 @@ class TopicCatalog:
         return list(self._specs.values())
 
 
+@functools.lru_cache(maxsize=65_536)
 def entity_partition(entity: str, partitions: int) -> int:
     """The `vigil.events` partition of an entity: Kafka's default partitioner (murmur2 of the
-    UTF-8 key), as the producer applies it."""
+    UTF-8 key), as the producer applies it. Cached: murmur2 is pure Python, and offline
+    replay and the web views ask again for the same few entities."""
     return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions

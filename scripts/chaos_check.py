@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from app.generator.stream import TelemetryGenerator
-from app.model.outputs import Origin
+from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline
 from app.replay import replay_events
 from app.settings import Settings
@@ -393,15 +393,21 @@ def expected_outputs(plan: Iterable[RawPlan], settings: Settings) -> Iterator[tu
     """
     ingest = Pipeline(settings)
     events = []
-    for rec in plan:
-        for out in ingest.ingest(rec.value, rec.family, kafka_origin(rec)):
-            if out.topic == "events":
-                events.append(out)
-            else:
-                yield out.topic, out.value
+    for out in ingest_plan(ingest, plan):
+        if out.topic == "events":
+            events.append(out)
+        else:
+            yield out.topic, out.value
     logical = {spec.name: spec.logical for spec in TopicCatalog(settings).specs()}
     for record in replay_events(events, settings, ingest.catalogue, flush=False):
         yield logical.get(record["topic"], record["topic"]), record["value"]
+
+
+def ingest_plan(ingest: Pipeline, plan: Iterable[RawPlan]) -> Iterator[Output]:
+    """Every output of `ingest` for the planned records, in order: each record ingested with
+    the Origin the ingest agent builds from its Kafka message (`kafka_origin`)."""
+    for rec in plan:
+        yield from ingest.ingest(rec.value, rec.family, kafka_origin(rec))
 
 
 def generate(seed: int, start_ms: int, rate: float, count: int) -> list[Any]:

@@ -31,6 +31,16 @@ from app.topics import TopicCatalog  # noqa: E402
 START_MS = 1_767_225_600_000
 
 
+#: The generated streams digested: name -> (seed, share of malformed records, records).
+STREAMS = {"bench": (11, 0.002, 20_000), "chaos": (7, 0.005, 20_000)}
+
+
+def stream_records(name: str) -> list:
+    """The generator's records of one of `STREAMS`, 20 a second from `START_MS`."""
+    seed, bad, count = STREAMS[name]
+    return list(TelemetryGenerator(seed=seed, bad_ratio=bad).records(START_MS, 20.0, count))
+
+
 def _digest(lines) -> str:
     h = hashlib.sha256()
     count = 0
@@ -49,8 +59,8 @@ def main() -> int:
             name = str(path.relative_to(shared))
             digests[name] = _digest(offline_replay([path], settings))
     catalog = TopicCatalog(settings)
-    for name, seed, bad, count in (("bench", 11, 0.002, 20_000), ("chaos", 7, 0.005, 20_000)):
-        records = list(TelemetryGenerator(seed=seed, bad_ratio=bad).records(START_MS, 20.0, count))
+    for name in STREAMS:
+        records = stream_records(name)
         digests[f"generator:{name}"] = _digest(
             (r.family, r.ts_ms, r.value.decode("utf-8", "replace")) for r in records
         )

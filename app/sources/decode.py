@@ -50,7 +50,10 @@ def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) ->
         if allow_text:
             return text
         raise NormalizeError(ErrorCode.MALFORMED_JSON, f"invalid JSON: {exc}") from None
-    if nesting_depth(doc, limits.max_depth) > limits.max_depth:
+    if (
+        _brackets(raw) > limits.max_depth
+        and nesting_depth(doc, limits.max_depth) > limits.max_depth
+    ):
         raise NormalizeError(ErrorCode.TOO_DEEP, f"nesting deeper than {limits.max_depth} levels")
     return doc
 
@@ -58,6 +61,12 @@ def decode_record(raw: bytes, limits: DecodeLimits, allow_text: bool = False) ->
 def too_large(size: int, limit: int) -> NormalizeError:
     """The TOO_LARGE error for a record of `size` bytes (also raised by the file reader)."""
     return NormalizeError(ErrorCode.TOO_LARGE, f"record is {size} bytes, over the {limit} limit")
+
+
+def _brackets(raw: bytes) -> int:
+    """How many `{` and `[` the record holds: at least its nesting depth (each array or object
+    opens with one; strings may hold more), so a record with few needs no walk."""
+    return raw.count(b"{") + raw.count(b"[")
 
 
 def nesting_depth(doc: Any, stop_after: int) -> int:

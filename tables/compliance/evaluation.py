@@ -185,8 +185,8 @@ def evaluate(
     doc = event.to_dict()
     is_failed = failed(event)
     out = []
-    for rule in pack.by_type.get(event.type, ()):
-        if rule.stateful or not rule.applies_to(event):
+    for rule in pack.rules_for(event, doc):
+        if rule.stateful:
             continue
         if is_failed and not rule.include_failed:
             continue

@@ -15,6 +15,7 @@ import yaml
 
 from app.model.events import SEVERITIES, Event
 from tables.compliance.conditions import Condition, ConditionError, compile_condition
+from tables.compliance.rule_guards import RuleGuards, rule_guards
 
 DAY_MS = 86_400_000
 #: Posture of a rule without a `pass` condition fails this long after its last violation.
@@ -109,6 +110,13 @@ class Rule:
     def applies_to(self, event: Event) -> bool:
         return event.type in self.types and (self.sources is None or event.source in self.sources)
 
+    def guards(self) -> dict[str, frozenset[str]]:
+        """The field values the rule needs to fail or pass (tables/compliance/rule_guards.py);
+        none for a Rego rule, whose conditions are not readable here."""
+        if self.check is not None:
+            return {}
+        return rule_guards(self.match.spec, self.pass_.spec if self.pass_ is not None else None)
+
     def controls_label(self) -> str:
         """`fw:c1,c2;fw2:c3` in framework order: a stable alert label."""
         return ";".join(f"{fw}:{','.join(ids)}" for fw, ids in sorted(self.controls.items()))
@@ -123,6 +131,16 @@ class RulePack:
     rules: tuple[Rule, ...]
     by_type: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     prior_by_type: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    #: `by_type` with each rule's guards, to pick the rules an event can fail or pass.
+    guarded_by_type: dict[str, RuleGuards] = field(default_factory=dict)
+
+    def rules_for(self, event: Event, doc: Mapping[str, Any]) -> list[Rule]:
+        """The rules of the event's type and source that can fail or pass it (`doc`: its
+        dict), in pack order."""
+        guarded = self.guarded_by_type.get(event.type)
+        if guarded is None:
+            return []
+        return [rule for rule in guarded.candidates(doc) if rule.applies_to(event)]
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -203,6 +221,9 @@ def pack_of(rules: Iterable[Rule], frameworks: Mapping[str, str]) -> RulePack:
         rules=rules,
         by_type={k: tuple(v) for k, v in by_type.items()},
         prior_by_type={k: tuple(v) for k, v in prior_by_type.items()},
+        guarded_by_type={
+            k: RuleGuards.of(tuple(v), [rule.guards() for rule in v]) for k, v in by_type.items()
+        },
     )
 
 

@@ -103,7 +103,7 @@ class ComplianceStage:
         doc = event.to_dict()
         for rule in self.pack.prior_by_type.get(event.type, ()):
             record_prior(rule, event, doc, observed)
-        rules = [r for r in self.pack.by_type.get(event.type, ()) if r.applies_to(event)]
+        rules = self.pack.rules_for(event, doc)
         if not rules:
             return result
         is_failed = failed(event)

@@ -263,9 +263,10 @@ def ci_metrics(state: Mapping[str, Any], now_ms: int, config: RiskConfig) -> dic
     job or workflow name -> commits on which it failed and later succeeded.
     """
     start = now_ms - config.ci_window_ms
+    # Unsorted: only counts and the sorted groups below come from it.
     window = [
         (run["t"], key, run)
-        for key, run in sorted(state.get("runs", {}).items())
+        for key, run in state.get("runs", {}).items()
         if start < run["t"] <= now_ms
     ]
     runs = [entry for entry in window if entry[2].get("k") == "run"] or [
@@ -278,7 +279,8 @@ def ci_metrics(state: Mapping[str, Any], now_ms: int, config: RiskConfig) -> dic
         if run.get("sha"):
             by_commit.setdefault((run["n"], run["sha"]), []).append((t, run["ok"], key))
     flaky: dict[str, int] = {}
-    for (name, _sha), results in sorted(by_commit.items()):
+    # A commit with one result cannot have failed and later succeeded.
+    for (name, _sha), results in sorted(kv for kv in by_commit.items() if len(kv[1]) > 1):
         failed = False
         for _, ok, _ in sorted(results):
             if not ok:
@@ -502,14 +504,11 @@ def allocate(total: int, shares: Mapping[str, float], order: Iterable[str]) -> d
 
 
 def _combine(
-    cats: Mapping[str, list[tuple[str, float, dict[str, Any]]]], m: float, config: RiskConfig
+    weighted: Iterable[tuple[str, float]], m: float
 ) -> tuple[dict[str, float], float, float, int]:
-    """(each category's part of the base, base, raw score, score) of the items."""
-    terms = ranked_terms(
-        (category, config.weight(category) * points)
-        for category in CATEGORIES
-        for _, points, _ in cats[category]
-    )
+    """(each category's part of the base, base, raw score, score) of the items'
+    `(category, weighted points)`, in category then item order."""
+    terms = ranked_terms(weighted)
     parts = dict.fromkeys(CATEGORIES, 0.0)
     for category, term in terms:
         parts[category] += term / ZETA
@@ -527,25 +526,26 @@ def decay_curve(
     `category_items` lists them, so the score is the very number `assess` gives."""
     cats, _, _ = category_items(state, start_ms, config)
     m = multiplier(state)[0]
-    plan = {
-        category: [
-            (points, payload if "c" in payload and not item_open(payload) else None)
-            for _, points, payload in entries
-        ]
-        for category, entries in cats.items()
-    }
+    # (category, its weight, points, the item when its points decay)
+    plan = [
+        (
+            category,
+            config.weight(category),
+            points,
+            payload if "c" in payload and not item_open(payload) else None,
+        )
+        for category in CATEGORIES
+        for _, points, payload in cats[category]
+    ]
 
     def score_at(now_ms: int) -> int:
-        current = {
-            category: [
-                ("", points if item is None else item_points(item, now_ms, config), {})
-                for points, item in entries
-            ]
-            for category, entries in plan.items()
-        }
-        for entries in current.values():
-            entries[:] = [entry for entry in entries if entry[1] > 0]
-        return _combine(current, m, config)[3]
+        weighted = []
+        for category, weight, points, item in plan:
+            if item is not None:
+                points = item_points(item, now_ms, config)
+            if points > 0:
+                weighted.append((category, weight * points))
+        return _combine(weighted, m)[3]
 
     return score_at
 
@@ -561,7 +561,8 @@ def assess(
     (the gate's proposed change)."""
     cats, ci, cfr = category_items(state, now_ms, config, extra)
     m, described = multiplier(state)
-    parts, base, raw, score = _combine(cats, m, config)
+    weighted = ((c, config.weight(c) * points) for c in CATEGORIES for _, points, _ in cats[c])
+    parts, base, raw, score = _combine(weighted, m)
     points = allocate(score, parts, CATEGORIES)
     contributions = []
     for category in CATEGORIES:
