@@ -158,13 +158,10 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         f"standby replicas: w1 killed, w2 took over; windows complete {took:.0f} s after the kill",
         ["events", "windows"],
     )
-    assert complete, (
-        f"windows incomplete 75 s after the kill: {missing}; "
-        + (
-            f"all arrived {arrived:.0f} s after the kill (late, not lost)"
-            if late
-            else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"
-        )
+    assert complete, f"windows incomplete 75 s after the kill: {missing}; " + (
+        f"all arrived {arrived:.0f} s after the kill (late, not lost)"
+        if late
+        else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"
     )
     assert chaos_check.failures(rows) == []
     assert "Starting standby partitions" in second.log_path.read_text(errors="replace")
