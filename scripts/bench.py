@@ -321,6 +321,7 @@ LEVERS = {
     "lean Faust sensor (VIGIL_FAUST_SENSOR)": {"VIGIL_FAUST_SENSOR": "full"},
     "uvloop event loop (VIGIL_EVENT_LOOP)": {"VIGIL_EVENT_LOOP": "asyncio"},
     "producer linger 5 ms (VIGIL_PRODUCER_LINGER_MS)": {"VIGIL_PRODUCER_LINGER_MS": "0"},
+    "eager delivery (VIGIL_EAGER_DELIVERY)": {"VIGIL_EAGER_DELIVERY": "false"},
 }
 LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"
@@ -342,7 +343,7 @@ def levers_table(runs: dict, day: str) -> str:
     lines = [
         f"`make bench`, {day}, {on['events']:,} raw records, one worker; each lever turned off "
         "alone against all on, measured in the same run (raw/s of so short a run moves in "
-        "steps of the end detection, a commit interval and 1 s polls: CPU per record is the "
+        "steps of a commit interval: CPU per record is the "
         "figure):",
         "",
         "| lever | off: raw/s | off: CPU ms/record | on: raw/s | on: CPU ms/record | CPU saved |",
