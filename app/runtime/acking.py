@@ -38,8 +38,6 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
-from app.runtime.channel_events import ChannelEvents
-
 log = logging.getLogger(__name__)
 
 #: How often a lingering batch looks for more buffered events (seconds).
@@ -241,8 +239,8 @@ async def processed_batches(
     order = PartitionOrder()
     last_reported: dict[Any, int | None] = {}
     manual = stream.noack()
-    await manual.maybe_start()  # as iterating it would
-    events = ChannelEvents(manual)
+    buffered = manual.channel.queue
+    events = manual.events().__aiter__()
     loop = asyncio.get_running_loop()
     while True:
         batch: list[Any] = []
@@ -251,7 +249,7 @@ async def processed_batches(
             if batch:
                 if len(batch) >= max_events:
                     break
-                if not events.buffered():
+                if buffered.empty():
                     if deadline is None:
                         wait = linger_s() if callable(linger_s) else linger_s
                         deadline = loop.time() + wait
@@ -259,8 +257,9 @@ async def processed_batches(
                         break
                     await asyncio.sleep(_POLL_S)
                     continue
-            event = await events.next()
-            if event is None:
+            try:
+                event = await events.__anext__()
+            except StopAsyncIteration:
                 return
             message = event.message
             tp, offset = message.tp, message.offset

@@ -57,7 +57,6 @@ async def test_errors_and_cancellation_reach_the_blocked_coroutine():
             raise
 
     finished, rest = start_eagerly(deliver())
-    assert not finished
     task = asyncio.ensure_future(rest)
     await asyncio.sleep(0)
     task.cancel()
@@ -70,7 +69,6 @@ async def test_errors_and_cancellation_reach_the_blocked_coroutine():
         raise ValueError("bad record")
 
     finished, rest = start_eagerly(fails())
-    assert not finished
     with pytest.raises(ValueError, match="bad record"):
         await rest
 
