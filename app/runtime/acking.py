@@ -38,6 +38,8 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
+from app.runtime.channel_events import ChannelEvents
+
 log = logging.getLogger(__name__)
 
 #: How often a lingering batch looks for more buffered events (seconds).
@@ -239,8 +241,8 @@ async def processed_batches(
     order = PartitionOrder()
     last_reported: dict[Any, int | None] = {}
     manual = stream.noack()
-    buffered = manual.channel.queue
-    events = manual.events().__aiter__()
+    await manual.maybe_start()  # as iterating it would
+    events = ChannelEvents(manual)
     loop = asyncio.get_running_loop()
     while True:
         batch: list[Any] = []
@@ -249,7 +251,7 @@ async def processed_batches(
             if batch:
                 if len(batch) >= max_events:
                     break
-                if buffered.empty():
+                if not events.buffered():
                     if deadline is None:
                         wait = linger_s() if callable(linger_s) else linger_s
                         deadline = loop.time() + wait
@@ -257,9 +259,8 @@ async def processed_batches(
                         break
                     await asyncio.sleep(_POLL_S)
                     continue
-            try:
-                event = await events.__anext__()
-            except StopAsyncIteration:
+            event = await events.next()
+            if event is None:
                 return
             message = event.message
             tp, offset = message.tp, message.offset

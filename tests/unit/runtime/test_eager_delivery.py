@@ -57,6 +57,7 @@ async def test_errors_and_cancellation_reach_the_blocked_coroutine():
             raise
 
     finished, rest = start_eagerly(deliver())
+    assert not finished
     task = asyncio.ensure_future(rest)
     await asyncio.sleep(0)
     task.cancel()
@@ -69,6 +70,7 @@ async def test_errors_and_cancellation_reach_the_blocked_coroutine():
         raise ValueError("bad record")
 
     finished, rest = start_eagerly(fails())
+    assert not finished
     with pytest.raises(ValueError, match="bad record"):
         await rest
 
