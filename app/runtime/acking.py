@@ -19,7 +19,8 @@ loop body came back for the next one (an exception or a cancellation leaves it u
 so Faust neither commits nor drops a record of theirs by itself. Instead `PartitionOrder` checks
 that each input partition's offsets arrive contiguously: a record seen before is skipped; a
 record after a jump is not processed, and the consumer is sought back to the first missing
-offset. A jump seen twice between the same offsets is real (compaction, a transactional
+offset. A jump seen twice between the same offsets, in one consumer generation and with
+nothing processed from its first offset between, is real (compaction, a transactional
 producer's markers): it is then accepted and its offsets released for commit. Offsets the
 broker has already deleted (retention outran the consumer) are reported as lost, with their
 count, and reading goes on from the log start.
@@ -126,7 +127,8 @@ class PartitionOrder:
 
     def __init__(self) -> None:
         self._next: dict[Any, tuple[Any, int | None]] = {}
-        self._jumps: dict[Any, set[tuple[int, int]]] = {}
+        #: Jumps seen and not settled yet, per partition: (generation, {(expected, offset)}).
+        self._jumps: dict[Any, tuple[Any, set[tuple[int, int]]]] = {}
 
     def classify(
         self, tp: Any, offset: int, generation: Any, committed: int | None
@@ -141,7 +143,10 @@ class PartitionOrder:
             return Verdict.PROCESS, None
         if offset < expected:
             return Verdict.REPEAT, None
-        jumps = self._jumps.setdefault(tp, set())
+        seen = self._jumps.get(tp)
+        if seen is None or seen[0] != generation:  # a jump of another generation says nothing
+            seen = self._jumps[tp] = (generation, set())
+        jumps = seen[1]
         if (expected, offset) in jumps:
             jumps.discard((expected, offset))
             return Verdict.ACCEPT_GAP, expected
@@ -149,8 +154,17 @@ class PartitionOrder:
         return Verdict.SEEK_BACK, expected
 
     def processed(self, tp: Any, offset: int, generation: Any) -> None:
-        """Remember that `offset` was processed: `offset + 1` comes next."""
+        """Remember that `offset` was processed: `offset + 1` comes next. Jumps from an offset
+        up to this one are settled (what was missing arrived): seen again later, they are not
+        the same jump, and must not pass for a real gap."""
         self._next[tp] = (generation, offset + 1)
+        seen = self._jumps.get(tp)
+        if seen is not None:
+            pending = {jump for jump in seen[1] if jump[0] > offset}
+            if pending:
+                self._jumps[tp] = (seen[0], pending)
+            else:
+                del self._jumps[tp]
 
 
 def _topic_names(stream: Any) -> set[str]:

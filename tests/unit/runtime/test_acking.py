@@ -364,3 +364,24 @@ def test_events_fetched_before_a_rebalance_are_skipped_the_others_tracked_and_se
     stream.app.flow_control.active = False  # a rebalance under way
     assert run(stream) == []
     assert consumer.acked == []
+
+
+def test_a_settled_jump_seen_again_is_read_again_not_taken_for_a_real_gap():
+    """After a seek back, the missing offsets arrived: that jump is settled. The same pair of
+    offsets in a later race (another stale record after another seek) must seek back again,
+    not be accepted as offsets that do not exist (which would skip them)."""
+    order = PartitionOrder()
+    tp = TP("t", 0)
+    order.processed(tp, 861, generation=3)
+    assert order.classify(tp, 949, 3, committed=None) == (Verdict.SEEK_BACK, 862)
+    order.processed(tp, 862, generation=3)  # the re-read arrived
+    for offset in range(863, 949):
+        order.processed(tp, offset, generation=3)
+    # Later, a new generation starts again from the committed 862 and the race repeats.
+    assert order.classify(tp, 949, 4, committed=862) == (Verdict.SEEK_BACK, 862)
+    # A jump left unsettled by a rebalance does not carry over into the next generation either.
+    order.processed(tp, 861, generation=5)
+    assert order.classify(tp, 949, 5, committed=None) == (Verdict.SEEK_BACK, 862)
+    assert order.classify(tp, 949, 6, committed=862) == (Verdict.SEEK_BACK, 862)
+    # Seen twice in the same generation with nothing settled between: a real gap.
+    assert order.classify(tp, 949, 6, committed=862) == (Verdict.ACCEPT_GAP, 862)
