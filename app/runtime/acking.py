@@ -39,6 +39,7 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
+from app.runtime import stall_watch
 from app.runtime.channel_events import ChannelEvents
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ counters = {
     "seeks": 0,
     "accepted_gaps": 0,
     "deleted": 0,
+    "stall_seeks": 0,
 }
 
 _faust_on_final_ack = ConsumerMessage.on_final_ack
@@ -152,6 +154,10 @@ class PartitionOrder:
             return Verdict.ACCEPT_GAP, expected
         jumps.add((expected, offset))
         return Verdict.SEEK_BACK, expected
+
+    def positions(self, generation: Any) -> dict[Any, int]:
+        """The next offset expected of each partition seen in `generation`."""
+        return {tp: nxt for tp, (gen, nxt) in self._next.items() if gen == generation}
 
     def processed(self, tp: Any, offset: int, generation: Any) -> None:
         """Remember that `offset` was processed: `offset + 1` comes next. Jumps from an offset
@@ -258,53 +264,66 @@ async def processed_batches(
     await manual.maybe_start()  # as iterating it would
     events = ChannelEvents(manual)
     loop = asyncio.get_running_loop()
-    while True:
-        batch: list[Any] = []
-        deadline = None
+    # A partition that stops delivering with records waiting is read again (stall_watch).
+    watcher = asyncio.ensure_future(
+        stall_watch.watch(
+            consumer, lambda: order.positions(stream.app.consumer_generation_id), counters
+        )
+    )
+    try:
         while True:
-            if batch:
-                if len(batch) >= max_events:
-                    break
-                if not events.buffered():
-                    if deadline is None:
-                        wait = linger_s() if callable(linger_s) else linger_s
-                        deadline = loop.time() + wait
-                    if loop.time() >= deadline:
+            batch: list[Any] = []
+            deadline = None
+            while True:
+                if batch:
+                    if len(batch) >= max_events:
                         break
-                    await asyncio.sleep(_POLL_S)
-                    continue
-            event = await events.next()
-            if event is None:
-                return
-            message = event.message
-            tp, offset = message.tp, message.offset
-            committed = consumer._committed_offset.get(tp)
-            verdict, first_missing = order.classify(tp, offset, message.generation_id, committed)
-            if verdict is Verdict.SEEK_BACK:
-                verdict = await _handle_jump(consumer, order, event, first_missing, last_reported)
-            elif verdict is Verdict.ACCEPT_GAP:
-                counters["accepted_gaps"] += 1
-                log.info(
-                    "%s[%s]: offsets %s..%s do not exist",
-                    tp.topic,
-                    tp.partition,
-                    first_missing,
-                    offset - 1,
+                    if not events.buffered():
+                        if deadline is None:
+                            wait = linger_s() if callable(linger_s) else linger_s
+                            deadline = loop.time() + wait
+                        if loop.time() >= deadline:
+                            break
+                        await asyncio.sleep(_POLL_S)
+                        continue
+                event = await events.next()
+                if event is None:
+                    return
+                message = event.message
+                tp, offset = message.tp, message.offset
+                committed = consumer._committed_offset.get(tp)
+                verdict, first_missing = order.classify(
+                    tp, offset, message.generation_id, committed
                 )
-                await _faust_add_gap(consumer, tp, first_missing, offset - 1)
-            if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
-                # Expected next from here on; if the body fails, this generator is not
-                # resumed and nothing of the batch is acked.
-                order.processed(tp, offset, message.generation_id)
-                batch.append(event)
-            else:
-                # A repeat was processed before; a record after a jump is read again after
-                # the seek. Neither is acked (Faust would commit past a missing offset just
-                # before an acked one: `Consumer._new_offset` only stops at gaps of two or
-                # more), but a rebalance must not wait for them.
-                consumer._unacked_messages.discard(message)
-        yield batch
-        # Reached only when the body finished (or `continue`d) without raising.
-        for event in batch:
-            _processed.add(event.message)
-            await manual.ack(event)
+                if verdict is Verdict.SEEK_BACK:
+                    verdict = await _handle_jump(
+                        consumer, order, event, first_missing, last_reported
+                    )
+                elif verdict is Verdict.ACCEPT_GAP:
+                    counters["accepted_gaps"] += 1
+                    log.info(
+                        "%s[%s]: offsets %s..%s do not exist",
+                        tp.topic,
+                        tp.partition,
+                        first_missing,
+                        offset - 1,
+                    )
+                    await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+                if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
+                    # Expected next from here on; if the body fails, this generator is not
+                    # resumed and nothing of the batch is acked.
+                    order.processed(tp, offset, message.generation_id)
+                    batch.append(event)
+                else:
+                    # A repeat was processed before; a record after a jump is read again after
+                    # the seek. Neither is acked (Faust would commit past a missing offset just
+                    # before an acked one: `Consumer._new_offset` only stops at gaps of two or
+                    # more), but a rebalance must not wait for them.
+                    consumer._unacked_messages.discard(message)
+            yield batch
+            # Reached only when the body finished (or `continue`d) without raising.
+            for event in batch:
+                _processed.add(event.message)
+                await manual.ack(event)
+    finally:
+        watcher.cancel()
