@@ -237,6 +237,19 @@ async def _handle_jump(
     return Verdict.SEEK_BACK
 
 
+def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int]:
+    """Where the agent is on each of its assigned partitions: the next offset expected, or,
+    before any record of this generation arrived, the committed one (when there is one)."""
+    seen = order.positions(consumer.app.consumer_generation_id)
+    positions = {}
+    for tp in consumer.assignment():
+        if tp.topic in topics:
+            position = seen.get(tp, consumer._committed_offset.get(tp))
+            if position is not None:
+                positions[tp] = position
+    return positions
+
+
 async def processed_events(stream: Any) -> AsyncIterator[Any]:
     """Yield the stream's events in offset order per partition; ack each one only after the
     loop body handled it completely."""
@@ -265,10 +278,9 @@ async def processed_batches(
     events = ChannelEvents(manual)
     loop = asyncio.get_running_loop()
     # A partition that stops delivering with records waiting is read again (stall_watch).
+    topics = _topic_names(stream)
     watcher = asyncio.ensure_future(
-        stall_watch.watch(
-            consumer, lambda: order.positions(stream.app.consumer_generation_id), counters
-        )
+        stall_watch.watch(consumer, lambda: _positions(consumer, order, topics), counters)
     )
     try:
         while True:

@@ -64,16 +64,16 @@ async def watch(
     consumer: Any, positions: Callable[[], Mapping[Any, int]], counters: dict[str, int]
 ) -> None:
     """Check the agent's partitions every `CHECK_S` and seek the stalled ones (runs until
-    cancelled)."""
+    cancelled). `positions`: the next offset to process of each assigned partition."""
     stall = StallWatch()
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(CHECK_S)
         if not consumer.flow_active or consumer.app.rebalancing:
             continue
-        assigned = consumer.assignment()
-        mine = {tp: offset for tp, offset in positions().items() if tp in assigned}
-        stalled = stall.stalled(loop.time(), mine, _highwater(consumer), _held_back(consumer))
+        stalled = stall.stalled(
+            loop.time(), positions(), _highwater(consumer), _held_back(consumer)
+        )
         for tp, offset in stalled.items():
             counters["stall_seeks"] += 1
             log.warning(

@@ -385,3 +385,16 @@ def test_a_settled_jump_seen_again_is_read_again_not_taken_for_a_real_gap():
     assert order.classify(tp, 949, 6, committed=862) == (Verdict.SEEK_BACK, 862)
     # Seen twice in the same generation with nothing settled between: a real gap.
     assert order.classify(tp, 949, 6, committed=862) == (Verdict.ACCEPT_GAP, 862)
+
+
+def test_the_stall_watch_sees_every_assigned_partition_of_the_agent_where_it_is():
+    """Seen in this generation: the next offset expected; not yet: the committed one (a
+    partition that delivers nothing at all after an assignment is watched too)."""
+    seen, silent, unknown = TP("in", 0), TP("in", 1), TP("in", 2)
+    consumer = RecordingConsumer({silent: 40})
+    consumer.assignment = lambda: {seen, silent, unknown, TP("other", 0)}
+    consumer.app = type("App", (), {"consumer_generation_id": 7})()
+    order = PartitionOrder()
+    order.processed(seen, 11, generation=7)
+    order.processed(silent, 99, generation=6)  # an earlier generation says nothing
+    assert acking._positions(consumer, order, {"in"}) == {seen: 12, silent: 40}
