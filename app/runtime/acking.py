@@ -280,7 +280,9 @@ async def processed_batches(
     # A partition that stops delivering with records waiting is read again (stall_watch).
     topics = _topic_names(stream)
     watcher = asyncio.ensure_future(
-        stall_watch.watch(consumer, lambda: _positions(consumer, order, topics), counters)
+        stall_watch.watch(
+            consumer, lambda: _positions(consumer, order, topics), events.buffered, counters
+        )
     )
     try:
         while True:

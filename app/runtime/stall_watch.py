@@ -61,10 +61,14 @@ class StallWatch:
 
 
 async def watch(
-    consumer: Any, positions: Callable[[], Mapping[Any, int]], counters: dict[str, int]
+    consumer: Any,
+    positions: Callable[[], Mapping[Any, int]],
+    buffered: Callable[[], bool],
+    counters: dict[str, int],
 ) -> None:
     """Check the agent's partitions every `CHECK_S` and seek the stalled ones (runs until
-    cancelled). `positions`: the next offset to process of each assigned partition."""
+    cancelled). `positions`: the next offset to process of each assigned partition;
+    `buffered`: whether the agent's buffer holds events."""
     stall = StallWatch()
     loop = asyncio.get_running_loop()
     while True:
@@ -72,7 +76,7 @@ async def watch(
         if not consumer.flow_active or consumer.app.rebalancing:
             continue
         stalled = stall.stalled(
-            loop.time(), positions(), _highwater(consumer), _held_back(consumer)
+            loop.time(), positions(), _highwater(consumer), _held_back(consumer, buffered)
         )
         for tp, offset in stalled.items():
             counters["stall_seeks"] += 1
@@ -86,6 +90,8 @@ async def watch(
                 offset,
             )
             await consumer.seek_wait({tp: offset})
+            # Taken out of the fetcher for a full buffer that has drained since: back in.
+            consumer.on_buffer_drop(tp)
 
 
 def _highwater(consumer: Any) -> Callable[[Any], int | None]:
@@ -98,10 +104,13 @@ def _highwater(consumer: Any) -> Callable[[Any], int | None]:
     return highwater
 
 
-def _held_back(consumer: Any) -> Callable[[Any], bool]:
-    """Whether Faust holds a partition back on purpose: paused, or its buffer full."""
+def _held_back(consumer: Any, buffered: Callable[[], bool]) -> Callable[[Any], bool]:
+    """Whether Faust holds a partition back on purpose: paused, or taken out of the fetcher
+    while the agent's buffer still holds events (it is put back as the buffer drains)."""
 
     def held_back(tp: Any) -> bool:
-        return tp in consumer._paused_partitions or tp in consumer._buffered_partitions
+        if tp in consumer._paused_partitions:
+            return True
+        return tp in consumer._buffered_partitions and buffered()
 
     return held_back
