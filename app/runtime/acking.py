@@ -237,17 +237,15 @@ async def _handle_jump(
     return Verdict.SEEK_BACK
 
 
-def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int]:
+def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int | None]:
     """Where the agent is on each of its assigned partitions: the next offset expected, or,
-    before any record of this generation arrived, the committed one (when there is one)."""
+    before any record of this generation arrived, the committed one (None: none known)."""
     seen = order.positions(consumer.app.consumer_generation_id)
-    positions = {}
-    for tp in consumer.assignment():
-        if tp.topic in topics:
-            position = seen.get(tp, consumer._committed_offset.get(tp))
-            if position is not None:
-                positions[tp] = position
-    return positions
+    return {
+        tp: seen.get(tp, consumer._committed_offset.get(tp))
+        for tp in consumer.assignment()
+        if tp.topic in topics
+    }
 
 
 async def processed_events(stream: Any) -> AsyncIterator[Any]:

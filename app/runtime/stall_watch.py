@@ -62,22 +62,30 @@ class StallWatch:
 
 async def watch(
     consumer: Any,
-    positions: Callable[[], Mapping[Any, int]],
+    positions: Callable[[], Mapping[Any, int | None]],
     buffered: Callable[[], bool],
     counters: dict[str, int],
+    stall_s: float = STALL_S,
+    check_s: float = CHECK_S,
 ) -> None:
-    """Check the agent's partitions every `CHECK_S` and seek the stalled ones (runs until
-    cancelled). `positions`: the next offset to process of each assigned partition;
-    `buffered`: whether the agent's buffer holds events."""
-    stall = StallWatch()
+    """Check the agent's partitions every `check_s` and seek the stalled ones (runs until
+    cancelled). `positions`: the next offset to process of each assigned partition (None:
+    not known, the log start is taken); `buffered`: whether the agent's buffer holds events.
+    End offsets are asked of the broker: a partition never fetched has no high-water mark."""
+    stall = StallWatch(stall_s)
     loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(CHECK_S)
+        await asyncio.sleep(check_s)
         if not consumer.flow_active or consumer.app.rebalancing:
             continue
-        stalled = stall.stalled(
-            loop.time(), positions(), _highwater(consumer), _held_back(consumer, buffered)
-        )
+        where = dict(positions())
+        if not where:
+            continue
+        unknown = [tp for tp, position in where.items() if position is None]
+        if unknown:
+            where.update(await consumer.earliest_offsets(*unknown))
+        ends = await consumer.highwaters(*where)
+        stalled = stall.stalled(loop.time(), where, ends.get, _held_back(consumer, buffered))
         for tp, offset in stalled.items():
             counters["stall_seeks"] += 1
             log.warning(
@@ -92,16 +100,6 @@ async def watch(
             await consumer.seek_wait({tp: offset})
             # Taken out of the fetcher for a full buffer that has drained since: back in.
             consumer.on_buffer_drop(tp)
-
-
-def _highwater(consumer: Any) -> Callable[[Any], int | None]:
-    def highwater(tp: Any) -> int | None:
-        try:
-            return consumer.highwater(tp)
-        except Exception:  # not assigned any more, or not fetched yet
-            return None
-
-    return highwater
 
 
 def _held_back(consumer: Any, buffered: Callable[[], bool]) -> Callable[[Any], bool]:

@@ -162,7 +162,7 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         f"standby replicas: w1 killed, w2 took over; complete {took:.0f} s after the kill",
         ["events", "windows"],
     )
-    assert complete, f"windows incomplete 75 s after the kill: {missing}; " + (
+    assert complete, f"incomplete 75 s after the kill: {missing}; " + (
         f"all arrived {arrived:.0f} s after the kill (late, not lost)"
         if late
         else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"

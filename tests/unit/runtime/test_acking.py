@@ -388,8 +388,8 @@ def test_a_settled_jump_seen_again_is_read_again_not_taken_for_a_real_gap():
 
 
 def test_the_stall_watch_sees_every_assigned_partition_of_the_agent_where_it_is():
-    """Seen in this generation: the next offset expected; not yet: the committed one (a
-    partition that delivers nothing at all after an assignment is watched too)."""
+    """Seen in this generation: the next offset expected; not yet: the committed one, or None
+    (a partition that delivers nothing at all after an assignment is watched too)."""
     seen, silent, unknown = TP("in", 0), TP("in", 1), TP("in", 2)
     consumer = RecordingConsumer({silent: 40})
     consumer.assignment = lambda: {seen, silent, unknown, TP("other", 0)}
@@ -397,4 +397,4 @@ def test_the_stall_watch_sees_every_assigned_partition_of_the_agent_where_it_is(
     order = PartitionOrder()
     order.processed(seen, 11, generation=7)
     order.processed(silent, 99, generation=6)  # an earlier generation says nothing
-    assert acking._positions(consumer, order, {"in"}) == {seen: 12, silent: 40}
+    assert acking._positions(consumer, order, {"in"}) == {seen: 12, silent: 40, unknown: None}

@@ -39,3 +39,49 @@ def test_unknown_high_water_marks_and_partitions_gone_are_dropped():
     assert check(watch, 30, {"b": 7}, {"b": 9}) == {}  # waiting since 20
     assert check(watch, 35, {"b": 7}, {"b": 9}) == {"b": 7}
     assert "a" not in watch._since
+
+
+async def test_a_partition_that_never_delivered_is_sought_to_the_log_start_and_put_back():
+    """Nothing arrived since the assignment and nothing is committed: its position is the log
+    start, its end comes from the broker (a partition never fetched has no high-water mark)."""
+    import asyncio
+
+    from faust.types import TP
+
+    from app.runtime import stall_watch
+
+    tp = TP("in", 1)
+
+    class Consumer:
+        flow_active = True
+        app = type("App", (), {"rebalancing": False})()
+        _paused_partitions: set = set()
+        _buffered_partitions = {tp}  # taken out for a full buffer, which has drained since
+        seeks: list = []
+        dropped: list = []
+
+        async def earliest_offsets(self, *tps):
+            return dict.fromkeys(tps, 0)
+
+        async def highwaters(self, *tps):
+            return dict.fromkeys(tps, 300)
+
+        async def seek_wait(self, partitions):
+            self.seeks.append(dict(partitions))
+
+        def on_buffer_drop(self, tp):
+            self.dropped.append(tp)
+
+    consumer, counters = Consumer(), {"stall_seeks": 0}
+    task = asyncio.ensure_future(
+        stall_watch.watch(
+            consumer, lambda: {tp: None}, lambda: False, counters, stall_s=0.05, check_s=0.01
+        )
+    )
+    for _ in range(200):
+        if consumer.seeks:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    assert consumer.seeks[0] == {tp: 0} and consumer.dropped[0] == tp
+    assert counters["stall_seeks"] >= 1
