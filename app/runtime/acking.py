@@ -40,7 +40,6 @@ from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
 from app.runtime import stall_watch
-from app.runtime.channel_events import ChannelEvents
 
 log = logging.getLogger(__name__)
 
@@ -272,14 +271,17 @@ async def processed_batches(
     order = PartitionOrder()
     last_reported: dict[Any, int | None] = {}
     manual = stream.noack()
-    await manual.maybe_start()  # as iterating it would
-    events = ChannelEvents(manual)
+    buffered = manual.channel.queue
+    events = manual.events().__aiter__()
     loop = asyncio.get_running_loop()
     # A partition that stops delivering with records waiting is read again (stall_watch).
     topics = _topic_names(stream)
     watcher = asyncio.ensure_future(
         stall_watch.watch(
-            consumer, lambda: _positions(consumer, order, topics), events.buffered, counters
+            consumer,
+            lambda: _positions(consumer, order, topics),
+            lambda: not buffered.empty(),
+            counters,
         )
     )
     try:
@@ -290,7 +292,7 @@ async def processed_batches(
                 if batch:
                     if len(batch) >= max_events:
                         break
-                    if not events.buffered():
+                    if buffered.empty():
                         if deadline is None:
                             wait = linger_s() if callable(linger_s) else linger_s
                             deadline = loop.time() + wait
@@ -298,8 +300,9 @@ async def processed_batches(
                             break
                         await asyncio.sleep(_POLL_S)
                         continue
-                event = await events.next()
-                if event is None:
+                try:
+                    event = await events.__anext__()
+                except StopAsyncIteration:
                     return
                 message = event.message
                 tp, offset = message.tp, message.offset

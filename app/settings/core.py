@@ -131,9 +131,10 @@ class Settings:
     #: Default lean.
     faust_sensor: str = "lean"
     #: Hand fetched messages to their streams eagerly, in the fetcher's task, rather than with
-    #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py). Env
-    #: `VIGIL_EAGER_DELIVERY`. Default on.
-    eager_delivery: bool = True
+    #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py; ~30 % less
+    #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default off: `make chaos` was not exact
+    #: in 2 of 4 runs with it (and the channel take, since removed) on, docs/performance.md.
+    eager_delivery: bool = False
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.

@@ -4,8 +4,6 @@ it (app/runtime/acking.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from typing import Any
 
 import pytest
 from faust.types.tuples import TP, ConsumerMessage
@@ -23,10 +21,6 @@ class RecordingConsumer:
         self._committed_offset = dict(committed or {})
         self._unacked_messages: set = set()
         self.earliest: dict[TP, int] = {}
-
-    @property
-    def unacked(self) -> set:
-        return self._unacked_messages
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.earliest.get(tp, 0) for tp in tps}
@@ -56,32 +50,17 @@ class FakeEvent:
 
 
 class FakeQueue:
-    """The channel's buffer: events arrive in groups; a wait on the empty buffer lets the next
-    group arrive. Once all were taken, the agent stops: Faust throws StopAsyncIteration into
-    the channel."""
+    """The channel's buffer: `buffered` events are waiting in it."""
 
-    def __init__(self, events: list[FakeEvent], arrivals: list[int]) -> None:
-        self._pending = deque(events)
-        self._arrivals = deque(arrivals)
-        self._buffer: deque[FakeEvent] = deque()
+    def __init__(self) -> None:
+        self.buffered = 0
 
     def empty(self) -> bool:
-        return not self._buffer
-
-    def get_nowait(self) -> FakeEvent:
-        return self._buffer.popleft()
-
-    async def get(self) -> FakeEvent:
-        while not self._buffer:
-            if not self._arrivals:
-                raise StopAsyncIteration
-            for _ in range(self._arrivals.popleft()):
-                self._buffer.append(self._pending.popleft())
-        return self._buffer.popleft()
+        return self.buffered == 0
 
 
 class FakeStream:
-    """A noack stream as processed_batches sees it; `ack` goes through the message, as Faust's.
+    """Yields events like Faust's noack stream; `ack` goes through the message, as Faust's.
 
     `arrivals` splits the events into groups that reach the channel's buffer together (by
     default all at once)."""
@@ -92,37 +71,25 @@ class FakeStream:
         events: list[FakeEvent],
         consumer: RecordingConsumer,
         arrivals: list[int] | None = None,
-        generation: int = 1,
     ) -> None:
-        self.channel = type("Channel", (), {"topics": (topic,), "queue": None})()
-        flow = type("Flow", (), {"active": True, "is_active": lambda self: self.active})()
-        self.app = type(
-            "App",
-            (),
-            {
-                "consumer": consumer,
-                "flow_control": flow,
-                "topics": type("Conductor", (), {"acking_topics": {topic}})(),
-                "consumer_generation_id": generation,
-            },
-        )()
-        self.should_stop = False
-        self.sensed: list[int] = []
+        self.channel = type("Channel", (), {"topics": (topic,), "queue": FakeQueue()})()
+        self.app = type("App", (), {"consumer": consumer})()
         self._events = events
         self._arrivals = arrivals or [len(events)]
 
     def noack(self) -> FakeStream:
-        self.channel.queue = FakeQueue(self._events, self._arrivals)
         return self
 
-    async def maybe_start(self) -> None:
-        pass
-
-    def _on_message_in(self, tp: TP, offset: int, message: ConsumerMessage) -> None:
-        pass
-
-    def _on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: FakeEvent) -> None:
-        self.sensed.append(offset)
+    async def events(self):
+        queue = self.channel.queue
+        position = 0
+        for size in self._arrivals:
+            queue.buffered = size
+            for event in self._events[position : position + size]:
+                queue.buffered -= 1
+                self.app.consumer._unacked_messages.add(event.message)
+                yield event
+            position += size
 
     async def ack(self, event: FakeEvent) -> bool:
         return event.ack()
@@ -340,30 +307,6 @@ def test_a_record_after_a_jump_never_holds_up_a_rebalance():
     consumer.earliest_offsets = earliest_offsets
     assert run(stream) == [3, 4, 5, 6, 7]
     assert waited_for == [set()], "the record after the jump was still awaited by revocation"
-
-
-def test_events_fetched_before_a_rebalance_are_skipped_the_others_tracked_and_sensed():
-    """What Faust's stream iterator did for each event, the channel take does (ChannelEvents):
-    an event of an older consumer generation, or taken while the flow is stopped, is not
-    processed (the new assignment reads it again); the others are tracked as unacked."""
-    tp = TP("guarded-k", 0)
-    consumer = RecordingConsumer({tp: 0})
-    events = [
-        FakeEvent(message("guarded-k", 0, generation=1), consumer),  # before the rebalance
-        FakeEvent(message("guarded-k", 0, generation=2), consumer),
-        FakeEvent(message("guarded-k", 1, generation=2), consumer),
-    ]
-    stream = FakeStream("guarded-k", events, consumer, generation=2)
-    tracked_before_ack: list[bool] = []
-    assert run(stream, lambda e: tracked_before_ack.append(e.message.tracked)) == [0, 1]
-    assert [e.message.generation_id for e in events if e.message.acked] == [2, 2]
-    assert tracked_before_ack == [True, True] and stream.sensed == [0, 1]
-
-    consumer = RecordingConsumer({tp: 0})
-    stream = FakeStream("guarded-k", [FakeEvent(message("guarded-k", 0), consumer)], consumer)
-    stream.app.flow_control.active = False  # a rebalance under way
-    assert run(stream) == []
-    assert consumer.acked == []
 
 
 def test_a_settled_jump_seen_again_is_read_again_not_taken_for_a_real_gap():
