@@ -132,8 +132,8 @@ class Settings:
     faust_sensor: str = "lean"
     #: Hand fetched messages to their streams eagerly, in the fetcher's task, rather than with
     #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py; ~30 % less
-    #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default off: `make chaos` was not exact
-    #: in 2 of 4 runs with it (and the channel take, since removed) on, docs/performance.md.
+    #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default off while `make chaos` is not
+    #: exact (with it or without, docs/performance.md).
     eager_delivery: bool = False
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
