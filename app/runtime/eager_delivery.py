@@ -83,4 +83,4 @@ async def _eager_wait_first(self: Any, *coros: Any, timeout: Any = None) -> Wait
 
 def install(enabled: bool) -> None:
     """Deliver fetched messages eagerly (`enabled`) or as Faust does (idempotent)."""
-    Consumer.wait_first = _eager_wait_first if enabled else Service.wait_first  # type: ignore[method-assign]
+    Consumer.wait_first = _eager_wait_first if enabled else _faust_wait_first  # type: ignore[method-assign]

@@ -73,6 +73,7 @@ async def watch(
     not known, the log start is taken); `buffered`: whether the agent's buffer holds events.
     End offsets are asked of the broker: a partition never fetched has no high-water mark."""
     stall = StallWatch(stall_s)
+    held_back = _held_back(consumer, buffered)
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(check_s)
@@ -85,7 +86,7 @@ async def watch(
         if unknown:
             where.update(await consumer.earliest_offsets(*unknown))
         ends = await consumer.highwaters(*where)
-        stalled = stall.stalled(loop.time(), where, ends.get, _held_back(consumer, buffered))
+        stalled = stall.stalled(loop.time(), where, ends.get, held_back)
         for tp, offset in stalled.items():
             counters["stall_seeks"] += 1
             log.warning(
