@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ async def _chaos(
         if kill_at:
             on_events = sum((await kafka_io.end_offsets(bootstrap, [events_topic])).values())
             if on_events >= kill_at[0]:
+                await _log_bounds(worker)
                 worker.kill()
                 kills.append(
                     {
@@ -131,6 +133,7 @@ async def _chaos(
             break
     else:
         log("timeout")
+    await _log_bounds(worker)
     for collector in collectors:
         await collector.drain()
     inputs = [catalog.raw(f) for f in families] + [events_topic]
@@ -189,3 +192,29 @@ def _recent_start_ms(args: argparse.Namespace) -> int:
     span_ms = int(args.count * 1000 / args.rate)
     now = int(time.time() * 1000)
     return (now - span_ms - 600_000) // 60_000 * 60_000
+
+
+#: Worker metrics that say an output may follow the arrival order rather than the clocks.
+_ORDER_METRICS = ("vigil_bound_overflow_total", "vigil_events_behind_clock_total")
+
+
+async def _log_bounds(worker: Any) -> None:
+    """Log the worker's bound overflows and events behind the clock (counted since it
+    started), read from its /metrics just before it is killed or the run ends."""
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+
+    def scrape() -> str:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+
+    try:
+        text = await asyncio.to_thread(scrape)
+    except OSError as exc:
+        log(f"  worker metrics not read ({exc})")
+        return
+    found = [
+        line
+        for line in text.splitlines()
+        if line.startswith(_ORDER_METRICS) and not line.endswith(" 0.0")
+    ]
+    log("  order limits reached: " + ("; ".join(found) if found else "none"))

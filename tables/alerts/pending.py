@@ -9,8 +9,13 @@ from typing import Any
 from app.runtime import spill
 
 #: Most inputs one alert holds while they wait for the partition clock; beyond it the oldest
-#: are applied at once (`stats["overflow"]`), in time order but ahead of the clock.
-MAX_PENDING_INPUTS = 250
+#: are applied at once (`stats["overflow"]`), in time order but ahead of the clock. The same
+#: bound as held events (app/runtime/held.py `MAX_HELD`): both wait in spill records, so an
+#: input costs the same whatever the count. A worker reading a backlog runs a sparse source
+#: up to a fetch ahead of the slowest (docs/backpressure.md): 1 MiB of Alertmanager
+#: notifications is ~35 minutes of `make chaos` event time, over 700 inputs of its busiest
+#: alert, so 250 overflowed there under load.
+MAX_PENDING_INPUTS = 5_000
 #: Waiting inputs kept in the alert's record (the earliest); later ones wait in spill records
 #: of `PENDING_BUCKET_MS` of event time (at most `PENDING_BUCKET_MAX` inputs, ~1 KB each), so
 #: an input that waits rewrites two small records, not every input held: with all of them
