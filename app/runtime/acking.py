@@ -20,10 +20,11 @@ so Faust neither commits nor drops a record of theirs by itself. Instead `Partit
 that each input partition's offsets arrive contiguously: a record seen before is skipped; a
 record after a jump is not processed, and the consumer is sought back to the first missing
 offset. A jump seen twice between the same offsets, in one consumer generation and with
-nothing processed from its first offset between, is real (compaction, a transactional
-producer's markers): it is then accepted and its offsets released for commit. Offsets the
-broker has already deleted (retention outran the consumer) are reported as lost, with their
-count, and reading goes on from the log start.
+nothing processed from its first offset between, may be real (compaction, a transactional
+producer's markers): the broker is asked for the first missing offset, and only if it serves
+nothing before the record after the jump are the offsets accepted and released for commit.
+Offsets the broker has already deleted (retention outran the consumer) are reported as lost,
+with their count, and reading goes on from the log start.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
+from app import kafka_io
 from app.runtime import stall_watch
 
 log = logging.getLogger(__name__)
@@ -51,12 +54,14 @@ _guarded_topics: set[str] = set()
 #: Messages `processed_events` finished with (weak: they go once Faust drops them).
 _processed: weakref.WeakSet[Any] = weakref.WeakSet()
 #: Counters since start (also logged): acks and gaps refused, seeks back over a jump, gaps
-#: accepted, records deleted by the broker before they were read.
+#: accepted, jumps seen twice whose offsets the broker still served, records deleted by the
+#: broker before they were read, stall seeks.
 counters = {
     "refused_acks": 0,
     "refused_gaps": 0,
     "seeks": 0,
     "accepted_gaps": 0,
+    "disproved_gaps": 0,
     "deleted": 0,
     "stall_seeks": 0,
 }
@@ -236,6 +241,52 @@ async def _handle_jump(
     return Verdict.SEEK_BACK
 
 
+#: How long the broker is given to serve the first missing offset of a gap (seconds).
+GAP_CHECK_S = 10.0
+
+
+async def first_served_offset(consumer: Any, tp: Any, offset: int) -> int | None:
+    """The first offset of `tp` at or after `offset` the broker serves to a consumer reading as
+    the worker's does (None: not known within `GAP_CHECK_S`)."""
+    isolation = "read_committed" if consumer.in_transaction else "read_uncommitted"
+    bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in consumer.app.conf.broker)
+    return await kafka_io.first_offset_from(
+        bootstrap, TopicPartition(tp.topic, tp.partition), offset, isolation, GAP_CHECK_S
+    )
+
+
+async def _confirm_gap(consumer: Any, event: Any, first_missing: int) -> Verdict:
+    """The same jump came twice: accept its offsets as not existing only if the broker, asked
+    directly, serves nothing before the record after them; otherwise read from the first of
+    them again. (A jump seen twice was once taken for a gap as it stood, and a restarted
+    worker skipped 711 records that existed: something had moved the fetch position past
+    them twice, docs/crash-safety.md.)"""
+    message = event.message
+    tp, offset = message.tp, message.offset
+    consumer._unacked_messages.discard(message)  # a rebalance must not wait for the check
+    first = await first_served_offset(consumer, tp, first_missing)
+    if first is not None and first >= offset:
+        counters["accepted_gaps"] += 1
+        log.info(
+            "%s[%s]: offsets %s..%s do not exist", tp.topic, tp.partition, first_missing, offset - 1
+        )
+        await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+        consumer._unacked_messages.add(message)  # processed now: tracked again
+        return Verdict.ACCEPT_GAP
+    counters["disproved_gaps"] += 1
+    log.warning(
+        "%s[%s]: offset %s arrived twice before %s, which the broker %s; reading from %s again",
+        tp.topic,
+        tp.partition,
+        offset,
+        first_missing,
+        "did not serve in time" if first is None else f"serves (first: {first})",
+        first_missing,
+    )
+    await consumer.seek_wait({tp: first_missing})
+    return Verdict.SEEK_BACK
+
+
 def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int | None]:
     """Where the agent is on each of its assigned partitions: the next offset expected, or,
     before any record of this generation arrived, the committed one (None: none known)."""
@@ -315,15 +366,7 @@ async def processed_batches(
                         consumer, order, event, first_missing, last_reported
                     )
                 elif verdict is Verdict.ACCEPT_GAP:
-                    counters["accepted_gaps"] += 1
-                    log.info(
-                        "%s[%s]: offsets %s..%s do not exist",
-                        tp.topic,
-                        tp.partition,
-                        first_missing,
-                        offset - 1,
-                    )
-                    await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+                    verdict = await _confirm_gap(consumer, event, first_missing)
                 if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
                     # Expected next from here on; if the body fails, this generator is not
                     # resumed and nothing of the batch is acked.

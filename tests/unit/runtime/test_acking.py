@@ -181,22 +181,41 @@ def test_the_same_jump_twice_is_a_real_gap_and_is_accepted():
     assert order.classify(tp, 12, 1, committed=None) == (Verdict.ACCEPT_GAP, 10)
 
 
-def test_an_accepted_gap_releases_the_missing_offsets_for_commit():
-    # Offsets 2 and 3 do not exist (say, a transactional producer's markers).
-    stream, consumer = stream_of("guarded-f", [0, 1, 4, 4, 5], committed=None)
+def _gap_recorder(monkeypatch: pytest.MonkeyPatch, served: int | None) -> list[tuple[int, int]]:
+    """Faust's gaps as acking adds them; the broker serves `served` first from a gap."""
     gaps: list[tuple[int, int]] = []
 
     async def add_gap(self, tp, offset_from, offset_to) -> None:
         gaps.append((offset_from, offset_to))
 
-    original = acking._faust_add_gap
-    acking._faust_add_gap = add_gap
-    try:
-        assert run(stream) == [0, 1, 4, 5]
-    finally:
-        acking._faust_add_gap = original
+    async def first_served_offset(consumer, tp, offset) -> int | None:
+        return served
+
+    monkeypatch.setattr(acking, "_faust_add_gap", add_gap)
+    monkeypatch.setattr(acking, "first_served_offset", first_served_offset)
+    return gaps
+
+
+def test_an_accepted_gap_releases_the_missing_offsets_for_commit(monkeypatch):
+    # Offsets 2 and 3 do not exist (say, a transactional producer's markers): the broker
+    # serves 4 first when asked for 2.
+    gaps = _gap_recorder(monkeypatch, served=4)
+    stream, consumer = stream_of("guarded-f", [0, 1, 4, 4, 5], committed=None)
+    assert run(stream) == [0, 1, 4, 5]
     assert consumer.seeks == [(TP("guarded-f", 0), 2)]
     assert gaps == [(2, 3)]
+
+
+@pytest.mark.parametrize("served", [2, None], ids=["served", "not served in time"])
+def test_a_jump_seen_twice_is_not_accepted_while_the_broker_serves_its_offsets(monkeypatch, served):
+    """The fetch position was moved past offsets that exist, twice: they are read again, not
+    skipped (a worker once lost 711 records that way)."""
+    gaps = _gap_recorder(monkeypatch, served=served)
+    stream, consumer = stream_of("guarded-g", [0, 1, 4, 4, 2, 3, 4, 5], committed=None)
+    assert run(stream) == [0, 1, 2, 3, 4, 5]
+    assert consumer.seeks == [(TP("guarded-g", 0), 2), (TP("guarded-g", 0), 2)]
+    assert gaps == []
+    assert acking.counters["disproved_gaps"] >= 1
 
 
 def test_faust_read_offsets_of_guarded_topics_read_as_unknown():

@@ -1,0 +1,64 @@
+"""Through the real broker: what `kafka_io.first_offset_from` reports, which acking asks before
+it accepts a jump as offsets that do not exist (app/runtime/acking.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from app import kafka_io
+
+pytestmark = pytest.mark.integration
+
+
+async def _offsets_with_an_aborted_transaction(bootstrap: str, topic: str) -> int:
+    """Offsets 0-2 plain records, 3-4 an aborted transaction's, then a plain record (its offset
+    returned) and the abort marker, which the coordinator writes in either order."""
+    await kafka_io.ensure_topics(bootstrap, [topic], partitions=1, replicas=1)
+    plain = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    txn = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-txn")
+    await plain.start()
+    await txn.start()
+    try:
+        for n in range(3):
+            await plain.send_and_wait(topic, f"plain-{n}".encode(), partition=0)
+        await txn.begin_transaction()
+        for n in range(2):
+            await txn.send_and_wait(topic, f"aborted-{n}".encode(), partition=0)
+        await txn.abort_transaction()
+        after = await plain.send_and_wait(topic, b"after", partition=0)
+        return after.offset
+    finally:
+        await txn.stop()
+        await plain.stop()
+
+
+def test_the_first_offset_served_from_an_offset_as_each_isolation_reads(bootstrap, isolation):
+    topic = f"{isolation['VIGIL_TOPIC_PREFIX']}gaps"
+    tp = TopicPartition(topic, 0)
+
+    async def scenario() -> dict[str, int | None]:
+        after = await _offsets_with_an_aborted_transaction(bootstrap, topic)
+        assert after in (5, 6)
+
+        async def first(offset: int, level: str, timeout_s: float = 10.0) -> int | None:
+            return await kafka_io.first_offset_from(bootstrap, tp, offset, level, timeout_s)
+
+        return {
+            "existing": await first(1, "read_uncommitted"),
+            "aborted, uncommitted": await first(3, "read_uncommitted"),
+            "aborted, committed": await first(3, "read_committed") == after,
+            "past the end": await first(7, "read_committed", timeout_s=1.0),
+        }
+
+    got = asyncio.run(scenario())
+    # A record that exists is served as itself; an aborted transaction's records are a real
+    # gap only to a read_committed consumer; past the end nothing comes in time.
+    assert got == {
+        "existing": 1,
+        "aborted, uncommitted": 3,
+        "aborted, committed": True,
+        "past the end": None,
+    }
