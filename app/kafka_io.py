@@ -139,32 +139,6 @@ async def consume(
         await consumer.stop()
 
 
-async def first_offset_from(
-    bootstrap: str, tp: TopicPartition, offset: int, isolation_level: str, timeout_s: float
-) -> int | None:
-    """The offset of the first record of `tp` at or after `offset`, as a consumer with
-    `isolation_level` reads it (None: none arrived within `timeout_s`)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level=isolation_level,
-        **_security(),
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, offset)
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            wait_ms = max(1, int(min(remaining, 1.0) * 1000))
-            batches = await consumer.getmany(tp, timeout_ms=wait_ms, max_records=1)
-            for message in batches.get(tp, []):
-                return message.offset
-        return None
-    finally:
-        await consumer.stop()
-
-
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """The topic's partition ids from fresh metadata (empty while the topic does not exist)."""
     # `consumer.topics()` fetches fresh metadata but does not store it; read it directly.

@@ -41,8 +41,8 @@ from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ConsumerMessage
 
-from app import kafka_io
 from app.runtime import stall_watch
+from app.runtime.broker_probe import first_offset_from
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ async def first_served_offset(consumer: Any, tp: Any, offset: int) -> int | None
     the worker's does (None: not known within `GAP_CHECK_S`)."""
     isolation = "read_committed" if consumer.in_transaction else "read_uncommitted"
     bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in consumer.app.conf.broker)
-    return await kafka_io.first_offset_from(
+    return await first_offset_from(
         bootstrap, TopicPartition(tp.topic, tp.partition), offset, isolation, GAP_CHECK_S
     )
 

@@ -1,4 +1,4 @@
-"""Through the real broker: what `kafka_io.first_offset_from` reports, which acking asks before
+"""Through the real broker: what `broker_probe.first_offset_from` reports, which acking asks before
 it accepts a jump as offsets that do not exist (app/runtime/acking.py)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from app import kafka_io
+from app.runtime.broker_probe import first_offset_from
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ def test_the_first_offset_served_from_an_offset_as_each_isolation_reads(bootstra
         assert after in (5, 6)
 
         async def first(offset: int, level: str, timeout_s: float = 10.0) -> int | None:
-            return await kafka_io.first_offset_from(bootstrap, tp, offset, level, timeout_s)
+            return await first_offset_from(bootstrap, tp, offset, level, timeout_s)
 
         return {
             "existing": await first(1, "read_uncommitted"),
