@@ -116,15 +116,20 @@ def test_every_topic_is_exact():
     assert chaos_check.failures({"alerts": row}) == ["alerts: 1 lost", "alerts: 1 unexpected"]
 
 
-def test_clock_heartbeats_are_not_compared():
-    """`clock` heartbeats follow when a worker ticked: neither expected nor received."""
+def test_risk_heartbeats_are_not_compared_the_other_signals_are():
+    """`clock` heartbeats follow when a worker ticked, `tick` ones how far its clock's steps
+    went (at most three per step): neither is expected nor received. Other signals are."""
     beat = {"id": "c1", "kind": "clock", "service": None, "time_ms": 5, "from": 0}
     tick = {"id": "t1", "kind": "tick", "service": None, "time_ms": 5, "from": 0}
+    change = {"id": "s1", "kind": "change", "service": "pay", "time_ms": 5}
     row = chaos_check.compare(
-        [("risk_signals", tick)], [("risk_signals", tick), ("risk_signals", beat)]
+        [("risk_signals", tick), ("risk_signals", change)],
+        [("risk_signals", beat), ("risk_signals", change)],
     )
     assert (row["risk_signals"]["expected"], row["risk_signals"]["received"]) == (1, 1)
     assert chaos_check.failures(row) == []
+    lost = chaos_check.compare([("risk_signals", change)], [("risk_signals", tick)])
+    assert chaos_check.failures(lost) == ["risk_signals: 1 lost"]
 
 
 def test_tally_completion_and_shared_spec():
