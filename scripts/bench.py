@@ -299,8 +299,13 @@ def vigil_run(records, workers: int, tmp: Path, extra_env: dict | None = None) -
     finally:
         for p in procs:
             p.terminate()
-        for p in procs:
-            p.wait(60)
+        for i, p in enumerate(procs):
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                print(f"worker {tag}-{i} did not stop in 60 s of SIGTERM (log: {tmp}): killed")
+                p.kill()
+                p.wait()
         asyncio.run(kafka_io.delete_topics_with_prefix(BOOTSTRAP, [f"b{tag}.", f"bench-{tag}-"]))
     return {
         "workers": workers,
