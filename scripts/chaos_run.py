@@ -174,9 +174,7 @@ async def _chaos(
             for ident, want, got in t.examples[:2]:
                 print(describe_mismatch(topic, ident, want, got))
             for ident in sorted(set(t.expected) - set(t.received))[:3]:
-                body = t.expected_bodies[ident]
-                text = body.decode() if isinstance(body, bytes) else str(body)
-                print(f"  {topic} lost {ident}: {text[:400]}")
+                print(f"  {topic} lost {ident}: {t.expected_bodies[ident].decode()[:400]}")
     print("\n" + LEGEND)
     print(
         f"\nraw records {len(plan)}, expected events {expected_events}, kills {len(kills)}, "

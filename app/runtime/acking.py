@@ -43,6 +43,7 @@ from faust.types.tuples import ConsumerMessage
 
 from app.runtime import stall_watch
 from app.runtime.broker_probe import first_offset_from
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -249,18 +250,27 @@ async def first_served_offset(consumer: Any, tp: Any, offset: int) -> int | None
     """The first offset of `tp` at or after `offset` the broker serves to a consumer reading as
     the worker's does (None: not known within `GAP_CHECK_S`)."""
     isolation = "read_committed" if consumer.in_transaction else "read_uncommitted"
-    bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in consumer.app.conf.broker)
     return await first_offset_from(
-        bootstrap, TopicPartition(tp.topic, tp.partition), offset, isolation, GAP_CHECK_S
+        Settings.from_env().bootstrap_servers,
+        TopicPartition(tp.topic, tp.partition),
+        offset,
+        isolation,
+        GAP_CHECK_S,
     )
 
 
-async def _confirm_gap(consumer: Any, event: Any, first_missing: int) -> Verdict:
+async def _confirm_gap(
+    consumer: Any,
+    order: PartitionOrder,
+    event: Any,
+    first_missing: int,
+    last_reported: dict[Any, int | None],
+) -> Verdict:
     """The same jump came twice: accept its offsets as not existing only if the broker, asked
-    directly, serves nothing before the record after them; otherwise read from the first of
-    them again. (A jump seen twice was once taken for a gap as it stood, and a restarted
-    worker skipped 711 records that existed: something had moved the fetch position past
-    them twice, docs/crash-safety.md.)"""
+    directly, serves nothing before the record after them; otherwise it is a jump like any
+    other (`_handle_jump`). (A jump seen twice was once taken for a gap as it stood, and a
+    restarted worker skipped 711 records that existed: something had moved the fetch
+    position past them twice, docs/crash-safety.md.)"""
     message = event.message
     tp, offset = message.tp, message.offset
     consumer._unacked_messages.discard(message)  # a rebalance must not wait for the check
@@ -275,16 +285,14 @@ async def _confirm_gap(consumer: Any, event: Any, first_missing: int) -> Verdict
         return Verdict.ACCEPT_GAP
     counters["disproved_gaps"] += 1
     log.warning(
-        "%s[%s]: offset %s arrived twice before %s, which the broker %s; reading from %s again",
+        "%s[%s]: offset %s arrived twice before %s, which the broker %s",
         tp.topic,
         tp.partition,
         offset,
         first_missing,
         "did not serve in time" if first is None else f"serves (first: {first})",
-        first_missing,
     )
-    await consumer.seek_wait({tp: first_missing})
-    return Verdict.SEEK_BACK
+    return await _handle_jump(consumer, order, event, first_missing, last_reported)
 
 
 def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int | None]:
@@ -366,7 +374,9 @@ async def processed_batches(
                         consumer, order, event, first_missing, last_reported
                     )
                 elif verdict is Verdict.ACCEPT_GAP:
-                    verdict = await _confirm_gap(consumer, event, first_missing)
+                    verdict = await _confirm_gap(
+                        consumer, order, event, first_missing, last_reported
+                    )
                 if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
                     # Expected next from here on; if the body fails, this generator is not
                     # resumed and nothing of the batch is acked.
