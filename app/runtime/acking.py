@@ -43,6 +43,7 @@ from faust.types.tuples import ConsumerMessage
 
 from app.runtime import stall_watch
 from app.runtime.broker_probe import first_offset_from
+from app.runtime.eager import start_eagerly
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -324,6 +325,12 @@ async def processed_batches(
     The latency a batch adds is therefore at most `linger_s`; with `max_events=1` it is none
     (the channel's buffer is Faust's `stream_buffer_maxsize`). A callable `linger_s` is asked
     once per batch.
+
+    While a batch holds events, nothing here waits unboundedly: a revocation waits for them to
+    be acked (Faust's `wait_empty`), and it clears the channel's buffer, so a batch that then
+    waited for one more event would wait for ever (`_take_buffered`). For the same reason a
+    record after a jump, whose handling asks the consumer's thread (which runs the revocation),
+    is handled only after the batch before it was acked.
     """
     _guarded_topics.update(_topic_names(stream))
     consumer = stream.app.consumer
@@ -343,32 +350,43 @@ async def processed_batches(
             counters,
         )
     )
+    # A record after a jump, met while a batch was open: (event, verdict, first missing offset).
+    after_jump: tuple[Any, Verdict, int] | None = None
     try:
         while True:
             batch: list[Any] = []
             deadline = None
             while True:
-                if batch:
-                    if len(batch) >= max_events:
-                        break
-                    if buffered.empty():
-                        if deadline is None:
-                            wait = linger_s() if callable(linger_s) else linger_s
-                            deadline = loop.time() + wait
-                        if loop.time() >= deadline:
+                if after_jump is not None:
+                    (event, verdict, first_missing), after_jump = after_jump, None
+                else:
+                    if batch:
+                        if len(batch) >= max_events:
                             break
-                        await asyncio.sleep(_POLL_S)
-                        continue
-                try:
-                    event = await events.__anext__()
-                except StopAsyncIteration:
-                    return
+                        if buffered.empty():
+                            if deadline is None:
+                                wait = linger_s() if callable(linger_s) else linger_s
+                                deadline = loop.time() + wait
+                            if loop.time() >= deadline:
+                                break
+                            await asyncio.sleep(_POLL_S)
+                            continue
+                    try:
+                        event = await (_take_buffered(events) if batch else events.__anext__())
+                    except StopAsyncIteration:
+                        return
+                    message = event.message
+                    verdict, first_missing = order.classify(
+                        message.tp,
+                        message.offset,
+                        message.generation_id,
+                        consumer._committed_offset.get(message.tp),
+                    )
+                    if batch and verdict in (Verdict.SEEK_BACK, Verdict.ACCEPT_GAP):
+                        after_jump = (event, verdict, first_missing)
+                        break
                 message = event.message
                 tp, offset = message.tp, message.offset
-                committed = consumer._committed_offset.get(tp)
-                verdict, first_missing = order.classify(
-                    tp, offset, message.generation_id, committed
-                )
                 if verdict is Verdict.SEEK_BACK:
                     verdict = await _handle_jump(
                         consumer, order, event, first_missing, last_reported
@@ -395,3 +413,13 @@ async def processed_batches(
                 await manual.ack(event)
     finally:
         watcher.cancel()
+
+
+async def _take_buffered(events: Any) -> Any:
+    """The next event of a stream whose channel has one buffered, taken without giving the
+    event loop a turn. Faust's stream iterator offers the loop a turn (`sleep(0)`) before each
+    event; a revocation running in that turn empties the buffer, and the open batch would then
+    wait, unacked, for an event that comes only after the revocation, which waits for the
+    batch (seen as a worker stuck in `wait_empty` when a second worker joined)."""
+    taken, result = start_eagerly(events.__anext__(), past_bare_yields=True)
+    return result if taken else await result

@@ -13,54 +13,15 @@ one that blocks is handed, as it stands, to Faust's `wait_first`, which then beh
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from typing import Any
 
 from faust.transport.consumer import Consumer
 from mode.services import Service, WaitResults
 
+from app.runtime.eager import start_eagerly
+
 _faust_wait_first = Service.wait_first
-
-
-class _Resumed:
-    """The rest of a coroutine that was started outside a task and suspended on `pending`."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._pending
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # cancellation included: passed on to the coroutine
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _rest(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
-    return await _Resumed(coro, pending)
-
-
-def start_eagerly(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-    """Run `coro` up to its first suspension: (True, its result) if it finished, else
-    (False, a coroutine that continues it from there)."""
-    try:
-        pending = coro.send(None)
-    except StopIteration as stop:
-        return True, stop.value
-    return False, _rest(coro, pending)
 
 
 async def _eager_wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults:

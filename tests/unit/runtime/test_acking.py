@@ -304,12 +304,83 @@ def test_a_failed_batch_leaves_every_event_of_it_unacked():
     assert consumer.acked == [0, 1]
 
 
-def test_a_jump_inside_a_batch_ends_what_the_batch_takes_of_that_partition():
-    # 3 is missing when 4 arrives; after the seek 3 and 4 come again.
+def test_a_jump_inside_a_batch_ends_the_batch_and_is_handled_once_it_is_acked():
+    """3 is missing when 4 arrives; after the seek 3, 4 and 5 come again. The seek asks the
+    consumer's thread, which may be running a revocation that waits for the open batch."""
     stream, consumer = stream_of("guarded-batch-c", [1, 2, 4, 5, 3, 4, 5], committed=1)
-    assert run_batches(stream, 10) == [[1, 2, 3, 4, 5]]
+    acked_at_seek: list[list[int]] = []
+
+    async def seek_wait(partitions) -> None:
+        acked_at_seek.append(list(consumer.acked))
+        consumer.seeks.extend(partitions.items())
+
+    consumer.seek_wait = seek_wait
+    assert run_batches(stream, 10) == [[1, 2], [3, 4, 5]]
     assert consumer.seeks[0] == (TP("guarded-batch-c", 0), 3)
+    assert acked_at_seek[0] == [1, 2], "the seek was asked for while the batch was unacked"
     assert consumer.acked == [1, 2, 3, 4, 5]
+
+
+class RevokedStream(FakeStream):
+    """Like Faust's stream iterator, offers the loop a turn before each event. A revocation
+    (`revoke`) empties the channel's buffer; the stream then delivers nothing until the
+    revocation ends (here: it ends)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cleared = False
+        self.revoked = asyncio.Event()
+
+    async def events(self):
+        queue = self.channel.queue
+        queue.buffered = len(self._events)
+        for event in self._events:
+            await asyncio.sleep(0)
+            if self.cleared:
+                await self.revoked.wait()
+                return
+            queue.buffered -= 1
+            self.app.consumer._unacked_messages.add(event.message)
+            yield event
+
+    async def revoke(self, wait_s: float) -> bool:
+        """At the first loop turn after an event was handed out: empty the buffer and wait
+        for every handed-out event to be acked, as Faust's `wait_empty` (False: not in
+        `wait_s`)."""
+        unacked = self.app.consumer._unacked_messages
+        while not unacked:
+            await asyncio.sleep(0)
+        self.cleared, self.channel.queue.buffered = True, 0
+        deadline = asyncio.get_running_loop().time() + wait_s
+        try:
+            while any(not m.acked for m in unacked):
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.01)
+            return True
+        finally:
+            self.revoked.set()
+
+
+def test_a_revocation_never_waits_for_a_batch_that_waits_for_more_events():
+    """Seen as a worker stuck in Faust's `wait_empty` when a second worker joined: the open
+    batch asked the stream for one more buffered event, the stream offered the loop a turn,
+    the revocation emptied the buffer in it and waited for the batch, which waited for an
+    event that could only come after the revocation."""
+    consumer = RecordingConsumer()
+    events = [FakeEvent(message("guarded-revoked", o), consumer) for o in range(4)]
+    stream = RevokedStream("guarded-revoked", events, consumer)
+    revocation_ended: list[bool] = []
+
+    async def consume() -> None:
+        revocation = asyncio.ensure_future(stream.revoke(wait_s=1.0))
+        async for _batch in acking.processed_batches(stream, 10):
+            pass
+        revocation_ended.append(await revocation)
+
+    asyncio.run(consume())
+    assert revocation_ended == [True], "the revocation waited for a batch that waited for it"
+    assert consumer.acked == [0, 1, 2, 3]
 
 
 def test_a_record_after_a_jump_never_holds_up_a_rebalance():

@@ -10,7 +10,7 @@ from faust.transport.consumer import Consumer
 from mode.services import Service
 
 from app.runtime import eager_delivery
-from app.runtime.eager_delivery import start_eagerly
+from app.runtime.eager import start_eagerly
 
 
 async def test_a_coroutine_that_does_not_suspend_finishes_without_a_task():
@@ -116,3 +116,21 @@ async def test_wait_first_returns_an_eager_delivery_and_waits_for_a_blocked_one(
     result = await asyncio.wait_for(waiting, 5)
     assert result.done == [suspended]
     assert full.cancelled()  # the blocked delivery was abandoned, as in Faust
+
+
+async def test_bare_yields_can_be_stepped_past_without_a_loop_turn():
+    """`asyncio.sleep(0)` only offers the loop a turn; past it, a value ready now is taken now."""
+    turns = []
+    asyncio.get_running_loop().call_soon(turns.append, "loop turn")
+
+    async def take():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return "taken"
+
+    assert start_eagerly(take(), past_bare_yields=True) == (True, "taken")
+    assert turns == []
+    finished, rest = start_eagerly(take())
+    assert not finished
+    assert await rest == "taken"
+    assert turns == ["loop turn"]
