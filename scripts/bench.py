@@ -326,6 +326,7 @@ LEVERS = {
     "lean Faust sensor (VIGIL_FAUST_SENSOR)": {"VIGIL_FAUST_SENSOR": "full"},
     "uvloop event loop (VIGIL_EVENT_LOOP)": {"VIGIL_EVENT_LOOP": "asyncio"},
     "producer linger 5 ms (VIGIL_PRODUCER_LINGER_MS)": {"VIGIL_PRODUCER_LINGER_MS": "0"},
+    "eager delivery (VIGIL_EAGER_DELIVERY)": {"VIGIL_EAGER_DELIVERY": "false"},
 }
 LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"

@@ -132,10 +132,8 @@ class Settings:
     faust_sensor: str = "lean"
     #: Hand fetched messages to their streams eagerly, in the fetcher's task, rather than with
     #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py; ~30 % less
-    #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default off: with it on, both
-    #: two-worker `make bench` runs hung in Faust's `wait_empty` when the second worker joined
-    #: (docs/crash-safety.md, "Open").
-    eager_delivery: bool = False
+    #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default on.
+    eager_delivery: bool = True
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.
