@@ -14,9 +14,17 @@ from app.runtime import changelog_writes
 ENTITY_SCHEMA = faust.Schema(key_serializer="utf8", value_serializer="orjson")
 
 
-def _table(name: str, help: str, *, partitions: int | None = None, shared: bool = False) -> Any:
+def _table(
+    name: str,
+    help: str,
+    *,
+    partitions: int | None = None,
+    shared: bool = False,
+    raw_values: bool = False,
+) -> Any:
     """One of Vigil's tables: `default=None`, `ENTITY_SCHEMA`, `settings.partitions` unless
-    told; `shared` makes it a GlobalTable (every worker holds all of it).
+    told; `shared` makes it a GlobalTable (every worker holds all of it); `raw_values` stores
+    bytes as given (the journals: JSON, compressed when large).
 
     Faust takes a table's serializers from its key and value *types* and ignores `schema`
     (faust/tables/base.py `_serializer_from_type`): values are set to orjson here, or they would
@@ -36,10 +44,25 @@ def _table(name: str, help: str, *, partitions: int | None = None, shared: bool 
         help=help,
         options=settings.store_options(),  # bounded RocksDB memory (docs/backpressure.md)
     )
-    table.value_serializer = "orjson"
+    table.value_serializer = "raw" if raw_values else "orjson"
+    _read_changelog_as_written(table)
     # Every changelog record is tracked until acknowledged (app/runtime/changelog_writes.py).
     table.send_changelog = changelog_writes.track(table.send_changelog)
     return table
+
+
+def _read_changelog_as_written(table: Any) -> None:
+    """Decode the table's changelog with the serializers it is written with. Faust makes the
+    changelog topic in the table's constructor, from the serializers of the table's types
+    ("json"), into the schema object all tables were given. Recovery decodes every changelog
+    record with it: a journal record stored compressed failed to decode as JSON, and recovery
+    dropped it (the restored journal was a step old, and a worker waited for ever for the
+    partition's last record)."""
+    topic = table.changelog_topic
+    topic.schema = faust.Schema(
+        key_serializer=table.key_serializer, value_serializer=table.value_serializer
+    )
+    topic.key_serializer, topic.value_serializer = table.key_serializer, table.value_serializer
 
 
 #: entity -> activity summary (tables/entities/stats.py).
@@ -106,9 +129,10 @@ posture_state = _table("posture", "Compliance posture per framework, control, sc
 #: input partition -> the last steps of the process agent (app/runtime/step_journal.py), as JSON
 #: bytes (app/runtime/journal.py serializes once, to check the size too).
 process_journal = _table(
-    "process-journal", "Write-ahead record of the process agent's last steps per partition."
+    "process-journal",
+    "Write-ahead record of the process agent's last steps per partition.",
+    raw_values=True,
 )
-process_journal.value_serializer = "raw"
 
 #: The partition clock (app/runtime/partition_clock.py): one record per partition, kept by
 #: the runtime beside the stages' tables.
@@ -123,12 +147,15 @@ risk_clock_state = _table("risk-clock", "Each vigil.risk_signals partition's eve
 
 #: control partition (one) -> the control agent's last step, as JSON bytes.
 control_journal = _table(
-    "control-journal", "Write-ahead record of the control agent's last step.", partitions=1
+    "control-journal",
+    "Write-ahead record of the control agent's last step.",
+    partitions=1,
+    raw_values=True,
 )
-control_journal.value_serializer = "raw"
 
 #: input partition -> the last steps of the risk agent, as JSON bytes.
 risk_journal = _table(
-    "risk-journal", "Write-ahead record of the risk agent's last steps per partition."
+    "risk-journal",
+    "Write-ahead record of the risk agent's last steps per partition.",
+    raw_values=True,
 )
-risk_journal.value_serializer = "raw"
