@@ -134,6 +134,11 @@ class Settings:
     #: four asyncio tasks per message as Faust does (app/runtime/eager_delivery.py; ~30 % less
     #: CPU per raw record). Env `VIGIL_EAGER_DELIVERY`. Default on.
     eager_delivery: bool = True
+    #: Longest time the broker holds a fetch for partitions with nothing new (ms; Faust's
+    #: driver hard-codes 1500). aiokafka has one fetch in flight per broker, so partitions
+    #: drained meanwhile wait for it (app/runtime/fetch_wait.py). Env
+    #: `VIGIL_FETCH_MAX_WAIT_MS`. Default 100.
+    fetch_max_wait_ms: int = 100
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.
@@ -278,6 +283,7 @@ class Settings:
             producer_linger_ms=env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
             faust_sensor=env_str(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
             eager_delivery=env_bool(env, "VIGIL_EAGER_DELIVERY", d.eager_delivery),
+            fetch_max_wait_ms=env_int(env, "VIGIL_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
             risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=env_int(
