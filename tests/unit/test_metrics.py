@@ -348,6 +348,30 @@ def test_faust_prometheus_sensor_writes_to_vigils_registry():
     assert not app.monitor.tp_read_offsets
 
 
+def test_lean_sensor_counts_faust_sends_and_end_offsets_as_faust_s_own_does():
+    """Changelog sends go through Faust's send path; their counter per topic and the end
+    offsets per partition read the same as the full monitor's."""
+    lean, full = fresh(), fresh()
+    lean_app, full_app = fake_app(None), fake_app(None)
+    lean.install(lean_app)
+    full.install(full_app, lean=False)
+    tp = TP("vigil-entity-stats-changelog", 2)
+    for app in (lean_app, full_app):
+        for _ in range(3):
+            state = app.monitor.on_send_initiated(None, tp.topic, None, 1, 1)
+            assert isinstance(state, float)
+        app.monitor.track_tp_end_offset(tp, 40)
+        app.monitor.track_tp_end_offset(tp, 41)
+    for m, app in ((lean, lean_app), (full, full_app)):
+        assert app.monitor.messages_sent == 3
+        topic = f"topic.{tp.topic}"
+        assert value(m, "vigil_faust_topic_messages_sent_total", topic=topic) == 3
+        assert (
+            value(m, "vigil_faust_topic_partition_end_offset", topic=tp.topic, partition="2") == 41
+        )
+        assert app.monitor.tp_end_offsets[tp] == 41
+
+
 def test_full_faust_sensor_keeps_its_per_message_path_and_counts_vigils_sends():
     m = fresh()
     app = fake_app(None)
