@@ -359,6 +359,11 @@ async def processed_batches(
             while True:
                 if after_jump is not None:
                     (event, verdict, first_missing), after_jump = after_jump, None
+                    if event.message.generation_id != consumer.app.consumer_generation_id:
+                        # A rebalance came while the batch before it ran: its partition is
+                        # read again from the committed offset, by whoever owns it now.
+                        consumer._unacked_messages.discard(event.message)
+                        continue
                 else:
                     if batch:
                         if len(batch) >= max_events:

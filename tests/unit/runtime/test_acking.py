@@ -21,6 +21,7 @@ class RecordingConsumer:
         self._committed_offset = dict(committed or {})
         self._unacked_messages: set = set()
         self.earliest: dict[TP, int] = {}
+        self.app = type("App", (), {"consumer_generation_id": 1})()
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.earliest.get(tp, 0) for tp in tps}
@@ -319,6 +320,20 @@ def test_a_jump_inside_a_batch_ends_the_batch_and_is_handled_once_it_is_acked():
     assert consumer.seeks[0] == (TP("guarded-batch-c", 0), 3)
     assert acked_at_seek[0] == [1, 2], "the seek was asked for while the batch was unacked"
     assert consumer.acked == [1, 2, 3, 4, 5]
+
+
+def test_a_record_after_a_jump_held_over_a_rebalance_is_left_to_the_new_generation():
+    """The batch before the jump ran while a rebalance came: the held record's partition is
+    read again from the committed offset, so it is neither sought for nor acked here."""
+    stream, consumer = stream_of("guarded-batch-r", [1, 2, 4], committed=1)
+
+    def body(batch) -> None:
+        consumer.app.consumer_generation_id = 2  # a rebalance during the body
+
+    assert run_batches(stream, 10, body) == [[1, 2]]
+    assert consumer.seeks == []
+    assert consumer.acked == [1, 2]
+    assert all(m.offset != 4 for m in consumer._unacked_messages)
 
 
 class RevokedStream(FakeStream):
