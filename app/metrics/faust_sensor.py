@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from app.metrics.labels import CachedChildren
+
 if TYPE_CHECKING:
     from app.metrics.vigil_metrics import VigilMetrics
 
@@ -88,9 +90,10 @@ def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
     class LeanPrometheusMonitor(VigilPrometheusMonitor):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._per_topic: dict[str, Any] = {}
-            self._sent_per_topic: dict[str, Any] = {}
-            self._end_offsets: dict[Any, Any] = {}
+            metrics = self._metrics
+            self._received = CachedChildren(metrics.messages_received_per_topics)
+            self._sent = CachedChildren(metrics.topic_messages_sent)
+            self._end_offset = CachedChildren(metrics.topic_partition_end_offset)
 
         def on_send_initiated(
             self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
@@ -99,33 +102,18 @@ def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
             labelled counter looked up once per topic, not built per send."""
             self.messages_sent += 1
             self.messages_sent_by_topic[topic] += 1
-            counter = self._sent_per_topic.get(topic)
-            if counter is None:
-                counter = self._metrics.topic_messages_sent.labels(topic=f"topic.{topic}")
-                self._sent_per_topic[topic] = counter
-            counter.inc()
+            self._sent(f"topic.{topic}").inc()
             return self.time()
 
         def track_tp_end_offset(self, tp: Any, offset: int) -> None:
             """As Faust's, with the labelled gauge looked up once per partition."""
             self.tp_end_offsets[tp] = offset
-            gauge = self._end_offsets.get(tp)
-            if gauge is None:
-                gauge = self._metrics.topic_partition_end_offset.labels(
-                    topic=tp.topic, partition=tp.partition
-                )
-                self._end_offsets[tp] = gauge
-            gauge.set(offset)
+            self._end_offset(tp.topic, tp.partition).set(offset)
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
             self.messages_received_total += 1
-            metrics = self._metrics
-            metrics.messages_received.inc()
-            counter = self._per_topic.get(tp.topic)
-            if counter is None:
-                counter = metrics.messages_received_per_topics.labels(topic=tp.topic)
-                self._per_topic[tp.topic] = counter
-            counter.inc()
+            self._metrics.messages_received.inc()
+            self._received(tp.topic).inc()
 
         def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
             self.events_total += 1

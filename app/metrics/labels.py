@@ -59,9 +59,9 @@ class CachedChildren:
 
     def __init__(self, metric: Any) -> None:
         self._metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
-    def __call__(self, *labels: str) -> Any:
+    def __call__(self, *labels: Any) -> Any:
         child = self._cache.get(labels)
         if child is None:
             child = self._metric.labels(*labels)
