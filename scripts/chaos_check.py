@@ -29,10 +29,15 @@ from app.topics import TopicCatalog, entity_partition
 NOT_CHECKED = frozenset({"control"})
 
 
+def _risk_signal_kind(topic: str, value: Any) -> Any:
+    """The `kind` of a record on `risk_signals` (None elsewhere)."""
+    return value.get("kind") if topic == "risk_signals" and isinstance(value, dict) else None
+
+
 def wall_clock(topic: str, value: Any) -> bool:
     """A record whose value follows when a worker's clock ticked (a `clock` heartbeat on
     `risk_signals`, tables/risk/signals.py), so no two runs agree on it: not compared."""
-    return topic == "risk_signals" and isinstance(value, dict) and value.get("kind") == "clock"
+    return _risk_signal_kind(topic, value) == "clock"
 
 
 def heartbeat(topic: str, value: Any) -> bool:
@@ -40,11 +45,7 @@ def heartbeat(topic: str, value: Any) -> bool:
     which a clock step sends at most the latest three (app/pipeline.py `MAX_RISK_TICKS`), so
     which ones a worker sends follows how far its clock's steps went. Not judged by a chaos
     run: the risk records they drive are."""
-    return (
-        topic == "risk_signals"
-        and isinstance(value, dict)
-        and value.get("kind") in ("clock", "tick")
-    )
+    return _risk_signal_kind(topic, value) in ("clock", "tick")
 
 
 def _alert_key(value: Mapping[str, Any]) -> Any:
