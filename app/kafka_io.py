@@ -27,9 +27,14 @@ def _security() -> dict[str, Any]:
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replicas: int
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    replicas: int,
+    configs: dict[str, str] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet, with Vigil's partition count."""
+    """Create the topics that do not exist yet, with Vigil's partition count (and topic
+    `configs`, if given)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
     await admin.start()
     try:
@@ -39,7 +44,12 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(n, num_partitions=partitions, replication_factor=replicas)
+                        NewTopic(
+                            n,
+                            num_partitions=partitions,
+                            replication_factor=replicas,
+                            topic_configs=configs or {},
+                        )
                         for n in missing
                     ]
                 )

@@ -11,8 +11,8 @@ Measured on the local broker, each part with its own topic prefix:
   with two; throughput = records / time from the workers' readiness (start-up reported apart)
   until every raw record is committed by the workers and every `vigil.events` record processed;
 - latency: the generator at half the one-worker rate, event time = now; p50/p99/p99.9 of
-  "record produced -> normalized event emitted" (Kafka timestamps) and Vigil's own
-  event-to-emission histogram from /metrics;
+  "raw record appended -> its normalized event appended" (both topics timed by the broker,
+  `LogAppendTime`, so the generator's own producer linger is left out);
 - backpressure: one worker over a tenth of the records; its peak RSS against the full run's
   (`rss_backlog_growth`): the backlog waits in Kafka, not in the worker (docs/backpressure.md);
 - peak RSS of the workers (VmHWM), state size on disk per 100k series is left to the chaos and
@@ -388,7 +388,14 @@ def latency_run(rate: float, tmp: Path) -> dict:
     }
     settings = Settings.from_env(env)
     catalog = TopicCatalog(settings, env)
-    asyncio.run(kafka_io.ensure_topics(BOOTSTRAP, catalog.raw_topics(), 4, 1))
+    # Both ends timed by the broker: from the raw record's append to its event's append (the
+    # generator's own producer linger is not the worker's latency).
+    appended = {"message.timestamp.type": "LogAppendTime"}
+    asyncio.run(kafka_io.ensure_topics(BOOTSTRAP, catalog.raw_topics(), 4, 1, appended))
+    events = catalog.name("events")
+    asyncio.run(
+        kafka_io.ensure_topics(BOOTSTRAP, [events], catalog.partitions("events"), 1, appended)
+    )
     worker = start_worker(env, f"lat-{tag}", tmp)
     try:
         time.sleep(12)  # let the worker join the group before the timed stream starts
@@ -432,7 +439,7 @@ def latency_run(rate: float, tmp: Path) -> dict:
 
 
 async def _event_latencies(catalog: TopicCatalog) -> list[float]:
-    """Produced timestamp of each raw record vs the emission timestamp of its events."""
+    """Append time of each raw record vs the append time of its events."""
     produced: dict[tuple[str, int, int], int] = {}
     for topic in catalog.raw_topics():
         async for record in kafka_io.consume(BOOTSTRAP, topic, True, None, 5, decode=False):
