@@ -54,5 +54,6 @@ app = faust.App(
 ProducerBuffer.max_messages = settings.producer_buffer
 # Fetched messages reach their streams without four tasks each (docs/performance.md).
 eager_delivery.install(settings.eager_delivery)
-# Partitions drained during a fetch's long poll are fetched again sooner (docs/performance.md).
-fetch_wait.install(settings.fetch_max_wait_ms)
+# Partitions drained during a fetch's long poll, or while another partition's fetched records
+# wait for their agent, are fetched again sooner (docs/performance.md).
+fetch_wait.install(settings.fetch_max_wait_ms, settings.fetch_backoff_ms)

@@ -5,6 +5,8 @@ Run with `vigil worker` (or `faust -A app.main worker`).
 
 from __future__ import annotations
 
+import asyncio
+
 from agents import clock_ticks as _clock_ticks
 from agents import control as _control
 from agents import ingest as _ingest
@@ -13,6 +15,7 @@ from agents import risk as _risk
 from agents import sinks as _sinks
 from app import metrics
 from app.faust_app import app, settings
+from app.runtime.gc_freeze import FrozenHeap
 from app.web import views as _views
 from app.worker_logging import restore_root_level
 
@@ -23,6 +26,13 @@ metrics.install(app, lean=settings.faust_sensor == "lean")
 async def _restore_root_log_level() -> None:
     """Undo Faust's DEBUG root logger once the worker runs (app/worker_logging.py)."""
     restore_root_level()
+
+
+@app.task
+async def _freeze_heap() -> None:
+    """Full garbage collections scan only what is new (app/runtime/gc_freeze.py)."""
+    if settings.gc_freeze:
+        FrozenHeap(asyncio.get_running_loop()).install()
 
 
 __all__ = ["_clock_ticks", "_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]

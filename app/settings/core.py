@@ -139,6 +139,14 @@ class Settings:
     #: drained meanwhile wait for it (app/runtime/fetch_wait.py). Env
     #: `VIGIL_FETCH_MAX_WAIT_MS`. Default 100.
     fetch_max_wait_ms: int = 100
+    #: How long one partition's fetched records, not yet taken by its agent, hold back the
+    #: next fetch of every partition of the broker (ms; aiokafka's fixed prefetch backoff is
+    #: 100, app/runtime/fetch_wait.py). Env `VIGIL_FETCH_BACKOFF_MS`. Default 5.
+    fetch_backoff_ms: int = 5
+    #: Freeze the heap after every full garbage collection, so the next one scans only what is
+    #: new (app/runtime/gc_freeze.py): full collections stopped the loop for 60-95 ms every few
+    #: seconds. Env `VIGIL_GC_FREEZE`. Default on.
+    gc_freeze: bool = True
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.
@@ -284,6 +292,8 @@ class Settings:
             faust_sensor=env_str(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
             eager_delivery=env_bool(env, "VIGIL_EAGER_DELIVERY", d.eager_delivery),
             fetch_max_wait_ms=env_int(env, "VIGIL_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
+            fetch_backoff_ms=env_int(env, "VIGIL_FETCH_BACKOFF_MS", d.fetch_backoff_ms),
+            gc_freeze=env_bool(env, "VIGIL_GC_FREEZE", d.gc_freeze),
             risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=env_int(
@@ -383,6 +393,11 @@ class Settings:
             )
         if self.align_drift_ms < 0:
             raise ValueError(f"VIGIL_ALIGN_DRIFT_MS must be >= 0, got {self.align_drift_ms}")
+        if self.fetch_max_wait_ms < 0 or self.fetch_backoff_ms < 0:
+            raise ValueError(
+                "VIGIL_FETCH_MAX_WAIT_MS and VIGIL_FETCH_BACKOFF_MS must be >= 0, got "
+                f"{self.fetch_max_wait_ms} and {self.fetch_backoff_ms}"
+            )
         if self.stream_buffer < 1:
             raise ValueError(f"VIGIL_STREAM_BUFFER must be at least 1, got {self.stream_buffer}")
         if self.producer_buffer < 1:

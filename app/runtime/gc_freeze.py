@@ -1,0 +1,65 @@
+"""Full garbage collections that scan only what is new since the last one.
+
+A worker's heap is mostly long-lived (cached table values, Faust's and aiokafka's machinery),
+and CPython's full collection walks all of it: 60-95 ms every few seconds at half load, with
+nothing collected, and the event loop stopped meanwhile (docs/performance.md, the p99 tail).
+After each full collection the survivors are moved to the permanent generation
+(`gc.freeze`), so the next one scans only what was allocated since. Reference counting still
+frees frozen objects; only a frozen object that later becomes part of a garbage *cycle* is
+not collected. So that such leaks stay bounded, once the frozen heap has grown `growth` times
+since the last thaw, it is thawed and collected in full (a rare stop, in the loop's own
+thread), then frozen again: the heap stays within `growth` times what is really alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from typing import Any
+
+#: A frozen heap this many times its size after the last full thaw is thawed and collected.
+DEFAULT_GROWTH = 2.0
+
+
+class FrozenHeap:
+    """The freeze-after-full-collection policy of one process (see the module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, growth: float = DEFAULT_GROWTH) -> None:
+        self.loop = loop
+        self.growth = growth
+        self.thaws = 0
+        self._base = 0
+        self._thaw_pending = False
+
+    def install(self) -> None:
+        """Collect and freeze now, and after every full collection from now on."""
+        self.thaw()
+        gc.callbacks.append(self._after_collection)
+
+    def uninstall(self) -> None:
+        """Stop freezing and give the frozen heap back to the collector."""
+        if self._after_collection in gc.callbacks:
+            gc.callbacks.remove(self._after_collection)
+        gc.unfreeze()
+
+    def thaw(self) -> None:
+        """Collect the whole heap, frozen part included, then freeze what survived."""
+        self._thaw_pending = True  # its own collection schedules no other
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._base = max(gc.get_freeze_count(), 1)
+        self.thaws += 1
+        self._thaw_pending = False
+
+    def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # Runs in whichever thread allocated (the consumer's has its own loop); the collector
+        # cannot be run from here, so a thaw is handed to the worker's loop.
+        if phase != "stop" or info["generation"] != 2:
+            return
+        gc.freeze()
+        if not self._thaw_pending and gc.get_freeze_count() > self.growth * self._base:
+            self._thaw_pending = True
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker is stopping
+                self.loop.call_soon_threadsafe(self.thaw)
