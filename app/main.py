@@ -15,7 +15,7 @@ from agents import risk as _risk
 from agents import sinks as _sinks
 from app import metrics
 from app.faust_app import app, settings
-from app.runtime.gc_freeze import FrozenHeap
+from app.runtime import gc_tuning
 from app.web import views as _views
 from app.worker_logging import restore_root_level
 
@@ -29,10 +29,10 @@ async def _restore_root_log_level() -> None:
 
 
 @app.task
-async def _freeze_heap() -> None:
-    """Full garbage collections scan only what is new (app/runtime/gc_freeze.py)."""
-    if settings.gc_freeze:
-        FrozenHeap(asyncio.get_running_loop()).install()
+async def _tune_garbage_collection() -> None:
+    """Fewer young collections, full ones that scan only what is new (app/runtime/gc_tuning.py)."""
+    if settings.gc_tuning:
+        gc_tuning.install(asyncio.get_running_loop())
 
 
 __all__ = ["_clock_ticks", "_control", "_ingest", "_process", "_risk", "_sinks", "_views", "app"]

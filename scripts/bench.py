@@ -329,7 +329,7 @@ LEVERS = {
     "eager delivery (VIGIL_EAGER_DELIVERY)": {"VIGIL_EAGER_DELIVERY": "false"},
     "fetch long poll 100 ms (VIGIL_FETCH_MAX_WAIT_MS)": {"VIGIL_FETCH_MAX_WAIT_MS": "1500"},
     "fetch backoff 5 ms (VIGIL_FETCH_BACKOFF_MS)": {"VIGIL_FETCH_BACKOFF_MS": "100"},
-    "heap frozen after full collections (VIGIL_GC_FREEZE)": {"VIGIL_GC_FREEZE": "false"},
+    "garbage collector tuned (VIGIL_GC_TUNING)": {"VIGIL_GC_TUNING": "false"},
 }
 LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"

@@ -143,10 +143,11 @@ class Settings:
     #: next fetch of every partition of the broker (ms; aiokafka's fixed prefetch backoff is
     #: 100, app/runtime/fetch_wait.py). Env `VIGIL_FETCH_BACKOFF_MS`. Default 5.
     fetch_backoff_ms: int = 5
-    #: Freeze the heap after every full garbage collection, so the next one scans only what is
-    #: new (app/runtime/gc_freeze.py): full collections stopped the loop for 60-95 ms every few
-    #: seconds. Env `VIGIL_GC_FREEZE`. Default on.
-    gc_freeze: bool = True
+    #: Tune the garbage collector (app/runtime/gc_tuning.py): young collections every 10,000
+    #: allocations instead of 700, and the heap frozen after each full collection so the next
+    #: one scans only what is new (full ones stopped the loop for 60-95 ms every few seconds).
+    #: Env `VIGIL_GC_TUNING`. Default on.
+    gc_tuning: bool = True
     #: Most risk signals the risk agent handles per batch (writes collapse per subject, one
     #: journal record per partition and batch). Env `VIGIL_RISK_BATCH_MAX`. Default 500; 1
     #: handles signals one at a time.
@@ -293,7 +294,7 @@ class Settings:
             eager_delivery=env_bool(env, "VIGIL_EAGER_DELIVERY", d.eager_delivery),
             fetch_max_wait_ms=env_int(env, "VIGIL_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
             fetch_backoff_ms=env_int(env, "VIGIL_FETCH_BACKOFF_MS", d.fetch_backoff_ms),
-            gc_freeze=env_bool(env, "VIGIL_GC_FREEZE", d.gc_freeze),
+            gc_tuning=env_bool(env, "VIGIL_GC_TUNING", d.gc_tuning),
             risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=env_int(

@@ -8,7 +8,8 @@ import weakref
 
 import pytest
 
-from app.runtime.gc_freeze import FrozenHeap
+from app.runtime import gc_tuning
+from app.runtime.gc_tuning import FrozenHeap
 
 
 class Node:
@@ -78,3 +79,14 @@ def test_a_thaw_is_not_scheduled_twice_while_one_is_pending(loop):
         assert heap.thaws == 2, f"{heap.thaws - 1} thaws ran for two collections"
     finally:
         heap.uninstall()
+
+
+def test_install_makes_young_collections_rarer_and_freezes(loop):
+    before = gc.get_threshold()
+    heap = gc_tuning.install(loop)
+    try:
+        assert gc.get_threshold() == (gc_tuning.YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0, "the heap was not frozen at install"
+    finally:
+        heap.uninstall()
+        gc.set_threshold(*before)
