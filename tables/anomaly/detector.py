@@ -62,6 +62,7 @@ _NBINS = 96
 _LOG_OFFSET = 8.0  # log2 ratios from 2^-8 upwards
 #: bins of slack below the current one counted as "at least as extreme" (see the docstring)
 CAL_SLACK = 1
+_LN10 = math.log(10.0)
 
 #: The single threshold that maximised the NAB standard profile (0.6986 on the local corpus).
 ALERT_THRESHOLD = 0.7
@@ -112,6 +113,9 @@ class DetectorConfig:
     #: the joint stages (`sum`, `lik`) beyond their own record: score added per score unit by
     #: which the statistic beats its previous record (0: a record is just p = 1/(rows + 1))
     record_slope: float = 0.3
+    #: prior of `sum`'s calibration, in pseudo-rows: Fisher's tail for the sum of the five
+    #: log-rarities as if they were independent, weighed like this many rows of history
+    sum_prior_rows: float = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +173,22 @@ def _log_bin(ratio: float) -> int:
     return int((math.log2(ratio) + _LOG_OFFSET) * 4.0) if ratio > 0 else 0
 
 
-def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: float = 0.0) -> float:
+def _calibrate(
+    cal: dict[str, list[Any]],
+    key: str,
+    b: int,
+    cap: int,
+    tail: float = 0.0,
+    prior_rows: float = 0.0,
+    prior_p: float = 1.0,
+) -> float:
     """P(statistic ≥ bin b) under this detector's own history, then record bin b.
 
     With `tail` > 0, a new record (no past bin within the slack) is rarer than 1/(rows + 1)
     by `tail` decades per bin beyond the previous record: how far a record is beaten counts.
+    With `prior_rows` > 0, the history is preceded by that many pseudo-rows whose share at or
+    beyond the statistic is `prior_p` (a parametric tail that speaks while history is short
+    and is outweighed by the series' own counts as they grow).
     """
     entry = cal.get(key)
     if entry is None:
@@ -187,12 +202,13 @@ def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: floa
     ge = 0
     for i in range(b - CAL_SLACK if b > CAL_SLACK else 0, _NBINS):
         ge += counts[i]
-    p = (ge + 1.0) / (total + 1.0)
+    p = ge + 1.0
     if tail > 0.0 and ge == 0 and total > 0:
         top = b - CAL_SLACK - 1  # the previous record: the highest bin below the slack
         while top > 0 and not counts[top]:
             top -= 1
         p *= 10.0 ** (-tail * (b - CAL_SLACK - 1 - top))
+    p = (p + prior_rows * prior_p) / (total + 1.0 + prior_rows)
     counts[b] += 1
     total += 1
     if total >= cap:  # forget: halve every count
@@ -203,6 +219,16 @@ def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: floa
             total += c
     entry[1] = total
     return p
+
+
+def _fisher_tail(nats: float, k: int) -> float:
+    """P(Gamma(k, 1) ≥ nats): Fisher's combined p of k independent tests, −Σ ln p = `nats`."""
+    term = acc = 1.0
+    for j in range(1, k):
+        term *= nats / j
+        acc += term
+    p = math.exp(-nats) * acc
+    return p if p < 1.0 else 1.0
 
 
 def _ctx(syms: list[int], k: int) -> str:
@@ -391,6 +417,7 @@ def update(
     # -- combine: the strongest evidence, on a log scale
     best, detector = 0.0, ""
     total = 0.0
+    tests = 0
     for name, p, w in (
         ("ext", p_ext, cfg.w_ext),
         ("seq", p_seq, cfg.w_seq),
@@ -398,14 +425,19 @@ def update(
         ("kl", p_kl, cfg.w_kl),
         ("tod", p_tod, cfg.w_tod),
     ):
-        if w > 0 and p < 1.0:
-            sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
-            total += sc
-            if sc > best:
-                best, detector = sc, name
+        if w > 0:
+            tests += 1
+            if p < 1.0:
+                sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
+                total += sc
+                if sc > best:
+                    best, detector = sc, name
     if cfg.w_sum > 0:  # several detectors mildly surprised at once: is that combination rare?
         tail = cfg.record_slope * cfg.depth / 16.0  # decades per bin of 1/16
-        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail)
+        prior = 1.0
+        if cfg.sum_prior_rows > 0:  # Fisher's method, as if the detectors were independent
+            prior = _fisher_tail(total * cfg.depth * _LN10, tests)
+        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail, cfg.sum_prior_rows, prior)
         sc = -math.log10(p_sum) * cfg.w_sum / cfg.depth
         if sc > best:
             best, detector = sc, "sum"

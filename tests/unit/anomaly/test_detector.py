@@ -13,6 +13,7 @@ from tables.anomaly.detector import (
     DetectorConfig,
     Score,
     _calibrate,
+    _fisher_tail,
     new_state,
     update,
 )
@@ -246,3 +247,40 @@ def test_a_record_beaten_by_far_is_rarer_than_a_bare_record():
     assert p_at(11, 0.1) == pytest.approx(1 / 91 * 10**-0.4)  # four bins further
     assert p_at(11, 0.0) == pytest.approx(1 / 91)
     assert p_at(5, 0.1) == p_at(5, 0.0)  # not a record: the tail plays no part
+
+
+def test_fisher_tail_is_the_gamma_survival_function():
+    """Fisher's method: −Σ ln p of k independent uniform p values is Gamma(k, 1)."""
+    assert _fisher_tail(2.0, 1) == pytest.approx(math.exp(-2.0))
+    assert _fisher_tail(2.0, 2) == pytest.approx(math.exp(-2.0) * 3.0)
+    # chi-square with 10 degrees of freedom at 2·9.2 = 18.4 is 0.0486 (tables)
+    assert _fisher_tail(9.2, 5) == pytest.approx(0.0486, abs=5e-4)
+    assert _fisher_tail(0.0, 5) == 1.0
+
+
+def test_sum_prior_speaks_while_history_is_short_and_fades_as_it_grows():
+    """`sum_prior_rows` pseudo-rows at Fisher's tail precede the series' own counts."""
+
+    def p_at(rows, prior_p, prior_rows=100.0):
+        cal: dict = {}
+        for _ in range(rows):
+            _calibrate(cal, "sum", 3, 100_000, 0.0, prior_rows, 0.5)
+        return _calibrate(cal, "sum", 9, 100_000, 0.0, prior_rows, prior_p)
+
+    # a record after 50 rows: no longer floored at 1/51 when the prior calls it rare
+    assert p_at(50, 1e-6) == pytest.approx((1 + 100e-6) / 151)
+    assert p_at(50, 1e-6) < 1 / 51
+    # a joint log-rarity that independence would find common stays quiet
+    assert p_at(50, 0.5) > 0.3
+    # with a long history the counts decide: the prior moves p by at most 100 rows' worth
+    assert p_at(20_000, 1e-6) == pytest.approx(1 / 20_001, rel=0.01)
+    assert p_at(20_000, 0.5) < 100 / 20_000
+    assert p_at(50, 1e-6, prior_rows=0.0) == pytest.approx(1 / 51)
+
+
+def test_sum_prior_rows_zero_is_the_bare_calibration():
+    values = odd_run()
+    _, with_prior = run(values)
+    _, without = run(values, DetectorConfig(sum_prior_rows=0.0))
+    assert [s.raw for s in with_prior] != [s.raw for s in without]
+    assert all(0.0 <= s.score <= 1.0 for s in with_prior)
