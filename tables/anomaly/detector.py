@@ -36,7 +36,10 @@ and two that read the others' evidence rather than the value:
          of the row's best log-rarity, calibrated likewise: a run of individually mild surprises.
 
 Beyond its own record, a joint stage's p keeps falling with the distance to that record
-(`record_slope`): a record broken by far is rarer than one broken by a hair.
+(`record_slope`): a record broken by far is rarer than one broken by a hair.  The histograms
+of `sum` and `tod` start from `prior_rows` pseudo-rows of a reference tail (Fisher's method for
+`sum`, Student's t with 3 degrees of freedom for `tod`'s z score), so while the history is
+short their p is not floored at 1/(rows + 1) and common values stay quiet.
 
 Each raw statistic is binned (0.25 bits or 0.25·log2 units per bin) and compared with the
 histogram of its own past values (bounded, halved every `cal_cap` rows), giving
@@ -63,6 +66,7 @@ _LOG_OFFSET = 8.0  # log2 ratios from 2^-8 upwards
 #: bins of slack below the current one counted as "at least as extreme" (see the docstring)
 CAL_SLACK = 1
 _LN10 = math.log(10.0)
+_SQRT3 = math.sqrt(3.0)
 
 #: The single threshold that maximised the NAB standard profile (0.6986 on the local corpus).
 ALERT_THRESHOLD = 0.7
@@ -113,9 +117,9 @@ class DetectorConfig:
     #: the joint stages (`sum`, `lik`) beyond their own record: score added per score unit by
     #: which the statistic beats its previous record (0: a record is just p = 1/(rows + 1))
     record_slope: float = 0.3
-    #: prior of `sum`'s calibration, in pseudo-rows: Fisher's tail for the sum of the five
-    #: log-rarities as if they were independent, weighed like this many rows of history
-    sum_prior_rows: float = 100.0
+    #: reference tails that precede the calibration histograms of `sum` (Fisher's method) and
+    #: `tod` (Student t, 3 degrees of freedom), weighed like this many rows of history
+    prior_rows: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,13 @@ def _fisher_tail(nats: float, k: int) -> float:
         acc += term
     p = math.exp(-nats) * acc
     return p if p < 1.0 else 1.0
+
+
+def _t3_tail(z: float) -> float:
+    """P(|T| ≥ z) for Student's t with 3 degrees of freedom (closed form)."""
+    u = z / _SQRT3
+    p = 1.0 - (2.0 / math.pi) * (u / (1.0 + u * u) + math.atan(u))
+    return p if p > 0.0 else 0.0
 
 
 def _ctx(syms: list[int], k: int) -> str:
@@ -412,7 +423,11 @@ def update(
     z = 0.0
     if tod_band is not None and cfg.w_tod > 0:
         z = tod_band[2]
-        p_tod = _calibrate(cal, "tod", _log_bin(z), cap)
+        b = _log_bin(z)
+        prior = 1.0
+        if cfg.prior_rows > 0:  # the t tail where the histogram starts counting (the slack)
+            prior = _t3_tail(2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET))
+        p_tod = _calibrate(cal, "tod", b, cap, 0.0, cfg.prior_rows, prior)
 
     # -- combine: the strongest evidence, on a log scale
     best, detector = 0.0, ""
@@ -435,9 +450,9 @@ def update(
     if cfg.w_sum > 0:  # several detectors mildly surprised at once: is that combination rare?
         tail = cfg.record_slope * cfg.depth / 16.0  # decades per bin of 1/16
         prior = 1.0
-        if cfg.sum_prior_rows > 0:  # Fisher's method, as if the detectors were independent
+        if cfg.prior_rows > 0:  # Fisher's method, as if the detectors were independent
             prior = _fisher_tail(total * cfg.depth * _LN10, tests)
-        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail, cfg.sum_prior_rows, prior)
+        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail, cfg.prior_rows, prior)
         sc = -math.log10(p_sum) * cfg.w_sum / cfg.depth
         if sc > best:
             best, detector = sc, "sum"
@@ -523,6 +538,7 @@ def _learn_tod(
 #: The metric detector as the pipeline runs it and `vigil nab` measures it: a new extreme must
 #: exceed the known range by about a tenth of it to count (ext_scale 0.1, not 0.005), since
 #: one-minute window means set hair-thin new records all the time. With the `sum` and `lik`
-#: stages (and their record tail) this is also the configuration that leave-one-category-out
-#: tuning picks on all 35 local NAB series (73.27 standard; docs/anomaly.md).
+#: stages (their record tail and the reference-tail priors) this is also the configuration that
+#: leave-one-category-out tuning picks on all 35 local NAB series (74.72 standard;
+#: docs/anomaly.md).
 METRIC_DETECTOR = DetectorConfig(ext_scale=0.1)

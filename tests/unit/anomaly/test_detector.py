@@ -14,6 +14,7 @@ from tables.anomaly.detector import (
     Score,
     _calibrate,
     _fisher_tail,
+    _t3_tail,
     new_state,
     update,
 )
@@ -258,8 +259,15 @@ def test_fisher_tail_is_the_gamma_survival_function():
     assert _fisher_tail(0.0, 5) == 1.0
 
 
-def test_sum_prior_speaks_while_history_is_short_and_fades_as_it_grows():
-    """`sum_prior_rows` pseudo-rows at Fisher's tail precede the series' own counts."""
+def test_t3_tail_is_students_t_with_three_degrees_of_freedom():
+    assert _t3_tail(0.0) == pytest.approx(1.0)
+    assert _t3_tail(3.182) == pytest.approx(0.05, abs=2e-4)  # two-sided 5 % point (tables)
+    assert _t3_tail(5.841) == pytest.approx(0.01, abs=1e-4)  # two-sided 1 % point
+    assert 0.0 <= _t3_tail(1e6) < 1e-15
+
+
+def test_prior_speaks_while_history_is_short_and_fades_as_it_grows():
+    """`prior_rows` pseudo-rows at a reference tail precede the series' own counts."""
 
     def p_at(rows, prior_p, prior_rows=100.0):
         cal: dict = {}
@@ -278,9 +286,19 @@ def test_sum_prior_speaks_while_history_is_short_and_fades_as_it_grows():
     assert p_at(50, 1e-6, prior_rows=0.0) == pytest.approx(1 / 51)
 
 
-def test_sum_prior_rows_zero_is_the_bare_calibration():
+def test_prior_rows_zero_is_the_bare_calibration():
     values = odd_run()
     _, with_prior = run(values)
-    _, without = run(values, DetectorConfig(sum_prior_rows=0.0))
+    _, without = run(values, DetectorConfig(prior_rows=0.0))
     assert [s.raw for s in with_prior] != [s.raw for s in without]
     assert all(0.0 <= s.score <= 1.0 for s in with_prior)
+
+
+def test_early_hour_of_day_outlier_is_rarer_than_its_short_history_allows():
+    """With the t prior, an outlier for its hour soon after warm-up is not floored at 1/rows."""
+    values = daily(600, noise=0.5)
+    values[504] += 25.0  # at the daily trough: far off its hour, inside the range seen so far
+    _, scores = run(values)
+    _, bare = run(values, DetectorConfig(prior_rows=0.0))
+    floor = -math.log10(1 / (504 - CFG.warmup_rows + 1)) / CFG.depth  # 1/(rows scored + 1)
+    assert bare[504].raw < floor + 0.05 < scores[504].raw
