@@ -37,9 +37,10 @@ and two that read the others' evidence rather than the value:
 
 Beyond its own record, a joint stage's p keeps falling with the distance to that record
 (`record_slope`): a record broken by far is rarer than one broken by a hair.  The histograms
-of `sum` and `tod` start from `prior_rows` pseudo-rows of a reference tail (Fisher's method for
-`sum`, Student's t with 3 degrees of freedom for `tod`'s z score), so while the history is
-short their p is not floored at 1/(rows + 1) and common values stay quiet.
+of `sum`, `tod` and `dx` start from `prior_rows` pseudo-rows of a reference tail (Fisher's
+method for `sum`; Student's t with 3 degrees of freedom for `tod`'s z score and for the step
+in RMS steps), so while the history is short their p is not floored at 1/(rows + 1) and
+common values stay quiet.
 
 Each raw statistic is binned (0.25 bits or 0.25·log2 units per bin) and compared with the
 histogram of its own past values (bounded, halved every `cal_cap` rows), giving
@@ -117,9 +118,11 @@ class DetectorConfig:
     #: the joint stages (`sum`, `lik`) beyond their own record: score added per score unit by
     #: which the statistic beats its previous record (0: a record is just p = 1/(rows + 1))
     record_slope: float = 0.3
-    #: reference tails that precede the calibration histograms of `sum` (Fisher's method) and
-    #: `tod` (Student t, 3 degrees of freedom), weighed like this many rows of history
+    #: reference tails that precede the calibration histograms of `sum` (Fisher's method),
+    #: `tod` and `dx` (Student t, 3 degrees of freedom), weighed like this many rows of history
     prior_rows: float = 300.0
+    #: EWMA weight of the mean squared step, the scale of `dx`'s reference tail
+    step_alpha: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ def new_state(config: DetectorConfig | None = None) -> dict[str, Any]:
         "tod": None,  # per hour-of-day [mean, variance, visits]
         "sup": [0.0, -(10**9)],  # refractory: [peak score, row]
         "lk": 0.0,  # EWMA of the per-row log-rarity (likelihood detector)
+        "dv": None,  # EWMA of the squared step x - previous (the scale of dx's prior)
+        "dvn": 0,  # steps in that EWMA (capped)
     }
 
 
@@ -327,6 +332,16 @@ def update(
     if len(recent) > cfg.recent_len:
         del recent[0]
 
+    step_var = st.get("dv")  # the mean squared step before this row
+    if prev is not None:
+        d2 = (x - prev) * (x - prev)
+        dvn = st.get("dvn", 0)
+        dvn = dvn + 1 if dvn < 1_000_000 else dvn
+        st["dvn"] = dvn
+        st["dv"] = (
+            d2 if step_var is None else step_var + (d2 - step_var) * max(cfg.step_alpha, 1.0 / dvn)
+        )
+
     if n < cfg.warmup_rows:
         st["warm"].append(x)
         st["lo"] = x if lo is None or x < lo else lo
@@ -393,7 +408,13 @@ def update(
     step = 0.0
     if prev is not None and cfg.w_dx > 0:
         step = abs(x - prev) / q[1]
-        p_dx = _calibrate(cal, "dx", _log_bin(step), cap)
+        b = _log_bin(step)
+        prior_rows, prior = 0.0, 1.0
+        if cfg.prior_rows > 0 and step_var:  # the step in RMS steps, where the slack starts
+            prior_rows = cfg.prior_rows
+            low = 2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET) * q[1]
+            prior = _t3_tail(low / math.sqrt(step_var))
+        p_dx = _calibrate(cal, "dx", b, cap, 0.0, prior_rows, prior)
 
     # -- kl: recent level distribution against the long-run one
     kl_l, kl_s, sbuf = st["klL"], st["klS"], st["sbuf"]
@@ -539,6 +560,6 @@ def _learn_tod(
 #: exceed the known range by about a tenth of it to count (ext_scale 0.1, not 0.005), since
 #: one-minute window means set hair-thin new records all the time. With the `sum` and `lik`
 #: stages (their record tail and the reference-tail priors) this is also the configuration that
-#: leave-one-category-out tuning picks on all 35 local NAB series (74.72 standard;
+#: leave-one-category-out tuning picks on all 35 local NAB series (75.15 standard;
 #: docs/anomaly.md).
 METRIC_DETECTOR = DetectorConfig(ext_scale=0.1)
