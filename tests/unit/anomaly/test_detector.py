@@ -14,7 +14,7 @@ from tables.anomaly.detector import (
     Score,
     _calibrate,
     _fisher_tail,
-    _t3_tail,
+    _t4_tail,
     new_state,
     update,
 )
@@ -260,11 +260,11 @@ def test_fisher_tail_is_the_gamma_survival_function():
     assert _fisher_tail(0.0, 5) == 1.0
 
 
-def test_t3_tail_is_students_t_with_three_degrees_of_freedom():
-    assert _t3_tail(0.0) == pytest.approx(1.0)
-    assert _t3_tail(3.182) == pytest.approx(0.05, abs=2e-4)  # two-sided 5 % point (tables)
-    assert _t3_tail(5.841) == pytest.approx(0.01, abs=1e-4)  # two-sided 1 % point
-    assert 0.0 <= _t3_tail(1e6) < 1e-15
+def test_t4_tail_is_students_t_with_four_degrees_of_freedom():
+    assert _t4_tail(0.0) == pytest.approx(1.0)
+    assert _t4_tail(2.776) == pytest.approx(0.05, abs=2e-4)  # two-sided 5 % point (tables)
+    assert _t4_tail(4.604) == pytest.approx(0.01, abs=1e-4)  # two-sided 1 % point
+    assert 0.0 <= _t4_tail(1e6) < 1e-15
 
 
 def test_prior_speaks_while_history_is_short_and_fades_as_it_grows():
