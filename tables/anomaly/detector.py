@@ -36,7 +36,11 @@ and two that read the others' evidence rather than the value:
          of the row's best log-rarity, calibrated likewise: a run of individually mild surprises.
 
 Beyond its own record, a joint stage's p keeps falling with the distance to that record
-(`record_slope`): a record broken by far is rarer than one broken by a hair.
+(`record_slope`): a record broken by far is rarer than one broken by a hair.  The histograms
+of `sum`, `tod` and `dx` start from `prior_rows` pseudo-rows of a reference tail (Fisher's
+method for `sum`; Student's t with 4 degrees of freedom for `tod`'s z score and for the step
+in RMS steps), so while the history is short their p is not floored at 1/(rows + 1) and
+common values stay quiet.
 
 Each raw statistic is binned (0.25 bits or 0.25·log2 units per bin) and compared with the
 histogram of its own past values (bounded, halved every `cal_cap` rows), giving
@@ -62,6 +66,7 @@ _NBINS = 96
 _LOG_OFFSET = 8.0  # log2 ratios from 2^-8 upwards
 #: bins of slack below the current one counted as "at least as extreme" (see the docstring)
 CAL_SLACK = 1
+_LN10 = math.log(10.0)
 
 #: The single threshold that maximised the NAB standard profile (0.6986 on the local corpus).
 ALERT_THRESHOLD = 0.7
@@ -112,6 +117,11 @@ class DetectorConfig:
     #: the joint stages (`sum`, `lik`) beyond their own record: score added per score unit by
     #: which the statistic beats its previous record (0: a record is just p = 1/(rows + 1))
     record_slope: float = 0.3
+    #: reference tails that precede the calibration histograms of `sum` (Fisher's method),
+    #: `tod` and `dx` (Student t, 4 degrees of freedom), weighed like this many rows of history
+    prior_rows: float = 300.0
+    #: EWMA weight of the mean squared step, the scale of `dx`'s reference tail
+    step_alpha: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,8 @@ def new_state(config: DetectorConfig | None = None) -> dict[str, Any]:
         "tod": None,  # per hour-of-day [mean, variance, visits]
         "sup": [0.0, -(10**9)],  # refractory: [peak score, row]
         "lk": 0.0,  # EWMA of the per-row log-rarity (likelihood detector)
+        "dv": None,  # EWMA of the squared step x - previous (the scale of dx's prior)
+        "dvn": 0,  # steps in that EWMA (capped)
     }
 
 
@@ -169,11 +181,22 @@ def _log_bin(ratio: float) -> int:
     return int((math.log2(ratio) + _LOG_OFFSET) * 4.0) if ratio > 0 else 0
 
 
-def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: float = 0.0) -> float:
+def _calibrate(
+    cal: dict[str, list[Any]],
+    key: str,
+    b: int,
+    cap: int,
+    tail: float = 0.0,
+    prior_rows: float = 0.0,
+    prior_p: float = 1.0,
+) -> float:
     """P(statistic ≥ bin b) under this detector's own history, then record bin b.
 
     With `tail` > 0, a new record (no past bin within the slack) is rarer than 1/(rows + 1)
     by `tail` decades per bin beyond the previous record: how far a record is beaten counts.
+    With `prior_rows` > 0, the history is preceded by that many pseudo-rows whose share at or
+    beyond the statistic is `prior_p` (a parametric tail that speaks while history is short
+    and is outweighed by the series' own counts as they grow).
     """
     entry = cal.get(key)
     if entry is None:
@@ -187,12 +210,13 @@ def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: floa
     ge = 0
     for i in range(b - CAL_SLACK if b > CAL_SLACK else 0, _NBINS):
         ge += counts[i]
-    p = (ge + 1.0) / (total + 1.0)
+    p = ge + 1.0
     if tail > 0.0 and ge == 0 and total > 0:
         top = b - CAL_SLACK - 1  # the previous record: the highest bin below the slack
         while top > 0 and not counts[top]:
             top -= 1
         p *= 10.0 ** (-tail * (b - CAL_SLACK - 1 - top))
+    p = (p + prior_rows * prior_p) / (total + 1.0 + prior_rows)
     counts[b] += 1
     total += 1
     if total >= cap:  # forget: halve every count
@@ -203,6 +227,23 @@ def _calibrate(cal: dict[str, list[Any]], key: str, b: int, cap: int, tail: floa
             total += c
     entry[1] = total
     return p
+
+
+def _fisher_tail(nats: float, k: int) -> float:
+    """P(Gamma(k, 1) ≥ nats): Fisher's combined p of k independent tests, −Σ ln p = `nats`."""
+    term = acc = 1.0
+    for j in range(1, k):
+        term *= nats / j
+        acc += term
+    p = math.exp(-nats) * acc
+    return p if p < 1.0 else 1.0
+
+
+def _t4_tail(z: float) -> float:
+    """P(|T| ≥ z) for Student's t with 4 degrees of freedom (closed form)."""
+    s = z / math.sqrt(4.0 + z * z)
+    p = 1.0 - 1.5 * s + 0.5 * s * s * s
+    return p if p > 0.0 else 0.0
 
 
 def _ctx(syms: list[int], k: int) -> str:
@@ -290,6 +331,16 @@ def update(
     if len(recent) > cfg.recent_len:
         del recent[0]
 
+    step_var = st.get("dv")  # the mean squared step before this row
+    if prev is not None:
+        d2 = (x - prev) * (x - prev)
+        dvn = st.get("dvn", 0)
+        dvn = dvn + 1 if dvn < 1_000_000 else dvn
+        st["dvn"] = dvn
+        st["dv"] = (
+            d2 if step_var is None else step_var + (d2 - step_var) * max(cfg.step_alpha, 1.0 / dvn)
+        )
+
     if n < cfg.warmup_rows:
         st["warm"].append(x)
         st["lo"] = x if lo is None or x < lo else lo
@@ -356,7 +407,13 @@ def update(
     step = 0.0
     if prev is not None and cfg.w_dx > 0:
         step = abs(x - prev) / q[1]
-        p_dx = _calibrate(cal, "dx", _log_bin(step), cap)
+        b = _log_bin(step)
+        prior_rows, prior = 0.0, 1.0
+        if cfg.prior_rows > 0 and step_var:  # the step in RMS steps, where the slack starts
+            prior_rows = cfg.prior_rows
+            low = 2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET) * q[1]
+            prior = _t4_tail(low / math.sqrt(step_var))
+        p_dx = _calibrate(cal, "dx", b, cap, 0.0, prior_rows, prior)
 
     # -- kl: recent level distribution against the long-run one
     kl_l, kl_s, sbuf = st["klL"], st["klS"], st["sbuf"]
@@ -386,11 +443,16 @@ def update(
     z = 0.0
     if tod_band is not None and cfg.w_tod > 0:
         z = tod_band[2]
-        p_tod = _calibrate(cal, "tod", _log_bin(z), cap)
+        b = _log_bin(z)
+        prior = 1.0
+        if cfg.prior_rows > 0:  # the t tail where the histogram starts counting (the slack)
+            prior = _t4_tail(2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET))
+        p_tod = _calibrate(cal, "tod", b, cap, 0.0, cfg.prior_rows, prior)
 
     # -- combine: the strongest evidence, on a log scale
     best, detector = 0.0, ""
     total = 0.0
+    tests = 0
     for name, p, w in (
         ("ext", p_ext, cfg.w_ext),
         ("seq", p_seq, cfg.w_seq),
@@ -398,14 +460,19 @@ def update(
         ("kl", p_kl, cfg.w_kl),
         ("tod", p_tod, cfg.w_tod),
     ):
-        if w > 0 and p < 1.0:
-            sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
-            total += sc
-            if sc > best:
-                best, detector = sc, name
+        if w > 0:
+            tests += 1
+            if p < 1.0:
+                sc = -math.log10(max(p, 1e-300)) * w / cfg.depth
+                total += sc
+                if sc > best:
+                    best, detector = sc, name
     if cfg.w_sum > 0:  # several detectors mildly surprised at once: is that combination rare?
         tail = cfg.record_slope * cfg.depth / 16.0  # decades per bin of 1/16
-        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail)
+        prior = 1.0
+        if cfg.prior_rows > 0:  # Fisher's method, as if the detectors were independent
+            prior = _fisher_tail(total * cfg.depth * _LN10, tests)
+        p_sum = _calibrate(cal, "sum", int(total * 16.0), cap, tail, cfg.prior_rows, prior)
         sc = -math.log10(p_sum) * cfg.w_sum / cfg.depth
         if sc > best:
             best, detector = sc, "sum"
@@ -491,6 +558,7 @@ def _learn_tod(
 #: The metric detector as the pipeline runs it and `vigil nab` measures it: a new extreme must
 #: exceed the known range by about a tenth of it to count (ext_scale 0.1, not 0.005), since
 #: one-minute window means set hair-thin new records all the time. With the `sum` and `lik`
-#: stages (and their record tail) this is also the configuration that leave-one-category-out
-#: tuning picks on all 35 local NAB series (73.27 standard; docs/anomaly.md).
+#: stages (their record tail and the reference-tail priors) this is also the configuration that
+#: leave-one-category-out tuning picks on all 35 local NAB series (75.24 standard;
+#: docs/anomaly.md).
 METRIC_DETECTOR = DetectorConfig(ext_scale=0.1)
