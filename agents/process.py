@@ -37,7 +37,6 @@ from app.runtime.global_snapshot import GlobalSnapshot
 from app.runtime.journal import Journal
 from app.runtime.partition_clock import is_tick, tick_progress
 from app.runtime.table_cache import CachedTable
-from app.runtime.turns import LoopTurns
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import (
     alert_state,
@@ -226,10 +225,8 @@ async def process(stream):
     """
     await declare_output_topics()
     changelog_writes.start()
-    turns = LoopTurns(settings.loop_turn_ms / 1000)
     async for events in processed_batches(stream, settings.batch_max, _linger_s):
         await _recover(events)
-        turns.start()
         batch = Batch(pipeline.state)
         outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
@@ -243,7 +240,6 @@ async def process(stream):
             last_of_partition[message.partition] = event
             outputs = outputs_of.setdefault(message.partition, [])
             await _apply(event, decoded, batch, outputs, observed)
-            await turns.take()
         captured = capture(batch, last_of_partition)
         batch.encode(dumps_value)  # serialized once, for the journal and the tables alike
         staged_of = {partition: batch.tables_of(partition) for partition in last_of_partition}

@@ -28,7 +28,6 @@ from app.runtime.current_event import make_current
 from app.runtime.journal import Journal
 from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
-from app.runtime.turns import LoopTurns
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import risk_clock_state, risk_journal, risk_state
 from tables.risk.stage import RiskStage
@@ -94,9 +93,7 @@ async def risk(stream):
     await declare_output_topics()
     changelog_writes.start()
     linger_s = settings.batch_linger_ms / 1000
-    turns = LoopTurns(settings.loop_turn_ms / 1000)
     async for events in processed_batches(stream, settings.risk_batch_max, linger_s):
-        turns.start()
         staged_of: dict[int, dict[str, StagedState]] = {}
         outputs_of: dict[int, list[Output]] = {}
         last_of_partition = {}
@@ -116,7 +113,6 @@ async def risk(stream):
                 }
             last_of_partition[partition] = event
             outputs_of.setdefault(partition, []).extend(_apply_signal(event, tables))
-            await turns.take()
         await journal.commit(staged_of, outputs_of, last_of_partition)
         outputs = [out for outs in outputs_of.values() for out in outs]
         record_risk(outputs)

@@ -143,10 +143,6 @@ class Settings:
     #: next fetch of every partition of the broker (ms; aiokafka's fixed prefetch backoff is
     #: 100, app/runtime/fetch_wait.py). Env `VIGIL_FETCH_BACKOFF_MS`. Default 5.
     fetch_backoff_ms: int = 5
-    #: Work (ms) after which a batch gives the event loop a turn between two of its events, so
-    #: the worker's other agents and its fetcher are not kept waiting (app/runtime/turns.py);
-    #: 0: never. Env `VIGIL_LOOP_TURN_MS`. Default 5.
-    loop_turn_ms: int = 5
     #: Tune the garbage collector (app/runtime/gc_tuning.py): young collections every 10,000
     #: allocations instead of 700, and the heap frozen after each full collection so the next
     #: one scans only what is new (full ones stopped the loop for 60-95 ms every few seconds).
@@ -299,7 +295,6 @@ class Settings:
             fetch_max_wait_ms=env_int(env, "VIGIL_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
             fetch_backoff_ms=env_int(env, "VIGIL_FETCH_BACKOFF_MS", d.fetch_backoff_ms),
             gc_tuning=env_bool(env, "VIGIL_GC_TUNING", d.gc_tuning),
-            loop_turn_ms=env_int(env, "VIGIL_LOOP_TURN_MS", d.loop_turn_ms),
             risk_batch_max=env_int(env, "VIGIL_RISK_BATCH_MAX", d.risk_batch_max),
             align_drift_ms=env_int(env, "VIGIL_ALIGN_DRIFT_MS", d.align_drift_ms),
             rocksdb_write_buffer_mb=env_int(
@@ -399,8 +394,6 @@ class Settings:
             )
         if self.align_drift_ms < 0:
             raise ValueError(f"VIGIL_ALIGN_DRIFT_MS must be >= 0, got {self.align_drift_ms}")
-        if self.loop_turn_ms < 0:
-            raise ValueError(f"VIGIL_LOOP_TURN_MS must be >= 0, got {self.loop_turn_ms}")
         if self.fetch_max_wait_ms < 0 or self.fetch_backoff_ms < 0:
             raise ValueError(
                 "VIGIL_FETCH_MAX_WAIT_MS and VIGIL_FETCH_BACKOFF_MS must be >= 0, got "
