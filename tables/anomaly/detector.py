@@ -181,6 +181,12 @@ def _log_bin(ratio: float) -> int:
     return int((math.log2(ratio) + _LOG_OFFSET) * 4.0) if ratio > 0 else 0
 
 
+def _slack_floor(b: int) -> float:
+    """The smallest ratio `_calibrate` counts as at least as extreme as log bin `b` (the lower
+    edge of its slack bin): where a reference tail for that bin starts."""
+    return 2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET)
+
+
 def _calibrate(
     cal: dict[str, list[Any]],
     key: str,
@@ -411,8 +417,7 @@ def update(
         prior_rows, prior = 0.0, 1.0
         if cfg.prior_rows > 0 and step_var:  # the step in RMS steps, where the slack starts
             prior_rows = cfg.prior_rows
-            low = 2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET) * q[1]
-            prior = _t4_tail(low / math.sqrt(step_var))
+            prior = _t4_tail(_slack_floor(b) * q[1] / math.sqrt(step_var))
         p_dx = _calibrate(cal, "dx", b, cap, 0.0, prior_rows, prior)
 
     # -- kl: recent level distribution against the long-run one
@@ -446,7 +451,7 @@ def update(
         b = _log_bin(z)
         prior = 1.0
         if cfg.prior_rows > 0:  # the t tail where the histogram starts counting (the slack)
-            prior = _t4_tail(2.0 ** ((b - CAL_SLACK) / 4.0 - _LOG_OFFSET))
+            prior = _t4_tail(_slack_floor(b))
         p_tod = _calibrate(cal, "tod", b, cap, 0.0, cfg.prior_rows, prior)
 
     # -- combine: the strongest evidence, on a log scale
