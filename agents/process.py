@@ -33,6 +33,7 @@ from app.runtime.acking import processed_batches
 from app.runtime.alignment import PartitionAligner
 from app.runtime.batch import Batch
 from app.runtime.current_event import make_current
+from app.runtime.direct_writes import DirectWrites
 from app.runtime.global_snapshot import GlobalSnapshot
 from app.runtime.journal import Journal
 from app.runtime.partition_clock import is_tick, tick_progress
@@ -56,11 +57,21 @@ from tables.definitions import (
 log = logging.getLogger(__name__)
 
 
+#: The cached tables' writes, straight to RocksDB and the changelogs (app/runtime/direct_writes.py).
+direct = (
+    DirectWrites(app)
+    if settings.direct_writes and settings.store_is_rocksdb and settings.table_cache_keys
+    else None
+)
+
+
 def _cached(table):
     """The table behind a decoded-value cache (app/runtime/table_cache.py), unless it is off."""
     if settings.table_cache_keys == 0:
         return table
-    return CachedTable(table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb)
+    return CachedTable(
+        table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb, direct=direct
+    )
 
 
 pipeline = Pipeline(
@@ -97,6 +108,7 @@ journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
     name="process",
+    flush=direct.flush if direct is not None else None,
 )
 #: `vigil.events` partitions paused for being too far ahead in event time: the risk clock
 #: waits for the slowest partition (app/runtime/source_alignment.py).

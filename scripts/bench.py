@@ -330,6 +330,7 @@ LEVERS = {
     "fetch long poll 100 ms (VIGIL_FETCH_MAX_WAIT_MS)": {"VIGIL_FETCH_MAX_WAIT_MS": "1500"},
     "fetch backoff 5 ms (VIGIL_FETCH_BACKOFF_MS)": {"VIGIL_FETCH_BACKOFF_MS": "100"},
     "garbage collector tuned (VIGIL_GC_TUNING)": {"VIGIL_GC_TUNING": "false"},
+    "direct table writes (VIGIL_DIRECT_WRITES)": {"VIGIL_DIRECT_WRITES": "false"},
 }
 LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"

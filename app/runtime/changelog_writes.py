@@ -3,7 +3,8 @@
 Faust sends a table write's changelog record in the background (`send_soon`) and forgets its
 future. Every Vigil table's `send_changelog` is wrapped (tables/definitions.py) so the future
 goes to the list of the agent task that wrote, when that task asked for tracking (`start`);
-the agent takes them (`take`) to know which of its steps' writes are in Kafka
+records an agent writes to the changelog itself are added to it (`add`); the agent takes them
+(`take`) to know which of its steps' writes are in Kafka
 (app/runtime/step_journal.py). The list is per task (a context variable), so two agents never take
 each other's records.
 """
@@ -36,6 +37,13 @@ def track(send: Callable[..., Any]) -> Callable[..., Any]:
 def start() -> None:
     """Track the changelog records of the current task's writes from now on."""
     _pending.set([])
+
+
+def add(futures: list[asyncio.Future]) -> None:
+    """Track records the current task sent itself (app/runtime/direct_writes.py)."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.extend(futures)
 
 
 def take() -> list[asyncio.Future]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from app.model.outputs import Output
@@ -38,11 +38,15 @@ class Journal:
         table: MutableMapping[str, Any],
         tables: Mapping[str, MutableMapping[str, Any]],
         name: str = "journal",
+        flush: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.table = table
         #: the agent's name, for the log
         self.name = name
         self.tables = tables
+        #: sends the changelog records of writes made to `tables` directly, if they are
+        #: (app/runtime/direct_writes.py); their futures are tracked like Faust's
+        self.flush = flush
         self._open: dict[int, list[tuple[list[asyncio.Future], step_journal.Writes]]] = {}
         self._pending: dict[int, step_journal.Writes] = {}
         self._recovered: set[int] = set()
@@ -78,6 +82,8 @@ class Journal:
         its tables changed behind whatever it derived from them (`tables_changed`), then send
         the step's outputs again and wait for them."""
         again = self.recover(partition)
+        if self.flush is not None:
+            await self.flush()
         if again:
             log.info("%s partition %s: applied its last step again", self.name, partition)
             tables_changed()
@@ -125,6 +131,8 @@ class Journal:
         if journaled:
             await asyncio.gather(*journaled)
         apply()
+        if self.flush is not None:
+            await self.flush()
         self.applied(changelog_writes.take())
 
     async def commit(

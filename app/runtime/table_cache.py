@@ -15,7 +15,9 @@ applies the partition's journal again: agents/process.py) and everything on revo
 Global tables (written by every worker) are not cached.
 
 A write is serialized once (`put_encoded`): the same bytes go to the journal record, the
-RocksDB store and the changelog record, where Faust would serialize a value twice more.
+RocksDB store and the changelog record, where Faust would serialize a value twice more. With
+`direct` (the worker on RocksDB), writes skip Faust's table layers
+(app/runtime/direct_writes.py).
 Values are handed out as stored, as `StagedState` always did (and dicts do offline): callers
 copy before they change one.
 """
@@ -27,6 +29,8 @@ from typing import Any
 
 from faust.streams import current_event
 
+from app.runtime.direct_writes import DirectWrites
+
 _MISSING = object()
 
 
@@ -34,10 +38,11 @@ class PartitionView:
     """One partition of a `CachedTable`. Reads and writes go to the partition of Faust's
     current event, which the caller makes an event of this partition."""
 
-    __slots__ = ("_owner", "_values")
+    __slots__ = ("_owner", "_partition", "_values")
 
-    def __init__(self, owner: CachedTable) -> None:
+    def __init__(self, owner: CachedTable, partition: int) -> None:
         self._owner = owner
+        self._partition = partition
         self._values: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -59,17 +64,31 @@ class PartitionView:
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._owner.table[key] = value
+        owner = self._owner
+        if owner.direct is not None:
+            owner.direct.put(
+                owner.table, self._partition, key, owner.table.data._encode_value(value)
+            )
+        else:
+            owner.table[key] = value
         self._remember(key, value)
 
     def put_encoded(self, key: str, value: Any, data: bytes) -> None:
         """Store `value` already serialized as `data` (JSON of the table's codec)."""
-        self._owner.table[key] = data if self._owner.stores_bytes else value
+        owner = self._owner
+        if owner.direct is not None:
+            owner.direct.put(owner.table, self._partition, key, data)
+        else:
+            owner.table[key] = data if owner.stores_bytes else value
         self._remember(key, value)
 
     def __delitem__(self, key: str) -> None:
         if self.get(key) is not None:  # the cached answer: no second store read
-            del self._owner.table[key]
+            owner = self._owner
+            if owner.direct is not None:
+                owner.direct.delete(owner.table, self._partition, key)
+            else:
+                del owner.table[key]
         self._remember(key, None)
 
     def clear(self) -> None:
@@ -94,12 +113,22 @@ class CachedTable(MutableMapping):
     `partition_view(p)` is the view the batch loop uses. Iteration goes to the table.
     """
 
-    def __init__(self, table: Any, max_keys: int, *, stores_bytes: bool = True) -> None:
+    def __init__(
+        self,
+        table: Any,
+        max_keys: int,
+        *,
+        stores_bytes: bool = True,
+        direct: DirectWrites | None = None,
+    ) -> None:
         self.table = table
         self.max_keys = max(1, max_keys)
         #: Whether the table's store keeps serialized values (RocksDB); a memory store keeps
         #: objects, so `put_encoded` gives it the value itself.
         self.stores_bytes = stores_bytes
+        #: Writes go straight to RocksDB and the changelog through this, flushed by the agent's
+        #: journal (app/runtime/direct_writes.py); None: through Faust's table.
+        self.direct = direct
         self.size = 0
         self._views: dict[int, PartitionView] = {}
         #: values read from the store and values evicted, since start
@@ -109,7 +138,7 @@ class CachedTable(MutableMapping):
         """The cached view of one partition."""
         view = self._views.get(partition)
         if view is None:
-            view = self._views[partition] = PartitionView(self)
+            view = self._views[partition] = PartitionView(self, partition)
         return view
 
     def forget(self, partition: int | None = None) -> None:

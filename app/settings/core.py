@@ -106,6 +106,11 @@ class Settings:
     #: (app/runtime/table_cache.py; 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0
     #: turns the cache off.
     table_cache_keys: int = 4096
+    #: The cached tables' writes go straight to RocksDB and their changelog records straight to
+    #: the producer, the persisted offset stored once per step (app/runtime/direct_writes.py),
+    #: instead of through Faust's table layers per write. Needs the cache and RocksDB.
+    #: Env `VIGIL_DIRECT_WRITES`. Default true.
+    direct_writes: bool = True
     #: Records each agent's input channel holds before Faust stops fetching for it (Faust's
     #: `stream_buffer_maxsize`): the in-memory part of the backlog, docs/backpressure.md.
     #: Env `VIGIL_STREAM_BUFFER`. Default 1024 (Faust's own default is 4096).
@@ -286,6 +291,7 @@ class Settings:
                 env, "VIGIL_BATCH_BACKLOG_LINGER_MS", d.batch_backlog_linger_ms
             ),
             table_cache_keys=env_int(env, "VIGIL_TABLE_CACHE_KEYS", d.table_cache_keys),
+            direct_writes=env_bool(env, "VIGIL_DIRECT_WRITES", d.direct_writes),
             stream_buffer=env_int(env, "VIGIL_STREAM_BUFFER", d.stream_buffer),
             producer_buffer=env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
             event_loop=env_str(env, "VIGIL_EVENT_LOOP", d.event_loop),

@@ -1,0 +1,121 @@
+"""Table writes straight to RocksDB and the changelog (app/runtime/direct_writes.py): the same
+bytes Faust's table would store and send, read back through Faust's store, and the persisted
+offset stored once per table partition when its last record is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import orjson
+
+from app.codecs import register_codecs
+from app.runtime import changelog_writes
+from app.runtime.current_event import make_current
+from app.runtime.direct_writes import DirectWrites
+from app.runtime.table_cache import CachedTable
+
+
+class Producer:
+    """Records what is sent; each send's future is resolved by the test."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int, asyncio.Future]] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, key, value, partition, future))
+        return future
+
+
+def _table(tmp_path) -> Any:
+    register_codecs()
+    app = faust.App("direct-writes-test", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table(
+        "state",
+        default=None,
+        partitions=4,
+        schema=faust.Schema(key_serializer="utf8", value_serializer="orjson"),
+    )
+    table.value_serializer = "orjson"  # as tables/definitions.py sets it
+    return table
+
+
+class _Event:
+    """Enough of a Faust event for the store to pick a partition's database."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tmp_path):
+    table = _table(tmp_path)
+    store, topic = table.data, table.changelog_topic
+    producer = Producer()
+    writes = DirectWrites(SimpleNamespace(producer=producer))
+    cached = CachedTable(table, 16, direct=writes)
+    view = cached.partition_view(2)
+
+    async def scenario() -> None:
+        changelog_writes.start()
+        view.put_encoded("svc:a", {"n": 1}, b'{"n":1}')
+        view["svc:b"] = {"n": 2, "x": "\u00e9"}
+        view["svc:c"] = {"n": 3}
+        del view["svc:c"]
+        assert writes.pending == 4
+        futures = await writes.flush()
+        assert writes.pending == 0 and changelog_writes.take() == futures
+        for offset, (*_, future) in enumerate(producer.sent):
+            future.set_result(
+                SimpleNamespace(topic_partition=SimpleNamespace(partition=2), offset=offset)
+            )
+        await asyncio.sleep(0)  # done-callbacks run
+
+    asyncio.run(scenario())
+
+    # What Faust's table would have sent: its changelog topic, its key and value bytes.
+    expected = [
+        ("svc:a", b'{"n":1}'),
+        ("svc:b", topic.prepare_value({"n": 2, "x": "\u00e9"}, table.value_serializer)[0]),
+        ("svc:c", topic.prepare_value({"n": 3}, table.value_serializer)[0]),
+        ("svc:c", None),
+    ]
+    assert [(t, k, v, p) for t, k, v, p, _ in producer.sent] == [
+        (topic.get_topic_name(), topic.prepare_key(key, table.key_serializer)[0], value, 2)
+        for key, value in expected
+    ]
+    # Faust's own store reads them, in partition 2 only.
+    make_current(event := _Event(2))
+    assert store["svc:a"] == {"n": 1} and store["svc:b"] == {"n": 2, "x": "\u00e9"}
+    assert "svc:c" not in store
+    make_current(event := _Event(1))
+    assert "svc:a" not in store
+    del event
+    # One persisted offset per table partition, the last record's.
+    assert store.persisted_offset(SimpleNamespace(partition=2)) == 3
+    assert store.persisted_offset(SimpleNamespace(partition=1)) is None
+    assert orjson.loads(store._db_for_partition(2)[store._encode_key("svc:a")]) == {"n": 1}
+
+
+def test_a_failed_record_stores_no_offset_and_its_step_sees_the_failure(tmp_path):
+    table = _table(tmp_path)
+    producer = Producer()
+    writes = DirectWrites(SimpleNamespace(producer=producer))
+
+    async def scenario() -> list[asyncio.Future]:
+        writes.put(table, 0, "k", b"1")
+        futures = await writes.flush()
+        producer.sent[0][-1].set_exception(RuntimeError("broker refused"))
+        await asyncio.sleep(0)
+        return futures
+
+    futures = asyncio.run(scenario())
+    assert table.data.persisted_offset(SimpleNamespace(partition=0)) is None
+    try:
+        changelog_writes.all_confirmed(futures)
+    except RuntimeError as exc:
+        assert "broker refused" in str(exc)
+    else:
+        raise AssertionError("a failed changelog record must fail its step")
