@@ -14,7 +14,7 @@ from faust.transport.producer import ProducerBuffer
 from app.codecs import register_codecs
 from app.runtime import eager_delivery, fetch_wait
 from app.settings import Settings
-from app.topics import TopicCatalog
+from app.topics import TopicCatalog, kafka_partitioner
 
 settings = Settings.from_env()
 catalog = TopicCatalog(settings)
@@ -41,6 +41,8 @@ app = faust.App(
     # 256 KiB per partition (Faust's 16 KiB is smaller than an average journal record).
     producer_linger=settings.producer_linger_ms / 1000,
     producer_max_batch_size=256 * 1024,
+    # Kafka's default partitioner with each key's murmur2 remembered (pure Python, per record).
+    producer_partitioner=kafka_partitioner,
     # Faust's /table/ endpoints serve table contents to anyone: off. Vigil's own API is authed.
     web_tables_enabled=False,
     web_graph_enabled=False,

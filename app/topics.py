@@ -11,6 +11,7 @@ tables that hold its state. The worker binds them to Faust in app/faust_topics.p
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -113,8 +114,22 @@ class TopicCatalog:
 
 
 @functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    """Kafka's default partitioner's hash of a key (murmur2, positive). Cached: murmur2 is pure
+    Python, and keys (entities, fingerprints, services) repeat."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def entity_partition(entity: str, partitions: int) -> int:
     """The `vigil.events` partition of an entity: Kafka's default partitioner (murmur2 of the
-    UTF-8 key), as the producer applies it. Cached: murmur2 is pure Python, and offline
-    replay and the web views ask again for the same few entities."""
-    return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions
+    UTF-8 key), as the producer applies it."""
+    return _key_hash(entity.encode()) % partitions
+
+
+def kafka_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (aiokafka's `DefaultPartitioner`: murmur2 of the key, a
+    random available partition without one), with each key's hash remembered: the workers'
+    producer partitioner (`producer_partitioner`, app/faust_app.py)."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[_key_hash(key) % len(all_partitions)]
