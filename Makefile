@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: chaos help install system-deps alertmanager-up alertmanager-down kafka-up kafka-down worker demo test test-unit bench lint fmt clean-state
+.PHONY: chaos help install system-deps alertmanager-up alertmanager-down kafka-up kafka-down worker demo test test-unit bench nab-loco lint fmt clean-state
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -54,6 +54,11 @@ bench: install kafka-up ## benchmarks (prints a table; BENCH_OUT=file.json write
 
 chaos: install kafka-up ## SIGKILL a worker 3 times mid-replay; lost/duplicated per topic
 	$(BIN)/python scripts/chaos.py run
+
+NAB ?= ../shared/nab
+
+nab-loco: install ## NAB leave-one-category-out table and the short-history proxy (NAB=../shared/nab)
+	$(BIN)/vigil nab-score --loco --cuts --data $(NAB)/data --windows $(NAB)/combined_windows.json
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -323,7 +323,7 @@ def cmd_nab_score(args: argparse.Namespace, settings: Settings) -> int:
     if args.loco:
         from app.nab_loco import loco_main
 
-        return loco_main(args.data or "", args.windows)
+        return loco_main(args.data or "", args.windows, cuts=args.cuts)
     if not args.results:
         print("nab-score needs --results (or --loco with --data)", file=sys.stderr)
         return 2
@@ -485,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="data dir, to check row counts")
     p.add_argument(
         "--loco", action="store_true", help="leave-one-category-out tuning and scoring of --data"
+    )
+    p.add_argument(
+        "--cuts",
+        action="store_true",
+        help="with --loco: also the short-history proxy (LOCO over 1,500-2,500-row cuts)",
     )
 
     p = sub.add_parser("generate", help="synthetic telemetry for the demo and benchmarks")

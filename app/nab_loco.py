@@ -188,10 +188,13 @@ def loco(
     configs: Sequence[DetectorConfig],
     profiles: dict[str, dict[str, float]] | None = None,
     shipped: DetectorConfig = METRIC_DETECTOR,
+    outputs: list[dict[str, list[float]]] | None = None,
 ) -> tuple[list[LocoResult], list[dict[str, list[float]]]]:
-    """Run every config over the corpus, then the LOCO folds for every profile."""
+    """Run every config over the corpus (unless its `outputs` are given, one per config), then
+    the LOCO folds for every profile."""
     profiles = profiles or PROFILES
-    outputs = [run_config(corpus, cfg) for cfg in configs]
+    if outputs is None:
+        outputs = [run_config(corpus, cfg) for cfg in configs]
     shipped_out = outputs[list(configs).index(shipped)] if shipped in configs else None
     if shipped_out is None:
         shipped_out = run_config(corpus, shipped)
@@ -270,16 +273,28 @@ def format_loco(results: Sequence[LocoResult], configs: Sequence[DetectorConfig]
     return "\n".join(lines)
 
 
-def loco_main(data_dir: str, windows_file: str) -> int:
-    """`vigil nab-score --loco --data DIR --windows FILE`: print the LOCO table."""
+def loco_main(data_dir: str, windows_file: str, cuts: bool = False) -> int:
+    """`vigil nab-score --loco [--cuts] --data DIR --windows FILE`: print the LOCO table, and
+    with `cuts` the short-history proxy (`app.nab_short`) from the same detector runs."""
     if not os.path.isdir(data_dir) or not os.path.isfile(windows_file):
         print(f"need a data dir and a windows file: {data_dir}, {windows_file}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     corpus = load_corpus(data_dir)
+    windows = load_windows(windows_file)
     configs = grid_configs()
-    results, _ = loco(corpus, load_windows(windows_file), configs)
-    print(format_loco(results, configs))
+    if not cuts:
+        results, _ = loco(corpus, windows, configs)
+        print(format_loco(results, configs))
+    else:
+        from app.nab_short import format_short, make_cuts, short_loco
+
+        results, short = short_loco(corpus, windows, configs)
+        cut_corpus, cut_windows = make_cuts(corpus, windows)
+        print(format_loco(results, configs))
+        print()
+        print(format_short(short, len(cut_corpus.values), sum(map(len, cut_windows.values()))))
     elapsed = time.perf_counter() - started
-    print(f"{len(configs)} configurations × {len(corpus.values)} series in {elapsed:.0f}s")
+    extra = " + cuts" if cuts else ""
+    print(f"{len(configs)} configurations × {len(corpus.values)} series{extra} in {elapsed:.0f}s")
     return 0
