@@ -370,7 +370,8 @@ INJECT_BURST_AFTER_MS = 40_000
 
 
 async def _generate_live(generator, catalog, settings, args) -> int:
-    """Produce at `args.rate` records/s with event time = now, until count or duration."""
+    """Produce at `args.rate` records/s with event time = now, until count or duration; each
+    family under one key (`RawRecord.key`: one source, one raw partition, in order)."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -384,7 +385,10 @@ async def _generate_live(generator, catalog, settings, args) -> int:
         history = 0
         for record in generator.history(now_ms, args.rate):
             await producer.send(
-                catalog.raw(record.family), value=record.value, timestamp_ms=record.ts_ms
+                catalog.raw(record.family),
+                key=record.key,
+                value=record.value,
+                timestamp_ms=record.ts_ms,
             )
             history += 1
         await producer.flush()
@@ -402,7 +406,7 @@ async def _generate_live(generator, catalog, settings, args) -> int:
             now_ms = int(time.time() * 1000)
             for _ in range(max(0, min(due, (args.count or sys.maxsize) - sent))):
                 record = generator.record_at(now_ms)
-                await producer.send(catalog.raw(record.family), value=record.value)
+                await producer.send(catalog.raw(record.family), key=record.key, value=record.value)
                 sent += 1
             if sent and sent % max(1, int(args.rate * 10)) < max(due, 1):
                 _err({"generated": sent, "elapsed_s": round(elapsed, 1)})

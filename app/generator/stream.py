@@ -69,6 +69,15 @@ class RawRecord:
     value: bytes
     malformed: bool = False
 
+    @property
+    def key(self) -> bytes:
+        """The Kafka key it is produced with: its family. One key per family keeps each source
+        in one raw partition, in event-time order. Spread over partitions, a backlog (the
+        demo's history) is read at a different pace per partition: the partition read ahead
+        moves the watermark, and what the others still hold is late (on `vigil.late`, left
+        out of its windows)."""
+        return self.family.encode()
+
 
 #: `history`: metric samples (the metric detector warms up over 150 windows) and Falco alerts
 #: at their usual rate (the rate detector needs its per-node rates to settle) this long before

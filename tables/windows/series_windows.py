@@ -15,8 +15,9 @@ every event.
 Watermarks are kept per partition *and source* under `~wm|<source>` (Faust stores a key in the
 partition of the event that wrote it). Every series is fed by one source, and one source's
 records arrive in order when its producer keeps them in order (one raw partition per producer,
-or keyed records, as `vigil replay` does), while different raw topics are consumed at different
-paces: a per-source watermark keeps a lagging topic from making another's events late.
+or keyed records, as `vigil replay` and `vigil generate` do), while different raw topics are
+consumed at different paces: a per-source watermark keeps a lagging topic from making another's
+events late.
 """
 
 from __future__ import annotations
