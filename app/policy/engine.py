@@ -25,6 +25,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+# isort: split
+# rocksdict before regopy: librego_shared.so defines its own `operator new` and `operator
+# delete`; when it is the library that loads libstdc++, libstdc++ and RocksDB (in rocksdict,
+# loaded later) pair allocations and frees of different allocators, and opening a store aborts
+# the worker ("double free or corruption": `import regopy; import rocksdict;
+# rocksdict.Options()`). Loaded first, rocksdict brings libstdc++ in with the system allocator.
+import rocksdict  # noqa: F401
+
+# isort: split
 import orjson
 import regopy
 from regopy import Interpreter

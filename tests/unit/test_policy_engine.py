@@ -86,3 +86,14 @@ def test_compiled_entrypoint_gives_the_interpreted_value():
     assert engine.evaluate("main/deny", {"x": 1}) == engine.query("data.main.deny", {"x": 1})
     assert engine.evaluate("main/deny", {"x": 2}) == []
     assert engine.evaluate("main/other", {}) is UNDEFINED  # not compiled: interpreted
+
+
+def test_the_rego_engine_leaves_rocksdb_usable_in_its_process():
+    """librego_shared.so brings its own `operator new`/`delete`: loaded before rocksdict, a
+    RocksDB store then aborted the process (app/policy/engine.py imports rocksdict first)."""
+    import subprocess
+    import sys
+
+    code = "import app.policy.engine, rocksdict; rocksdict.Options(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
