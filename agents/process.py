@@ -60,7 +60,10 @@ log = logging.getLogger(__name__)
 #: The cached tables' writes, straight to RocksDB and the changelogs (app/runtime/direct_writes.py).
 direct = (
     DirectWrites(app)
-    if settings.direct_writes and settings.store_is_rocksdb and settings.table_cache_keys
+    if settings.direct_writes
+    and settings.store_is_rocksdb
+    and settings.table_cache_keys
+    and settings.processing_guarantee == "at_least_once"  # not in Faust's transactions
     else None
 )
 

@@ -108,7 +108,8 @@ class Settings:
     table_cache_keys: int = 4096
     #: The cached tables' writes go straight to RocksDB and their changelog records straight to
     #: the producer, the persisted offset stored once per step (app/runtime/direct_writes.py),
-    #: instead of through Faust's table layers per write. Needs the cache and RocksDB.
+    #: instead of through Faust's table layers per write. Needs the cache, RocksDB and
+    #: `at_least_once` (the records are not part of Faust's `exactly_once` transactions).
     #: Env `VIGIL_DIRECT_WRITES`. Default true.
     direct_writes: bool = True
     #: Records each agent's input channel holds before Faust stops fetching for it (Faust's
