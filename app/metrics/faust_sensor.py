@@ -69,6 +69,15 @@ class MonitorBridge:
         return families
 
 
+def count_sent(app: Any, count: int) -> None:
+    """Count records Vigil handed to the producer itself, past Faust's send path and its sensor
+    (outputs: app/runtime/sending.py; table changelogs: app/runtime/direct_writes.py), with the
+    monitor's `count_sent` (`_monitor_class`) when it has one."""
+    counter = getattr(getattr(app, "monitor", None), "count_sent", None)
+    if counter is not None and count:
+        counter(count)
+
+
 def _monitor_class(prometheus_monitor: type, lean: bool) -> type:
     """Faust's PrometheusMonitor that also counts the messages Vigil hands to the producer
     itself (app/runtime/sending.py bypasses Faust's send path and its sensor), and, when `lean`,

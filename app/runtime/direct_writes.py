@@ -11,7 +11,8 @@ database at once (reads see it) and queue the changelog record; `flush` hands th
 producer with explicit partitions, and stores the persisted offset once per table and partition,
 from its last record's acknowledgement. The bytes are Faust's: keys encoded by the store's
 codec, values as the table stores them, tombstones for deletes. The futures go to the writing
-task's tracked records (app/runtime/changelog_writes.py), as Faust's would.
+task's tracked records (app/runtime/changelog_writes.py), as Faust's would, and the records
+count as sent in Faust's monitor (in total, as Vigil's outputs do, not per topic).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.metrics.faust_sensor import count_sent
 from app.runtime import changelog_writes
 
 #: Encoded keys remembered per table (entity keys repeat); the memo is cleared when full.
@@ -71,6 +73,7 @@ class DirectWrites:
         for (_, partition), (table, future) in last.items():
             future.add_done_callback(_persist_offset(table.data, partition))
         changelog_writes.add(futures)
+        count_sent(self.app, len(futures))
         return futures
 
     def _key(self, store: Any, key: str) -> bytes:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from app.codecs import dumps_value
 from app.faust_app import app
 from app.faust_topics import output_topics
+from app.metrics.faust_sensor import count_sent
 from app.model.outputs import Output
 
 #: Each logical topic's Kafka topic name.
@@ -31,9 +32,7 @@ async def send_outputs(outputs: Iterable[Output]) -> list[asyncio.Future]:
         pending.append(
             await producer.send(names[out.topic], key, dumps_value(out.value), None, None, None)
         )
-    count_sent = getattr(app.monitor, "count_sent", None)  # app/metrics/faust_sensor.py
-    if count_sent is not None and pending:
-        count_sent(len(pending))
+    count_sent(app, len(pending))
     return pending
 
 

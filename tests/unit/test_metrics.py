@@ -349,8 +349,9 @@ def test_faust_prometheus_sensor_writes_to_vigils_registry():
 
 
 def test_lean_sensor_counts_faust_sends_and_end_offsets_as_faust_s_own_does():
-    """Changelog sends go through Faust's send path; their counter per topic and the end
-    offsets per partition read the same as the full monitor's."""
+    """Sends through Faust's send path (the risk and control agents' changelog records):
+    their counter per topic and the end offsets per partition read the same as the full
+    monitor's."""
     lean, full = fresh(), fresh()
     lean_app, full_app = fake_app(None), fake_app(None)
     lean.install(lean_app)

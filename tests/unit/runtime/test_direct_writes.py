@@ -54,7 +54,9 @@ def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tm
     table = _table(tmp_path)
     store, topic = table.data, table.changelog_topic
     producer = Producer()
-    writes = DirectWrites(SimpleNamespace(producer=producer))
+    counted: list[int] = []
+    monitor = SimpleNamespace(count_sent=counted.append)
+    writes = DirectWrites(SimpleNamespace(producer=producer, monitor=monitor))
     cached = CachedTable(table, 16, direct=writes)
     view = cached.partition_view(2)
 
@@ -67,6 +69,7 @@ def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tm
         assert writes.pending == 4
         futures = await writes.flush()
         assert writes.pending == 0 and changelog_writes.take() == futures
+        assert counted == [4]  # counted as sent, as Faust's send path would have
         for offset, (*_, future) in enumerate(producer.sent):
             future.set_result(
                 SimpleNamespace(topic_partition=SimpleNamespace(partition=2), offset=offset)
