@@ -21,11 +21,11 @@ Record (JSON, compressed when large: `encode`): `{"o": offset of the step's last
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
+from isal import isal_zlib
 
 from app.model.outputs import Output
 from app.runtime.staged import StagedState
@@ -96,17 +96,19 @@ def record(
 def encode(record: Mapping[str, Any]) -> bytes:
     """A journal record as stored: JSON, zlib-compressed (marker `Z`) beyond
     `COMPRESS_FROM` bytes (a step resolving a scan's findings writes many similar alert states:
-    ~1 MB of JSON, ~10x smaller compressed)."""
+    ~1 MB of JSON, ~10x smaller compressed). The zlib stream is ISA-L's (python-isal), the
+    same format as the standard library's at ~4.5x its speed: on a backlog the journal
+    compressed ~40 MB per 30,000 raw records, 1.7 % of a worker's CPU with `zlib`."""
     data = orjson.dumps(record)
     if len(data) < COMPRESS_FROM:
         return data
-    return b"Z" + zlib.compress(data, 1)
+    return b"Z" + isal_zlib.compress(data, 1)
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """A stored journal record (see `encode`)."""
+    """A stored journal record (see `encode`; any zlib stream, whoever compressed it)."""
     if data[:1] == b"Z":
-        data = zlib.decompress(data[1:])
+        data = isal_zlib.decompress(data[1:])
     return orjson.loads(data)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import Any
 
 import orjson
@@ -142,3 +143,15 @@ def test_large_records_are_stored_compressed_and_read_back():
     assert step_journal.decode(data) == orjson.loads(orjson.dumps(record))
     small = step_journal.record(9, writes(a={"k": 1}), [])
     assert step_journal.decode(step_journal.encode(small)) == small
+
+
+def test_compressed_records_are_plain_zlib_streams_both_ways():
+    """ISA-L writes the standard zlib format: the standard library reads what is written, and
+    a record compressed by the standard library (as before ISA-L) is read back."""
+    big = writes(alerts={f"k{n}": {"pend": ["the same finding again"] * 500} for n in range(40)})
+    record = step_journal.record(9, big, [])
+    expected = orjson.loads(orjson.dumps(record))
+    data = step_journal.encode(record)
+    assert orjson.loads(zlib.decompress(data[1:])) == expected
+    older = b"Z" + zlib.compress(orjson.dumps(record), 1)
+    assert step_journal.decode(older) == expected
