@@ -22,6 +22,7 @@ from typing import Any
 
 from app.metrics.faust_sensor import count_sent
 from app.runtime import changelog_writes
+from app.runtime.producer import kafka_producer
 
 #: Encoded keys remembered per table (entity keys repeat); the memo is cleared when full.
 _KEY_MEMO = 65_536
@@ -63,10 +64,10 @@ class DirectWrites:
         queue, self._queue = self._queue, []
         futures: list[asyncio.Future] = []
         last: dict[tuple[int, int], tuple[Any, asyncio.Future]] = {}
-        send = self.app.producer.send
+        send = kafka_producer(self.app).send
         for table, partition, key_bytes, data in queue:
             future = await send(
-                table.changelog_topic.get_topic_name(), key_bytes, data, partition, None, None
+                table.changelog_topic.get_topic_name(), data, key=key_bytes, partition=partition
             )
             futures.append(future)
             last[id(table), partition] = (table, future)

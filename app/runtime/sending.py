@@ -2,8 +2,9 @@
 
 Outputs go straight to the worker's Kafka producer, encoded once here (keys UTF-8, values
 orjson: the bytes the topics' Faust serializers would write), without Faust's per-message
-send path (channel, serializer registry, send sensors): that path cost about a tenth of the
-worker's CPU (docs/performance.md). Partitioning is the producer's, as for any Kafka client.
+send path (channel, serializer registry, send sensors: about a tenth of the worker's CPU,
+docs/performance.md) and its producer's per-record wrapper (app/runtime/producer.py).
+Partitioning is the producer's, as for any Kafka client.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.faust_app import app
 from app.faust_topics import output_topics
 from app.metrics.faust_sensor import count_sent
 from app.model.outputs import Output
+from app.runtime.producer import kafka_producer
 
 #: Each logical topic's Kafka topic name.
 _names = {stream: topic.get_topic_name() for stream, topic in output_topics.items()}
@@ -24,14 +26,12 @@ _names = {stream: topic.get_topic_name() for stream, topic in output_topics.item
 async def send_outputs(outputs: Iterable[Output]) -> list[asyncio.Future]:
     """Hand each output to the producer; returns the futures of the broker's acknowledgements
     (nothing waits for them here)."""
-    producer = app.producer
+    send = kafka_producer(app).send
     names = _names
     pending = []
     for out in outputs:
         key = out.key.encode() if out.key is not None else None
-        pending.append(
-            await producer.send(names[out.topic], key, dumps_value(out.value), None, None, None)
-        )
+        pending.append(await send(names[out.topic], dumps_value(out.value), key=key))
     count_sent(app, len(pending))
     return pending
 
