@@ -10,6 +10,8 @@ Raw partitions too far ahead of the others in event time are paused
 
 from __future__ import annotations
 
+import time
+
 from app import metrics
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics, raw_topic
@@ -34,6 +36,7 @@ async def ingest(stream):
     await declare_output_topics()
     async for events in processed_batches(stream, settings.batch_max):
         handled = []
+        observed = []
         for event in events:
             message = event.message
             origin = Origin(
@@ -46,9 +49,10 @@ async def ingest(stream):
             family = catalog.family_of(message.topic)
             outputs = pipeline.ingest(raw, family, origin)
             await send_outputs(outputs)
-            metrics.observe_ingest(family, outputs)
+            observed.append((family, outputs, time.time()))
             times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
             handled.append((message, max(times) if times else None))
+        metrics.observe_ingests(observed)
         # After every event of the batch went to the producer: a clock tick reporting this
         # progress is sent after them (agents/clock_ticks.py).
         for message, newest in handled:

@@ -268,5 +268,4 @@ async def process(stream):
             captured,
         )
         metrics.observe_batch(len(events))
-        for step_outputs, source, ts_ms, topic in observed:
-            metrics.observe_step(step_outputs, source, ts_ms, topic=topic)
+        metrics.observe_steps(observed)

@@ -174,7 +174,12 @@ TABLES = tuple(f.name for f in dataclasses.fields(PipelineState))
 
 
 def staged_tables(batch: Batch, partition: int) -> PipelineState:
-    """Every table of `partition` as staged in `batch` (reads see the batch's writes)."""
+    """Every table of `partition` as staged in `batch` (reads see the batch's writes), the
+    same bundle for every event of the partition in the batch."""
+    return batch.view(partition, _stage_every_table)
+
+
+def _stage_every_table(batch: Batch, partition: int) -> PipelineState:
     return PipelineState(*(batch.staged(partition, name) for name in TABLES))
 
 

@@ -6,7 +6,8 @@ worker never see foreign or duplicated collectors. Three kinds of metrics:
 - **Pushed by the agents** through near-free helpers (one cached child per label set, no label
   objects created per event): `observe_ingest(family, outputs)` after the ingest agent sent a
   raw record's outputs, `observe_step(outputs, source, event_time_ms)` after the process agent's
-  step was confirmed. They count records in and out per topic and source, dead letters by error
+  step was confirmed, and `observe_ingests` / `observe_steps` for a batch of them (each counter
+  moved once per label). They count records in and out per topic and source, dead letters by error
   code, alert notification records by status and severity, anomalies, drift, late events, risk
   per service, and the end-to-end latency (event time -> emission).
 - **Read at scrape time** by collectors: the alert stage's accounting (`watch_pipeline`), the
@@ -57,7 +58,9 @@ REGISTRY = CollectorRegistry()
 METRICS = VigilMetrics(REGISTRY, max_services=Settings.from_env().metrics_max_services)
 
 observe_ingest = METRICS.observe_ingest
+observe_ingests = METRICS.observe_ingests
 observe_step = METRICS.observe_step
+observe_steps = METRICS.observe_steps
 observe_batch = METRICS.observe_batch
 refresh_window_state = METRICS.refresh_window_state
 watch_pipeline = METRICS.watch_pipeline

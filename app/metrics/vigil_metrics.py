@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -213,16 +214,29 @@ class VigilMetrics:
         self, family: str | None, outputs: Iterable[Output], now: float | None = None
     ) -> None:
         """One raw record of `family` was ingested and `outputs` sent."""
-        source = self._source(family)
-        self._in("raw", source).inc()
-        now_s = self.clock() if now is None else now
+        self.observe_ingests([(family, outputs, now)])
+
+    def observe_ingests(
+        self, records: Iterable[tuple[str | None, Iterable[Output], float | None]]
+    ) -> None:
+        """Raw records ingested, each as `(family, outputs sent, when sent)` (None: now);
+        the counters move once per label for them all."""
         latency = self._latency("ingest")
-        for out in outputs:
-            self._emitted(out, source)
-            if out.topic == "events":
-                ts_ms = out.value.get("ts_ms")
-                if isinstance(ts_ms, int):
-                    latency.observe(max(0.0, now_s - ts_ms / 1000.0))
+        ins: Tally[str] = Tally()
+        outs: Tally[tuple[str, str]] = Tally()
+        for family, outputs, now in records:
+            source = self._source(family)
+            ins[source] += 1
+            now_s = self.clock() if now is None else now
+            for out in outputs:
+                self._emitted(out, source, outs)
+                if out.topic == "events":
+                    ts_ms = out.value.get("ts_ms")
+                    if isinstance(ts_ms, int):
+                        latency.observe(max(0.0, now_s - ts_ms / 1000.0))
+        for source, n in ins.items():
+            self._in("raw", source).inc(n)
+        self._count_emitted(outs)
 
     def observe_batch(self, events: int) -> None:
         """The process agent handled a batch of `events` events."""
@@ -241,19 +255,40 @@ class VigilMetrics:
 
         `event_time_ms` (the record's event time) feeds the `process` latency histogram.
         """
-        label = self._source(source)
-        self._in(topic, label).inc()
-        for out in outputs:
-            self._emitted(out, label)
-        if event_time_ms is not None:
-            now_s = self.clock() if now is None else now
-            self._latency("process").observe(max(0.0, now_s - event_time_ms / 1000.0))
+        self.observe_steps([(outputs, source, event_time_ms, topic)], now)
 
-    def _emitted(self, out: Output, source: str) -> None:
-        self._out(out.topic, source).inc()
+    def observe_steps(
+        self,
+        steps: Iterable[tuple[Iterable[Output], str | None, int | None, str]],
+        now: float | None = None,
+    ) -> None:
+        """Records processed and their outputs confirmed, each as `(outputs, source, event
+        time in ms or None, topic)` (see `observe_step`); the counters move once per label."""
+        now_s = self.clock() if now is None else now
+        latency = self._latency("process")
+        ins: Tally[tuple[str, str]] = Tally()
+        outs: Tally[tuple[str, str]] = Tally()
+        for outputs, source, event_time_ms, topic in steps:
+            label = self._source(source)
+            ins[topic, label] += 1
+            for out in outputs:
+                self._emitted(out, label, outs)
+            if event_time_ms is not None:
+                latency.observe(max(0.0, now_s - event_time_ms / 1000.0))
+        for (topic, label), n in ins.items():
+            self._in(topic, label).inc(n)
+        self._count_emitted(outs)
+
+    def _emitted(self, out: Output, source: str, counts: Tally[tuple[str, str]]) -> None:
+        """Count `out` in `counts` (see `_count_emitted`); its topic's own metrics move now."""
+        counts[out.topic, source] += 1
         handler = self._handlers.get(out.topic)
         if handler is not None and isinstance(out.value, dict):
             handler(out.value, source)
+
+    def _count_emitted(self, counts: Tally[tuple[str, str]]) -> None:
+        for (topic, source), n in counts.items():
+            self._out(topic, source).inc(n)
 
     def _on_dead_letter(self, value: dict[str, Any], source: str) -> None:
         self._dead(source, self._code(value.get("error_code"))).inc()

@@ -26,6 +26,10 @@ class Batch:
     def __init__(self, state: Any) -> None:
         self.state = state
         self._staged: dict[tuple[int, str], StagedState] = {}
+        #: Each partition's staged tables by name, in the order first staged.
+        self._of_partition: dict[int, dict[str, StagedState]] = {}
+        #: What `view` built, by partition.
+        self._views: dict[int, Any] = {}
 
     def staged(self, partition: int, table: str) -> StagedState:
         """The staged view of one table for one partition in this batch."""
@@ -38,7 +42,16 @@ class Batch:
                 base = view(partition)
             owner = None if table in getattr(self.state, "UNOWNED", ()) else partition
             staged = self._staged[key] = StagedState(base, owner)
+            self._of_partition.setdefault(partition, {})[table] = staged
         return staged
+
+    def view(self, partition: int, build: Callable[[Batch, int], Any]) -> Any:
+        """`build(self, partition)`, built once per partition in this batch: a bundle of the
+        partition's staged tables that every event of the partition reads (`staged_tables`)."""
+        view = self._views.get(partition)
+        if view is None:
+            view = self._views[partition] = build(self, partition)
+        return view
 
     def begin_event(self) -> None:
         """Start one event's unit of work (see `rollback_event`)."""
@@ -58,12 +71,12 @@ class Batch:
 
     def tables_of(self, partition: int) -> dict[str, StagedState]:
         """The staged tables of one partition by table name."""
-        return {table: staged for (p, table), staged in self._staged.items() if p == partition}
+        return dict(self._of_partition.get(partition, {}))
 
     def for_partition(self, partition: int) -> list[StagedState]:
         """Every staged table of one partition, to commit under one of that partition's
         events."""
-        return [staged for (p, _), staged in self._staged.items() if p == partition]
+        return list(self._of_partition.get(partition, {}).values())
 
 
 @dataclass(slots=True)

@@ -52,6 +52,43 @@ def event_output(entity: str, ts_ms: int) -> Output:
 # ---- agent helpers -------------------------------------------------------------------------
 
 
+def _exposition(m: VigilMetrics) -> str:
+    body, _ = m.render(None)
+    return body.decode()
+
+
+def test_a_batch_observed_at_once_moves_every_metric_as_one_call_per_record_does():
+    """The agents report a batch at once (`observe_ingests`, `observe_steps`): every counter,
+    histogram and gauge ends as it does when each record is reported alone."""
+    raw = [
+        ("falco", [event_output("h1", NOW_MS - 2_000), event_output("h2", NOW_MS)], NOW),
+        ("falco", [Output("deadletter", "k", {"error_code": "malformed_json", "id": "d"})], NOW),
+        (None, [event_output("h3", NOW_MS - 60_000)], NOW + 1.5),
+        ("trivy", [], None),
+    ]
+    steps = [
+        (
+            [Output("alerts", "f", {"status": "firing", "severity": "high"})],
+            "falco",
+            NOW_MS,
+            "events",
+        ),
+        ([Output("anomalies", "a", {"kind": "metric"})], "metrics", NOW_MS - 5_000, "events"),
+        ([Output("risk", "s", {"service": "payments", "score": 42})], None, None, "clock"),
+        ([], "trivy", NOW_MS + 5_000, "events"),
+    ]
+    alone, together = fresh(), fresh()
+    for family, outputs, now in raw:
+        alone.observe_ingest(family, outputs, now)
+    for outputs, source, ts_ms, topic in steps:
+        alone.observe_step(outputs, source, ts_ms, topic=topic)
+    together.observe_ingests(raw)
+    together.observe_steps(steps)
+    assert _exposition(together) == _exposition(alone)
+    assert value(together, "vigil_events_in_total", topic="raw", source="falco") == 2
+    assert value(together, "vigil_events_out_total", topic="events", source="falco") == 2
+
+
 def test_observe_ingest_counts_records_outputs_dead_letters_and_latency():
     m = fresh()
     m.observe_ingest("falco", [event_output("h1", NOW_MS - 2_000), event_output("h2", NOW_MS)])

@@ -3,6 +3,9 @@ the runtime rebuild a partition's timers without the stages seeing a partition."
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from app.runtime.batch import Batch
 from app.runtime.staged import StagedState, owned_by
 
 
@@ -33,3 +36,25 @@ def test_an_owner_marks_what_it_writes_and_owned_by_finds_it():
     unowned["k2"] = {"due": 6}
     unowned.commit()
     assert "p" not in table["k2"]
+
+
+def test_a_batch_keeps_each_partitions_tables_in_the_order_first_staged():
+    """`for_partition` and `tables_of` give one partition's staged tables (the order they
+    were first staged in, which the journal records and commits follow); `view` builds a
+    partition's bundle once per batch."""
+    state = SimpleNamespace(a={}, b={}, c={}, UNOWNED=frozenset({"c"}))
+    batch = Batch(state)
+    b1, a0, a1, c1 = (batch.staged(p, t) for p, t in ((1, "b"), (0, "a"), (1, "a"), (1, "c")))
+    assert batch.staged(1, "b") is b1
+    assert batch.for_partition(1) == [b1, a1, c1] and batch.for_partition(0) == [a0]
+    assert batch.tables_of(1) == {"b": b1, "a": a1, "c": c1} and batch.tables_of(2) == {}
+    assert (a1.owner, c1.owner) == (1, None)
+    built: list[int] = []
+
+    def bundle(b: Batch, partition: int) -> tuple:
+        built.append(partition)
+        return (b.staged(partition, "a"), b.staged(partition, "b"))
+
+    assert batch.view(1, bundle) is batch.view(1, bundle) == (a1, b1)
+    assert batch.view(0, bundle)[0] is a0
+    assert built == [1, 0]
