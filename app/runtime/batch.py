@@ -25,7 +25,6 @@ class Batch:
 
     def __init__(self, state: Any) -> None:
         self.state = state
-        self._staged: dict[tuple[int, str], StagedState] = {}
         #: Each partition's staged tables by name, in the order first staged.
         self._of_partition: dict[int, dict[str, StagedState]] = {}
         #: What `view` built, by partition.
@@ -33,16 +32,15 @@ class Batch:
 
     def staged(self, partition: int, table: str) -> StagedState:
         """The staged view of one table for one partition in this batch."""
-        key = (partition, table)
-        staged = self._staged.get(key)
+        tables = self._of_partition.setdefault(partition, {})
+        staged = tables.get(table)
         if staged is None:
             base = getattr(self.state, table)
             view = getattr(base, "partition_view", None)  # app/runtime/table_cache.py
             if view is not None:
                 base = view(partition)
             owner = None if table in getattr(self.state, "UNOWNED", ()) else partition
-            staged = self._staged[key] = StagedState(base, owner)
-            self._of_partition.setdefault(partition, {})[table] = staged
+            staged = tables[table] = StagedState(base, owner)
         return staged
 
     def view(self, partition: int, build: Callable[[Batch, int], Any]) -> Any:
@@ -55,19 +53,22 @@ class Batch:
 
     def begin_event(self) -> None:
         """Start one event's unit of work (see `rollback_event`)."""
-        for staged in self._staged.values():
-            staged.mark()
+        for tables in self._of_partition.values():
+            for staged in tables.values():
+                staged.mark()
 
     def rollback_event(self) -> None:
         """Undo the writes of the event that failed, keep the rest of the batch."""
-        for staged in self._staged.values():
-            staged.rollback()
+        for tables in self._of_partition.values():
+            for staged in tables.values():
+                staged.rollback()
 
     def encode(self, dumps: Callable[[Any], bytes]) -> None:
         """Serialize the batch's writes once, where the tables can store them so
         (`StagedState.encode`)."""
-        for staged in self._staged.values():
-            staged.encode(dumps)
+        for tables in self._of_partition.values():
+            for staged in tables.values():
+                staged.encode(dumps)
 
     def tables_of(self, partition: int) -> dict[str, StagedState]:
         """The staged tables of one partition by table name."""
