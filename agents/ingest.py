@@ -10,8 +10,6 @@ Raw partitions too far ahead of the others in event time are paused
 
 from __future__ import annotations
 
-import time
-
 from app import metrics
 from app.faust_app import app, catalog, settings
 from app.faust_topics import declare_output_topics, raw_topic
@@ -37,6 +35,7 @@ async def ingest(stream):
     async for events in processed_batches(stream, settings.batch_max):
         handled = []
         observed = []
+        sending = []
         for event in events:
             message = event.message
             origin = Origin(
@@ -48,10 +47,11 @@ async def ingest(stream):
             raw = event.value if isinstance(event.value, bytes) else b""
             family = catalog.family_of(message.topic)
             outputs = pipeline.ingest(raw, family, origin)
-            await send_outputs(outputs)
-            observed.append((family, outputs, time.time()))
+            sending.extend(outputs)
+            observed.append((family, outputs, None))
             times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
             handled.append((message, max(times) if times else None))
+        await send_outputs(sending)
         metrics.observe_ingests(observed)
         # After every event of the batch went to the producer: a clock tick reporting this
         # progress is sent after them (agents/clock_ticks.py).

@@ -8,11 +8,12 @@ for every key a batch writes (~9 % of a worker's CPU in a `make bench` profile).
 
 `DirectWrites` does what those layers come to: `put`/`delete` write the partition's RocksDB
 database at once (reads see it) and queue the changelog record; `flush` hands the queue to the
-producer with explicit partitions, and stores the persisted offset once per table and partition,
-from its last record's acknowledgement. The bytes are Faust's: keys encoded by the store's
-codec, values as the table stores them, tombstones for deletes. The futures go to the writing
-task's tracked records (app/runtime/changelog_writes.py), as Faust's would, and the records
-count as sent in Faust's monitor (in total, as Vigil's outputs do, not per topic).
+producer as one batch per changelog partition (app/runtime/producer.py), and stores each
+partition's persisted offset from its batch's acknowledgement. The bytes are Faust's: keys
+encoded by the store's codec, values as the table stores them, tombstones for deletes. The
+futures go to the writing task's tracked records (app/runtime/changelog_writes.py), as Faust's
+would, and the records count as sent in Faust's monitor (in total, as Vigil's outputs do, not
+per topic).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from app.metrics.faust_sensor import count_sent
 from app.runtime import changelog_writes
-from app.runtime.producer import kafka_producer
+from app.runtime.producer import SentBatch, kafka_producer, send_records
 
 #: Encoded keys remembered per table (entity keys repeat); the memo is cleared when full.
 _KEY_MEMO = 65_536
@@ -62,19 +63,20 @@ class DirectWrites:
         (also tracked for the current task). Each table partition's persisted offset is
         stored when its last record is acknowledged."""
         queue, self._queue = self._queue, []
-        futures: list[asyncio.Future] = []
-        last: dict[tuple[int, int], tuple[Any, asyncio.Future]] = {}
-        send = kafka_producer(self.app).send
+        if not queue:
+            return []
+        stores = {}
+        records = []
         for table, partition, key_bytes, data in queue:
-            future = await send(
-                table.changelog_topic.get_topic_name(), data, key=key_bytes, partition=partition
-            )
-            futures.append(future)
-            last[id(table), partition] = (table, future)
-        for (_, partition), (table, future) in last.items():
-            future.add_done_callback(_persist_offset(table.data, partition))
+            topic = table.changelog_topic.get_topic_name()
+            stores[topic] = table.data
+            records.append((topic, partition, key_bytes, data))
+        batches = await send_records(kafka_producer(self.app), records)
+        futures = [batch.future for batch in batches]
+        for batch in batches:  # a partition's later batch is acknowledged after its earlier
+            batch.future.add_done_callback(_persist_offset(stores[batch.topic], batch))
         changelog_writes.add(futures)
-        count_sent(self.app, len(futures))
+        count_sent(self.app, len(records))
         return futures
 
     def _key(self, store: Any, key: str) -> bytes:
@@ -87,14 +89,14 @@ class DirectWrites:
         return key_bytes
 
 
-def _persist_offset(store: Any, partition: int) -> Any:
-    """A done-callback storing an acknowledged changelog record's offset as the partition's
-    persisted offset (what Faust's `_on_changelog_sent` does for every record)."""
+def _persist_offset(store: Any, batch: SentBatch) -> Any:
+    """A done-callback storing the offset of an acknowledged batch's last changelog record as
+    the partition's persisted offset (what Faust's `_on_changelog_sent` does for every record)."""
 
     def persist(future: asyncio.Future) -> None:
         if future.cancelled() or future.exception() is not None:
             return  # the agent's step sees the failure (changelog_writes.all_confirmed)
         metadata = future.result()
-        store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+        store.set_persisted_offset(metadata.topic_partition, metadata.offset + batch.count - 1)
 
     return persist

@@ -1,8 +1,17 @@
-"""The worker's Kafka producer, for records Vigil encodes and partitions itself."""
+"""The worker's Kafka producer, for records Vigil encodes itself, sent a batch at a time."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+from aiokafka.errors import MessageSizeTooLargeError
+
+#: A record to send: topic, partition (None: the producer's partitioner picks it by key),
+#: key and value, already encoded.
+Record = tuple[str, int | None, bytes | None, bytes | None]
 
 
 def kafka_producer(faust_app: Any) -> Any:
@@ -12,3 +21,56 @@ def kafka_producer(faust_app: Any) -> Any:
     handling and the re-wrapping of Kafka errors (~2 % of a worker's samples), for records that
     carry no headers and no timestamp of their own."""
     return faust_app.producer._ensure_producer()
+
+
+@dataclass(frozen=True)
+class SentBatch:
+    """One producer batch: `count` records to one partition, from `base` on once acknowledged."""
+
+    topic: str
+    partition: int
+    count: int
+    #: resolves to the batch's `RecordMetadata` (its offset is the first record's)
+    future: asyncio.Future
+
+
+async def send_records(producer: Any, records: Iterable[Record]) -> list[SentBatch]:
+    """Hand `records` to the aiokafka `producer` as one batch per topic partition, each in the
+    order given; returns the batches (nothing waits for their acknowledgement here).
+
+    The producer's own `send` builds a batch too, but creates a future, looks the partition up
+    and checks the message per record (~8 us each, three times what appending to a batch costs,
+    measured); keyed records are partitioned exactly as `send` would. A partition whose last
+    batch is still queued waits until the producer takes it, so the order per partition holds
+    across calls and with records sent through `send`.
+    """
+    limit = producer._max_request_size
+    builders: dict[tuple[str, int], Any] = {}
+    sent: list[SentBatch] = []
+    known: set[str] = set()
+    for topic, partition, key, value in records:
+        if topic not in known:
+            await producer.client._wait_on_metadata(topic)
+            known.add(topic)
+        size = (len(key) if key else 0) + (len(value) if value else 0)
+        if size > limit:  # `send` refuses it as early, with the same error
+            raise MessageSizeTooLargeError(f"a record of {size} bytes for {topic}: over {limit}")
+        if partition is None:
+            partition = producer._partition(topic, None, None, None, key, value)
+        builder = builders.get((topic, partition))
+        if builder is None:
+            builder = builders[topic, partition] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it
+            sent.append(await _submit(producer, topic, partition, builder))
+            builder = builders[topic, partition] = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None)  # an empty batch takes any
+    for (topic, partition), builder in builders.items():
+        sent.append(await _submit(producer, topic, partition, builder))
+    return sent
+
+
+async def _submit(producer: Any, topic: str, partition: int, builder: Any) -> SentBatch:
+    count = builder.record_count()
+    builder.close()
+    future = await producer.send_batch(builder, topic, partition=partition)
+    return SentBatch(topic, partition, count, future)

@@ -16,21 +16,7 @@ from app.runtime import changelog_writes
 from app.runtime.current_event import make_current
 from app.runtime.direct_writes import DirectWrites
 from app.runtime.table_cache import CachedTable
-
-
-class Producer:
-    """Records what is sent; each send's future is resolved by the test."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None, int, asyncio.Future]] = []
-
-    def _ensure_producer(self) -> Producer:  # Faust's producer: its aiokafka producer
-        return self
-
-    async def send(self, topic, value=None, key=None, partition=None) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.sent.append((topic, key, value, partition, future))
-        return future
+from tests.unit.runtime.fake_producer import FakeProducer
 
 
 def _table(tmp_path) -> Any:
@@ -56,7 +42,7 @@ class _Event:
 def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tmp_path):
     table = _table(tmp_path)
     store, topic = table.data, table.changelog_topic
-    producer = Producer()
+    producer = FakeProducer(partitions=4)
     counted: list[int] = []
     monitor = SimpleNamespace(count_sent=counted.append)
     writes = DirectWrites(SimpleNamespace(producer=producer, monitor=monitor))
@@ -73,10 +59,8 @@ def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tm
         futures = await writes.flush()
         assert writes.pending == 0 and changelog_writes.take() == futures
         assert counted == [4]  # counted as sent, as Faust's send path would have
-        for offset, (*_, future) in enumerate(producer.sent):
-            future.set_result(
-                SimpleNamespace(topic_partition=SimpleNamespace(partition=2), offset=offset)
-            )
+        assert len(futures) == 1  # one batch: one table partition
+        producer.acknowledge()
         await asyncio.sleep(0)  # done-callbacks run
 
     asyncio.run(scenario())
@@ -88,8 +72,8 @@ def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tm
         ("svc:c", topic.prepare_value({"n": 3}, table.value_serializer)[0]),
         ("svc:c", None),
     ]
-    assert [(t, k, v, p) for t, k, v, p, _ in producer.sent] == [
-        (topic.get_topic_name(), topic.prepare_key(key, table.key_serializer)[0], value, 2)
+    assert producer.sent == [
+        (topic.get_topic_name(), 2, topic.prepare_key(key, table.key_serializer)[0], value)
         for key, value in expected
     ]
     # Faust's own store reads them, in partition 2 only.
@@ -107,13 +91,13 @@ def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tm
 
 def test_a_failed_record_stores_no_offset_and_its_step_sees_the_failure(tmp_path):
     table = _table(tmp_path)
-    producer = Producer()
-    writes = DirectWrites(SimpleNamespace(producer=producer))
+    producer = FakeProducer()
+    writes = DirectWrites(SimpleNamespace(producer=producer, monitor=None))
 
     async def scenario() -> list[asyncio.Future]:
         writes.put(table, 0, "k", b"1")
         futures = await writes.flush()
-        producer.sent[0][-1].set_exception(RuntimeError("broker refused"))
+        producer.fail(RuntimeError("broker refused"))
         await asyncio.sleep(0)
         return futures
 
