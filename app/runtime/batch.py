@@ -29,6 +29,8 @@ class Batch:
         self._of_partition: dict[int, dict[str, StagedState]] = {}
         #: What `view` built, by partition.
         self._views: dict[int, Any] = {}
+        #: The current event's number, shared by every staged table (`StagedState`'s `units`).
+        self._units = [0]
 
     def staged(self, partition: int, table: str) -> StagedState:
         """The staged view of one table for one partition in this batch."""
@@ -40,7 +42,7 @@ class Batch:
             if view is not None:
                 base = view(partition)
             owner = None if table in getattr(self.state, "UNOWNED", ()) else partition
-            staged = tables[table] = StagedState(base, owner)
+            staged = tables[table] = StagedState(base, owner, self._units)
         return staged
 
     def view(self, partition: int, build: Callable[[Batch, int], Any]) -> Any:
@@ -52,10 +54,9 @@ class Batch:
         return view
 
     def begin_event(self) -> None:
-        """Start one event's unit of work (see `rollback_event`)."""
-        for tables in self._of_partition.values():
-            for staged in tables.values():
-                staged.mark()
+        """Start one event's unit of work (see `rollback_event`) in every staged table at once:
+        each one forgets its previous event's undo record on its next write."""
+        self._units[0] += 1
 
     def rollback_event(self) -> None:
         """Undo the writes of the event that failed, keep the rest of the batch."""

@@ -40,23 +40,26 @@ async def send_records(producer: Any, records: Iterable[Record]) -> list[SentBat
 
     The producer's own `send` builds a batch too, but creates a future, looks the partition up
     and checks the message per record (~8 us each, three times what appending to a batch costs,
-    measured); keyed records are partitioned exactly as `send` would. A partition whose last
+    measured); records are partitioned by the producer's partitioner, as `send` partitions
+    them, with the topic's partition lists built once per call. A partition whose last
     batch is still queued waits until the producer takes it, so the order per partition holds
     across calls and with records sent through `send`.
     """
     limit = producer._max_request_size
+    partitioner = producer._partitioner
     builders: dict[tuple[str, int], Any] = {}
     sent: list[SentBatch] = []
-    known: set[str] = set()
+    partitions_of: dict[str, tuple[list[int], list[int]]] = {}
     for topic, partition, key, value in records:
-        if topic not in known:
+        partitions = partitions_of.get(topic)
+        if partitions is None:
             await producer.client._wait_on_metadata(topic)
-            known.add(topic)
+            partitions = partitions_of[topic] = _partitions(producer._metadata, topic)
         size = (len(key) if key else 0) + (len(value) if value else 0)
         if size > limit:  # `send` refuses it as early, with the same error
             raise MessageSizeTooLargeError(f"a record of {size} bytes for {topic}: over {limit}")
         if partition is None:
-            partition = producer._partition(topic, None, None, None, key, value)
+            partition = partitioner(key, *partitions)
         builder = builders.get((topic, partition))
         if builder is None:
             builder = builders[topic, partition] = producer.create_batch()
@@ -67,6 +70,15 @@ async def send_records(producer: Any, records: Iterable[Record]) -> list[SentBat
     for (topic, partition), builder in builders.items():
         sent.append(await _submit(producer, topic, partition, builder))
     return sent
+
+
+def _partitions(metadata: Any, topic: str) -> tuple[list[int], list[int]]:
+    """All and available partitions of `topic`, as the producer hands them to its partitioner
+    (`AIOKafkaProducer._partition`, which builds both lists for every record)."""
+    return (
+        list(metadata.partitions_for_topic(topic)),
+        list(metadata.available_partitions_for_topic(topic)),
+    )
 
 
 async def _submit(producer: Any, topic: str, partition: int, builder: Any) -> SentBatch:

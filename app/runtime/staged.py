@@ -24,12 +24,21 @@ class StagedState:
     several partitions (`owned_by`): the stages never see a partition.
     """
 
-    def __init__(self, base: MutableMapping[str, Any], owner: int | None = None) -> None:
+    def __init__(
+        self,
+        base: MutableMapping[str, Any],
+        owner: int | None = None,
+        units: list[int] | None = None,
+    ) -> None:
         self.base = base
         self.owner = owner
         self.pending: dict[str, Any] = {}
         #: Previous pending values of the keys written since `mark()` (for `rollback()`).
         self._undo: dict[str, Any] = {}
+        #: A counter shared with other staged tables (`units[0]`): a new value starts a unit
+        #: of work for all of them at once, as `mark()` on each would (see `Batch`).
+        self._units = units
+        self._unit = units[0] if units is not None else 0
         #: The pending values serialized by `encode`, by key.
         self._encoded: dict[str, bytes] = {}
 
@@ -65,15 +74,24 @@ class StagedState:
         self._encoded.pop(key, None)
 
     def _remember(self, key: str) -> None:
+        units = self._units
+        if units is not None and self._unit != units[0]:
+            self.mark()
         if key not in self._undo:
             self._undo[key] = self.pending.get(key, _ABSENT)
 
     def mark(self) -> None:
         """Start a unit of work that `rollback()` can undo (one event of a batch)."""
         self._undo.clear()
+        if self._units is not None:
+            self._unit = self._units[0]
 
     def rollback(self) -> None:
-        """Undo every write since `mark()`."""
+        """Undo every write since `mark()` (or since the shared counter last moved)."""
+        units = self._units
+        if units is not None and self._unit != units[0]:
+            self.mark()  # nothing written in the current unit
+            return
         for key, previous in self._undo.items():
             if previous is _ABSENT:
                 self.pending.pop(key, None)

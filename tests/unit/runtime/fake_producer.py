@@ -1,14 +1,15 @@
 """An aiokafka producer without a broker: real batch builders (the bytes aiokafka would send),
-the default partitioner, and acknowledgements the test gives (`acknowledge`, `fail`)."""
+the workers' partitioner, and acknowledgements the test gives (`acknowledge`, `fail`)."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+
+from app.topics import kafka_partitioner
 
 
 class FakeProducer:
@@ -19,7 +20,11 @@ class FakeProducer:
         self.batch_size = batch_size
         self._max_request_size = 1_048_576
         self.client = SimpleNamespace(_wait_on_metadata=self._wait_on_metadata)
-        self._partitioner = DefaultPartitioner()
+        self._metadata = SimpleNamespace(
+            partitions_for_topic=lambda topic: set(self.partitions),
+            available_partitions_for_topic=lambda topic: set(self.partitions),
+        )
+        self._partitioner = kafka_partitioner  # the workers' (app/faust_app.py)
         #: (topic, partition, records as (key, value), future) per submitted batch
         self.batches: list[tuple[str, int, list[tuple[bytes | None, bytes | None]], asyncio.Future]]
         self.batches = []
@@ -30,11 +35,6 @@ class FakeProducer:
 
     async def _wait_on_metadata(self, topic: str) -> None:
         return None
-
-    def _partition(self, topic, partition, key, value, serialized_key, serialized_value) -> int:
-        if partition is not None:
-            return partition
-        return self._partitioner(serialized_key, self.partitions, self.partitions)
 
     def create_batch(self) -> BatchBuilder:
         return BatchBuilder(self.batch_size, 0, is_transactional=False)

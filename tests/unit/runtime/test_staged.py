@@ -58,3 +58,27 @@ def test_a_batch_keeps_each_partitions_tables_in_the_order_first_staged():
     assert batch.view(1, bundle) is batch.view(1, bundle) == (a1, b1)
     assert batch.view(0, bundle)[0] is a0
     assert built == [1, 0]
+
+
+def test_a_batch_rolls_back_only_the_failed_events_writes_in_every_table():
+    """`begin_event` starts a unit of work in every staged table at once (one shared
+    counter, not a mark per table): a rollback undoes the current event's writes, whether
+    the table was staged before it, written by an earlier event too, or first staged by it."""
+    state = SimpleNamespace(a={"k": 0}, b={}, c={})
+    batch = Batch(state)
+    batch.begin_event()  # event 1
+    batch.staged(0, "a")["k"] = 1
+    batch.staged(0, "b")["x"] = 1
+    batch.begin_event()  # event 2 fails
+    batch.staged(0, "a")["k"] = 2
+    batch.staged(0, "a")["k"] = 3
+    batch.staged(0, "c")["y"] = 2  # first staged by the failing event
+    batch.rollback_event()
+    a, b, c = (batch.staged(0, t) for t in ("a", "b", "c"))
+    assert (a.get("k"), b.get("x"), c.get("y")) == (1, 1, None)
+    batch.begin_event()  # event 3 fails without writing: event 1's writes stay
+    batch.rollback_event()
+    assert (a.get("k"), b.get("x")) == (1, 1)
+    for staged in (a, b, c):
+        staged.commit()
+    assert state.a == {"k": 1} and state.b == {"x": 1} and state.c == {}
