@@ -13,11 +13,10 @@ producer as one batch per changelog partition (app/runtime/producer.py), and sto
 partition's persisted offset from its batch's acknowledgement. Until `flush`, the store does
 not see the writes: the table cache holds every key written (app/runtime/table_cache.py), and
 the journal flushes right after a step's writes are applied, with no await in between
-(app/runtime/journal.py). The bytes are Faust's: keys
-encoded by the store's codec, values as the table stores them, tombstones for deletes. The
-futures go to the writing task's tracked records (app/runtime/changelog_writes.py), as Faust's
-would, and the records count as sent in Faust's monitor (in total, as Vigil's outputs do, not
-per topic).
+(app/runtime/journal.py). The bytes are Faust's: keys encoded by the store's codec, values as
+the table stores them, tombstones for deletes. The futures go to the writing task's tracked
+records (app/runtime/changelog_writes.py), as Faust's would, and the records count as sent in
+Faust's monitor (in total, as Vigil's outputs do, not per topic).
 """
 
 from __future__ import annotations

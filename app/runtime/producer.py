@@ -25,7 +25,7 @@ def kafka_producer(faust_app: Any) -> Any:
 
 @dataclass(frozen=True)
 class SentBatch:
-    """One producer batch: `count` records to one partition, from `base` on once acknowledged."""
+    """One producer batch: `count` records to one topic partition."""
 
     topic: str
     partition: int
