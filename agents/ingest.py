@@ -48,7 +48,7 @@ async def ingest(stream):
             family = catalog.family_of(message.topic)
             outputs = pipeline.ingest(raw, family, origin)
             sending.extend(outputs)
-            observed.append((family, outputs, None))
+            observed.append((family, outputs))
             times = [out.value["ts_ms"] for out in outputs if out.topic == "events"]
             handled.append((message, max(times) if times else None))
         await send_outputs(sending)

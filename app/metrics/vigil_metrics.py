@@ -214,20 +214,20 @@ class VigilMetrics:
         self, family: str | None, outputs: Iterable[Output], now: float | None = None
     ) -> None:
         """One raw record of `family` was ingested and `outputs` sent."""
-        self.observe_ingests([(family, outputs, now)])
+        self.observe_ingests([(family, outputs)], now)
 
     def observe_ingests(
-        self, records: Iterable[tuple[str | None, Iterable[Output], float | None]]
+        self, records: Iterable[tuple[str | None, Iterable[Output]]], now: float | None = None
     ) -> None:
-        """Raw records ingested, each as `(family, outputs sent, when sent)` (None: now);
-        the counters move once per label for them all."""
+        """Raw records ingested, each as `(family, outputs sent)`, their outputs sent at `now`
+        (None: now); the counters move once per label for them all."""
+        now_s = self.clock() if now is None else now
         latency = self._latency("ingest")
         ins: Tally[str] = Tally()
         outs: Tally[tuple[str, str]] = Tally()
-        for family, outputs, now in records:
+        for family, outputs in records:
             source = self._source(family)
             ins[source] += 1
-            now_s = self.clock() if now is None else now
             for out in outputs:
                 self._emitted(out, source, outs)
                 if out.topic == "events":

@@ -61,10 +61,10 @@ def test_a_batch_observed_at_once_moves_every_metric_as_one_call_per_record_does
     """The agents report a batch at once (`observe_ingests`, `observe_steps`): every counter,
     histogram and gauge ends as it does when each record is reported alone."""
     raw = [
-        ("falco", [event_output("h1", NOW_MS - 2_000), event_output("h2", NOW_MS)], NOW),
-        ("falco", [Output("deadletter", "k", {"error_code": "malformed_json", "id": "d"})], NOW),
-        (None, [event_output("h3", NOW_MS - 60_000)], NOW + 1.5),
-        ("trivy", [], None),
+        ("falco", [event_output("h1", NOW_MS - 2_000), event_output("h2", NOW_MS)]),
+        ("falco", [Output("deadletter", "k", {"error_code": "malformed_json", "id": "d"})]),
+        (None, [event_output("h3", NOW_MS - 60_000)]),
+        ("trivy", []),
     ]
     steps = [
         (
@@ -78,11 +78,11 @@ def test_a_batch_observed_at_once_moves_every_metric_as_one_call_per_record_does
         ([], "trivy", NOW_MS + 5_000, "events"),
     ]
     alone, together = fresh(), fresh()
-    for family, outputs, now in raw:
-        alone.observe_ingest(family, outputs, now)
+    for family, outputs in raw:
+        alone.observe_ingest(family, outputs, NOW + 1.5)
     for outputs, source, ts_ms, topic in steps:
         alone.observe_step(outputs, source, ts_ms, topic=topic)
-    together.observe_ingests(raw)
+    together.observe_ingests(raw, NOW + 1.5)
     together.observe_steps(steps)
     assert _exposition(together) == _exposition(alone)
     assert value(together, "vigil_events_in_total", topic="raw", source="falco") == 2
