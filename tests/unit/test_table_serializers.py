@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 
-from app.codecs import OrjsonCodec
+from app.codecs import OrjsonCodec, dumps_value
 from app.faust_app import app
 from tables import definitions  # noqa: F401  (registers the tables)
 
@@ -29,6 +30,16 @@ def test_values_written_by_either_codec_read_the_same() -> None:
     assert codec.loads(json.dumps(value).encode()) == value
     assert json.loads(codec.dumps(value)) == value
     assert orjson.loads(codec.dumps({3: "x"})) == {"3": "x"}  # int keys as stdlib json writes
+
+
+def test_a_value_is_written_the_same_with_or_without_non_string_keys() -> None:
+    """`dumps_value` tries the fast dump first and falls back to orjson's option for
+    non-string keys: the bytes are those the option gives, and what neither can dump fails."""
+    with_option = orjson.OPT_NON_STR_KEYS
+    for value in ({"a": [1, {"b": 2.5}]}, {"a": {7: "x"}}, [{1.5: None}], "s"):
+        assert dumps_value(value) == orjson.dumps(value, option=with_option)
+    with pytest.raises(TypeError):
+        dumps_value({"a": object()})
 
 
 async def test_every_changelog_is_read_back_with_the_serializers_it_was_written_with() -> None:
