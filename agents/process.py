@@ -28,16 +28,15 @@ from app.faust_topics import declare_output_topics, events_in_topic
 from app.model.events import Event
 from app.model.outputs import Origin, Output
 from app.pipeline import Pipeline, PipelineState
-from app.runtime import changelog_writes
+from app.runtime import changelog_writes, direct_writes
 from app.runtime.acking import processed_batches
 from app.runtime.alignment import PartitionAligner
 from app.runtime.batch import Batch
 from app.runtime.current_event import make_current
-from app.runtime.direct_writes import DirectWrites
 from app.runtime.global_snapshot import GlobalSnapshot
 from app.runtime.journal import Journal
 from app.runtime.partition_clock import is_tick, tick_progress
-from app.runtime.table_cache import CachedTable
+from app.runtime.table_cache import CachedTable, cache_table
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import (
     alert_state,
@@ -57,24 +56,14 @@ from tables.definitions import (
 log = logging.getLogger(__name__)
 
 
-#: The cached tables' writes, straight to RocksDB and the changelogs (app/runtime/direct_writes.py).
-direct = (
-    DirectWrites(app)
-    if settings.direct_writes
-    and settings.store_is_rocksdb
-    and settings.table_cache_keys
-    and settings.processing_guarantee == "at_least_once"  # not in Faust's transactions
-    else None
-)
+#: The cached tables' and the journal's writes, straight to RocksDB and the changelogs
+#: (app/runtime/direct_writes.py).
+direct = direct_writes.for_agent(app, settings)
 
 
 def _cached(table):
     """The table behind a decoded-value cache (app/runtime/table_cache.py), unless it is off."""
-    if settings.table_cache_keys == 0:
-        return table
-    return CachedTable(
-        table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb, direct=direct
-    )
+    return cache_table(table, settings, direct)
 
 
 pipeline = Pipeline(
@@ -111,7 +100,7 @@ journal = Journal(
     process_journal,
     {f.name: getattr(pipeline.state, f.name) for f in dataclasses.fields(PipelineState)},
     name="process",
-    flush=direct.flush if direct is not None else None,
+    direct=direct,
 )
 #: `vigil.events` partitions paused for being too far ahead in event time: the risk clock
 #: waits for the slowest partition (app/runtime/source_alignment.py).

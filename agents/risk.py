@@ -17,17 +17,19 @@ import orjson
 
 from agents.history import record_risk
 from app import metrics
+from app.codecs import dumps_value
 from app.dead_letters import dead_letter
 from app.faust_app import app, settings
 from app.faust_topics import declare_output_topics, risk_signals_topic
 from app.model.outputs import Origin, Output
 from app.pipeline import load_catalogue
-from app.runtime import changelog_writes
+from app.runtime import changelog_writes, direct_writes
 from app.runtime.acking import processed_batches
 from app.runtime.current_event import make_current
 from app.runtime.journal import Journal
 from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
+from app.runtime.table_cache import cache_table, forget_cached, partition_view
 from app.sources.errors import ErrorCode, NormalizeError
 from tables.definitions import risk_clock_state, risk_journal, risk_state
 from tables.risk.stage import RiskStage
@@ -38,8 +40,15 @@ stage = RiskStage(settings.risk, catalogue=load_catalogue(settings))
 #: Each partition's clock from the producers' heartbeats (app/runtime/risk_clock.py).
 clock = RiskClock(stage, producers=settings.partitions)
 
+#: The risk tables' and the journal's writes, straight to RocksDB and the changelogs
+#: (app/runtime/direct_writes.py), and the tables' values cached (app/runtime/table_cache.py).
+direct = direct_writes.for_agent(app, settings)
+risk_table = cache_table(risk_state, settings, direct)
+clock_table = cache_table(risk_clock_state, settings, direct)
 #: Each partition's last steps, applied again after a crash (app/runtime/step_journal.py).
-journal = Journal(risk_journal, {"risk": risk_state, "clock": risk_clock_state}, name="risk")
+journal = Journal(
+    risk_journal, {"risk": risk_table, "clock": clock_table}, name="risk", direct=direct
+)
 metrics.watch_bound("risk_signals", lambda: stage.stats["overflow"])
 metrics.watch_bound("risk_journal", lambda: journal.oversize)
 
@@ -49,6 +58,8 @@ async def _forget_risk_schedules(sender, revoked, **kwargs) -> None:
     """Partitions may move: timer schedules are rebuilt from the table on next use."""
     clock.forget_schedules()
     journal.reset()
+    for table in (risk_table, clock_table):
+        forget_cached(table)
 
 
 def _failed(message, code: ErrorCode, reason: str, raw: bytes | None) -> Output:
@@ -102,17 +113,22 @@ async def risk(stream):
             # Faust reads a table key in the store of the current event's partition.
             make_current(event)
             if journal.needs_recovery(partition):
+                for table in (risk_table, clock_table):  # recovery may have changed it
+                    forget_cached(table, partition)
                 await journal.redo(partition, clock.forget_schedules)
             if not journal.resends.admit(partition, event.message.offset):
                 continue  # in the partition's state already (app/runtime/resends.py)
             tables = staged_of.get(partition)
             if tables is None:
                 tables = staged_of[partition] = {
-                    "risk": StagedState(risk_state, owner=partition),
-                    "clock": StagedState(risk_clock_state),
+                    "risk": StagedState(partition_view(risk_table, partition), owner=partition),
+                    "clock": StagedState(partition_view(clock_table, partition)),
                 }
             last_of_partition[partition] = event
             outputs_of.setdefault(partition, []).extend(_apply_signal(event, tables))
+        for tables in staged_of.values():
+            for staged in tables.values():
+                staged.encode(dumps_value)  # serialized once, for the journal and the tables
         await journal.commit(staged_of, outputs_of, last_of_partition)
         outputs = [out for outs in outputs_of.values() for out in outs]
         record_risk(outputs)

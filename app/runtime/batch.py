@@ -10,6 +10,7 @@ from typing import Any
 
 from app.model.outputs import Output
 from app.runtime.staged import StagedState
+from app.runtime.table_cache import partition_view
 
 
 class Batch:
@@ -37,10 +38,7 @@ class Batch:
         tables = self._of_partition.setdefault(partition, {})
         staged = tables.get(table)
         if staged is None:
-            base = getattr(self.state, table)
-            view = getattr(base, "partition_view", None)  # app/runtime/table_cache.py
-            if view is not None:
-                base = view(partition)
+            base = partition_view(getattr(self.state, table), partition)
             owner = None if table in getattr(self.state, "UNOWNED", ()) else partition
             staged = tables[table] = StagedState(base, owner, self._units)
         return staged

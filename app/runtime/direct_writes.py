@@ -34,8 +34,23 @@ from app.runtime.producer import SentBatch, kafka_producer, send_records
 _KEY_MEMO = 65_536
 
 
+def for_agent(app: Any, settings: Any) -> DirectWrites | None:
+    """A `DirectWrites` for one agent's cached tables and journal, or None where they go
+    through Faust's tables: turned off (`VIGIL_DIRECT_WRITES`), no table cache, a memory
+    store, or `exactly_once` (the records are not part of Faust's transactions)."""
+    if (
+        settings.direct_writes
+        and settings.store_is_rocksdb
+        and settings.table_cache_keys
+        and settings.processing_guarantee == "at_least_once"
+    ):
+        return DirectWrites(app)
+    return None
+
+
 class DirectWrites:
-    """One agent's table writes to RocksDB and the changelogs, flushed once per step."""
+    """One agent's table writes to RocksDB and the changelogs, flushed once per step (each
+    agent has its own: a flush sends only what its own task wrote)."""
 
     def __init__(self, app: Any) -> None:
         #: the Faust app, whose producer sends the records

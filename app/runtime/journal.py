@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from app.model.outputs import Output
 from app.runtime import changelog_writes, step_journal
 from app.runtime.current_event import make_current
+from app.runtime.direct_writes import DirectWrites
 from app.runtime.resends import ResendGuard
 from app.runtime.sending import send_and_confirm
 from app.runtime.staged import StagedState
@@ -38,15 +39,16 @@ class Journal:
         table: MutableMapping[str, Any],
         tables: Mapping[str, MutableMapping[str, Any]],
         name: str = "journal",
-        flush: Callable[[], Awaitable[Any]] | None = None,
+        direct: DirectWrites | None = None,
     ) -> None:
         self.table = table
         #: the agent's name, for the log
         self.name = name
         self.tables = tables
-        #: sends the changelog records of writes made to `tables` directly, if they are
-        #: (app/runtime/direct_writes.py); their futures are tracked like Faust's
-        self.flush = flush
+        #: where the journal records and the writes made to `tables` go straight to RocksDB
+        #: and the changelogs, if they do (app/runtime/direct_writes.py); their futures are
+        #: tracked like Faust's
+        self.direct = direct
         self._open: dict[int, list[tuple[list[asyncio.Future], step_journal.Writes]]] = {}
         self._pending: dict[int, step_journal.Writes] = {}
         self._recovered: set[int] = set()
@@ -82,8 +84,8 @@ class Journal:
         its tables changed behind whatever it derived from them (`tables_changed`), then send
         the step's outputs again and wait for them."""
         again = self.recover(partition)
-        if self.flush is not None:
-            await self.flush()
+        if self.direct is not None:
+            await self.direct.flush()
         if again:
             log.info("%s partition %s: applied its last step again", self.name, partition)
             tables_changed()
@@ -115,7 +117,10 @@ class Journal:
                 step_journal.MAX_RECORD_BYTES,
             )
             data = step_journal.encode(step_journal.record(offset, {}, [], origins))
-        self.table[str(partition)] = data  # serialized once: the table stores bytes
+        if self.direct is not None:
+            self.direct.put(self.table, partition, str(partition), data)
+        else:
+            self.table[str(partition)] = data  # serialized once: the table stores bytes
 
     def applied(self, futures: list[asyncio.Future]) -> None:
         """The journaled steps' writes were applied; `futures`: their changelog records."""
@@ -126,13 +131,15 @@ class Journal:
     async def confirm_and_apply(self, outputs: list[Output], apply: Callable[[], None]) -> None:
         """After `write`: send the outputs, wait for them and for the journal records, then
         `apply` the writes and remember their changelog records (see the module docstring)."""
+        if self.direct is not None:
+            await self.direct.flush()  # the journal records `write` put
         journaled = changelog_writes.take()
         await send_and_confirm(outputs)
         if journaled:
             await asyncio.gather(*journaled)
         apply()
-        if self.flush is not None:
-            await self.flush()
+        if self.direct is not None:
+            await self.direct.flush()
         self.applied(changelog_writes.take())
 
     async def commit(

@@ -1,4 +1,5 @@
-"""Decoded table values kept in memory for the process agent, per table and partition.
+"""Decoded table values kept in memory for the process and risk agents, per table and
+partition.
 
 A Faust table read goes through Faust's mapping layers, a RocksDB `get` and an orjson decode
 every time: in a `make bench` profile about 10 % of a worker's CPU, mostly for keys read
@@ -6,12 +7,12 @@ again by the next events (an entity's stats, its held events, a partition's cloc
 `CachedTable` keeps the values it read or wrote, per partition (the same key, such as the
 partition clock record, lives in every partition's store), up to `max_keys` per table.
 
-Only the process agent reads and writes these tables' partitions, and every one of its writes
-goes through the cache (the staged writes of a batch, the journal's redo), so a cached value
-is the stored one. What can change a store behind it is a rebalance: changelog recovery of a
-newly assigned partition, and another worker's writes while it held one. So the process agent
-drops a partition's cached values before its first event after every assignment (when it
-applies the partition's journal again: agents/process.py) and everything on revocation.
+Only one agent writes a cached table's partitions, and every one of its writes goes through
+the cache (the staged writes of a batch, the journal's redo), so a cached value is the stored
+one. What can change a store behind it is a rebalance: changelog recovery of a newly
+assigned partition, and another worker's writes while it held one. So the agent drops a
+partition's cached values before its first event after every assignment (when it applies the
+partition's journal again: agents/process.py, agents/risk.py) and everything on revocation.
 Global tables (written by every worker) are not cached.
 
 A write is serialized once (`put_encoded`): the same bytes go to the journal record, the
@@ -91,6 +92,11 @@ class PartitionView:
                 del owner.table[key]
         self._remember(key, None)
 
+    def items(self) -> Any:
+        """The table's items from the store: those of every partition this worker holds, as
+        Faust's table gives them (`owned_by` picks one partition's)."""
+        return self._owner.table.items()
+
     def clear(self) -> None:
         """Forget the cached values (the store is unchanged)."""
         self._owner.size -= len(self._values)
@@ -104,6 +110,30 @@ class PartitionView:
                 owner.evict()
             owner.size += 1
         values[key] = value
+
+
+def cache_table(table: Any, settings: Any, direct: DirectWrites | None) -> Any:
+    """`table` behind a `CachedTable` of `settings.table_cache_keys` values (`direct`: its
+    writes straight to RocksDB), or the table itself when the cache is off."""
+    if settings.table_cache_keys == 0:
+        return table
+    return CachedTable(
+        table, settings.table_cache_keys, stores_bytes=settings.store_is_rocksdb, direct=direct
+    )
+
+
+def partition_view(table: Any, partition: int) -> Any:
+    """The cached view of one partition of `table` if it is a `CachedTable`, else the table
+    (which reads and writes under Faust's current event)."""
+    view = getattr(table, "partition_view", None)
+    return view(partition) if view is not None else table
+
+
+def forget_cached(table: Any, partition: int | None = None) -> None:
+    """Drop what a `CachedTable` holds of `partition` (every partition: None); nothing for
+    a plain table."""
+    if isinstance(table, CachedTable):
+        table.forget(partition)
 
 
 class CachedTable(MutableMapping):

@@ -102,14 +102,15 @@ class Settings:
     #: batches write each table key and the journal fewer times (docs/performance.md).
     #: Env `VIGIL_BATCH_BACKLOG_LINGER_MS`. Default 100.
     batch_backlog_linger_ms: int = 100
-    #: Decoded table values the process agent keeps in memory, per table
-    #: (app/runtime/table_cache.py; 7 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0
+    #: Decoded table values the process and risk agents keep in memory, per table
+    #: (app/runtime/table_cache.py; 9 tables). Env `VIGIL_TABLE_CACHE_KEYS`. Default 4096. 0
     #: turns the cache off.
     table_cache_keys: int = 4096
-    #: The cached tables' writes go straight to RocksDB and their changelog records straight to
-    #: the producer, the persisted offset stored once per step (app/runtime/direct_writes.py),
-    #: instead of through Faust's table layers per write. Needs the cache, RocksDB and
-    #: `at_least_once` (the records are not part of Faust's `exactly_once` transactions).
+    #: The cached tables' and the agents' journal writes go straight to RocksDB and their
+    #: changelog records straight to the producer, the persisted offset stored once per step
+    #: (app/runtime/direct_writes.py), instead of through Faust's table layers per write.
+    #: Needs the cache, RocksDB and `at_least_once` (the records are not part of Faust's
+    #: `exactly_once` transactions).
     #: Env `VIGIL_DIRECT_WRITES`. Default true.
     direct_writes: bool = True
     #: Records each agent's input channel holds before Faust stops fetching for it (Faust's

@@ -11,10 +11,12 @@ from typing import Any
 import faust
 import orjson
 
-from app.codecs import register_codecs
+from app.codecs import dumps_value, register_codecs
 from app.runtime import changelog_writes
 from app.runtime.current_event import make_current
 from app.runtime.direct_writes import DirectWrites
+from app.runtime.journal import Journal
+from app.runtime.staged import StagedState
 from app.runtime.table_cache import CachedTable
 from tests.unit.runtime.fake_producer import FakeProducer
 
@@ -35,8 +37,8 @@ def _table(tmp_path) -> Any:
 class _Event:
     """Enough of a Faust event for the store to pick a partition's database."""
 
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition)
+    def __init__(self, partition: int, offset: int = 0) -> None:
+        self.message = SimpleNamespace(partition=partition, offset=offset)
 
 
 def test_writes_are_faust_bytes_read_back_by_faust_and_offsets_persisted_once(tmp_path):
@@ -111,3 +113,51 @@ def test_a_failed_record_stores_no_offset_and_its_step_sees_the_failure(tmp_path
         assert "broker refused" in str(exc)
     else:
         raise AssertionError("a failed changelog record must fail its step")
+
+
+def test_a_step_journal_goes_out_and_is_acknowledged_before_the_writes_it_covers(tmp_path):
+    """With direct writes the journal record takes the same path as the tables' writes
+    (app/runtime/journal.py): it is written to RocksDB and sent first, the step's writes go
+    out only once Kafka has it, and a journal recovering the partition reads it back."""
+    table = _table(tmp_path)
+    journal_table = table.app.Table(
+        "journal",
+        default=None,
+        partitions=4,
+        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+    )
+    journal_table.value_serializer = "raw"  # as tables/definitions.py sets a journal's
+    producer = FakeProducer(partitions=4)
+    monitor = SimpleNamespace(count_sent=lambda n: None)
+    writes = DirectWrites(SimpleNamespace(producer=producer, monitor=monitor))
+    cached = CachedTable(table, 16, direct=writes)
+    journal = Journal(journal_table, {"state": cached}, name="test", direct=writes)
+    journal_topic = journal_table.changelog_topic.get_topic_name()
+    state_topic = table.changelog_topic.get_topic_name()
+    last = _Event(2, offset=41)
+
+    async def scenario() -> None:
+        changelog_writes.start()
+        staged = StagedState(cached.partition_view(2), owner=2)
+        staged["svc:a"] = {"n": 1}
+        staged.encode(dumps_value)
+        step = asyncio.ensure_future(journal.commit({2: {"state": staged}}, {}, {2: last}))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert [(topic, partition) for topic, partition, *_ in producer.sent] == [
+            (journal_topic, 2)
+        ]
+        assert not step.done()  # waiting for the journal record's acknowledgement
+        assert table.data._encode_key("svc:a") not in table.data._db_for_partition(2)
+        producer.acknowledge()
+        await step
+        assert [topic for topic, *_ in producer.sent] == [journal_topic, state_topic]
+
+    asyncio.run(scenario())
+    make_current(last)
+    assert table.data["svc:a"] == {"n": 1, "p": 2}
+    again = Journal(journal_table, {"state": {}}, name="test")
+    state: dict[str, Any] = {}
+    again.tables = {"state": state}
+    assert again.recover(2) == [] and state == {"svc:a": {"n": 1, "p": 2}}
+    assert journal_table.data.persisted_offset(SimpleNamespace(partition=2)) == 0
