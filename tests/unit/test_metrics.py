@@ -568,3 +568,35 @@ def test_events_behind_the_partition_clock_are_counted() -> None:
         for s in family.samples
     }
     assert samples["vigil_events_behind_clock_total"] == 7
+
+
+def test_observing_a_batch_at_once_gives_what_observing_each_amount_gives() -> None:
+    """`observe_all` moves prometheus-client's buckets and sum itself: bounds are inclusive,
+    amounts past the last bound land in +Inf, and nothing observed moves nothing."""
+    from prometheus_client import Histogram
+
+    from app.metrics.vigil_metrics import LATENCY_BUCKETS, observe_all
+
+    amounts = [0.0, 0.01, 0.010001, 0.05, 3.2, 604_800.0, 1e9, 0.2, 0.2]
+    one_by_one, at_once = CollectorRegistry(), CollectorRegistry()
+    for registry, observe in ((one_by_one, None), (at_once, observe_all)):
+        child = Histogram("lag", "", ["stage"], buckets=LATENCY_BUCKETS, registry=registry)
+        child = child.labels("ingest")
+        if observe is None:
+            for amount in amounts:
+                child.observe(amount)
+        else:
+            observe(child, [])
+            observe(child, amounts)
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, dict, float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert samples(at_once) == samples(one_by_one)
+    assert ("lag_bucket", {"stage": "ingest", "le": "0.01"}, 2.0) in samples(at_once)
+    assert ("lag_count", {"stage": "ingest"}, 9.0) in samples(at_once)
