@@ -14,7 +14,7 @@ from typing import Any
 from app.model.events import Event
 from app.model.outputs import Origin, Output
 from app.pipeline import RISK_TICK_MS, Pipeline, PipelineState
-from app.runtime.batch import Step
+from app.runtime.batch import Batch, Step
 from app.runtime.risk_clock import RiskClock
 from app.runtime.staged import StagedState
 from app.settings import Settings
@@ -84,6 +84,9 @@ def replay_events(
         for p in range(settings.partitions)
     }
     events = sorted(events, key=lambda out: (out.value["ts_ms"], out.value["id"]))
+    #: One batch per partition, as a worker's: its staged tables are built once and emptied by
+    #: each step's commit (`risk.follow`) before the next event reads them.
+    batches = {p: Batch(pipeline.state) for p, pipeline in partitions.items()}
     risk = OfflineRisk(settings, catalogue, events, partitions)
     if risk_states is not None:
         risk_states.update(risk.states)
@@ -93,7 +96,7 @@ def replay_events(
         for scored in risk.before_event(partition, out.value["ts_ms"]):
             yield as_record(catalog, scored)
         event = Event.from_dict(out.value)
-        step = partitions[partition].process(event, partition)
+        step = partitions[partition].process(event, partition, batches[partition])
         for derived in risk.follow(step):
             yield as_record(catalog, derived)
     # End of input, as a worker's sources going idle: each partition's clock reaches its newest

@@ -124,6 +124,8 @@ class StagedState:
 
     def commit(self) -> int:
         """Apply every staged write to the base mapping; returns how many."""
+        if not self.pending and not self._encoded:  # most tables of a step: nothing written
+            return 0
         applied = len(self.pending)
         encoded = self._encoded
         for key, value in self.pending.items():
