@@ -156,8 +156,7 @@ def test_a_step_journal_goes_out_and_is_acknowledged_before_the_writes_it_covers
     asyncio.run(scenario())
     make_current(last)
     assert table.data["svc:a"] == {"n": 1, "p": 2}
-    again = Journal(journal_table, {"state": {}}, name="test")
     state: dict[str, Any] = {}
-    again.tables = {"state": state}
+    again = Journal(journal_table, {"state": state}, name="test")
     assert again.recover(2) == [] and state == {"svc:a": {"n": 1, "p": 2}}
     assert journal_table.data.persisted_offset(SimpleNamespace(partition=2)) == 0
