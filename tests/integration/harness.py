@@ -82,6 +82,24 @@ class Worker:
             self.process.kill()
             self.process.wait()
 
+    def log_warnings(self, kinds: int = 4) -> str:
+        """The worker's most frequent WARNING/ERROR lines (numbers and ids blanked) with their
+        counts and whether it logged a traceback, in one line: for assertion messages."""
+        counts: dict[str, int] = {}
+        tracebacks = 0
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback"):
+                tracebacks += 1
+            level = re.search(r"\[(WARNING|ERROR|CRITICAL)\] (.*)", line)
+            if level:
+                text = re.sub(r"[0-9a-f]{8,}|\d+", "N", level.group(2))[:90]
+                counts[f"{level.group(1)} {text}"] = counts.get(f"{level.group(1)} {text}", 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:kinds]
+        notes = [f"{n}x {text}" for text, n in top] or ["no warnings"]
+        exited = self.process.poll()
+        state = "running" if exited is None else f"exited {exited}"
+        return f"{self.log_path.stem} ({state}, {tracebacks} tracebacks): " + " | ".join(notes)
+
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the worker's log, for assertion messages."""
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -397,6 +415,30 @@ class TopicsReader:
                     raise AssertionError(f"worker exited ({w.process.returncode}):\n{w.log_tail()}")
             time.sleep(0.2)
         return False
+
+
+def group_offsets(
+    bootstrap: str, group: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[int | None, int]]:
+    """Each (topic, partition)'s committed offset in consumer group `group` (None: none) and
+    its end offset, read without joining the group."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> dict[tuple[str, int], tuple[int | None, int]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t, p in partitions]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            return {
+                (tp.topic, tp.partition): (await consumer.committed(tp), ends[tp]) for tp in tps
+            }
+        finally:
+            await consumer.stop()
+
+    return run_sync(run())
 
 
 def wait_group_stable(workers: Iterable[Worker], timeout_s: float = 90) -> int:

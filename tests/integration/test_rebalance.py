@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from app.generator.stream import TelemetryGenerator
@@ -25,6 +26,7 @@ from tests.integration.harness import (
     TopicsReader,
     WorkerFactory,
     end_offsets_total,
+    group_offsets,
     produce_records,
     run_sync,
     wait_group_stable,
@@ -81,6 +83,35 @@ class Stream:
         rows = self.tally.rows()
         return {t: rows[t] for t in topics} if topics else rows
 
+    def missing_events(self) -> str:
+        """Where the events that did not arrive come from: each raw partition's offsets, with
+        the group's committed offset there (past them: lost; not past them: not processed)."""
+        events = self.tally.topics["events"]
+        prefix = self.workers.settings.topic_prefix
+        offsets: dict[tuple[str, int], list[int]] = {}
+        for ident in events.expected:
+            if ident not in events.received:
+                origin = orjson.loads(events.expected_bodies[ident])["origin"]
+                topic = origin["t"] if origin["t"].startswith(prefix) else prefix + origin["t"]
+                offsets.setdefault((topic, origin["p"]), []).append(origin["o"])
+        if not offsets:
+            return "no event missing"
+        group = self.workers.settings.app_id
+        where = group_offsets(self.workers.bootstrap, group, offsets)
+        parts = []
+        for tp, found in sorted(offsets.items()):
+            committed, end = where[tp]
+            verdict = (
+                "committed past them"
+                if committed is not None and committed > max(found)
+                else "not committed"
+            )
+            parts.append(
+                f"{tp[0]}[{tp[1]}] offsets {min(found)}-{max(found)} ({len(found)} events): "
+                f"committed {committed}, end {end}, {verdict}"
+            )
+        return "; ".join(parts)
+
     def report(self, title: str, topics: list[str] | None = None) -> dict:
         rows = self.rows(topics)
         print(f"\n{title} ({self.workers.isolation})\n{chaos_check.format_table(rows)}")
@@ -122,13 +153,28 @@ def test_workers_join_and_leave_mid_stream(workers):
         group[0].stop()  # scale in, gracefully (SIGTERM)
         stream.produce(0.7, 1.0)
         live = [*group[1:], joined]
+        produced = time.monotonic()
         complete = reader.wait_until(stream.tally.complete, 120, live)
+        missing = [] if complete else chaos_check.failures(stream.rows())
+        origins = "" if complete else stream.missing_events()
+        # Late or lost: what was missing at the deadline may still come.
+        late = not complete and reader.wait_until(stream.tally.complete, 120, live)
+        arrived = time.monotonic() - produced
         time.sleep(2)  # let repeats still in flight arrive before counting
     rows = stream.report(
         f"3 workers, +1 joined, -1 left; {time.monotonic() - started:.0f} s, "
         f"{stream.expected_events} events"
     )
-    assert complete, f"outputs incomplete: {chaos_check.failures(rows)}"
+    assert complete, (
+        f"incomplete 120 s after the last records were produced: {missing}; "
+        + (
+            f"all arrived {arrived:.0f} s after (late, not lost)"
+            if late
+            else f"missing {arrived:.0f} s after (lost): {chaos_check.failures(rows)}"
+        )
+        + f"\nmissing events: {origins}\n"
+        + "\n".join(w.log_warnings() for w in workers.started)
+    )
     assert chaos_check.failures(rows) == []
     repeats = sum(row["duplicated"] for row in rows.values())
     print(f"repeated ids (identical values): {repeats}")
@@ -154,6 +200,7 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         complete = reader.wait_until(everything, 75, [second])
         took = time.monotonic() - killed_at
         missing = [] if complete else chaos_check.failures(stream.rows(["events", "windows"]))
+        origins = "" if complete else stream.missing_events()
         # Late or lost: what was missing at the deadline may still come.
         late = not complete and reader.wait_until(everything, 120, [second])
         arrived = time.monotonic() - killed_at
@@ -162,10 +209,15 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         f"standby replicas: w1 killed, w2 took over; complete {took:.0f} s after the kill",
         ["events", "windows"],
     )
-    assert complete, f"incomplete 75 s after the kill: {missing}; " + (
-        f"all arrived {arrived:.0f} s after the kill (late, not lost)"
-        if late
-        else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"
+    assert complete, (
+        f"incomplete 75 s after the kill: {missing}; "
+        + (
+            f"all arrived {arrived:.0f} s after the kill (late, not lost)"
+            if late
+            else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"
+        )
+        + f"\nmissing events: {origins}\n"
+        + "\n".join(w.log_warnings() for w in workers.started)
     )
     assert chaos_check.failures(rows) == []
     assert "Starting standby partitions" in second.log_path.read_text(errors="replace")
