@@ -53,7 +53,7 @@ class Journal:
         self._pending: dict[int, step_journal.Writes] = {}
         self._recovered: set[int] = set()
         #: the records each partition's state holds already
-        self.resends = ResendGuard()
+        self.resends = ResendGuard(name)
         #: steps not journaled because their record was too large for Kafka
         self.oversize = 0
 

@@ -17,30 +17,46 @@ A record comes back after a crash or a rebalance in two ways:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class ResendGuard:
     """Per input partition: the highest offset applied and, per raw partition, the highest
     raw position applied."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "") -> None:
+        #: the agent's name, for the log
+        self.name = name
         self._offsets: dict[int, int] = {}
         self._origins: dict[int, dict[str, list[int]]] = {}
         #: events recognised as copies ingest sent again
         self.copies = 0
+        #: (partition, raw partition) whose first copy since the last restore was logged
+        self._reported: set[tuple[int, str]] = set()
 
     def restore(self, partition: int, record: Mapping[str, Any] | None) -> None:
         """Start `partition` from its last journal record (None: from nothing)."""
         record = record or {}
         self._offsets[partition] = int(record.get("o", -1))
         self._origins[partition] = {k: list(v) for k, v in (record.get("src") or {}).items()}
+        self._reported = {r for r in self._reported if r[0] != partition}
+        log.info(
+            "%s partition %s: state holds offsets up to %s and raw positions %s",
+            self.name,
+            partition,
+            self._offsets[partition],
+            self._origins[partition],
+        )
 
     def forget(self) -> None:
         """Partitions were revoked: each is restored again before its next record."""
         self._offsets.clear()
         self._origins.clear()
+        self._reported.clear()
 
     def admit(self, partition: int, offset: int, origin: Mapping[str, Any] | None = None) -> bool:
         """Whether to apply the record at `offset` (an event from raw position `origin`):
@@ -58,6 +74,18 @@ class ResendGuard:
         seen = origins.get(source)
         if seen is not None and position <= seen:
             self.copies += 1
+            if (partition, source) not in self._reported:  # one line per raw partition
+                self._reported.add((partition, source))
+                log.info(
+                    "%s partition %s: offset %s from %s %s taken for a copy (highest applied "
+                    "%s); later copies are counted, not logged",
+                    self.name,
+                    partition,
+                    offset,
+                    source,
+                    position,
+                    seen,
+                )
             return False
         origins[source] = position
         return True
