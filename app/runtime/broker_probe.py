@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -33,3 +34,31 @@ async def first_offset_from(
         return None
     finally:
         await consumer.stop()
+
+
+async def group_starts(
+    bootstrap: str, group: str, tps: list[TopicPartition], timeout_s: float
+) -> dict[TopicPartition, int]:
+    """Where consumer group `group` resumes each of `tps`: its committed offset, or, with none
+    committed, the partition's first offset (a worker's `auto_offset_reset` is `earliest`).
+    Asked without joining the group; raises `asyncio.TimeoutError` past `timeout_s`."""
+
+    async def ask() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            **Settings.from_env().kafka.aiokafka_kwargs(),
+        )
+        await consumer.start()
+        try:
+            starts = dict(await consumer.beginning_offsets(tps))
+            for tp in tps:
+                committed = await consumer.committed(tp)
+                if committed is not None and committed >= 0:
+                    starts[tp] = committed
+            return starts
+        finally:
+            await consumer.stop()
+
+    return await asyncio.wait_for(ask(), timeout_s)

@@ -35,7 +35,8 @@ class ResendGuard:
         self._origins: dict[int, dict[str, list[int]]] = {}
         #: events recognised as copies ingest sent again
         self.copies = 0
-        #: (partition, raw partition) whose first copy since the last restore was logged
+        #: (partition, raw partition) whose first copy since the last restore was logged ("":
+        #: its first record read again)
         self._reported: set[tuple[int, str]] = set()
 
     def restore(self, partition: int, record: Mapping[str, Any] | None) -> None:
@@ -64,6 +65,16 @@ class ResendGuard:
         is counted in `copies`). An admitted record counts as applied from then on. Events
         without an origin (ticks, offline input) are never copies."""
         if offset <= self._offsets.get(partition, -1):
+            if (partition, "") not in self._reported:  # one line per partition
+                self._reported.add((partition, ""))
+                log.info(
+                    "%s partition %s: offset %s read again, held by the state already (up to "
+                    "%s); later ones are not logged",
+                    self.name,
+                    partition,
+                    offset,
+                    self._offsets[partition],
+                )
             return False
         self._offsets[partition] = offset
         if origin is None:

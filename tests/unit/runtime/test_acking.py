@@ -23,6 +23,9 @@ class RecordingConsumer:
         self.earliest: dict[TP, int] = {}
         self.app = type("App", (), {"consumer_generation_id": 1})()
 
+    def assignment(self) -> set[TP]:
+        return set()
+
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.earliest.get(tp, 0) for tp in tps}
 
@@ -115,6 +118,17 @@ def stream_of(topic: str, offsets: list[int], committed: int | None = None, gene
     consumer = RecordingConsumer({tp: committed} if committed is not None else {})
     events = [FakeEvent(message(topic, o, generation), consumer) for o in offsets]
     return FakeStream(topic, events, consumer), consumer
+
+
+@pytest.fixture(autouse=True)
+def _broker_knows_no_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker is not asked in these tests: where a group resumes is unknown unless a test
+    says (a record is then taken as the start, as Faust takes it)."""
+
+    async def unknown(consumer, tps) -> dict:
+        return {}
+
+    monkeypatch.setattr(acking, "group_start_offsets", unknown)
 
 
 def test_faust_ack_of_an_unprocessed_message_is_refused_on_guarded_topics():
@@ -446,3 +460,36 @@ def test_the_stall_watch_sees_every_assigned_partition_of_the_agent_where_it_is(
     order.processed(seen, 11, generation=7)
     order.processed(silent, 99, generation=6)  # an earlier generation says nothing
     assert acking._positions(consumer, order, {"in"}) == {seen: 12, silent: 40, unknown: None}
+
+
+def _group_resumes_at(monkeypatch: pytest.MonkeyPatch, start: int | Exception) -> list:
+    """The broker says the group resumes every partition at `start` (or fails with it)."""
+    asked: list = []
+
+    async def starts(consumer, tps) -> dict:
+        asked.append(list(tps))
+        if isinstance(start, Exception):
+            raise start
+        return {tp: start for tp in tps}
+
+    monkeypatch.setattr(acking, "group_start_offsets", starts)
+    return asked
+
+
+def test_a_first_record_before_faust_knows_the_committed_offset_is_checked_against_the_broker(
+    monkeypatch,
+):
+    """Faust resumes a new assignment before it seeks it to the committed offset (5 here), so
+    8 can come first: taken as the start, 5..7 would count as seen and never be processed."""
+    asked = _group_resumes_at(monkeypatch, 5)
+    stream, consumer = stream_of("guarded-s", [8, 5, 6, 7, 8, 9], committed=None)
+    assert run(stream) == [5, 6, 7, 8, 9]
+    assert consumer.seeks == [(TP("guarded-s", 0), 5)]
+    assert len(asked) == 1  # once per generation
+
+
+def test_without_an_answer_from_the_broker_the_first_record_is_the_start(monkeypatch):
+    _group_resumes_at(monkeypatch, TimeoutError())
+    stream, consumer = stream_of("guarded-t", [8, 9], committed=None)
+    assert run(stream) == [8, 9]
+    assert consumer.seeks == []
