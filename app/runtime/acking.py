@@ -12,17 +12,24 @@ Faust 0.15.3 can move the committed offset past records no agent processed, whic
    loop keeps a "read offset" per partition: it records the skipped offsets as a "gap" that
    counts as acked (`Consumer._add_gap`, meant for compaction and transaction markers), and
    drops the re-read records as already read. The next commit passes them.
+3. After a rebalance, recovery resumes a newly assigned partition before it seeks it to the
+   committed offset (`_resume_streams`), and only that seek tells the consumer the offset. A
+   record that reaches the agent first may lie past it; taken as the generation's start, the
+   offsets before it would count as seen when read again, by Vigil's own order check below.
 
-`processed_events` closes both. It iterates without Faust's acks and acks an event only when the
-loop body came back for the next one (an exception or a cancellation leaves it unacked).
+`processed_events` closes all three. It iterates without Faust's acks and acks an event only
+when the loop body came back for the next one (an exception or a cancellation leaves it
+unacked).
 `install_guards` makes Faust's own acks, gaps and read offsets on the agents' input topics inert,
 so Faust neither commits nor drops a record of theirs by itself. Instead `PartitionOrder` checks
-that each input partition's offsets arrive contiguously: a record seen before is skipped; a
-record after a jump is not processed, and the consumer is sought back to the first missing
-offset. A jump seen twice between the same offsets, in one consumer generation and with
-nothing processed from its first offset between, may be real (compaction, a transactional
-producer's markers): the broker is asked for the first missing offset, and only if it serves
-nothing before the record after the jump are the offsets accepted and released for commit.
+that each input partition's offsets arrive contiguously from where the group resumes it (the
+committed offset, asked of the broker when the consumer does not know it yet: `GroupStarts`):
+a record seen before is skipped; a record after a jump is not processed, and the consumer is
+sought back to the first missing offset. A jump seen twice between the same offsets, in one
+consumer generation and with nothing processed from its first offset between, may be real
+(compaction, a transactional producer's markers): the broker is asked for the first missing
+offset, and only if it serves nothing before the record after the jump are the offsets
+accepted and released for commit.
 Offsets the broker has already deleted (retention outran the consumer) are reported as lost,
 with their count, and reading goes on from the log start.
 """
