@@ -302,7 +302,7 @@ class GroupStarts:
             wanted = {TopicPartition(t.topic, t.partition) for t in assigned | {tp}}
             try:
                 found = await group_start_offsets(self.consumer, sorted(wanted))
-            except (TimeoutError, KafkaError) as exc:
+            except (TimeoutError, KafkaError, OSError) as exc:
                 log.warning(
                     "%s[%s]: where the group resumes it is not known (%r); offset taken as "
                     "the start",

@@ -488,8 +488,9 @@ def test_a_first_record_before_faust_knows_the_committed_offset_is_checked_again
     assert len(asked) == 1  # once per generation
 
 
-def test_without_an_answer_from_the_broker_the_first_record_is_the_start(monkeypatch):
-    _group_resumes_at(monkeypatch, TimeoutError())
+@pytest.mark.parametrize("failure", [TimeoutError(), ConnectionRefusedError()], ids=repr)
+def test_without_an_answer_from_the_broker_the_first_record_is_the_start(monkeypatch, failure):
+    _group_resumes_at(monkeypatch, failure)
     stream, consumer = stream_of("guarded-t", [8, 9], committed=None)
     assert run(stream) == [8, 9]
     assert consumer.seeks == []
