@@ -256,7 +256,8 @@ async def _handle_jump(
     return Verdict.SEEK_BACK
 
 
-#: How long the broker is given to serve the first missing offset of a gap (seconds).
+#: How long the broker is given to serve the first missing offset of a gap, or to say where
+#: the group resumes its partitions (`GroupStarts`), in seconds.
 GAP_CHECK_S = 10.0
 
 
@@ -289,11 +290,13 @@ class GroupStarts:
         self.consumer = consumer
         self.topics = topics
         self._generation: Any = None
-        self._starts: dict[Any, int] = {}
+        #: (topic, partition) -> where the group resumes it (None: the broker did not say)
+        self._starts: dict[Any, int | None] = {}
 
     async def of(self, tp: Any, offset: int, generation: Any) -> int | None:
-        """The offset the group resumes `tp` from (None: the broker did not say in time; the
-        record is then taken as the start, as Faust would)."""
+        """The offset the group resumes `tp` from, for a record at `offset` (None: the broker
+        did not answer within `GAP_CHECK_S`, or not for this partition; the record is then
+        taken as the start, as Faust would)."""
         if generation != self._generation:
             self._generation, self._starts = generation, {}
         key = (tp.topic, tp.partition)
@@ -304,12 +307,16 @@ class GroupStarts:
                 found = await group_start_offsets(self.consumer, sorted(wanted))
             except (TimeoutError, KafkaError, OSError) as exc:
                 log.warning(
-                    "%s[%s]: where the group resumes it is not known (%r); offset taken as "
-                    "the start",
+                    "%s[%s]: where the group resumes it is not known (%r); offset %s taken "
+                    "as the start, and so for the %s partitions asked until the next "
+                    "generation",
                     tp.topic,
                     tp.partition,
                     exc,
+                    offset,
+                    len(wanted),
                 )
+                self._starts.update({(t.topic, t.partition): None for t in wanted})
                 return None
             self._starts.update({(t.topic, t.partition): o for t, o in found.items()})
             log.info(
@@ -458,9 +465,15 @@ async def processed_batches(
                     message = event.message
                     committed = consumer._committed_offset.get(message.tp)
                     if committed is None and not order.started(message.tp, message.generation_id):
+                        # Asking the broker takes a moment: a revocation meanwhile must not
+                        # wait for this record (the batch before it is bounded by the ask).
+                        consumer._unacked_messages.discard(message)
                         committed = await starts.of(
                             message.tp, message.offset, message.generation_id
                         )
+                        if message.generation_id != consumer.app.consumer_generation_id:
+                            continue  # a rebalance came: read again by whoever owns it now
+                        consumer._unacked_messages.add(message)
                     verdict, first_missing = order.classify(
                         message.tp, message.offset, message.generation_id, committed
                     )

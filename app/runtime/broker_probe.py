@@ -50,8 +50,8 @@ async def group_starts(
             enable_auto_commit=False,
             **Settings.from_env().kafka.aiokafka_kwargs(),
         )
-        await consumer.start()
         try:
+            await consumer.start()
             starts = dict(await consumer.beginning_offsets(tps))
             for tp in tps:
                 committed = await consumer.committed(tp)

@@ -494,3 +494,56 @@ def test_without_an_answer_from_the_broker_the_first_record_is_the_start(monkeyp
     stream, consumer = stream_of("guarded-t", [8, 9], committed=None)
     assert run(stream) == [8, 9]
     assert consumer.seeks == []
+
+
+def test_a_record_whose_generation_ended_while_the_broker_was_asked_is_left_to_the_new_one(
+    monkeypatch,
+):
+    """A rebalance during the ask: the record is neither processed nor waited for (its
+    partition is read again from the committed offset by whoever owns it now)."""
+    stream, consumer = stream_of("guarded-u", [8, 9], committed=None)
+
+    async def starts(asked_consumer, tps) -> dict:
+        consumer.app.consumer_generation_id = 2
+        return {tp: 5 for tp in tps}
+
+    monkeypatch.setattr(acking, "group_start_offsets", starts)
+    assert run(stream) == []
+    assert consumer.seeks == []
+    assert not consumer._unacked_messages & {e.message for e in stream._events}
+
+
+class AssignedConsumer:
+    """A consumer holding three partitions of topic `t`."""
+
+    def __init__(self) -> None:
+        self.tps = {TP("t", p) for p in range(3)}
+
+    def assignment(self) -> set[TP]:
+        return self.tps
+
+
+def test_one_ask_answers_every_partition_of_the_agent_once_per_generation(monkeypatch):
+    asked = _group_resumes_at(monkeypatch, 7)
+    starts = acking.GroupStarts(AssignedConsumer(), {"t"})
+
+    async def answers() -> list:
+        return [
+            await starts.of(TP("t", 0), 9, 1),
+            await starts.of(TP("t", 2), 9, 1),
+            await starts.of(TP("t", 1), 9, 2),  # a new generation asks again
+        ]
+
+    assert asyncio.run(answers()) == [7, 7, 7]
+    assert [len(tps) for tps in asked] == [3, 3]
+
+
+def test_no_answer_is_not_asked_for_again_in_the_same_generation(monkeypatch):
+    asked = _group_resumes_at(monkeypatch, TimeoutError())
+    starts = acking.GroupStarts(AssignedConsumer(), {"t"})
+
+    async def answers() -> list:
+        return [await starts.of(TP("t", p), 9, 1) for p in range(3)]
+
+    assert asyncio.run(answers()) == [None, None, None]
+    assert len(asked) == 1
