@@ -465,15 +465,9 @@ async def processed_batches(
                     message = event.message
                     committed = consumer._committed_offset.get(message.tp)
                     if committed is None and not order.started(message.tp, message.generation_id):
-                        # Asking the broker takes a moment: a revocation meanwhile must not
-                        # wait for this record (the batch before it is bounded by the ask).
-                        consumer._unacked_messages.discard(message)
                         committed = await starts.of(
                             message.tp, message.offset, message.generation_id
                         )
-                        if message.generation_id != consumer.app.consumer_generation_id:
-                            continue  # a rebalance came: read again by whoever owns it now
-                        consumer._unacked_messages.add(message)
                     verdict, first_missing = order.classify(
                         message.tp, message.offset, message.generation_id, committed
                     )

@@ -496,23 +496,6 @@ def test_without_an_answer_from_the_broker_the_first_record_is_the_start(monkeyp
     assert consumer.seeks == []
 
 
-def test_a_record_whose_generation_ended_while_the_broker_was_asked_is_left_to_the_new_one(
-    monkeypatch,
-):
-    """A rebalance during the ask: the record is neither processed nor waited for (its
-    partition is read again from the committed offset by whoever owns it now)."""
-    stream, consumer = stream_of("guarded-u", [8, 9], committed=None)
-
-    async def starts(asked_consumer, tps) -> dict:
-        consumer.app.consumer_generation_id = 2
-        return {tp: 5 for tp in tps}
-
-    monkeypatch.setattr(acking, "group_start_offsets", starts)
-    assert run(stream) == []
-    assert consumer.seeks == []
-    assert not consumer._unacked_messages & {e.message for e in stream._events}
-
-
 class AssignedConsumer:
     """A consumer holding three partitions of topic `t`."""
 
