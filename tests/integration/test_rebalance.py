@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 import pytest
@@ -40,6 +41,21 @@ pytestmark = pytest.mark.integration
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 CHECKED = [s for s in OUTPUT_STREAMS if s not in chaos_check.NOT_CHECKED]
+#: How much longer a wait that missed its deadline goes on, to tell late from lost (seconds).
+LATE_S = 120
+
+
+@dataclass
+class Arrival:
+    """How a wait for every expected record ended: complete by the deadline or not, and if not,
+    what was missing then, where the missing events came from and whether it all came later."""
+
+    complete: bool
+    took: float
+    missing: list[str]
+    origins: str
+    late: bool
+    arrived: float
 
 
 class Stream:
@@ -112,6 +128,37 @@ class Stream:
             )
         return "; ".join(parts)
 
+    def wait_complete(
+        self,
+        reader: TopicsReader,
+        done: Callable[[], bool],
+        timeout_s: float,
+        live: list,
+        since: float,
+        topics: list[str] | None = None,
+    ) -> Arrival:
+        """Wait `timeout_s` for `done()`; if it is not, note what is missing and wait
+        `LATE_S` more, to tell late from lost. Times are counted from `since`."""
+        complete = reader.wait_until(done, timeout_s, live)
+        took = time.monotonic() - since
+        missing = [] if complete else chaos_check.failures(self.rows(topics))
+        origins = "" if complete else self.missing_events()
+        late = not complete and reader.wait_until(done, LATE_S, live)
+        return Arrival(complete, took, missing, origins, late, time.monotonic() - since)
+
+    def incomplete(self, arrival: Arrival, deadline: str, rows: dict) -> str:
+        """The assertion message of a wait that was not complete at its `deadline`."""
+        outcome = (
+            f"all arrived {arrival.arrived:.0f} s after (late, not lost)"
+            if arrival.late
+            else f"missing {arrival.arrived:.0f} s after (lost): {chaos_check.failures(rows)}"
+        )
+        warnings = "\n".join(w.log_warnings() for w in self.workers.started)
+        return (
+            f"incomplete {deadline}: {arrival.missing}; {outcome}\n"
+            f"missing events: {arrival.origins}\n{warnings}"
+        )
+
     def report(self, title: str, topics: list[str] | None = None) -> dict:
         rows = self.rows(topics)
         print(f"\n{title} ({self.workers.isolation})\n{chaos_check.format_table(rows)}")
@@ -153,27 +200,14 @@ def test_workers_join_and_leave_mid_stream(workers):
         group[0].stop()  # scale in, gracefully (SIGTERM)
         stream.produce(0.7, 1.0)
         live = [*group[1:], joined]
-        produced = time.monotonic()
-        complete = reader.wait_until(stream.tally.complete, 120, live)
-        missing = [] if complete else chaos_check.failures(stream.rows())
-        origins = "" if complete else stream.missing_events()
-        # Late or lost: what was missing at the deadline may still come.
-        late = not complete and reader.wait_until(stream.tally.complete, 120, live)
-        arrived = time.monotonic() - produced
+        arrival = stream.wait_complete(reader, stream.tally.complete, 120, live, time.monotonic())
         time.sleep(2)  # let repeats still in flight arrive before counting
     rows = stream.report(
         f"3 workers, +1 joined, -1 left; {time.monotonic() - started:.0f} s, "
         f"{stream.expected_events} events"
     )
-    assert complete, (
-        f"incomplete 120 s after the last records were produced: {missing}; "
-        + (
-            f"all arrived {arrived:.0f} s after (late, not lost)"
-            if late
-            else f"missing {arrived:.0f} s after (lost): {chaos_check.failures(rows)}"
-        )
-        + f"\nmissing events: {origins}\n"
-        + "\n".join(w.log_warnings() for w in workers.started)
+    assert arrival.complete, stream.incomplete(
+        arrival, "120 s after the last records were produced", rows
     )
     assert chaos_check.failures(rows) == []
     repeats = sum(row["duplicated"] for row in rows.values())
@@ -197,27 +231,14 @@ def test_standby_replica_takes_over_after_sigkill(workers):
         def everything() -> bool:
             return windows.complete() and events.complete()
 
-        complete = reader.wait_until(everything, 75, [second])
-        took = time.monotonic() - killed_at
-        missing = [] if complete else chaos_check.failures(stream.rows(["events", "windows"]))
-        origins = "" if complete else stream.missing_events()
-        # Late or lost: what was missing at the deadline may still come.
-        late = not complete and reader.wait_until(everything, 120, [second])
-        arrived = time.monotonic() - killed_at
+        arrival = stream.wait_complete(
+            reader, everything, 75, [second], killed_at, ["events", "windows"]
+        )
         time.sleep(2)  # for repeats or unexpected records after the last expected one
     rows = stream.report(
-        f"standby replicas: w1 killed, w2 took over; complete {took:.0f} s after the kill",
+        f"standby replicas: w1 killed, w2 took over; complete {arrival.took:.0f} s after the kill",
         ["events", "windows"],
     )
-    assert complete, (
-        f"incomplete 75 s after the kill: {missing}; "
-        + (
-            f"all arrived {arrived:.0f} s after the kill (late, not lost)"
-            if late
-            else f"missing {arrived:.0f} s after the kill (lost): {chaos_check.failures(rows)}"
-        )
-        + f"\nmissing events: {origins}\n"
-        + "\n".join(w.log_warnings() for w in workers.started)
-    )
+    assert arrival.complete, stream.incomplete(arrival, "75 s after the kill", rows)
     assert chaos_check.failures(rows) == []
     assert "Starting standby partitions" in second.log_path.read_text(errors="replace")
