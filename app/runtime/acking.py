@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -303,6 +304,7 @@ class GroupStarts:
         if key not in self._starts:
             assigned = {t for t in self.consumer.assignment() if t.topic in self.topics}
             wanted = {TopicPartition(t.topic, t.partition) for t in assigned | {tp}}
+            asked_at = time.monotonic()
             try:
                 found = await group_start_offsets(self.consumer, sorted(wanted))
             except (TimeoutError, KafkaError, OSError) as exc:
@@ -321,13 +323,14 @@ class GroupStarts:
             self._starts.update({(t.topic, t.partition): o for t, o in found.items()})
             log.info(
                 "%s[%s]: offset %s came before the committed offset was known; the broker "
-                "says the group resumes at %s (generation %s, %s partitions asked)",
+                "says the group resumes at %s (generation %s, %s partitions asked in %.0f ms)",
                 tp.topic,
                 tp.partition,
                 offset,
                 self._starts.get(key),
                 generation,
                 len(wanted),
+                1000 * (time.monotonic() - asked_at),
             )
         return self._starts.get(key)
 

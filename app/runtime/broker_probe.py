@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
 
@@ -41,24 +42,32 @@ async def group_starts(
 ) -> dict[TopicPartition, int]:
     """Where consumer group `group` resumes each of `tps`: its committed offset, or, with none
     committed, the partition's first offset (a worker's `auto_offset_reset` is `earliest`).
-    Asked without joining the group; raises `asyncio.TimeoutError` past `timeout_s`."""
+    Asked without joining the group, in one request for the committed offsets and one per
+    leader for the first offsets (the asking agent waits: a request per partition, each
+    waiting for a turn of a busy event loop, held a worker's first records for a second);
+    raises `asyncio.TimeoutError` past `timeout_s`."""
+    security = Settings.from_env().kafka.aiokafka_kwargs()
 
     async def ask() -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            **Settings.from_env().kafka.aiokafka_kwargs(),
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **security
         )
         try:
-            await consumer.start()
-            starts = dict(await consumer.beginning_offsets(tps))
-            for tp in tps:
-                committed = await consumer.committed(tp)
-                if committed is not None and committed >= 0:
-                    starts[tp] = committed
-            return starts
+            await asyncio.gather(admin.start(), consumer.start())
+            # Assigned (and paused: nothing is fetched) so that the client's metadata holds
+            # the topics: unassigned, `beginning_offsets` waits out two metadata retries.
+            consumer.assign(tps)
+            consumer.pause(*tps)
+            committed, starts = await asyncio.gather(
+                admin.list_consumer_group_offsets(group, partitions=tps),
+                consumer.beginning_offsets(tps),
+            )
+            for tp, found in committed.items():
+                if tp in starts and found is not None and found.offset >= 0:
+                    starts[tp] = found.offset
+            return dict(starts)
         finally:
-            await consumer.stop()
+            await asyncio.gather(consumer.stop(), admin.close())
 
     return await asyncio.wait_for(ask(), timeout_s)
