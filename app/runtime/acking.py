@@ -25,7 +25,8 @@ so Faust neither commits nor drops a record of theirs by itself. Instead `Partit
 that each input partition's offsets arrive contiguously from where the group resumes it (the
 committed offset, asked of the broker when the consumer does not know it yet: `GroupStarts`):
 a record seen before is skipped; a record after a jump is not processed, and the consumer is
-sought back to the first missing offset. A jump seen twice between the same offsets, in one
+sought back to the first missing offset (the records after it that came in the same fetch are
+dropped without another seek for `RESEEK_S`). A jump seen twice between the same offsets, in one
 consumer generation and with nothing processed from its first offset between, may be real
 (compaction, a transactional producer's markers): the broker is asked for the first missing
 offset, and only if it serves nothing before the record after the jump are the offsets
@@ -201,16 +202,78 @@ def _topic_names(stream: Any) -> set[str]:
     return {channel.get_topic_name()}
 
 
+#: After a partition was sought back to an offset, further records past it are not sought
+#: back again for this long (seconds): they were fetched before the seek. Faust delivers a
+#: whole fetch (thousands of records of a small-record topic) before it fetches from the new
+#: position, and a seek per record (~20 ms each, through the consumer's thread) held an agent
+#: for minutes in a chaos run. They are dropped unacked meanwhile, to be read again.
+RESEEK_S = 1.0
+#: After the broker said that it serves a jump's missing offsets, the same jump seen twice is
+#: not asked about again for this long (seconds): each ask opens a client (~100 ms).
+RECHECK_S = 10.0
+
+
+class JumpMemory:
+    """An agent's recent seeks back and broker checks, per partition, so that the records of
+    a fetch that came before a seek cost nothing each (see `RESEEK_S`)."""
+
+    def __init__(self) -> None:
+        #: the first missing offset last reported, per partition (it is logged once)
+        self.reported: dict[Any, int | None] = {}
+        self._sought: dict[Any, tuple[Any, int, float]] = {}
+        self._checked: dict[Any, tuple[Any, int, float]] = {}
+
+    def sought_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
+        """Whether `tp` was sought back to `first_missing` in `generation` within `RESEEK_S`."""
+        return _lately(self._sought.get(tp), generation, first_missing, RESEEK_S)
+
+    def seek(self, tp: Any, generation: Any, first_missing: int) -> None:
+        """`tp` was just sought back to `first_missing`."""
+        self._sought[tp] = (generation, first_missing, time.monotonic())
+
+    def stale(self, message: Any, verdict: Verdict, first_missing: int | None) -> bool:
+        """Whether a record after a jump was fetched before the last seek back over it: its
+        partition was sought there lately and, if the jump is seen twice, the broker said
+        lately that it serves the missing offsets."""
+        if verdict is Verdict.PROCESS or verdict is Verdict.REPEAT or first_missing is None:
+            return False
+        tp, generation = message.tp, message.generation_id
+        if not self.sought_lately(tp, generation, first_missing):
+            return False
+        return verdict is Verdict.SEEK_BACK or self.checked_lately(tp, generation, first_missing)
+
+    def checked_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
+        """Whether the broker said within `RECHECK_S` that it serves `first_missing`."""
+        return _lately(self._checked.get(tp), generation, first_missing, RECHECK_S)
+
+    def check(self, tp: Any, generation: Any, first_missing: int) -> None:
+        """The broker just said that it serves `first_missing` of `tp` (or did not answer)."""
+        self._checked[tp] = (generation, first_missing, time.monotonic())
+
+
+def _lately(
+    seen: tuple[Any, int, float] | None, generation: Any, first_missing: int, within_s: float
+) -> bool:
+    return (
+        seen is not None
+        and seen[:2] == (generation, first_missing)
+        and time.monotonic() - seen[2] < within_s
+    )
+
+
 async def _handle_jump(
     consumer: Any,
     order: PartitionOrder,
     event: Any,
     first_missing: int,
-    last_reported: dict[Any, int | None],
+    memory: JumpMemory,
+    again: bool = False,
 ) -> Verdict:
     """A record arrived after missing offsets: if retention (or compaction) already deleted
     them, accept the loss loudly and go on from the partition's first record; otherwise seek
     back to the first missing one. Returns PROCESS when this record is the one to go on with.
+    A record after a seek back to the same offset within `RESEEK_S` was fetched before it and
+    is only dropped, unless `again` (the broker was just asked: the position moved again).
 
     Both ask the consumer's thread, which runs the rebalance callbacks; Faust's revocation
     there waits until every record handed to a stream is acked (`wait_empty`). So the record
@@ -220,6 +283,9 @@ async def _handle_jump(
     message = event.message
     tp, offset = message.tp, message.offset
     consumer._unacked_messages.discard(message)
+    generation = message.generation_id
+    if not again and memory.sought_lately(tp, generation, first_missing):
+        return Verdict.SEEK_BACK
     earliest = (await consumer.earliest_offsets(tp)).get(tp)
     if earliest is not None and earliest > first_missing:
         counters["deleted"] += earliest - first_missing
@@ -241,10 +307,10 @@ async def _handle_jump(
             return Verdict.REPEAT
         first_missing = earliest
     counters["seeks"] += 1
-    # Every record of a stale batch seeks again (Faust's fetcher may have moved its position
-    # past the first missing offset meanwhile); it is logged once.
-    report = log.debug if last_reported.get(tp) == first_missing else log.warning
-    last_reported[tp] = first_missing
+    # A record of a stale fetch seeks again once `RESEEK_S` has passed (Faust's fetcher may
+    # have moved its position past the first missing offset meanwhile); it is logged once.
+    report = log.debug if memory.reported.get(tp) == first_missing else log.warning
+    memory.reported[tp] = first_missing
     report(
         "%s[%s]: offset %s arrived before %s; reading from %s again",
         tp.topic,
@@ -254,6 +320,7 @@ async def _handle_jump(
         first_missing,
     )
     await consumer.seek_wait({tp: first_missing})  # in the consumer's own thread
+    memory.seek(tp, generation, first_missing)
     return Verdict.SEEK_BACK
 
 
@@ -348,7 +415,7 @@ async def _confirm_gap(
     order: PartitionOrder,
     event: Any,
     first_missing: int,
-    last_reported: dict[Any, int | None],
+    memory: JumpMemory,
 ) -> Verdict:
     """The same jump came twice: accept its offsets as not existing only if the broker, asked
     directly, serves nothing before the record after them; otherwise it is a jump like any
@@ -358,6 +425,9 @@ async def _confirm_gap(
     message = event.message
     tp, offset = message.tp, message.offset
     consumer._unacked_messages.discard(message)  # a rebalance must not wait for the check
+    if memory.checked_lately(tp, message.generation_id, first_missing):
+        # Answered lately: another record fetched before the last seek, seen a second time.
+        return await _handle_jump(consumer, order, event, first_missing, memory)
     first = await first_served_offset(consumer, tp, first_missing)
     if first is not None and first >= offset:
         counters["accepted_gaps"] += 1
@@ -368,6 +438,7 @@ async def _confirm_gap(
         consumer._unacked_messages.add(message)  # processed now: tracked again
         return Verdict.ACCEPT_GAP
     counters["disproved_gaps"] += 1
+    memory.check(tp, message.generation_id, first_missing)
     log.warning(
         "%s[%s]: offset %s arrived twice before %s, which the broker %s",
         tp.topic,
@@ -376,7 +447,7 @@ async def _confirm_gap(
         first_missing,
         "did not serve in time" if first is None else f"serves (first: {first})",
     )
-    return await _handle_jump(consumer, order, event, first_missing, last_reported)
+    return await _handle_jump(consumer, order, event, first_missing, memory, again=True)
 
 
 def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int | None]:
@@ -418,7 +489,7 @@ async def processed_batches(
     _guarded_topics.update(_topic_names(stream))
     consumer = stream.app.consumer
     order = PartitionOrder()
-    last_reported: dict[Any, int | None] = {}
+    jumps = JumpMemory()
     manual = stream.noack()
     buffered = manual.channel.queue
     events = manual.events().__aiter__()
@@ -474,19 +545,20 @@ async def processed_batches(
                     verdict, first_missing = order.classify(
                         message.tp, message.offset, message.generation_id, committed
                     )
+                    if jumps.stale(message, verdict, first_missing):
+                        # Fetched before the last seek back: read again after it, and the
+                        # batch goes on (nothing here asks the consumer's thread).
+                        consumer._unacked_messages.discard(message)
+                        continue
                     if batch and verdict in (Verdict.SEEK_BACK, Verdict.ACCEPT_GAP):
                         after_jump = (event, verdict, first_missing)
                         break
                 message = event.message
                 tp, offset = message.tp, message.offset
                 if verdict is Verdict.SEEK_BACK:
-                    verdict = await _handle_jump(
-                        consumer, order, event, first_missing, last_reported
-                    )
+                    verdict = await _handle_jump(consumer, order, event, first_missing, jumps)
                 elif verdict is Verdict.ACCEPT_GAP:
-                    verdict = await _confirm_gap(
-                        consumer, order, event, first_missing, last_reported
-                    )
+                    verdict = await _confirm_gap(consumer, order, event, first_missing, jumps)
                 if verdict in (Verdict.PROCESS, Verdict.ACCEPT_GAP):
                     # Expected next from here on; if the body fails, this generator is not
                     # resumed and nothing of the batch is acked.

@@ -233,6 +233,45 @@ def test_a_jump_seen_twice_is_not_accepted_while_the_broker_serves_its_offsets(m
     assert acking.counters["disproved_gaps"] >= 1
 
 
+def test_records_fetched_before_a_seek_back_are_dropped_without_seeking_each():
+    """Faust delivers a whole fetch before it fetches from a new position: the records after a
+    jump that came in the same fetch are dropped, and the partition is sought back once."""
+    stream, consumer = stream_of("guarded-s", [0, 1, 5, 6, 7, 8, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert run(stream) == list(range(10))
+    assert consumer.seeks == [(TP("guarded-s", 0), 2)]
+    assert not consumer._unacked_messages - {e.message for e in stream._events if e.message.acked}
+
+
+def test_a_stale_record_seeks_again_once_the_last_seek_back_is_old(monkeypatch):
+    """The position may have moved past the missing offsets again after the seek: a record
+    after the jump seeks again once `RESEEK_S` has passed (here at once)."""
+    monkeypatch.setattr(acking, "RESEEK_S", 0.0)
+    stream, consumer = stream_of("guarded-t", [0, 1, 5, 6, 2, 3, 4, 5, 6])
+    assert run(stream) == list(range(7))
+    assert consumer.seeks == [(TP("guarded-t", 0), 2)] * 2
+
+
+def test_the_broker_is_asked_once_while_a_stale_fetch_arrives_twice(monkeypatch):
+    """The same records after a jump arrive twice: the broker is asked once whether the
+    missing offsets exist; it serves them, so they are read again, not skipped."""
+    gaps = _gap_recorder(monkeypatch, served=2)
+    asked: list[int] = []
+    served = acking.first_served_offset
+
+    async def counted(consumer, tp, offset) -> int | None:
+        asked.append(offset)
+        return await served(consumer, tp, offset)
+
+    monkeypatch.setattr(acking, "first_served_offset", counted)
+    offsets = [0, 1, 4, 5, 6, 4, 5, 6, 2, 3, 4, 5, 6]
+    stream, consumer = stream_of("guarded-u", offsets)
+    assert run(stream) == list(range(7))
+    assert asked == [2]
+    # Once for the jump, once more after the broker's answer (the position moved again).
+    assert consumer.seeks == [(TP("guarded-u", 0), 2)] * 2
+    assert gaps == []
+
+
 def test_faust_read_offsets_of_guarded_topics_read_as_unknown():
     stream, _ = stream_of("guarded-g", [])
     run(stream)
@@ -290,6 +329,30 @@ def test_a_batch_takes_what_is_buffered_up_to_its_size_and_never_waits_for_more(
 
     assert run_batches(stream, 3, body) == [[0, 1, 2], [3, 4], [5], [6]]
     assert consumer.acked == tp_events
+
+
+def test_records_fetched_before_a_seek_back_do_not_cut_the_batch_they_arrive_in():
+    topic = "guarded-batch-s"
+    consumer = RecordingConsumer()
+    arrivals = [(0, 0), (0, 3), (1, 0), (0, 4), (1, 1), (0, 1), (0, 2), (0, 3), (0, 4)]
+    events = [
+        FakeEvent(
+            ConsumerMessage(topic, p, o, 0.0, 0, None, b"k", b"v", None, generation_id=1),
+            consumer,
+        )
+        for p, o in arrivals
+    ]
+    stream = FakeStream(topic, events, consumer)
+    batches: list[list[tuple[int, int]]] = []
+
+    async def consume() -> None:
+        async for batch in acking.processed_batches(stream, 100):
+            batches.append([(e.message.partition, e.message.offset) for e in batch])
+
+    asyncio.run(consume())
+    # The jump to 3 ends the first batch; the stale 4 after it is dropped inside the next.
+    assert batches == [[(0, 0)], [(1, 0), (1, 1), (0, 1), (0, 2), (0, 3), (0, 4)]]
+    assert consumer.seeks == [(TP(topic, 0), 1)]
 
 
 def test_a_linger_given_as_a_function_is_asked_once_per_batch_that_waits():
