@@ -221,7 +221,9 @@ class JumpMemory:
         #: the first missing offset last reported, per partition (it is logged once)
         self.reported: dict[Any, int | None] = {}
         self._sought: dict[Any, tuple[Any, int, float]] = {}
-        self._checked: dict[Any, tuple[Any, int, float]] = {}
+        #: tp -> (generation, first missing offset, the first offset the broker serves from
+        #: it, None if it did not answer in time, and when it was asked)
+        self._checked: dict[Any, tuple[Any, int, int | None, float]] = {}
 
     def sought_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
         """Whether `tp` was sought back to `first_missing` in `generation` within `RESEEK_S`."""
@@ -234,31 +236,58 @@ class JumpMemory:
     def stale(self, message: Any, verdict: Verdict, first_missing: int | None) -> bool:
         """Whether a record after a jump was fetched before the last seek back over it: its
         partition was sought there lately and, if the jump is seen twice, the broker said
-        lately that it serves the missing offsets."""
+        lately that it serves the missing offsets. The first record the broker serves after
+        missing offsets is never stale: it is the one that settles them (`gap_ends_at`)."""
         if verdict is Verdict.PROCESS or verdict is Verdict.REPEAT or first_missing is None:
             return False
         tp, generation = message.tp, message.generation_id
         if not self.sought_lately(tp, generation, first_missing):
             return False
+        if self.gap_ends_at(tp, generation, first_missing) == message.offset:
+            return False
         return verdict is Verdict.SEEK_BACK or self.checked_lately(tp, generation, first_missing)
 
     def checked_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
-        """Whether the broker said within `RECHECK_S` that it serves `first_missing`."""
+        """Whether the broker was asked about `first_missing` within `RECHECK_S`."""
         return _lately(self._checked.get(tp), generation, first_missing, RECHECK_S)
 
-    def check(self, tp: Any, generation: Any, first_missing: int) -> None:
-        """The broker just said that it serves `first_missing` of `tp` (or did not answer)."""
-        self._checked[tp] = (generation, first_missing, time.monotonic())
+    def check(self, tp: Any, generation: Any, first_missing: int, first: int | None) -> None:
+        """The broker just said that it serves `first` first from `first_missing` of `tp`
+        (None: it did not answer in time)."""
+        self._checked[tp] = (generation, first_missing, first, time.monotonic())
+
+    def gap_ends_at(self, tp: Any, generation: Any, first_missing: int) -> int | None:
+        """The first offset after `first_missing` the broker serves, if it said in this
+        generation that it serves nothing from `first_missing` up to it (offsets that do not
+        exist never appear later: the answer holds however old it is)."""
+        checked = self._checked.get(tp)
+        if checked is None or checked[:2] != (generation, first_missing):
+            return None
+        first = checked[2]
+        return first if first is not None and first > first_missing else None
 
 
-def _lately(
-    seen: tuple[Any, int, float] | None, generation: Any, first_missing: int, within_s: float
-) -> bool:
+def _lately(seen: tuple | None, generation: Any, first_missing: int, within_s: float) -> bool:
+    """Whether `seen` (generation, first missing offset, ..., when) is about this jump and
+    younger than `within_s`."""
     return (
         seen is not None
         and seen[:2] == (generation, first_missing)
-        and time.monotonic() - seen[2] < within_s
+        and time.monotonic() - seen[-1] < within_s
     )
+
+
+async def _accept_gap(consumer: Any, message: Any, first_missing: int) -> Verdict:
+    """Offsets `first_missing` up to the record's do not exist (the broker said so): released
+    for commit, and the record is processed."""
+    tp, offset = message.tp, message.offset
+    counters["accepted_gaps"] += 1
+    log.info(
+        "%s[%s]: offsets %s..%s do not exist", tp.topic, tp.partition, first_missing, offset - 1
+    )
+    await _faust_add_gap(consumer, tp, first_missing, offset - 1)
+    consumer._unacked_messages.add(message)  # processed now: tracked again
+    return Verdict.ACCEPT_GAP
 
 
 async def _handle_jump(
@@ -284,6 +313,8 @@ async def _handle_jump(
     tp, offset = message.tp, message.offset
     consumer._unacked_messages.discard(message)
     generation = message.generation_id
+    if memory.gap_ends_at(tp, generation, first_missing) == offset:
+        return await _accept_gap(consumer, message, first_missing)
     if not again and memory.sought_lately(tp, generation, first_missing):
         return Verdict.SEEK_BACK
     earliest = (await consumer.earliest_offsets(tp)).get(tp)
@@ -430,15 +461,9 @@ async def _confirm_gap(
         return await _handle_jump(consumer, order, event, first_missing, memory)
     first = await first_served_offset(consumer, tp, first_missing)
     if first is not None and first >= offset:
-        counters["accepted_gaps"] += 1
-        log.info(
-            "%s[%s]: offsets %s..%s do not exist", tp.topic, tp.partition, first_missing, offset - 1
-        )
-        await _faust_add_gap(consumer, tp, first_missing, offset - 1)
-        consumer._unacked_messages.add(message)  # processed now: tracked again
-        return Verdict.ACCEPT_GAP
+        return await _accept_gap(consumer, message, first_missing)
     counters["disproved_gaps"] += 1
-    memory.check(tp, message.generation_id, first_missing)
+    memory.check(tp, message.generation_id, first_missing, first)
     log.warning(
         "%s[%s]: offset %s arrived twice before %s, which the broker %s",
         tp.topic,

@@ -242,13 +242,47 @@ def test_records_fetched_before_a_seek_back_are_dropped_without_seeking_each():
     assert not consumer._unacked_messages - {e.message for e in stream._events if e.message.acked}
 
 
+class Clock:
+    """`time` as acking reads it, set by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 def test_a_stale_record_seeks_again_once_the_last_seek_back_is_old(monkeypatch):
     """The position may have moved past the missing offsets again after the seek: a record
-    after the jump seeks again once `RESEEK_S` has passed (here at once)."""
-    monkeypatch.setattr(acking, "RESEEK_S", 0.0)
-    stream, consumer = stream_of("guarded-t", [0, 1, 5, 6, 2, 3, 4, 5, 6])
-    assert run(stream) == list(range(7))
+    after the jump seeks again once `RESEEK_S` has passed."""
+    clock = Clock()
+    monkeypatch.setattr(acking, "time", clock)
+    stream, consumer = stream_of("guarded-t", [0, 1, 5, 6, 7, 2, 3, 4, 5, 6, 7])
+    when = {6: 0.5 * acking.RESEEK_S, 7: 1.5 * acking.RESEEK_S}
+    events = stream.events
+
+    async def timed():
+        async for event in events():
+            if event.message.offset in when and not consumer.seeks[1:]:
+                clock.now = when[event.message.offset]
+            yield event
+
+    stream.events = timed
+    assert run(stream) == list(range(8))
+    # 5 seeks back to 2; 6, half a window later, is dropped; 7, after it, seeks again.
     assert consumer.seeks == [(TP("guarded-t", 0), 2)] * 2
+
+
+def test_a_real_gap_is_accepted_when_a_stale_record_came_first(monkeypatch):
+    """Offsets 2 and 3 do not exist and the committed offset is 2; a record fetched earlier
+    (9) comes first. The re-read 4 first looks stale; once the broker said it serves 4 first
+    from 2, 4 settles the gap whenever it comes."""
+    gaps = _gap_recorder(monkeypatch, served=4)
+    offsets = [9, 4, 5, 6, 7, 8, 9, 4, 5, 6, 7, 8, 9, 10]
+    stream, consumer = stream_of("guarded-v", offsets, committed=2)
+    assert run(stream) == list(range(4, 11))
+    assert consumer.seeks == [(TP("guarded-v", 0), 2)] * 2
+    assert gaps == [(2, 3)]
 
 
 def test_the_broker_is_asked_once_while_a_stale_fetch_arrives_twice(monkeypatch):
