@@ -43,8 +43,6 @@ app = faust.App(
     producer_max_batch_size=256 * 1024,
     # Kafka's default partitioner with each key's murmur2 remembered (pure Python, per record).
     producer_partitioner=kafka_partitioner,
-    # Finished input offsets committed every half second, not Faust's 2.8 s (docs/performance.md).
-    broker_commit_interval=settings.commit_interval_ms / 1000,
     # Faust's /table/ endpoints serve table contents to anyone: off. Vigil's own API is authed.
     web_tables_enabled=False,
     web_graph_enabled=False,

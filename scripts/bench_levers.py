@@ -21,7 +21,6 @@ LEVERS = {
     "fetch backoff 5 ms (VIGIL_FETCH_BACKOFF_MS)": {"VIGIL_FETCH_BACKOFF_MS": "100"},
     "garbage collector tuned (VIGIL_GC_TUNING)": {"VIGIL_GC_TUNING": "false"},
     "direct table writes (VIGIL_DIRECT_WRITES)": {"VIGIL_DIRECT_WRITES": "false"},
-    "commit every 500 ms (VIGIL_COMMIT_INTERVAL_MS)": {"VIGIL_COMMIT_INTERVAL_MS": "2800"},
 }
 LEVER_RECORDS = int(os.environ.get("BENCH_LEVER_RECORDS", "10000"))
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"

@@ -26,7 +26,8 @@ that each input partition's offsets arrive contiguously from where the group res
 committed offset, asked of the broker when the consumer does not know it yet: `GroupStarts`):
 a record seen before is skipped; a record after a jump is not processed, and the consumer is
 sought back to the first missing offset (the records after it that came in the same fetch are
-dropped without another seek for `RESEEK_S`). A jump seen twice between the same offsets, in one
+dropped without another seek for a while: app/runtime/jump_memory.py). A jump seen twice
+between the same offsets, in one
 consumer generation and with nothing processed from its first offset between, may be real
 (compaction, a transactional producer's markers): the broker is asked for the first missing
 offset, and only if it serves nothing before the record after the jump are the offsets
@@ -54,6 +55,7 @@ from faust.types.tuples import ConsumerMessage
 from app.runtime import stall_watch
 from app.runtime.broker_probe import first_offset_from, group_starts
 from app.runtime.eager import start_eagerly
+from app.runtime.jump_memory import JumpMemory
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,81 +204,6 @@ def _topic_names(stream: Any) -> set[str]:
     return {channel.get_topic_name()}
 
 
-#: After a partition was sought back to an offset, further records past it are not sought
-#: back again for this long (seconds): they were fetched before the seek. Faust delivers a
-#: whole fetch (thousands of records of a small-record topic) before it fetches from the new
-#: position, and a seek per record (~20 ms each, through the consumer's thread) held an agent
-#: for minutes in a chaos run. They are dropped unacked meanwhile, to be read again.
-RESEEK_S = 1.0
-#: After the broker said that it serves a jump's missing offsets, the same jump seen twice is
-#: not asked about again for this long (seconds): each ask opens a client (~100 ms).
-RECHECK_S = 10.0
-
-
-class JumpMemory:
-    """An agent's recent seeks back and broker checks, per partition, so that the records of
-    a fetch that came before a seek cost nothing each (see `RESEEK_S`)."""
-
-    def __init__(self) -> None:
-        #: the first missing offset last reported, per partition (it is logged once)
-        self.reported: dict[Any, int | None] = {}
-        self._sought: dict[Any, tuple[Any, int, float]] = {}
-        #: tp -> (generation, first missing offset, the first offset the broker serves from
-        #: it, None if it did not answer in time, and when it was asked)
-        self._checked: dict[Any, tuple[Any, int, int | None, float]] = {}
-
-    def sought_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
-        """Whether `tp` was sought back to `first_missing` in `generation` within `RESEEK_S`."""
-        return _lately(self._sought.get(tp), generation, first_missing, RESEEK_S)
-
-    def seek(self, tp: Any, generation: Any, first_missing: int) -> None:
-        """`tp` was just sought back to `first_missing`."""
-        self._sought[tp] = (generation, first_missing, time.monotonic())
-
-    def stale(self, message: Any, verdict: Verdict, first_missing: int | None) -> bool:
-        """Whether a record after a jump was fetched before the last seek back over it: its
-        partition was sought there lately and, if the jump is seen twice, the broker said
-        lately that it serves the missing offsets. The first record the broker serves after
-        missing offsets is never stale: it is the one that settles them (`gap_ends_at`)."""
-        if verdict is Verdict.PROCESS or verdict is Verdict.REPEAT or first_missing is None:
-            return False
-        tp, generation = message.tp, message.generation_id
-        if not self.sought_lately(tp, generation, first_missing):
-            return False
-        if self.gap_ends_at(tp, generation, first_missing) == message.offset:
-            return False
-        return verdict is Verdict.SEEK_BACK or self.checked_lately(tp, generation, first_missing)
-
-    def checked_lately(self, tp: Any, generation: Any, first_missing: int) -> bool:
-        """Whether the broker was asked about `first_missing` within `RECHECK_S`."""
-        return _lately(self._checked.get(tp), generation, first_missing, RECHECK_S)
-
-    def check(self, tp: Any, generation: Any, first_missing: int, first: int | None) -> None:
-        """The broker just said that it serves `first` first from `first_missing` of `tp`
-        (None: it did not answer in time)."""
-        self._checked[tp] = (generation, first_missing, first, time.monotonic())
-
-    def gap_ends_at(self, tp: Any, generation: Any, first_missing: int) -> int | None:
-        """The first offset after `first_missing` the broker serves, if it said in this
-        generation that it serves nothing from `first_missing` up to it (offsets that do not
-        exist never appear later: the answer holds however old it is)."""
-        checked = self._checked.get(tp)
-        if checked is None or checked[:2] != (generation, first_missing):
-            return None
-        first = checked[2]
-        return first if first is not None and first > first_missing else None
-
-
-def _lately(seen: tuple | None, generation: Any, first_missing: int, within_s: float) -> bool:
-    """Whether `seen` (generation, first missing offset, ..., when) is about this jump and
-    younger than `within_s`."""
-    return (
-        seen is not None
-        and seen[:2] == (generation, first_missing)
-        and time.monotonic() - seen[-1] < within_s
-    )
-
-
 async def _accept_gap(consumer: Any, message: Any, first_missing: int) -> Verdict:
     """Offsets `first_missing` up to the record's do not exist (the broker said so): released
     for commit, and the record is processed."""
@@ -301,8 +228,9 @@ async def _handle_jump(
     """A record arrived after missing offsets: if retention (or compaction) already deleted
     them, accept the loss loudly and go on from the partition's first record; otherwise seek
     back to the first missing one. Returns PROCESS when this record is the one to go on with.
-    A record after a seek back to the same offset within `RESEEK_S` was fetched before it and
-    is only dropped, unless `again` (the broker was just asked: the position moved again).
+    A record after a seek back to the same offset within `jump_memory.RESEEK_S` came before
+    it and is only dropped, unless `again` (the broker was just asked: the position moved
+    again).
 
     Both ask the consumer's thread, which runs the rebalance callbacks; Faust's revocation
     there waits until every record handed to a stream is acked (`wait_empty`). So the record
@@ -338,8 +266,9 @@ async def _handle_jump(
             return Verdict.REPEAT
         first_missing = earliest
     counters["seeks"] += 1
-    # A record of a stale fetch seeks again once `RESEEK_S` has passed (Faust's fetcher may
-    # have moved its position past the first missing offset meanwhile); it is logged once.
+    # A record of a stale fetch seeks again once `jump_memory.RESEEK_S` passed (Faust's
+    # fetcher may have moved its position past the first missing offset meanwhile); it is
+    # logged once.
     report = log.debug if memory.reported.get(tp) == first_missing else log.warning
     memory.reported[tp] = first_missing
     report(
@@ -570,7 +499,9 @@ async def processed_batches(
                     verdict, first_missing = order.classify(
                         message.tp, message.offset, message.generation_id, committed
                     )
-                    if jumps.stale(message, verdict, first_missing):
+                    if first_missing is not None and jumps.stale(
+                        message, first_missing, verdict is Verdict.ACCEPT_GAP
+                    ):
                         # Fetched before the last seek back: read again after it, and the
                         # batch goes on (nothing here asks the consumer's thread).
                         consumer._unacked_messages.discard(message)

@@ -132,12 +132,6 @@ class Settings:
     #: them was ~15 % of a worker's CPU (docs/performance.md). Adds at most this much to each
     #: hop's latency. Env `VIGIL_PRODUCER_LINGER_MS`. Default 5.
     producer_linger_ms: int = 5
-    #: How often the worker commits the input offsets its agents have finished with (ms;
-    #: Faust's `broker_commit_interval`, default 2,800). A record is committed at most this
-    #: long after its step's outputs and state are confirmed; a restart reads again what was
-    #: not committed (nothing lost either way, docs/crash-safety.md). Env
-    #: `VIGIL_COMMIT_INTERVAL_MS`. Default 500.
-    commit_interval_ms: int = 500
     #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
     #: message, event or table operation; app/metrics/faust_sensor.py) or `full` (Faust's
     #: PrometheusMonitor with its per-message bookkeeping). Env `VIGIL_FAUST_SENSOR`.
@@ -304,7 +298,6 @@ class Settings:
             producer_buffer=env_int(env, "VIGIL_PRODUCER_BUFFER", d.producer_buffer),
             event_loop=env_str(env, "VIGIL_EVENT_LOOP", d.event_loop),
             producer_linger_ms=env_int(env, "VIGIL_PRODUCER_LINGER_MS", d.producer_linger_ms),
-            commit_interval_ms=env_int(env, "VIGIL_COMMIT_INTERVAL_MS", d.commit_interval_ms),
             faust_sensor=env_str(env, "VIGIL_FAUST_SENSOR", d.faust_sensor),
             eager_delivery=env_bool(env, "VIGIL_EAGER_DELIVERY", d.eager_delivery),
             fetch_max_wait_ms=env_int(env, "VIGIL_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
@@ -387,10 +380,6 @@ class Settings:
         if not 0 <= self.producer_linger_ms <= 1000:
             raise ValueError(
                 f"VIGIL_PRODUCER_LINGER_MS must be 0..1000, got {self.producer_linger_ms}"
-            )
-        if not 50 <= self.commit_interval_ms <= 60_000:
-            raise ValueError(
-                f"VIGIL_COMMIT_INTERVAL_MS must be 50..60000, got {self.commit_interval_ms}"
             )
         if self.faust_sensor not in ("lean", "full"):
             raise ValueError(f"VIGIL_FAUST_SENSOR must be lean or full, got {self.faust_sensor!r}")

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from faust.types.tuples import TP, ConsumerMessage
 
-from app.runtime import acking
+from app.runtime import acking, jump_memory
 from app.runtime.acking import PartitionOrder, Verdict
 
 
@@ -256,9 +256,9 @@ def test_a_stale_record_seeks_again_once_the_last_seek_back_is_old(monkeypatch):
     """The position may have moved past the missing offsets again after the seek: a record
     after the jump seeks again once `RESEEK_S` has passed."""
     clock = Clock()
-    monkeypatch.setattr(acking, "time", clock)
+    monkeypatch.setattr(jump_memory, "time", clock)
     stream, consumer = stream_of("guarded-t", [0, 1, 5, 6, 7, 2, 3, 4, 5, 6, 7])
-    when = {6: 0.5 * acking.RESEEK_S, 7: 1.5 * acking.RESEEK_S}
+    when = {6: 0.5 * jump_memory.RESEEK_S, 7: 1.5 * jump_memory.RESEEK_S}
     events = stream.events
 
     async def timed():
