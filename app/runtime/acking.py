@@ -27,11 +27,10 @@ committed offset, asked of the broker when the consumer does not know it yet: `G
 a record seen before is skipped; a record after a jump is not processed, and the consumer is
 sought back to the first missing offset (the records after it that came in the same fetch are
 dropped without another seek for a while: app/runtime/jump_memory.py). A jump seen twice
-between the same offsets, in one
-consumer generation and with nothing processed from its first offset between, may be real
-(compaction, a transactional producer's markers): the broker is asked for the first missing
-offset, and only if it serves nothing before the record after the jump are the offsets
-accepted and released for commit.
+between the same offsets, in one consumer generation and with nothing processed from its
+first offset between, may be real (compaction, a transactional producer's markers): the
+broker is asked for the first missing offset, and only if it serves nothing before the record
+after the jump are the offsets accepted and released for commit.
 Offsets the broker has already deleted (retention outran the consumer) are reported as lost,
 with their count, and reading goes on from the log start.
 """
