@@ -222,14 +222,12 @@ async def _handle_jump(
     event: Any,
     first_missing: int,
     memory: JumpMemory,
-    again: bool = False,
 ) -> Verdict:
     """A record arrived after missing offsets: if retention (or compaction) already deleted
     them, accept the loss loudly and go on from the partition's first record; otherwise seek
     back to the first missing one. Returns PROCESS when this record is the one to go on with.
-    A record after a seek back to the same offset within `jump_memory.RESEEK_S` came before
-    it and is only dropped, unless `again` (the broker was just asked: the position moved
-    again).
+    (Records of a fetch that came before a recent seek back never get here: the batch loop
+    drops them, `JumpMemory.stale`.)
 
     Both ask the consumer's thread, which runs the rebalance callbacks; Faust's revocation
     there waits until every record handed to a stream is acked (`wait_empty`). So the record
@@ -242,8 +240,6 @@ async def _handle_jump(
     generation = message.generation_id
     if memory.gap_ends_at(tp, generation, first_missing) == offset:
         return await _accept_gap(consumer, message, first_missing)
-    if not again and memory.sought_lately(tp, generation, first_missing):
-        return Verdict.SEEK_BACK
     earliest = (await consumer.earliest_offsets(tp)).get(tp)
     if earliest is not None and earliest > first_missing:
         counters["deleted"] += earliest - first_missing
@@ -400,7 +396,7 @@ async def _confirm_gap(
         first_missing,
         "did not serve in time" if first is None else f"serves (first: {first})",
     )
-    return await _handle_jump(consumer, order, event, first_missing, memory, again=True)
+    return await _handle_jump(consumer, order, event, first_missing, memory)
 
 
 def _positions(consumer: Any, order: PartitionOrder, topics: set[str]) -> dict[Any, int | None]:
