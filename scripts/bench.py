@@ -20,6 +20,9 @@ Measured on the local broker, each part with its own topic prefix:
   (`rss_backlog_growth`): the backlog waits in Kafka, not in the worker (docs/backpressure.md);
 - peak RSS of the workers (VmHWM), state size on disk per 100k series is left to the chaos and
   recovery measurements (docs/crash-safety.md);
+- logic: CPU per raw record of the logic alone, offline (scripts/bench_logic.py: ingest, then
+  the stateful logic and risk), and what the worker spends beyond it (`delivery_cpu_ms_per_record`:
+  Faust's and aiokafka's per-message path, sends and state writes);
 - normalization events/s per adapter, offline;
 - gaps: CPU per event of the stateful logic over a stream whose series pause for up to 90 days
   against the same stream without pauses, offline (scripts/bench_gaps.py);
@@ -491,6 +494,9 @@ def main() -> int:
     results["faust_floor"] = faust_floor(records, tmp)
     results["faust_floor_batched"] = faust_floor(records, tmp, batched=True)
     results["vigil_1w"] = vigil_run(records, 1, tmp)
+    # The logic alone, offline, in the same minutes: what is left of Vigil's CPU per raw record
+    # is delivery (Faust's and aiokafka's per-message path) and state writes.
+    results["logic"] = _json_of([sys.executable, str(REPO / "scripts" / "bench_logic.py")])
     results["vigil_2w"] = vigil_run(records, 2, tmp)
     # Backpressure: the whole input waits in Kafka when a worker starts (a burst far above any
     # sustained rate); its memory must not follow the backlog (docs/backpressure.md).
@@ -545,6 +551,13 @@ def main() -> int:
             results["vigil_1w"]["rss_mb"] / results["vigil_1w_tenth"]["rss_mb"], 2
         ),
     }
+    if "total_ms_per_raw" in results["logic"]:
+        # The worker's CPU per raw record split: the logic (offline) and the rest.
+        logic = results["logic"]["total_ms_per_raw"]
+        summary["logic_cpu_ms_per_record"] = logic
+        summary["delivery_cpu_ms_per_record"] = round(
+            results["vigil_1w"]["cpu_ms_per_record"] - logic, 3
+        )
     if "cpu_ratio" in results["gaps"]:
         # Per-series gaps of up to 90 days against the same stream without them (offline):
         # event-time work follows what is due, not the length of the gaps (issue 26).
